@@ -1,0 +1,107 @@
+"""pydantic-ai chat: streaming, multi-turn chat in Gradio, offline by default.
+
+Run it:   python app.py            (then open http://127.0.0.1:7860)
+Options:  python app.py --help     (every flag also has a CHAT_* environment variable)
+
+`demo` is built at import time without launching, so `gradio app.py` reload mode and the tests
+can import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import gradio as gr
+from pydantic_ai.conversation import Conversation
+
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.demo_model import DemoModel, DemoPace
+from chat.models import ModelResolver
+from chat.turns import ChatService
+from storage import open_store
+from ui import build_demo
+
+
+def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
+    """Flags override `CHAT_*` environment variables, which override the defaults."""
+    defaults = Settings()
+    parser = argparse.ArgumentParser(description="Streaming multi-turn chat with pydantic-ai in Gradio.")
+    parser.add_argument("--model", default=environ.get("CHAT_MODEL", defaults.model),
+                        help="demo (default, offline) or a pydantic-ai model string, e.g. openai-chat:gpt-4o-mini [CHAT_MODEL]")
+    parser.add_argument("--extra-models", default=environ.get("CHAT_EXTRA_MODELS", ""),
+                        help="comma-separated model strings to offer in the Model menu [CHAT_EXTRA_MODELS]")
+    parser.add_argument("--base-url", default=environ.get("CHAT_BASE_URL"),
+                        help="an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1; --model is then its model name [CHAT_BASE_URL]")
+    parser.add_argument("--max-prompt-chars", type=int,
+                        default=int(environ.get("CHAT_MAX_PROMPT_CHARS", defaults.max_prompt_chars)),
+                        help="longest prompt accepted [CHAT_MAX_PROMPT_CHARS]")
+    parser.add_argument("--request-timeout", type=float,
+                        default=float(environ.get("CHAT_REQUEST_TIMEOUT", defaults.request_timeout)),
+                        help="seconds without data from the provider before a turn fails [CHAT_REQUEST_TIMEOUT]")
+    parser.add_argument("--max-streams", type=int,
+                        default=int(environ.get("CHAT_MAX_STREAMS", defaults.max_concurrent_streams)),
+                        help="answers streamed at once [CHAT_MAX_STREAMS]")
+    parser.add_argument("--demo-delay", type=float,
+                        default=float(environ.get("CHAT_DEMO_DELAY", defaults.demo_first_token_delay)),
+                        help="demo model: seconds before the first token [CHAT_DEMO_DELAY]")
+    parser.add_argument("--demo-tps", type=float,
+                        default=float(environ.get("CHAT_DEMO_TPS", defaults.demo_tokens_per_second)),
+                        help="demo model: tokens per second, 0 for as fast as possible [CHAT_DEMO_TPS]")
+    args = parser.parse_args(list(argv))
+    return Settings(
+        model=args.model,
+        extra_models=tuple(name.strip() for name in args.extra_models.split(",") if name.strip()),
+        base_url=args.base_url or None,
+        api_key=environ.get("CHAT_API_KEY"),
+        max_prompt_chars=args.max_prompt_chars,
+        request_timeout=args.request_timeout,
+        max_concurrent_streams=args.max_streams,
+        demo_first_token_delay=args.demo_delay,
+        demo_tokens_per_second=args.demo_tps,
+        owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
+    )
+
+
+def build_service(settings: Settings) -> ChatService:
+    return ChatService(
+        build_chat_agent(),
+        open_store(),
+        ModelResolver(settings),
+        max_prompt_chars=settings.max_prompt_chars,
+        request_timeout=settings.request_timeout,
+    )
+
+
+def warm_up(service: ChatService) -> None:
+    """Stream one instant demo answer: the first run in a process pays ~0.5 s of one-off set-up."""
+
+    async def run_once() -> None:
+        async with service.agent.run_stream("hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()) as run:
+            async for _ in run.stream_text(delta=True, debounce_by=None):
+                pass
+
+    asyncio.run(run_once())
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    service = build_service(settings)
+    if settings.warm_up:
+        warm_up(service)
+    return build_demo(service, settings)
+
+
+demo = build_app(parse_settings(os.environ))
+
+if __name__ == "__main__":
+    import sys
+
+    logging.basicConfig(level=logging.INFO)
+    settings = parse_settings(os.environ, sys.argv[1:])
+    if settings != parse_settings(os.environ):
+        demo = build_app(settings)
+    demo.launch()

@@ -1,0 +1,1 @@
+"""The chat domain: models, agents, turns and rendering. Knows nothing of Gradio."""

@@ -1,0 +1,39 @@
+"""Settings: one frozen object built once in `app.py` and handed down; nothing below `ui/` reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEMO_MODEL = "demo"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEMO_MODEL
+    """The model selected when a page opens: `demo` or any pydantic-ai model string."""
+    extra_models: tuple[str, ...] = ()
+    """More model strings offered in the model menu."""
+    base_url: str | None = None
+    """An OpenAI-compatible server (Ollama, vLLM, llama.cpp); `model` is then the name it serves."""
+    api_key: str | None = None
+    max_prompt_chars: int = 20_000
+    request_timeout: float = 60.0
+    """Seconds without a byte from the provider before a turn fails."""
+    max_concurrent_streams: int = 200
+    demo_first_token_delay: float = 0.3
+    demo_tokens_per_second: float = 30.0
+    owner_secret: str = "pydantic-ai-gradio-chat"
+    """Fixes the browser-state key so visitors keep their identity across server restarts."""
+    warm_up: bool = True
+
+    @property
+    def default_model(self) -> str:
+        """The menu entry selected when a page opens."""
+        return self.compatible_model_label or self.model
+
+    @property
+    def compatible_model_label(self) -> str | None:
+        """The menu label of the OpenAI-compatible server's model, when one is configured."""
+        if not self.base_url:
+            return None
+        return f"compatible:{self.model}"

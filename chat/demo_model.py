@@ -1,0 +1,221 @@
+"""The offline demo model: a pydantic-ai `FunctionModel` that streams plausible answers with no API key.
+
+It reads the conversation it is sent, so multi-turn memory is visible offline: tell it
+"I'm Sam, I am 28" and later ask "how old am I?". It streams word by word (CJK by character
+pairs) at a configurable pace and reports usage that grows with the history it was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RequestUsage
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u3000-\u303f\uff00-\uffef"
+_CHUNK_PATTERN = re.compile(rf"\s*(?:[{_CJK}]{{1,2}}|[^\s{_CJK}]+)|\s+")
+_TOKEN_PATTERN = re.compile(rf"[{_CJK}]|[A-Za-z0-9_]+|[^\sA-Za-z0-9_{_CJK}]")
+
+
+def split_into_chunks(text: str) -> list[str]:
+    """Split text the way a provider streams it: a word with its leading space, or two CJK characters."""
+    return _CHUNK_PATTERN.findall(text)
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one token per word, per punctuation mark and per CJK character."""
+    return len(_TOKEN_PATTERN.findall(text))
+
+
+def estimate_message_tokens(messages: Iterable[ModelMessage], instructions: str | None = None) -> int:
+    """Estimate what a request carrying these messages costs in input tokens."""
+    total = estimate_tokens(instructions or "")
+    for message in messages:
+        if isinstance(message, ModelRequest) and message.instructions:
+            total += estimate_tokens(message.instructions)
+        for part in message.parts:
+            content = getattr(part, "content", None)
+            if isinstance(content, str):
+                total += estimate_tokens(content)
+    return total
+
+
+@dataclass(frozen=True)
+class DemoPace:
+    """How fast the demo model streams. `tokens_per_second=0` streams as fast as the event loop allows."""
+
+    first_token_delay: float = 0.3
+    tokens_per_second: float = 30.0
+
+    @classmethod
+    def instant(cls) -> DemoPace:
+        return cls(first_token_delay=0.0, tokens_per_second=0.0)
+
+
+@dataclass
+class _Facts:
+    name: str | None = None
+    age: str | None = None
+
+
+_NAME_PATTERNS = [
+    re.compile(r"我叫\s*([^\s,,。.!!??、;;]{1,12})"),
+    re.compile(r"我的名字是\s*([^\s,,。.!!??、;;]{1,12})"),
+    re.compile(r"\bmy name is\s+([A-Za-z][\w'-]*)", re.I),
+    re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.I),
+    re.compile(r"\bI(?:'m| am)\s+(?!\d)([A-Z][\w'-]*)"),
+]
+_AGE_PATTERNS = [
+    re.compile(r"今年\s*(\d{1,3})"),
+    re.compile(r"(\d{1,3})\s*岁"),
+    re.compile(r"\bI(?:'m| am)\s+(\d{1,3})\b", re.I),
+    re.compile(r"\b(\d{1,3})\s+years?\s+old\b", re.I),
+]
+_COUNT_PATTERN = re.compile(r"\bcount (?:to|up to)\s+(\d{1,6})\b|数到\s*(\d{1,6})", re.I)
+
+
+def _user_texts(messages: Sequence[ModelMessage]) -> list[str]:
+    texts = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    texts.append(part.content)
+    return texts
+
+
+def _remembered_facts(texts: Iterable[str]) -> _Facts:
+    facts = _Facts()
+    for text in texts:
+        for pattern in _NAME_PATTERNS:
+            if match := pattern.search(text):
+                facts.name = match.group(1)
+                break
+        for pattern in _AGE_PATTERNS:
+            if match := pattern.search(text):
+                facts.age = match.group(1)
+                break
+    return facts
+
+
+def _has_cjk(text: str) -> bool:
+    return re.search(rf"[{_CJK}]", text) is not None
+
+
+def _answer_from_memory(prompt: str, facts: _Facts, told_now: _Facts) -> str | None:
+    lower = prompt.lower()
+    if _has_cjk(prompt):
+        if "多大" in prompt or "几岁" in prompt or "年龄" in prompt:
+            return f"你今年 {facts.age} 岁。" if facts.age else "你还没有告诉我你的年龄。"
+        if "我叫什么" in prompt or "我是谁" in prompt or "我的名字" in prompt and "?" in prompt:
+            return f"你叫{facts.name}。" if facts.name else "你还没有告诉我你的名字。"
+        if told_now.name or told_now.age:
+            said = [f"你叫{told_now.name}" for _ in [1] if told_now.name] + [
+                f"你今年 {told_now.age} 岁" for _ in [1] if told_now.age
+            ]
+            greeting = f"很高兴认识你,{told_now.name}!" if told_now.name else "好的!"
+            return f"{greeting}我记住了:{','.join(said)}。之后问我就知道了。"
+        return None
+    if "how old am i" in lower or "my age" in lower:
+        return f"You are {facts.age} years old." if facts.age else "You haven't told me your age yet."
+    if "what's my name" in lower or "what is my name" in lower or "who am i" in lower:
+        return f"Your name is {facts.name}." if facts.name else "You haven't told me your name yet."
+    if told_now.name or told_now.age:
+        said = [f"your name is {told_now.name}" for _ in [1] if told_now.name] + [
+            f"you are {told_now.age}" for _ in [1] if told_now.age
+        ]
+        greeting = f"Nice to meet you, {told_now.name}!" if told_now.name else "Got it!"
+        return f"{greeting} I'll remember that {' and '.join(said)}. Ask me later and I will know."
+    return None
+
+
+def _counting(prompt: str) -> str | None:
+    if match := _COUNT_PATTERN.search(prompt):
+        limit = int(match.group(1) or match.group(2))
+        return " ".join(str(n) for n in range(1, limit + 1)) + "."
+    return None
+
+
+def _demo_explainer(prompt: str, earlier_turns: int) -> str:
+    if _has_cjk(prompt):
+        return (
+            f"**演示模型**(离线,无需 API key)。你说的是:「{prompt[:80]}」。"
+            f"这段对话里之前有 {earlier_turns} 轮,我都能看到:试试先说「我叫小王,今年 28。」再问「我多大了?」。"
+            "这里的回答是逐字流式输出的,按 Stop 可以随时停止,已经生成的部分会保留。"
+            "想用真正的模型:在 Model 菜单里选择,或运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`。"
+        )
+    excerpt = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+    return (
+        f"**Demo model** (offline, no API key needed). You said: \u201c{excerpt}\u201d. "
+        f"I can see the {earlier_turns} earlier turn{'s' if earlier_turns != 1 else ''} of this conversation, "
+        "so memory works: tell me \u201cMy name is Sam and I am 28\u201d, then ask \u201chow old am I?\u201d. "
+        "This answer streams word by word, like a real model; press **Stop** at any moment and the part "
+        "already written is kept. Ask me to \u201ccount to 500\u201d for a long answer. "
+        "To talk to a real model, pick one in the **Model** menu, or start the app with "
+        "`python app.py --model openai-chat:gpt-4o-mini` and `OPENAI_API_KEY` set "
+        "(Anthropic, Ollama and any OpenAI-compatible server work too; see the README)."
+    )
+
+
+def compose_reply(messages: Sequence[ModelMessage]) -> str:
+    """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
+    texts = _user_texts(messages)
+    prompt = texts[-1] if texts else ""
+    earlier = texts[:-1]
+    facts = _remembered_facts(texts)
+    told_now = _remembered_facts([prompt])
+    return (
+        _counting(prompt)
+        or _answer_from_memory(prompt, facts, told_now)
+        or _demo_explainer(prompt, earlier_turns=len(earlier))
+    )
+
+
+class DemoModel(FunctionModel):
+    """The offline default model. `DemoModel(pace=DemoPace.instant())` streams with no delay, for tests."""
+
+    def __init__(self, pace: DemoPace | None = None) -> None:
+        self.pace = pace or DemoPace()
+        super().__init__(stream_function=self._stream_reply, function=None, model_name="demo")
+
+    async def _stream_reply(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        if info.output_tools:
+            raise NotImplementedError("The demo model streams text only; structured output is not built yet.")
+        await asyncio.sleep(self.pace.first_token_delay)
+        gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
+        for index, chunk in enumerate(split_into_chunks(compose_reply(messages))):
+            if index:
+                await asyncio.sleep(gap)
+            yield chunk
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: Any = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        async with super().request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as response:
+            # FunctionModel books a flat 50 input tokens per request; a demo of context cost must show
+            # the input growing with the history, so book an estimate of what was really sent.
+            # Output tokens are already counted one per streamed chunk, which is one per token here.
+            response._usage = RequestUsage(input_tokens=estimate_message_tokens(messages))
+            yield response

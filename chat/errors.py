@@ -1,0 +1,69 @@
+"""Failures explained to the person who hits them: what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelHTTPError,
+    ModelNotFoundError,
+    ModelRateLimitError,
+    ModelServerError,
+    ModelTimeoutError,
+    RunTimedOut,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+
+from chat.models import ModelUnavailable
+
+
+class PromptRejected(ValueError):
+    """A prompt that is not sent; the message tells the user why."""
+
+
+class ConversationUnavailable(LookupError):
+    """The conversation does not exist for this visitor (never created, deleted, or someone else's)."""
+
+
+def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool = False) -> str:
+    """One or two sentences for the UI: the cause, then the fix. Nothing was saved when this is shown."""
+    if mid_stream and isinstance(error, ModelConnectionError):
+        return (
+            f"The connection to the provider of '{model_name}' broke in the middle of the answer "
+            f"({str(error).rstrip('.')}). Nothing was saved; your message is back in the box: send it again."
+        )
+    if isinstance(error, (ModelUnavailable, PromptRejected, ConversationUnavailable)):
+        return str(error)
+    if isinstance(error, ModelAuthenticationError):
+        return (
+            f"The provider rejected the API key for '{model_name}' ({_status(error)}). Check the key "
+            "(OPENAI_API_KEY, ANTHROPIC_API_KEY, ... or CHAT_API_KEY for a CHAT_BASE_URL server) and restart the app."
+        )
+    if isinstance(error, ModelRateLimitError):
+        wait = f" The provider asks to wait {error.retry_after:g} s before retrying." if error.retry_after else ""
+        return f"Rate limited by the provider of '{model_name}' ({_status(error)}).{wait} Your message is kept: send it again."
+    if isinstance(error, ModelNotFoundError):
+        return f"The provider does not know the model '{model_name}' ({_status(error)}). Check the model name."
+    if isinstance(error, ModelServerError):
+        return f"The provider of '{model_name}' failed ({_status(error)}). It is on their side: send your message again in a moment."
+    if isinstance(error, (ModelTimeoutError, RunTimedOut)):
+        return f"'{model_name}' did not answer in time. Your message is kept: send it again, or raise CHAT_REQUEST_TIMEOUT."
+    if isinstance(error, ModelConnectionError):
+        return f"Could not reach the provider of '{model_name}' ({str(error).rstrip('.')}). Check the network or CHAT_BASE_URL."
+    if isinstance(error, ModelHTTPError):
+        return f"The provider of '{model_name}' refused the request ({_status(error)}): {error.message}"
+    if isinstance(error, ModelAPIError):
+        return f"The provider of '{model_name}' reported an error: {error.message}"
+    if isinstance(error, UsageLimitExceeded):
+        return f"The turn was stopped by a usage limit: {error}"
+    if isinstance(error, UnexpectedModelBehavior):
+        return f"'{model_name}' sent an answer that could not be used: {error.message}"
+    return f"Something went wrong ({type(error).__name__}: {error}). Your message is kept: send it again."
+
+
+def _status(error: ModelAPIError) -> str:
+    if isinstance(error, ModelHTTPError):
+        return f"HTTP {error.status_code}"
+    return type(error).__name__

@@ -1,0 +1,83 @@
+"""Which model answers: the offline demo model, any pydantic-ai model string, or an OpenAI-compatible server.
+
+Resolution is lazy and per name, so a missing key or provider package never stops the app from
+starting: it becomes a `ModelUnavailable` whose message names the exact fix, shown in the UI.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model, infer_model
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+
+from chat.config import DEMO_MODEL, Settings
+from chat.demo_model import DemoModel, DemoPace
+
+MODEL_STRING_EXAMPLES = "'openai-chat:gpt-4o-mini', 'anthropic:claude-sonnet-4-5', 'ollama:llama3.2' or 'demo'"
+
+
+class ModelUnavailable(Exception):
+    """A model that cannot be used as configured; the message says why and how to fix it."""
+
+
+def model_choices(settings: Settings) -> list[str]:
+    """The model menu: the demo model first, then the configured ones, without repeats."""
+    choices = [DEMO_MODEL, settings.default_model, *settings.extra_models]
+    return list(dict.fromkeys(choices))
+
+
+class ModelResolver:
+    """Turns a menu entry into a pydantic-ai `Model`, once per name; safe to share between threads."""
+
+    def __init__(self, settings: Settings, demo_pace: DemoPace | None = None) -> None:
+        self._settings = settings
+        self._demo_pace = demo_pace or DemoPace(
+            first_token_delay=settings.demo_first_token_delay,
+            tokens_per_second=settings.demo_tokens_per_second,
+        )
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, name: str) -> Model:
+        name = (name or "").strip()
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = self._build(name)
+            return self._models[name]
+
+    def check(self, name: str) -> str | None:
+        """The reason `name` cannot be used, or None when it can."""
+        try:
+            self.resolve(name)
+        except ModelUnavailable as error:
+            return str(error)
+        return None
+
+    def _build(self, name: str) -> Model:
+        if not name:
+            raise ModelUnavailable(f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.")
+        if name == DEMO_MODEL:
+            return DemoModel(pace=self._demo_pace)
+        if name == self._settings.compatible_model_label:
+            provider = OpenAICompatibleProvider(
+                "compatible",
+                base_url=self._settings.base_url or "",
+                # Local servers (Ollama, llama.cpp) accept any key, but the OpenAI client insists on one.
+                api_key=self._settings.api_key or "not-needed",
+            )
+            return OpenAIChatModel(self._settings.model, provider=provider)
+        try:
+            return infer_model(name)
+        except ImportError as error:
+            raise ModelUnavailable(f"Model '{name}' needs a provider package that is not installed. {error}") from error
+        except UserError as error:
+            if str(error).startswith("Unknown model"):
+                raise ModelUnavailable(
+                    f"Unknown model '{name}'. Use a pydantic-ai model string with its provider prefix, "
+                    f"e.g. {MODEL_STRING_EXAMPLES}. For an OpenAI-compatible server set CHAT_BASE_URL "
+                    "and CHAT_MODEL to the name it serves."
+                ) from error
+            raise ModelUnavailable(f"Model '{name}' is not configured: {error} Then restart the app.") from error

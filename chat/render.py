@@ -1,0 +1,57 @@
+"""What the chat shows: stored pydantic-ai messages as chat bubbles, and a turn's usage as one line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from chat.turns import CONNECTION_LOST, END_KEY, STOPPED, TurnStats, TurnStatus
+
+STOPPED_LABEL = "\n\n*⏹ stopped*"
+CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
+FAILED_PREFIX = "⚠️ "
+
+Bubble = dict[str, str]
+
+
+def ended_label(reason: str | None) -> str:
+    return {STOPPED: STOPPED_LABEL, CONNECTION_LOST: CONNECTION_LOST_LABEL}.get(reason or "", "")
+
+
+def status_label(status: TurnStatus) -> str:
+    return {TurnStatus.STOPPED: STOPPED_LABEL, TurnStatus.CONNECTION_LOST: CONNECTION_LOST_LABEL}.get(status, "")
+
+
+def to_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
+    """User prompts and text answers as `{"role", "content"}` dicts; answers that ended early keep their label."""
+    bubbles: list[Bubble] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    bubbles.append({"role": "user", "content": part.content})
+        elif isinstance(message, ModelResponse):
+            text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
+            label = ended_label((message.metadata or {}).get(END_KEY))
+            if text or label:
+                bubbles.append({"role": "assistant", "content": text + label})
+    return bubbles
+
+
+def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) -> str:
+    approx = "≈" if stats.estimated else ""
+    parts = [
+        f"**{stats.model}**",
+        f"{stats.requests} request{'s' if stats.requests != 1 else ''}",
+        f"{approx}{stats.input_tokens:,} in / {approx}{stats.output_tokens:,} out tokens"
+        + (" (estimated)" if stats.estimated else ""),
+    ]
+    if stats.first_token_seconds is not None:
+        parts.append(f"first token {stats.first_token_seconds:.2f} s")
+    parts.append(f"total {stats.total_seconds:.2f} s")
+    if status is TurnStatus.STOPPED:
+        parts.append("stopped")
+    elif status is TurnStatus.CONNECTION_LOST:
+        parts.append("connection lost")
+    return " · ".join(parts)

@@ -1,0 +1,378 @@
+"""One chat turn: stream the answer, stop it on request, save it through a `ConversationStore`.
+
+The pydantic-ai run lives in a task of its own that this module owns. Whoever consumes the
+updates (a Gradio generator, a test) can be cancelled or closed from any task, the tab can be
+closed mid-stream, and the run still ends in its own task: the partial answer is saved as an
+`interrupted` response, and the HTTP stream to the provider is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic_ai import Agent, CancellationToken
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.conversation_store import ConversationConflict, ConversationStore
+from pydantic_ai.exceptions import RunCancelled, RunTimedOut
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.usage import RunUsage
+
+from chat.demo_model import estimate_message_tokens, estimate_tokens
+from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.models import ModelResolver, ModelUnavailable
+from chat.text import repair_responses, visible_prefix
+
+log = logging.getLogger(__name__)
+
+STOPPED = "stopped"
+CONNECTION_LOST = "connection_lost"
+END_KEY = "ended"
+"""`ModelResponse.metadata` key saying why an answer ended early (never sent to the model)."""
+
+
+class TurnStatus(enum.StrEnum):
+    STREAMING = "streaming"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    CONNECTION_LOST = "connection_lost"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TurnStats:
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    first_token_seconds: float | None
+    total_seconds: float
+    estimated: bool
+    """True when the provider did not report the tokens and they were estimated from the text."""
+
+
+@dataclass(frozen=True)
+class TurnUpdate:
+    conversation_id: str
+    text: str
+    """The whole answer so far, safe to display."""
+    status: TurnStatus = TurnStatus.STREAMING
+    stats: TurnStats | None = None
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status is not TurnStatus.STREAMING
+
+
+class ActiveTurns:
+    """The turns streaming right now, by owner and conversation, so Stop can reach them from another event."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], CancellationToken] = {}
+        self._lock = threading.Lock()
+
+    def start(self, owner: str, conversation_id: str) -> CancellationToken:
+        token = CancellationToken()
+        with self._lock:
+            self._tokens[(owner, conversation_id)] = token
+        return token
+
+    def finish(self, owner: str, conversation_id: str, token: CancellationToken) -> None:
+        with self._lock:
+            if self._tokens.get((owner, conversation_id)) is token:
+                del self._tokens[(owner, conversation_id)]
+
+    def stop(self, owner: str, conversation_id: str) -> bool:
+        """Stop the owner's running turn in this conversation; False when none is running."""
+        with self._lock:
+            token = self._tokens.get((owner, conversation_id))
+        if token is None:
+            return False
+        token.cancel()
+        return True
+
+
+class ChatService:
+    """Runs turns for many visitors at once; every call is scoped to the visitor who owns the conversation."""
+
+    def __init__(
+        self,
+        agent: Agent[None, str],
+        store: ConversationStore,
+        models: ModelResolver,
+        *,
+        max_prompt_chars: int = 20_000,
+        request_timeout: float = 60.0,
+        min_update_interval: float = 0.05,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.agent = agent
+        self.store = store
+        self.models = models
+        self.max_prompt_chars = max_prompt_chars
+        self.request_timeout = request_timeout
+        self.min_update_interval = min_update_interval
+        self.active = ActiveTurns()
+        self._clock = clock
+
+    def check_prompt(self, prompt: str | None) -> str:
+        """The prompt to send, or `PromptRejected` saying why it cannot be sent."""
+        if prompt is None or not prompt.strip():
+            raise PromptRejected("Type a message first.")
+        if len(prompt) > self.max_prompt_chars:
+            raise PromptRejected(
+                f"Your message is {len(prompt):,} characters; the limit is {self.max_prompt_chars:,}. "
+                "Shorten it (it is still in the box) or raise CHAT_MAX_PROMPT_CHARS."
+            )
+        return prompt
+
+    async def load_messages(self, owner: str, conversation_id: str) -> list[ModelMessage]:
+        conversation = await self.store.load(conversation_id, scope=_required(owner))
+        return [] if conversation is None else list(conversation.messages)
+
+    def stop(self, owner: str, conversation_id: str) -> bool:
+        return self.active.stop(_required(owner), conversation_id)
+
+    async def run_turn(
+        self, owner: str, conversation_id: str, prompt: str, model_name: str
+    ) -> AsyncIterator[TurnUpdate]:
+        """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final."""
+        try:
+            owner = _required(owner)
+            prompt = self.check_prompt(prompt)
+        except (PromptRejected, ConversationUnavailable) as error:
+            yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=str(error))
+            return
+        updates: asyncio.Queue[TurnUpdate] = asyncio.Queue()
+        token = self.active.start(owner, conversation_id)
+        producer = asyncio.create_task(self._produce(owner, conversation_id, prompt, model_name, token, updates))
+        try:
+            next_due = 0.0
+            while True:
+                update = await updates.get()
+                if not update.final and self._clock() < next_due:
+                    await asyncio.sleep(next_due - self._clock())
+                while not update.final and not updates.empty():
+                    update = updates.get_nowait()
+                yield update
+                if update.final:
+                    return
+                next_due = self._clock() + self.min_update_interval
+        finally:
+            # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
+            token.cancel()
+            await _wait_shielded(producer)
+            self.active.finish(owner, conversation_id, token)
+
+    async def _produce(
+        self,
+        owner: str,
+        conversation_id: str,
+        prompt: str,
+        model_name: str,
+        token: CancellationToken,
+        updates: asyncio.Queue[TurnUpdate],
+    ) -> None:
+        started = self._clock()
+        first_token_at: float | None = None
+        text = ""
+        conversation: Conversation | None = None
+
+        def stats(usage: RunUsage, messages: Sequence[ModelMessage], answer: str) -> TurnStats:
+            return _turn_stats(model_name, usage, messages, answer, started, first_token_at, self._clock())
+
+        try:
+            model = self.models.resolve(model_name)
+            conversation = await self._load_or_start(owner, conversation_id)
+            async with self.agent.run_stream(
+                prompt,
+                model=model,
+                conversation=conversation,
+                cancellation_token=token,
+                model_settings={"timeout": self.request_timeout},
+            ) as run:
+                async for delta in run.stream_text(delta=True, debounce_by=None):
+                    if first_token_at is None:
+                        first_token_at = self._clock()
+                    text += delta
+                    updates.put_nowait(TurnUpdate(conversation_id, visible_prefix(text)))
+            result = run.result
+            assert result is not None
+            saved = result.conversation
+            # pydantic-ai 2.68: a streamed result forgets the loaded revision, so saving it would raise
+            # ConversationConflict from the second turn on.
+            saved.revision = conversation.revision
+            status = TurnStatus.COMPLETED
+            if _connection_was_lost(saved.messages[-1]):
+                status = TurnStatus.CONNECTION_LOST
+                _mark_ended(saved.messages, CONNECTION_LOST)
+            repair_responses(saved.messages)
+            await self._save(saved, owner, new_from=len(conversation.messages))
+            final_text = visible_prefix(_answer_text(saved.messages) or text)
+            updates.put_nowait(
+                TurnUpdate(
+                    conversation_id,
+                    final_text,
+                    status,
+                    stats(_this_turn_usage(result.usage, conversation), saved.messages, final_text),
+                )
+            )
+        except RunTimedOut as error:
+            updates.put_nowait(self._failure(conversation_id, text, error, model_name))
+        except RunCancelled as stopped:
+            await self._save_stopped(stopped, conversation, owner)
+            answer = visible_prefix(text)
+            usage = _this_turn_usage(stopped.usage, conversation)
+            updates.put_nowait(
+                TurnUpdate(conversation_id, answer, TurnStatus.STOPPED, stats(usage, stopped.all_messages(), answer))
+            )
+        except asyncio.CancelledError as cancelled:
+            stopped = RunCancelled.from_cancellation(cancelled)
+            if stopped is not None:
+                await _shielded(self._save_stopped(stopped, conversation, owner))
+            raise
+        except Exception as error:
+            if not isinstance(error, (ModelUnavailable, ConversationUnavailable)):
+                log.exception("turn failed in conversation %s", conversation_id)
+            updates.put_nowait(self._failure(conversation_id, text, error, model_name))
+
+    def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
+        return TurnUpdate(
+            conversation_id,
+            visible_prefix(text),
+            TurnStatus.FAILED,
+            error=describe_failure(error, model_name, mid_stream=bool(text)),
+        )
+
+    async def _load_or_start(self, owner: str, conversation_id: str) -> Conversation:
+        conversation = await self.store.load(conversation_id, scope=owner)
+        if conversation is not None:
+            return conversation
+        if await self.store.read_record(conversation_id) is not None:
+            # Same answer as for a conversation that never existed: an id alone reveals nothing.
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted). Start a new chat.")
+        return Conversation(conversation_id=conversation_id)
+
+    async def _save_stopped(self, stopped: RunCancelled, loaded: Conversation | None, owner: str) -> None:
+        if loaded is None:
+            return
+        messages = list(stopped.all_messages())
+        if len(messages) <= len(loaded.messages):
+            return
+        _mark_ended(messages, STOPPED)
+        repair_responses(messages)
+        partial = Conversation(
+            messages=messages,
+            usage=stopped.usage,
+            conversation_id=loaded.conversation_id,
+            revision=loaded.revision,
+        )
+        await self._save(partial, owner, new_from=len(loaded.messages))
+
+    async def _save(self, conversation: Conversation, owner: str, *, new_from: int) -> None:
+        """Save the turn's messages; if another tab saved this conversation meanwhile, append after its messages."""
+        new_messages = conversation.messages[new_from:]
+        try:
+            await self.store.save(conversation, scope=owner)
+            return
+        except ConversationConflict:
+            pass
+        latest = await self.store.load(conversation.conversation_id, scope=owner)
+        if latest is None:
+            raise ConversationUnavailable("This conversation was deleted while the answer was streaming.")
+        latest.messages.extend(new_messages)
+        await self.store.save(latest, scope=owner)
+
+
+def _required(owner: str | None) -> str:
+    if not owner:
+        raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+    return owner
+
+
+def _answer_text(messages: Sequence[ModelMessage]) -> str:
+    last = messages[-1] if messages else None
+    if not isinstance(last, ModelResponse):
+        return ""
+    return "".join(part.content for part in last.parts if isinstance(part, TextPart))
+
+
+def _connection_was_lost(message: ModelMessage) -> bool:
+    # pydantic-ai 2.68 records a stream the server cut off as complete, with a made-up finish reason.
+    # What gives it away: the provider never sent its own finish reason, nor the usage that comes with it.
+    if not isinstance(message, ModelResponse) or message.provider_name is None or message.state != "complete":
+        return False
+    sent_finish_reason = (message.provider_details or {}).get("finish_reason") is not None
+    return not sent_finish_reason and message.usage.unmeasured_requests > 0
+
+
+def _mark_ended(messages: list[ModelMessage], reason: str) -> None:
+    last = messages[-1] if messages else None
+    if isinstance(last, ModelResponse):
+        messages[-1] = dataclasses.replace(
+            last, state="interrupted", metadata={**(last.metadata or {}), END_KEY: reason}
+        )
+
+
+def _this_turn_usage(run_usage: RunUsage, loaded: Conversation | None) -> RunUsage:
+    """A run's usage includes the conversation's earlier turns; subtract them."""
+    if loaded is None:
+        return run_usage
+    earlier = loaded.usage
+    return RunUsage(
+        requests=max(run_usage.requests - earlier.requests, 0),
+        input_tokens=max(run_usage.input_tokens - earlier.input_tokens, 0),
+        output_tokens=max(run_usage.output_tokens - earlier.output_tokens, 0),
+    )
+
+
+def _turn_stats(
+    model_name: str,
+    usage: RunUsage,
+    messages: Sequence[ModelMessage],
+    answer: str,
+    started: float,
+    first_token_at: float | None,
+    now: float,
+) -> TurnStats:
+    input_tokens, output_tokens, estimated = usage.input_tokens, usage.output_tokens, False
+    if output_tokens == 0 and answer:
+        # OpenAI-style streams report usage only in their last chunk, which a stopped stream never gets.
+        output_tokens, estimated = estimate_tokens(answer), True
+    if input_tokens == 0 and messages:
+        input_tokens, estimated = estimate_message_tokens(messages[:-1]), True
+    return TurnStats(
+        model=model_name,
+        requests=max(usage.requests, 1),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        first_token_seconds=None if first_token_at is None else first_token_at - started,
+        total_seconds=now - started,
+        estimated=estimated,
+    )
+
+
+async def _wait_shielded(task: asyncio.Task[None]) -> None:
+    """Wait for the run to finish saving even if the waiter itself is being cancelled."""
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            continue
+        except Exception:
+            break
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("turn task failed", exc_info=task.exception())
+
+
+async def _shielded(operation: object) -> None:
+    await asyncio.shield(operation)  # type: ignore[arg-type]

@@ -1,0 +1,136 @@
+"""A local OpenAI-compatible Chat Completions server with scripted streams and faults, for tests.
+
+The last user message picks the script:
+  "fault:401" / "fault:429" / "fault:500"  an HTTP error before any chunk (429 sends Retry-After: 7)
+  "fault:slow"       waits 30 s before answering (for timeouts)
+  "fault:cut"        streams three words, then ends the response cleanly with no finish_reason
+  "fault:drop"       streams three words, then breaks the connection mid-body
+  "fault:emoji"      streams an emoji split into two lone surrogates across two chunks
+  "slow"             streams 200 words, one every 50 ms (for Stop)
+  anything else      streams "word0 word1 ... word9" and a final usage chunk
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class ServerLog:
+    requests: list[dict] = field(default_factory=list)
+    chunks_sent: int = 0
+    disconnects: int = 0
+    completed_streams: int = 0
+    disconnected: threading.Event = field(default_factory=threading.Event)
+
+
+def _chunk(delta: dict, finish_reason: str | None = None, usage: dict | None = None) -> str:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return f"data: {json.dumps(body)}\n\n"
+
+
+class _DropConnection(Exception):
+    pass
+
+
+def build_app(log: ServerLog) -> Starlette:
+    async def completions(request: Request) -> Response:
+        payload = await request.json()
+        log.requests.append(payload)
+        prompt = next(
+            (m["content"] for m in reversed(payload["messages"]) if m["role"] == "user"), ""
+        )
+        if isinstance(prompt, list):
+            prompt = " ".join(part.get("text", "") for part in prompt)
+        for code in (401, 429, 500):
+            if f"fault:{code}" in prompt:
+                headers = {"retry-after": "7"} if code == 429 else {}
+                return JSONResponse(
+                    {"error": {"message": f"scripted {code}", "type": "test", "code": str(code)}},
+                    status_code=code,
+                    headers=headers,
+                )
+        if "fault:slow" in prompt:
+            await asyncio.sleep(30)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield _chunk({"role": "assistant", "content": ""})
+                if "fault:emoji" in prompt:
+                    # json.dumps escapes each lone surrogate as \udXXX, exactly as a server slicing UTF-16 would.
+                    for piece in ["Smile ", "\ud83d", "\ude00", " done"]:
+                        log.chunks_sent += 1
+                        yield _chunk({"content": piece})
+                    yield _chunk({}, "stop", {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15})
+                    log.completed_streams += 1
+                    return
+                words = 200 if "slow" in prompt else 10
+                for index in range(words):
+                    if "fault:cut" in prompt and index == 3:
+                        return
+                    if "fault:drop" in prompt and index == 3:
+                        raise _DropConnection
+                    log.chunks_sent += 1
+                    yield _chunk({"content": f"word{index} "})
+                    await asyncio.sleep(0.05 if "slow" in prompt else 0)
+                yield _chunk({}, "stop", {"prompt_tokens": 21, "completion_tokens": words, "total_tokens": 21 + words})
+                yield "data: [DONE]\n\n"
+                log.completed_streams += 1
+            except asyncio.CancelledError:
+                log.disconnects += 1
+                log.disconnected.set()
+                raise
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+class FakeOpenAIServer:
+    """Serves `build_app` on 127.0.0.1 at a random port in a background thread."""
+
+    def __init__(self) -> None:
+        self.log = ServerLog()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(build_app(self.log), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeOpenAIServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
