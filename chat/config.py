@@ -19,6 +19,8 @@ class Settings:
     max_prompt_chars: int = 20_000
     request_timeout: float = 60.0
     """Seconds without a byte from the provider before a turn fails."""
+    provider_retries: int = 2
+    """Retries of a failed request to an OpenAI-compatible server (the OpenAI client's own back-off)."""
     max_concurrent_streams: int = 200
     demo_first_token_delay: float = 0.3
     demo_tokens_per_second: float = 30.0

@@ -80,6 +80,7 @@ _NAME_PATTERNS = [
     re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.I),
     re.compile(r"\bI(?:'m| am)\s+(?!\d)([A-Z][\w'-]*)"),
 ]
+_NOT_NAMES = {"什么", "什麼", "谁", "誰", "啥", "what", "who"}
 _AGE_PATTERNS = [
     re.compile(r"今年\s*(\d{1,3})"),
     re.compile(r"(\d{1,3})\s*岁"),
@@ -103,7 +104,8 @@ def _remembered_facts(texts: Iterable[str]) -> _Facts:
     facts = _Facts()
     for text in texts:
         for pattern in _NAME_PATTERNS:
-            if match := pattern.search(text):
+            match = pattern.search(text)
+            if match and match.group(1).lower() not in _NOT_NAMES:
                 facts.name = match.group(1)
                 break
         for pattern in _AGE_PATTERNS:

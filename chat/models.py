@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 
+from openai import AsyncOpenAI
+
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.openai import OpenAIChatModel
@@ -62,12 +64,14 @@ class ModelResolver:
         if name == DEMO_MODEL:
             return DemoModel(pace=self._demo_pace)
         if name == self._settings.compatible_model_label:
-            provider = OpenAICompatibleProvider(
-                "compatible",
-                base_url=self._settings.base_url or "",
+            client = AsyncOpenAI(
+                base_url=self._settings.base_url,
                 # Local servers (Ollama, llama.cpp) accept any key, but the OpenAI client insists on one.
                 api_key=self._settings.api_key or "not-needed",
+                max_retries=self._settings.provider_retries,
+                timeout=self._settings.request_timeout,
             )
+            provider = OpenAICompatibleProvider("compatible", openai_client=client)
             return OpenAIChatModel(self._settings.model, provider=provider)
         try:
             return infer_model(name)

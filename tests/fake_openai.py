@@ -133,4 +133,5 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
+        self._server.force_exit = True  # don't wait for the scripted 30 s stall
         self._thread.join(timeout=5)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+from pydantic_ai import Agent
+from pydantic_ai.conversation import Conversation
+
+from chat.demo_model import DemoModel, DemoPace, compose_reply, estimate_tokens, split_into_chunks
+
+pytestmark = pytest.mark.anyio
+
+
+async def ask(agent: Agent, prompt: str, conversation: Conversation) -> tuple[list[str], Conversation, object]:
+    chunks = []
+    async with agent.run_stream(prompt, conversation=conversation) as run:
+        async for delta in run.stream_text(delta=True, debounce_by=None):
+            chunks.append(delta)
+    return chunks, run.result.conversation, run.result
+
+
+@pytest.fixture
+def agent() -> Agent:
+    return Agent(DemoModel(DemoPace.instant()), instructions="Be helpful.")
+
+
+def test_chunks_rejoin_to_the_text_and_split_cjk_into_small_groups():
+    text = "Hello, world! 我叫小王,今年 28。ok"
+    chunks = split_into_chunks(text)
+    assert "".join(chunks) == text
+    assert " world!" in chunks
+    assert all(len(chunk.strip()) <= 2 for chunk in chunks if "\u4e00" <= chunk.strip()[:1] <= "\u9fff")
+
+
+def test_token_estimate_counts_cjk_characters_and_words():
+    assert estimate_tokens("hello world") == 2
+    assert estimate_tokens("你好世界") == 4
+    assert estimate_tokens("") == 0
+
+
+async def test_streams_the_answer_in_many_chunks(agent):
+    chunks, _, result = await ask(agent, "Tell me something", Conversation())
+    assert len(chunks) > 20
+    assert "".join(chunks) == result.output
+    assert "Demo model" in result.output
+
+
+async def test_remembers_chinese_facts_across_turns(agent):
+    _, conversation, _ = await ask(agent, "我叫小王,今年 28。", Conversation())
+    _, conversation, result = await ask(agent, "我多大了?", conversation)
+    assert "28" in result.output
+    _, _, result = await ask(agent, "我叫什么?", conversation)
+    assert "小王" in result.output
+
+
+async def test_remembers_english_facts_across_turns(agent):
+    _, conversation, _ = await ask(agent, "My name is Sam and I am 41.", Conversation())
+    _, conversation, result = await ask(agent, "How old am I?", conversation)
+    assert "41" in result.output
+    _, _, result = await ask(agent, "What's my name?", conversation)
+    assert "Sam" in result.output
+
+
+async def test_without_history_it_does_not_invent_facts(agent):
+    _, _, result = await ask(agent, "How old am I?", Conversation())
+    assert "haven't told me" in result.output
+
+
+async def test_usage_input_grows_with_history_and_output_counts_chunks(agent):
+    chunks, conversation, first = await ask(agent, "My name is Ann.", Conversation())
+    first_usage = conversation.messages[-1].usage
+    # one or two tokens a chunk: pydantic-ai counts a word and its punctuation apart
+    assert len(chunks) <= first_usage.output_tokens <= 2 * len(chunks)
+    _, conversation, _ = await ask(agent, "Tell me a story", conversation)
+    second_usage = conversation.messages[-1].usage
+    assert second_usage.input_tokens > first_usage.input_tokens + len(chunks) - 1
+    assert first_usage.input_tokens != 50  # not FunctionModel's flat default
+
+
+async def test_paces_by_first_token_delay_and_tokens_per_second(monkeypatch):
+    delays: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr("chat.demo_model.asyncio.sleep", record_sleep)
+    agent = Agent(DemoModel(DemoPace(first_token_delay=0.25, tokens_per_second=40)))
+    chunks, _, _ = await ask(agent, "count to 5", Conversation())
+    assert delays[0] == 0.25
+    assert delays[1:] == [1 / 40] * (len(chunks) - 1)
+
+
+def test_count_request_gives_a_long_deterministic_answer():
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    reply = compose_reply([ModelRequest(parts=[UserPromptPart("please count to 300")])])
+    assert reply.startswith("1 2 3") and reply.endswith("300.")

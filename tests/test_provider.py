@@ -1,0 +1,114 @@
+"""Real HTTP streaming through the real `openai` client against a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic_ai import models
+from pydantic_ai.conversation_store import InMemoryConversationStore
+
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.models import ModelResolver
+from chat.turns import END_KEY, ChatService, TurnStatus
+from tests.fake_openai import FakeOpenAIServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeOpenAIServer() as running:
+        yield running
+
+
+@pytest.fixture
+async def service(server, monkeypatch):
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
+    settings = Settings(model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=0.5)
+    resolver = ModelResolver(settings)
+    yield ChatService(
+        build_chat_agent(), InMemoryConversationStore(), resolver, request_timeout=0.5, min_update_interval=0
+    )
+    # Close the HTTP client on the test's own event loop, which ends with the test.
+    await resolver.resolve(MODEL).client.close()
+
+
+MODEL = "compatible:fake-model"
+
+
+async def turn(service: ChatService, prompt: str, conversation: str = "c1"):
+    return [update async for update in service.run_turn("alice", conversation, prompt, MODEL)]
+
+
+async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service, server):
+    updates = await turn(service, "hello")
+    final = updates[-1]
+    assert final.status is TurnStatus.COMPLETED
+    assert final.text == "".join(f"word{i} " for i in range(10))
+    streamed = [u.text for u in updates[:-1]]
+    assert len(streamed) >= 3 and all(b.startswith(a) for a, b in zip(streamed, streamed[1:]))
+    assert (final.stats.input_tokens, final.stats.output_tokens, final.stats.estimated) == (21, 10, False)
+    sent = server.log.requests[-1]
+    assert sent["stream"] is True and sent["messages"][-1] == {"role": "user", "content": "hello"}
+
+
+async def test_history_goes_back_to_the_server_as_messages(service, server):
+    await turn(service, "first question", conversation="history")
+    await turn(service, "second question", conversation="history")
+    roles = [(m["role"], m.get("content")) for m in server.log.requests[-1]["messages"]]
+    assert ("user", "first question") in roles
+    assert ("assistant", "".join(f"word{i} " for i in range(10))) in roles
+    assert roles[-1] == ("user", "second question")
+
+
+async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server):
+    server.log.disconnected.clear()
+    updates = service.run_turn("alice", "stop", "slow", MODEL)
+    seen = []
+    async for update in updates:
+        seen.append(update)
+        if len(seen) == 3:
+            assert service.stop("alice", "stop")
+    final = seen[-1]
+    assert final.status is TurnStatus.STOPPED
+    assert final.text.startswith("word0 word1")
+    # The server never sent usage, so the tokens shown are an estimate, and say so.
+    assert final.stats.estimated and final.stats.output_tokens >= 2
+    assert await asyncio.to_thread(server.log.disconnected.wait, 5)
+    stored = await service.load_messages("alice", "stop")
+    assert stored[-1].state == "interrupted" and stored[-1].metadata[END_KEY] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ("fault:401", "rejected the API key"),
+        ("fault:429", "wait 7 s"),
+        ("fault:500", "HTTP 500"),
+        ("fault:slow", "did not answer in time"),
+        ("fault:drop", "broke in the middle of the answer"),
+    ],
+)
+async def test_faults_give_their_documented_message_and_save_nothing(service, prompt, expected):
+    final = (await turn(service, prompt, conversation=prompt))[-1]
+    assert final.status is TurnStatus.FAILED
+    assert expected in final.error
+    assert await service.load_messages("alice", prompt) == []
+    assert (await turn(service, "hello", conversation=prompt))[-1].status is TurnStatus.COMPLETED
+
+
+async def test_a_stream_cut_without_finish_reason_is_labelled_connection_lost(service):
+    final = (await turn(service, "fault:cut", conversation="cut"))[-1]
+    assert final.status is TurnStatus.CONNECTION_LOST
+    assert final.text == "word0 word1 word2 "
+    stored = await service.load_messages("alice", "cut")
+    assert stored[-1].metadata[END_KEY] == "connection_lost"
+
+
+async def test_an_emoji_split_across_chunks_is_stored_whole(service):
+    final = (await turn(service, "fault:emoji", conversation="emoji"))[-1]
+    assert final.text == "Smile \U0001f600 done"
+    stored = await service.load_messages("alice", "emoji")
+    assert stored[-1].parts[0].content == "Smile \U0001f600 done"

@@ -1,0 +1,227 @@
+"""The turn runner on the demo model and scripted FunctionModels, with pydantic-ai's in-memory store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic_ai.conversation_store import InMemoryConversationStore
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.demo_model import DemoPace
+from chat.models import ModelResolver
+from chat.render import to_bubbles
+from chat.turns import END_KEY, ChatService, TurnStatus, TurnUpdate
+
+pytestmark = pytest.mark.anyio
+
+
+class ScriptedResolver(ModelResolver):
+    """Resolves 'demo' to an instant demo model and any other name to a registered FunctionModel."""
+
+    def __init__(self, **models: FunctionModel) -> None:
+        super().__init__(Settings(), DemoPace.instant())
+        self.scripted = models
+
+    def resolve(self, name: str):
+        return self.scripted.get(name) or super().resolve(name)
+
+
+def make_service(store=None, **models: FunctionModel) -> ChatService:
+    return ChatService(
+        build_chat_agent(),
+        store or InMemoryConversationStore(),
+        ScriptedResolver(**models),
+        max_prompt_chars=100,
+        min_update_interval=0,
+    )
+
+
+async def collect(service: ChatService, prompt: str, *, owner="alice", conversation="c1", model="demo"):
+    return [update async for update in service.run_turn(owner, conversation, prompt, model)]
+
+
+def endless_model(
+    sent: list[list[ModelMessage]] | None = None, started: asyncio.Event | None = None, words: int = 10_000
+) -> FunctionModel:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        if sent is not None:
+            sent.append(list(messages))
+        for index in range(words):
+            if index == 3 and started is not None:
+                started.set()
+            await asyncio.sleep(0.001)
+            yield f"w{index} "
+
+    return FunctionModel(stream_function=stream, model_name="endless")
+
+
+async def test_a_turn_streams_many_updates_then_completes_and_is_saved():
+    service = make_service()
+    updates = await collect(service, "Tell me something")
+    assert len(updates) > 3
+    texts = [update.text for update in updates]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    final = updates[-1]
+    assert final.status is TurnStatus.COMPLETED and final.stats is not None
+    assert final.stats.output_tokens > 0 and final.stats.requests == 1
+    stored = await service.load_messages("alice", "c1")
+    assert [bubble["role"] for bubble in to_bubbles(stored)] == ["user", "assistant"]
+    assert to_bubbles(stored)[1]["content"] == final.text
+
+
+async def test_three_streamed_turns_save_without_revision_conflict():
+    service = make_service()
+    for prompt in ["我叫小王,今年 28。", "hello", "我多大了?"]:
+        final = (await collect(service, prompt))[-1]
+        assert final.status is TurnStatus.COMPLETED, final.error
+    assert "28" in final.text
+    assert len(await service.load_messages("alice", "c1")) == 6
+
+
+async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_sees_it():
+    sent: list[list[ModelMessage]] = []
+    started = asyncio.Event()
+    service = make_service(endless=endless_model(sent, started), short=endless_model(sent, words=3))
+
+    async def press_stop():
+        await started.wait()
+        assert service.stop("alice", "c1")
+
+    stopper = asyncio.create_task(press_stop())
+    updates = await collect(service, "go on forever", model="endless")
+    await stopper
+    final = updates[-1]
+    assert final.status is TurnStatus.STOPPED
+    assert final.text.startswith("w0 w1 w2")
+    assert final.stats is not None and final.stats.output_tokens > 0
+    stored = await service.load_messages("alice", "c1")
+    answer = stored[-1]
+    assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
+    assert answer.metadata[END_KEY] == "stopped"
+    assert "stopped" in to_bubbles(stored)[-1]["content"]
+
+    assert (await collect(service, "and now?", model="short"))[-1].status is TurnStatus.COMPLETED
+    assert any(
+        isinstance(m, ModelResponse) and m.parts and m.parts[0].content.startswith("w0 w1 w2") for m in sent[1]
+    )
+
+
+async def test_closing_the_consumer_mid_stream_saves_the_partial_answer():
+    service = make_service(endless=endless_model())
+    updates = service.run_turn("alice", "c1", "stream please", "endless")
+    seen = 0
+    async for update in updates:
+        seen += 1
+        if seen == 5:
+            break
+    await updates.aclose()
+    stored = await service.load_messages("alice", "c1")
+    assert stored[-1].state == "interrupted"
+    assert stored[-1].parts[0].content.startswith("w0 ")
+    assert not service.active._tokens
+
+
+async def test_cancelling_the_consumer_task_saves_the_partial_answer():
+    service = make_service(endless=endless_model())
+    seen: list[TurnUpdate] = []
+
+    async def consume():
+        async for update in service.run_turn("alice", "c1", "stream please", "endless"):
+            seen.append(update)
+
+    task = asyncio.create_task(consume())
+    while len(seen) < 3:
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stored = await service.load_messages("alice", "c1")
+    assert stored[-1].state == "interrupted"
+
+
+async def test_a_provider_error_fails_clearly_and_saves_nothing():
+    async def failing(messages, info):
+        raise ModelHTTPError(status_code=503, model_name="flaky", body={"error": "overloaded"})
+        yield ""  # pragma: no cover
+
+    service = make_service(flaky=FunctionModel(stream_function=failing, model_name="flaky"))
+    updates = await collect(service, "hello", model="flaky")
+    assert [update.status for update in updates] == [TurnStatus.FAILED]
+    assert "503" in updates[0].error
+    assert await service.load_messages("alice", "c1") == []
+    assert (await collect(service, "hello again"))[-1].status is TurnStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("", "Type a message first"), ("   \n ", "Type a message first"), ("x" * 101, "limit is 100")],
+)
+async def test_empty_or_oversized_prompts_are_not_sent(prompt, message):
+    service = make_service()
+    updates = await collect(service, prompt)
+    assert updates[-1].status is TurnStatus.FAILED and message in updates[-1].error
+    assert await service.load_messages("alice", "c1") == []
+
+
+async def test_unknown_model_is_reported_in_the_turn():
+    updates = await collect(make_service(), "hi", model="gpt-4o")
+    assert updates[-1].status is TurnStatus.FAILED
+    assert "Unknown model 'gpt-4o'" in updates[-1].error
+
+
+async def test_another_visitor_cannot_read_or_continue_a_conversation():
+    service = make_service()
+    await collect(service, "my secret is 42")
+    assert await service.load_messages("mallory", "c1") == []
+    updates = await collect(service, "what is the secret?", owner="mallory")
+    assert updates[-1].status is TurnStatus.FAILED and "does not exist" in updates[-1].error
+    assert len(await service.load_messages("alice", "c1")) == 2
+    assert not service.stop("mallory", "c1")
+
+
+async def test_an_emoji_split_into_surrogates_is_joined_before_saving():
+    async def split_emoji(messages, info):
+        for piece in ["Smile ", "\ud83d", "\ude00", " done"]:
+            yield piece
+
+    service = make_service(emoji=FunctionModel(stream_function=split_emoji, model_name="emoji"))
+    updates = await collect(service, "smile", model="emoji")
+    assert all("\ud83d" not in update.text for update in updates)
+    assert updates[-1].text == "Smile \U0001f600 done"
+    stored = await service.load_messages("alice", "c1")
+    assert stored[-1].parts[0].content == "Smile \U0001f600 done"
+
+
+async def test_a_second_tab_writing_the_same_conversation_loses_nothing():
+    release = asyncio.Event()
+
+    async def waits(messages, info):
+        yield "slow answer "
+        await release.wait()
+        yield "done"
+
+    store = InMemoryConversationStore()
+    service = make_service(store, waiting=FunctionModel(stream_function=waits, model_name="waiting"))
+    await collect(service, "first")
+    slow_tab = asyncio.create_task(collect(service, "from tab one", model="waiting"))
+    await asyncio.sleep(0.05)
+    fast = await collect(service, "from tab two")
+    release.set()
+    slow = await slow_tab
+    assert fast[-1].status is TurnStatus.COMPLETED and slow[-1].status is TurnStatus.COMPLETED
+    prompts = [b["content"] for b in to_bubbles(await service.load_messages("alice", "c1")) if b["role"] == "user"]
+    assert prompts == ["first", "from tab two", "from tab one"]
+
+
+async def test_updates_are_coalesced_by_time():
+    service = ChatService(build_chat_agent(), InMemoryConversationStore(), ScriptedResolver(), min_update_interval=0.5)
+    updates = await collect(service, "count to 400")
+    assert updates[-1].status is TurnStatus.COMPLETED
+    assert updates[-1].text.endswith("400.")
+    assert len(updates) < 400 / 4  # the 400 chunks reached the consumer merged into a few updates
