@@ -88,14 +88,14 @@ def warm_up(service: ChatService) -> None:
     asyncio.run(run_once())
 
 
-def build_app(settings: Settings) -> gr.Blocks:
+def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     service = build_service(settings)
     if settings.warm_up:
         warm_up(service)
-    return build_demo(service, settings)
+    return build_demo(service, settings), service
 
 
-demo = build_app(parse_settings(os.environ))
+demo, service = build_app(parse_settings(os.environ))
 
 if __name__ == "__main__":
     import sys
@@ -103,5 +103,5 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     settings = parse_settings(os.environ, sys.argv[1:])
     if settings != parse_settings(os.environ):
-        demo = build_app(settings)
+        demo, service = build_app(settings)
     demo.launch()

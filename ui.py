@@ -90,7 +90,7 @@ def build_demo(service: ChatService, settings: Settings) -> gr.Blocks:
         owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
         conversation_id = gr.State(None)
         gr.Markdown(INTRO)
-        with gr.Row(equal_height=True):
+        with gr.Row():
             model = gr.Dropdown(
                 choices=model_choices(settings),
                 value=settings.default_model,
@@ -99,7 +99,7 @@ def build_demo(service: ChatService, settings: Settings) -> gr.Blocks:
                 info="demo, or any pydantic-ai model string (openai-chat:gpt-4o-mini, anthropic:…, ollama:…)",
                 scale=4,
             )
-            new_chat = gr.Button("New chat", scale=1)
+            new_chat = gr.Button("New chat", size="sm", scale=1, min_width=120, elem_id="new-chat")
         model_notice = gr.Markdown(handlers.check_model(settings.default_model), elem_id="model-notice")
         chatbot = gr.Chatbot(label="Chat", height=480, buttons=["copy", "copy_all"], elem_id="chat")
         with gr.Row(equal_height=True):

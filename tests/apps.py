@@ -1,0 +1,38 @@
+"""The real app, launched on 127.0.0.1 at a free port for integration and browser tests."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app import build_app
+from chat.config import Settings
+from chat.turns import ChatService
+
+
+@dataclass
+class RunningApp:
+    url: str
+    demo: gr.Blocks
+    service: ChatService
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(settings: Settings) -> Iterator[RunningApp]:
+    demo, service = build_app(settings)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
+    finally:
+        demo.close()

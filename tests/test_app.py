@@ -1,0 +1,93 @@
+"""The real Gradio server on 127.0.0.1, driven through `gradio_client` like an API user would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from gradio_client import Client
+
+from app import parse_settings
+from chat.config import Settings
+from tests.apps import running_app
+
+OWNER = "integration-test-owner"
+
+
+@pytest.fixture(scope="module")
+def app():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=80, warm_up=False)
+    with running_app(settings) as running:
+        yield running
+
+
+def stored_conversations(app, owner: str):
+    async def read():
+        conversations = []
+        for record in await app.service.store.list_conversations(scope=owner):
+            conversations.append(await app.service.store.load(record.conversation_id, scope=owner))
+        return conversations
+
+    return asyncio.run(read())
+
+
+def last_answer(chat: list[dict]) -> str:
+    content = chat[-1]["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
+    client = Client(app.url, verbose=False)
+    job = client.submit("My name is Sam and I am 41.", "demo", OWNER, api_name="/chat")
+    updates = [last_answer(output[0]) for output in job]
+    assert len(updates) >= 3
+    assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
+    assert "Sam" in updates[-1]
+    answer = client.predict("How old am I?", "demo", OWNER, api_name="/chat")
+    assert "41" in last_answer(answer[0])
+    assert "**demo**" in answer[1] and "tokens" in answer[1]
+
+
+def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
+    owner = "cancelling-owner"
+    client = Client(app.url, verbose=False)
+    job = client.submit("count to 5000", "demo", owner, api_name="/chat")
+    while len(job.outputs()) < 3:
+        assert not job.done(), "the stream ended before it could be cancelled"
+        time.sleep(0.02)
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while not (conversations := stored_conversations(app, owner)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(conversations) == 1
+    answer = conversations[0].messages[-1]
+    assert answer.state == "interrupted"
+    assert answer.parts[0].content.startswith("1 2 3")
+    assert not answer.parts[0].content.endswith("5000.")
+
+
+def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
+    client = Client(app.url, verbose=False)
+    chat, usage, prompt_box, _ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    assert "Type a message first" in usage
+    assert stored_conversations(app, "empty-owner") == []
+
+
+def test_an_unknown_model_is_explained_in_the_chat(app):
+    client = Client(app.url, verbose=False)
+    chat, usage, prompt_box, _ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
+    assert "Unknown model 'gpt-4o'" in last_answer(chat)
+    assert prompt_box == "hi"  # the prompt comes back to the box
+
+
+def test_only_the_chat_endpoint_is_advertised(app):
+    api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert list(api["named_endpoints"]) == ["/chat"]
+    assert api["unnamed_endpoints"] == {}
+
+
+def test_settings_come_from_flags_over_environment():
+    settings = parse_settings({"CHAT_MODEL": "openai-chat:gpt-4o-mini", "CHAT_MAX_PROMPT_CHARS": "99"}, ["--model", "demo"])
+    assert settings.model == "demo" and settings.max_prompt_chars == 99
+    assert parse_settings({}).model == "demo"
