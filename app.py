@@ -24,7 +24,7 @@ from chat.demo_model import DemoModel, DemoPace
 from chat.models import ModelResolver
 from chat.turns import ChatService
 from storage import open_store
-from ui import build_demo
+from ui import build_demo, launch_options
 
 
 def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
@@ -104,4 +104,4 @@ if __name__ == "__main__":
     settings = parse_settings(os.environ, sys.argv[1:])
     if settings != parse_settings(os.environ):
         demo, service = build_app(settings)
-    demo.launch()
+    demo.launch(**launch_options(settings))

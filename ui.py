@@ -84,6 +84,12 @@ class ChatHandlers:
         return [], None, ""
 
 
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Options for `demo.launch()`. Gradio's queue runs at most `max_threads` events at once (40 by
+    default), whatever the concurrency limits say, so it must exceed the streams we allow."""
+    return {"max_threads": settings.max_concurrent_streams + 16}
+
+
 def build_demo(service: ChatService, settings: Settings) -> gr.Blocks:
     handlers = ChatHandlers(service, settings)
     with gr.Blocks(title="pydantic-ai chat") as demo:

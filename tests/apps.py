@@ -12,6 +12,7 @@ import gradio as gr
 from app import build_app
 from chat.config import Settings
 from chat.turns import ChatService
+from ui import launch_options
 
 
 @dataclass
@@ -31,7 +32,9 @@ def free_port() -> int:
 def running_app(settings: Settings) -> Iterator[RunningApp]:
     demo, service = build_app(settings)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(settings)
+    )
     try:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
     finally:

@@ -91,3 +91,101 @@ def test_settings_come_from_flags_over_environment():
     settings = parse_settings({"CHAT_MODEL": "openai-chat:gpt-4o-mini", "CHAT_MAX_PROMPT_CHARS": "99"}, ["--model", "demo"])
     assert settings.model == "demo" and settings.max_prompt_chars == 99
     assert parse_settings({}).model == "demo"
+
+
+def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
+    """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from tests.apps import free_port
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OPENAI_", "ANTHROPIC_"))}
+    environment.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the app did not answer"
+            time.sleep(0.2)
+        chat, usage, _, _ = Client(url, verbose=False).predict("Hello!", "demo", "fresh-owner", api_name="/chat")
+        assert "Demo model" in last_answer(chat)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_fifty_visitors_stream_at_the_same_time():
+    """Every one of 50 simultaneous chats has its first text before any of them finishes."""
+    with running_app(Settings(demo_first_token_delay=0.3, demo_tokens_per_second=10, warm_up=False)) as app:
+        events, failures = _stream_fifty_at_once(app.url)
+    assert failures == []
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("first") == 50 and kinds.count("done") == 50
+    assert kinds.index("done") >= 50, "a chat finished before all 50 had started streaming: they were queued"
+
+
+def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
+    import json
+    import threading
+    import uuid
+
+    import httpx
+
+    config = httpx.get(f"{url}config").json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def visitor(number: int) -> None:
+        session = uuid.uuid4().hex
+        payload = {"data": ["count to 60", "demo", f"visitor-{number}", None], "fn_index": fn_index,
+                   "session_hash": session}
+        try:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                client.post("gradio_api/queue/join", json=payload).raise_for_status()
+                seen_first = False
+                with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+                    for line in stream.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        message = json.loads(line[5:])
+                        if message.get("msg") == "process_generating" and not seen_first:
+                            seen_first = True
+                            with lock:
+                                events.append(("first", number))
+                        elif message.get("msg") == "process_completed":
+                            if not message.get("success"):
+                                failures.append(str(message))
+                            with lock:
+                                events.append(("done", number))
+                            return
+        except Exception as error:  # reported below, with the visitor's number
+            failures.append(f"visitor {number}: {error!r}")
+
+    threads = [threading.Thread(target=visitor, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    return events, failures

@@ -104,3 +104,44 @@ def test_memory_across_turns_in_chinese(app, browser):
     page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length == 2 && b[1].innerText.includes('28'); }")
     page.screenshot(path=str(ARTIFACTS / "chat-memory.png"), full_page=True)
     page.close()
+
+
+def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
+    page = browser.new_page()
+    page.goto(app.url)
+    huge = "x" * (app.service.max_prompt_chars + 1)
+    send(page, huge)
+    page.get_by_text("the limit is").first.wait_for()
+    assert page.locator("#prompt textarea").input_value() == huge
+    assert page.locator("[data-testid='user']").count() == 0
+    page.close()
+
+
+def test_closing_the_tab_mid_stream_keeps_the_partial_answer(app, browser):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def interrupted_answers() -> list[str]:
+        answers = []
+        for record in await app.service.store.read_records():
+            conversation = await app.service.store.load(record.conversation_id, scope=record.scope)
+            last = conversation.messages[-1]
+            if last.state == "interrupted" and "count to 2500" in str(conversation.messages[-2].parts[0].content):
+                answers.append(last.parts[0].content)
+        return answers
+
+    page = browser.new_page()
+    page.goto(app.url)
+    send(page, "count to 2500")
+    page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }")
+    page.close()
+    deadline = time.monotonic() + 30
+    def read_store() -> list[str]:
+        # Playwright's sync API owns this thread's event loop; read the store from another thread.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, interrupted_answers()).result()
+
+    while not (answers := read_store()):
+        assert time.monotonic() < deadline, "the partial answer of the closed tab was not saved"
+        time.sleep(0.2)
+    assert answers[0].startswith("1 2 3") and not answers[0].endswith("2500.")
