@@ -46,10 +46,11 @@ class ChatHandlers:
         return f"⚠️ {problem}" if problem else ""
 
     def accept_prompt(
-        self, prompt: str, chatbot: list[Bubble], conversation_id: str | None
+        self, prompt: str, chatbot: list[Bubble], owner: str | None, conversation_id: str | None
     ) -> tuple[str, list[Bubble], str, str]:
         """Show the prompt at once and hand it to `stream_reply`; a rejected prompt stays in the box."""
         try:
+            self.service.check_idle(owner, conversation_id)
             prompt = self.service.check_prompt(prompt)
         except PromptRejected as rejected:
             raise gr.Error(str(rejected), title="Not sent") from rejected
@@ -129,7 +130,7 @@ def build_demo(service: ChatService, settings: Settings) -> gr.Blocks:
         gr.on(
             [prompt.submit, send.click],
             handlers.accept_prompt,
-            [prompt, chatbot, conversation_id],
+            [prompt, chatbot, owner, conversation_id],
             [prompt, chatbot, conversation_id, pending],
             api_visibility="private",
         ).success(

@@ -89,6 +89,10 @@ class ActiveTurns:
             if self._tokens.get((owner, conversation_id)) is token:
                 del self._tokens[(owner, conversation_id)]
 
+    def is_running(self, owner: str, conversation_id: str) -> bool:
+        with self._lock:
+            return (owner, conversation_id) in self._tokens
+
     def stop(self, owner: str, conversation_id: str) -> bool:
         """Stop the owner's running turn in this conversation; False when none is running."""
         with self._lock:
@@ -139,6 +143,11 @@ class ChatService:
 
     def stop(self, owner: str, conversation_id: str) -> bool:
         return self.active.stop(_required(owner), conversation_id)
+
+    def check_idle(self, owner: str | None, conversation_id: str | None) -> None:
+        """`PromptRejected` while this conversation is still streaming an answer for this visitor."""
+        if owner and conversation_id and self.active.is_running(owner, conversation_id):
+            raise PromptRejected("Still answering your last message: wait for it, or press Stop.")
 
     async def run_turn(
         self, owner: str, conversation_id: str, prompt: str, model_name: str
