@@ -193,7 +193,14 @@ class DemoModel(FunctionModel):
 
     def __init__(self, pace: DemoPace | None = None) -> None:
         self.pace = pace or DemoPace()
-        super().__init__(stream_function=self._stream_reply, function=None, model_name="demo")
+        super().__init__(function=self._reply, stream_function=self._stream_reply, model_name="demo")
+
+    def _reply(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if info.output_tools:
+            raise NotImplementedError("The demo model answers in text only; structured output is not built yet.")
+        text = compose_reply(messages)
+        usage = RequestUsage(input_tokens=estimate_message_tokens(messages), output_tokens=estimate_tokens(text))
+        return ModelResponse(parts=[TextPart(text)], usage=usage)
 
     async def _stream_reply(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
         if info.output_tools:

@@ -1,0 +1,49 @@
+"""The schema, as append-only migrations: never edit one that has shipped, add the next."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("chat")
+
+
+@migrations()
+def m001_create_conversations_and_entries(db: Database) -> None:
+    db["conversations"].create(
+        {
+            "id": str,
+            "scope": str,
+            "head_id": str,
+            "revision": str,
+            "branches_json": str,
+            "record_json": str,
+            "title": str,
+            "model": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["conversations"].create_index(["scope", "updated_at"])
+    db["entries"].create(
+        {
+            "id": str,
+            "parent_id": str,
+            "conversation_id": str,
+            "kind": str,
+            "message_json": str,
+            "text": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("parent_id", "entries", "id")],
+    )
+    db["entries"].create_index(["conversation_id"])
+    db["entries"].create_index(["parent_id"])
+
+
+@migrations()
+def m002_full_text_search_over_messages(db: Database) -> None:
+    # trigram: substring search that works for Chinese and Japanese, which have no spaces between words.
+    db["entries"].enable_fts(["text"], tokenize="trigram", create_triggers=True)

@@ -1,0 +1,136 @@
+"""What only the SQLite store promises: its schema, its rows, its search, and faults on a real file."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from storage.migrations import migrations
+from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
+
+pytestmark = pytest.mark.anyio
+
+
+def turn(prompt: str, answer: str) -> list:
+    return [ModelRequest(parts=[UserPromptPart(prompt)]), ModelResponse(parts=[TextPart(answer)])]
+
+
+@pytest.fixture
+def store(tmp_path) -> SQLiteConversationStore:
+    return SQLiteConversationStore(tmp_path / "data" / "chat.db")
+
+
+def count(store: SQLiteConversationStore, table: str) -> int:
+    return store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+async def chat(store, conversation_id: str, scope: str, *turns: tuple[str, str]) -> None:
+    conversation = await store.load(conversation_id, scope=scope) or Conversation(conversation_id=conversation_id)
+    for prompt, answer in turns:
+        conversation.messages.extend(turn(prompt, answer))
+    await store.save(conversation, scope=scope)
+
+
+def test_migrating_twice_changes_nothing(tmp_path):
+    path = tmp_path / "chat.db"
+    first = SQLiteConversationStore(path)
+    schema, applied = first.db.schema, [m.name for m in migrations.applied(first.db)]
+    second = SQLiteConversationStore(path)
+    migrations.apply(second.db)
+    assert second.db.schema == schema
+    assert [m.name for m in migrations.applied(second.db)] == applied == [
+        "m001_create_conversations_and_entries",
+        "m002_full_text_search_over_messages",
+    ]
+
+
+def test_connections_use_wal_busy_timeout_and_foreign_keys(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store):
+    changes = []
+    for n in range(50):
+        before = store.db.conn.total_changes
+        await chat(store, "long", "alice", (f"q{n}", f"a{n}"))
+        changes.append(store.db.conn.total_changes - before)
+    assert count(store, "entries") == 100
+    row = store.db.execute("SELECT message_json FROM entries LIMIT 1").fetchone()[0]
+    assert row.startswith("[{") and '"parts"' in row  # one message, as pydantic-ai's adapter writes it
+    # The rows a save touches do not grow with the history: turn 50 writes what turn 2 wrote.
+    assert changes[49] == changes[1]
+
+
+async def test_conversations_survive_reopening_the_file(tmp_path):
+    path = tmp_path / "chat.db"
+    await chat(SQLiteConversationStore(path), "c1", "alice", ("hello", "hi"))
+    reopened = await SQLiteConversationStore(path).load("c1", scope="alice")
+    assert [p.content for m in reopened.messages for p in m.parts] == ["hello", "hi"]
+
+
+async def test_delete_removes_the_entries_nothing_reaches(store):
+    await chat(store, "c1", "alice", ("q", "a"), ("q2", "a2"))
+    await chat(store, "c2", "alice", ("other", "kept"))
+    await store.delete("c1", scope="alice")
+    assert count(store, "entries") == 2
+    assert store.search("alice", "q2") == []
+
+
+async def test_a_corrupt_row_breaks_only_its_own_conversation(store):
+    await chat(store, "broken", "alice", ("q", "a"))
+    await chat(store, "fine", "alice", ("q", "a"))
+    store.db.execute("UPDATE entries SET message_json = '{not json' WHERE conversation_id = 'broken'")
+    with pytest.raises(CorruptConversation, match="could not be read"):
+        await store.load("broken", scope="alice")
+    assert (await store.load("fine", scope="alice")) is not None
+    assert {s.conversation_id for s in store.list_sessions("alice")} == {"broken", "fine"}
+
+
+def test_fifty_concurrent_writers_on_different_conversations(store):
+    errors: list[BaseException] = []
+
+    def writer(number: int) -> None:
+        try:
+            for n in range(5):
+                asyncio.run(chat(store, f"c{number}", f"owner{number % 5}", (f"q{n}", f"a{n}")))
+        except BaseException as error:  # collected and reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert count(store, "entries") == 50 * 5 * 2
+    assert sum(len(store.list_sessions(f"owner{n}", limit=100)) for n in range(5)) == 50
+    assert store.integrity_ok()
+
+
+async def test_search_finds_chinese_and_english_only_in_the_owners_conversations(store):
+    await chat(store, "zh", "alice", ("我想学习麻婆豆腐的做法", "好的"))
+    await chat(store, "en", "alice", ("Tell me about sourdough bread", "Sure"))
+    await chat(store, "bob", "bob", ("麻婆豆腐 and sourdough", "mine"))
+    assert [h.conversation_id for h in store.search("alice", "麻婆豆腐")] == ["zh"]
+    assert [h.conversation_id for h in store.search("alice", "豆腐")] == ["zh"]  # two characters: LIKE
+    assert [h.conversation_id for h in store.search("alice", "SOURDOUGH")] == ["en"]
+    assert "«麻婆豆腐»" in store.search("alice", "麻婆豆腐")[0].snippet
+    assert store.search("alice", 'bread" OR "x') == []  # quotes are text, not FTS syntax
+    assert store.search("alice", "   ") == []
+
+
+async def test_titles_are_set_once_and_renamed_only_by_their_owner(store):
+    await chat(store, "c1", "alice", ("q", "a"))
+    assert store.session("c1", "alice").title == "New chat"
+    assert store.set_title("c1", "alice", "First", only_if_untitled=True)
+    assert not store.set_title("c1", "alice", "Second", only_if_untitled=True)
+    assert not store.set_title("c1", "bob", "Stolen")
+    assert store.session("c1", "bob") is None
+    await chat(store, "c1", "alice", ("q2", "a2"))  # a save keeps the app's metadata
+    assert store.session("c1", "alice").title == "First"

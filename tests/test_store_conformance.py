@@ -1,0 +1,143 @@
+"""One behavioural suite over pydantic-ai's InMemoryConversationStore and our SQLite store: where they differ, ours is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.conversation_store import ConversationConflict, InMemoryConversationStore
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.usage import RunUsage
+
+from storage.sqlite_store import SQLiteConversationStore
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["in-memory", "sqlite"])
+def store(request, tmp_path):
+    if request.param == "in-memory":
+        return InMemoryConversationStore()
+    return SQLiteConversationStore(tmp_path / "chat.db")
+
+
+def turn(prompt: str, answer: str) -> list:
+    return [ModelRequest(parts=[UserPromptPart(prompt)]), ModelResponse(parts=[TextPart(answer)])]
+
+
+def texts(conversation: Conversation) -> list[str]:
+    return [part.content for message in conversation.messages for part in message.parts]
+
+
+async def saved(store, conversation_id="c1", scope="alice", turns=2) -> Conversation:
+    conversation = Conversation(conversation_id=conversation_id, usage=RunUsage(input_tokens=5, requests=1))
+    for n in range(turns):
+        conversation.messages.extend(turn(f"q{n}", f"a{n}"))
+    await store.save(conversation, scope=scope)
+    return conversation
+
+
+async def test_save_then_load_round_trips_messages_usage_and_revision(store):
+    original = await saved(store)
+    loaded = await store.load("c1", scope="alice")
+    assert loaded.messages == original.messages
+    assert loaded.usage == RunUsage(input_tokens=5, requests=1)
+    assert loaded.revision == original.revision is not None
+
+
+async def test_saving_again_appends_only_the_new_messages(store):
+    await saved(store)
+    loaded = await store.load("c1", scope="alice")
+    loaded.messages.extend(turn("q2", "a2"))
+    entries = await store.save(loaded, scope="alice")
+    assert len(entries) == 2
+    assert texts(await store.load("c1", scope="alice")) == ["q0", "a0", "q1", "a1", "q2", "a2"]
+
+
+async def test_limit_loads_only_the_last_messages(store):
+    await saved(store, turns=3)
+    assert texts(await store.load("c1", limit=2, scope="alice")) == ["q2", "a2"]
+    assert texts(await store.load("c1", limit=0, scope="alice")) == []
+    with pytest.raises(UserError):
+        await store.load("c1", limit=-1, scope="alice")
+
+
+async def test_a_stale_revision_conflicts(store):
+    await saved(store)
+    first = await store.load("c1", scope="alice")
+    second = await store.load("c1", scope="alice")
+    first.messages.extend(turn("from one", "x"))
+    await store.save(first, scope="alice")
+    second.messages.extend(turn("from two", "y"))
+    with pytest.raises(ConversationConflict):
+        await store.save(second, scope="alice")
+    assert texts(await store.load("c1", scope="alice"))[-2:] == ["from one", "x"]
+
+
+async def test_a_new_conversation_with_an_existing_id_conflicts(store):
+    await saved(store)
+    with pytest.raises(ConversationConflict):
+        await store.save(Conversation(conversation_id="c1", messages=turn("q", "a")), scope="alice")
+
+
+async def test_another_scope_cannot_load_save_list_or_delete(store):
+    await saved(store)
+    assert await store.load("c1", scope="bob") is None
+    assert await store.list_conversations(scope="bob") == []
+    await store.delete("c1", scope="bob")
+    assert await store.load("c1", scope="alice") is not None
+    stolen = await store.load("c1", scope="alice")
+    stolen.messages.extend(turn("bob writes", "no"))
+    with pytest.raises(ConversationConflict):
+        await store.save(stolen, scope="bob")
+
+
+async def test_list_is_newest_first_and_limited(store):
+    for name in ["c1", "c2", "c3"]:
+        await saved(store, name)
+    other = await saved(store, "elsewhere", scope="bob")
+    assert other
+    listed = [r.conversation_id for r in await store.list_conversations(scope="alice")]
+    assert listed == ["c3", "c2", "c1"]
+    assert [r.conversation_id for r in await store.list_conversations(scope="alice", limit=2)] == ["c3", "c2"]
+
+
+async def test_branch_keeps_the_old_history_and_can_switch_back(store):
+    await saved(store, turns=2)
+    loaded = await store.load("c1", scope="alice")
+    branched = await store.branch("c1", at=2, expected_revision=loaded.revision, scope="alice")
+    assert texts(branched) == ["q0", "a0"]
+    branched.messages.extend(turn("q1 edited", "a1 new"))
+    await store.save(branched, scope="alice")
+    assert texts(await store.load("c1", scope="alice")) == ["q0", "a0", "q1 edited", "a1 new"]
+    record = await store.read_record("c1")
+    assert len(record.branches) == 1
+    back = await store.branch("c1", from_entry=record.branches[0], expected_revision=record.revision, scope="alice")
+    assert texts(back) == ["q0", "a0", "q1", "a1"]
+
+
+async def test_fork_shares_history_and_survives_deleting_the_original(store):
+    await saved(store, turns=2)
+    fork = await store.fork("c1", at=2, new_conversation_id="f1", source_scope="alice")
+    assert texts(fork) == ["q0", "a0"]
+    fork.messages.extend(turn("fork q", "fork a"))
+    await store.save(fork, scope="alice")
+    await store.delete("c1", scope="alice")
+    assert await store.load("c1", scope="alice") is None
+    assert texts(await store.load("f1", scope="alice")) == ["q0", "a0", "fork q", "fork a"]
+
+
+async def test_delete_removes_the_conversation(store):
+    await saved(store)
+    await store.delete("c1", scope="alice")
+    assert await store.load("c1", scope="alice") is None
+    assert await store.list_conversations(scope="alice") == []
+    await saved(store)  # the id can be used again
+    assert await store.load("c1", scope="alice") is not None
+
+
+async def test_load_entries_identifies_each_message(store):
+    await saved(store)
+    entries = await store.load_entries("c1", scope="alice")
+    assert [e.parent_id for e in entries[1:]] == [e.id for e in entries[:-1]]
+    assert entries[0].parent_id is None
