@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import gradio as gr
 from pydantic_ai.conversation import Conversation
@@ -27,9 +28,26 @@ from storage import open_store
 from ui import build_demo, launch_options
 
 
+SPACE_STORAGE = Path("/data")
+EPHEMERAL_SPACE_NOTICE = (
+    "This Space has no persistent storage: conversations are lost when it restarts. "
+    "Its owner can enable persistent storage in the Space settings."
+)
+
+
+def default_db_path(environ: Mapping[str, str], space_storage: Path = SPACE_STORAGE) -> tuple[str, str | None]:
+    """Where the database lives by default, and a notice when that place does not survive a restart."""
+    if "SPACE_ID" not in environ:
+        return "data/chat.db", None
+    if space_storage.is_dir() and os.access(space_storage, os.W_OK):
+        return str(space_storage / "chat.db"), None
+    return "data/chat.db", EPHEMERAL_SPACE_NOTICE
+
+
 def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
     """Flags override `CHAT_*` environment variables, which override the defaults."""
     defaults = Settings()
+    db_path, storage_notice = default_db_path(environ)
     parser = argparse.ArgumentParser(description="Streaming multi-turn chat with pydantic-ai in Gradio.")
     parser.add_argument("--model", default=environ.get("CHAT_MODEL", defaults.model),
                         help="demo (default, offline) or a pydantic-ai model string, e.g. openai-chat:gpt-4o-mini [CHAT_MODEL]")
@@ -52,6 +70,8 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     parser.add_argument("--demo-tps", type=float,
                         default=float(environ.get("CHAT_DEMO_TPS", defaults.demo_tokens_per_second)),
                         help="demo model: tokens per second, 0 for as fast as possible [CHAT_DEMO_TPS]")
+    parser.add_argument("--db", default=environ.get("CHAT_DB", db_path),
+                        help="the SQLite file holding conversations [CHAT_DB]")
     args = parser.parse_args(list(argv))
     return Settings(
         model=args.model,
@@ -64,13 +84,15 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
         owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
+        db_path=args.db,
+        storage_notice=storage_notice if args.db == db_path else None,
     )
 
 
 def build_service(settings: Settings) -> ChatService:
     return ChatService(
         build_chat_agent(),
-        open_store(),
+        open_store(settings.db_path),
         ModelResolver(settings),
         max_prompt_chars=settings.max_prompt_chars,
         request_timeout=settings.request_timeout,

@@ -27,6 +27,9 @@ class Settings:
     owner_secret: str = "pydantic-ai-gradio-chat"
     """Fixes the browser-state key so visitors keep their identity across server restarts."""
     warm_up: bool = True
+    db_path: str = "data/chat.db"
+    storage_notice: str | None = None
+    """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
 
     @property
     def default_model(self) -> str:

@@ -55,3 +55,12 @@ def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) ->
     elif status is TurnStatus.CONNECTION_LOST:
         parts.append("connection lost")
     return " · ".join(parts)
+
+
+def to_markdown(title: str, messages: Sequence[ModelMessage]) -> str:
+    """A readable transcript; the JSON export is the lossless one."""
+    lines = [f"# {title}", ""]
+    for bubble in to_bubbles(messages):
+        speaker = "**You**" if bubble["role"] == "user" else "**Assistant**"
+        lines += [speaker, "", bubble["content"], ""]
+    return "\n".join(lines)

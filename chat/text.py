@@ -30,3 +30,14 @@ def repair_responses(messages: list[ModelMessage]) -> None:
             for part in message.parts:
                 if isinstance(part, TextPart):
                     part.content = join_surrogates(part.content)
+
+
+def title_from_prompt(prompt: str, limit: int = 48) -> str:
+    """A conversation title: the first prompt on one line, shortened on a word boundary."""
+    line = " ".join(prompt.strip().split())
+    if len(line) <= limit:
+        return line or "New chat"
+    cut = line[:limit]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,.;:!?,。") + "…"

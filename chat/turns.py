@@ -19,15 +19,16 @@ from dataclasses import dataclass
 
 from pydantic_ai import Agent, CancellationToken
 from pydantic_ai.conversation import Conversation
-from pydantic_ai.conversation_store import ConversationConflict, ConversationStore
+from pydantic_ai.conversation_store import ConversationConflict
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.models import ModelResolver, ModelUnavailable
-from chat.text import repair_responses, visible_prefix
+from chat.text import repair_responses, title_from_prompt, visible_prefix
+from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class ChatService:
     def __init__(
         self,
         agent: Agent[None, str],
-        store: ConversationStore,
+        store: SQLiteConversationStore,
         models: ModelResolver,
         *,
         max_prompt_chars: int = 20_000,
@@ -224,6 +225,7 @@ class ChatService:
                 _mark_ended(saved.messages, CONNECTION_LOST)
             repair_responses(saved.messages)
             await self._save(saved, owner, new_from=len(conversation.messages))
+            self._describe(owner, conversation_id, prompt, model_name, titled=status is TurnStatus.COMPLETED)
             final_text = visible_prefix(_answer_text(saved.messages) or text)
             updates.put_nowait(
                 TurnUpdate(
@@ -284,6 +286,33 @@ class ChatService:
             revision=loaded.revision,
         )
         await self._save(partial, owner, new_from=len(loaded.messages))
+        self._describe(owner, loaded.conversation_id, _last_prompt(messages) or "", None, titled=False)
+
+    def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None, *, titled: bool) -> None:
+        """The app's metadata beside the conversation: the model of the last turn, and a title from the first prompt."""
+        if model_name:
+            self.store.set_model(conversation_id, owner, model_name)
+        if titled:
+            self.store.set_title(conversation_id, owner, title_from_prompt(prompt), only_if_untitled=True)
+
+    async def rewind_to_last_prompt(self, owner: str, conversation_id: str) -> str:
+        """Branch the conversation back to just before its last prompt, and return that prompt.
+
+        Regenerate and edit start here: the answer they replace stays stored, as a branch.
+        """
+        owner = _required(owner)
+        self.check_idle(owner, conversation_id)
+        conversation = await self.store.load(conversation_id, scope=owner)
+        if conversation is None:
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        for index in range(len(conversation.messages) - 1, -1, -1):
+            prompt = _prompt_of(conversation.messages[index])
+            if prompt is not None:
+                await self.store.branch(
+                    conversation_id, at=index, expected_revision=conversation.revision, scope=owner
+                )
+                return prompt
+        raise ConversationUnavailable("There is no message to answer again yet.")
 
     async def _save(self, conversation: Conversation, owner: str, *, new_from: int) -> None:
         """Save the turn's messages; if another tab saved this conversation meanwhile, append after its messages."""
@@ -304,6 +333,21 @@ def _required(owner: str | None) -> str:
     if not owner:
         raise ConversationUnavailable("Your visitor id is missing: reload the page.")
     return owner
+
+
+def _prompt_of(message: ModelMessage) -> str | None:
+    if isinstance(message, ModelRequest):
+        for part in message.parts:
+            if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                return part.content
+    return None
+
+
+def _last_prompt(messages: Sequence[ModelMessage]) -> str | None:
+    for message in reversed(messages):
+        if (prompt := _prompt_of(message)) is not None:
+            return prompt
+    return None
 
 
 def _answer_text(messages: Sequence[ModelMessage]) -> str:

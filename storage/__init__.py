@@ -1,13 +1,13 @@
-"""Conversation storage behind pydantic-ai's `ConversationStore` interface.
-
-Until the SQLite backend lands, conversations live in pydantic-ai's `InMemoryConversationStore`
-(scoped per owner, lost on restart).
-"""
+"""Conversation storage: pydantic-ai's `ConversationStore` on SQLite, plus the app's session metadata."""
 
 from __future__ import annotations
 
-from pydantic_ai.conversation_store import ConversationStore, InMemoryConversationStore
+from pathlib import Path
+
+from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
+
+__all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "open_store"]
 
 
-def open_store() -> ConversationStore:
-    return InMemoryConversationStore()
+def open_store(path: str | Path) -> SQLiteConversationStore:
+    return SQLiteConversationStore(path)

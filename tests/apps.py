@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -30,6 +33,9 @@ def free_port() -> int:
 
 @contextmanager
 def running_app(settings: Settings) -> Iterator[RunningApp]:
+    """Launch the app; give `settings.db_path` a test folder, or it gets a fresh temporary one."""
+    if settings.db_path == Settings().db_path:
+        settings = dataclasses.replace(settings, db_path=str(Path(tempfile.mkdtemp(prefix="chat-test-")) / "chat.db"))
     demo, service = build_app(settings)
     port = free_port()
     demo.launch(

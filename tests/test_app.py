@@ -106,7 +106,7 @@ def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
 
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OPENAI_", "ANTHROPIC_"))}
-    environment.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
+    environment.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", CHAT_DB=str(tmp_path / "chat.db"))
     process = subprocess.Popen(
         [sys.executable, "app.py"],
         cwd=Path(__file__).resolve().parent.parent,

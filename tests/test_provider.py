@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 from pydantic_ai import models
-from pydantic_ai.conversation_store import InMemoryConversationStore
 
 from chat.agents import build_chat_agent
 from chat.config import Settings
@@ -24,12 +23,12 @@ def server():
 
 
 @pytest.fixture
-async def service(server, monkeypatch):
+async def service(server, store, monkeypatch):
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
     settings = Settings(model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=0.5)
     resolver = ModelResolver(settings)
     yield ChatService(
-        build_chat_agent(), InMemoryConversationStore(), resolver, request_timeout=0.5, min_update_interval=0
+        build_chat_agent(), store, resolver, request_timeout=0.5, min_update_interval=0
     )
     # Close the HTTP client on the test's own event loop, which ends with the test.
     await resolver.resolve(MODEL).client.close()

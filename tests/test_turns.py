@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic_ai.conversation_store import InMemoryConversationStore
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -32,10 +31,10 @@ class ScriptedResolver(ModelResolver):
         return self.scripted.get(name) or super().resolve(name)
 
 
-def make_service(store=None, **models: FunctionModel) -> ChatService:
+def make_service(store, **models: FunctionModel) -> ChatService:
     return ChatService(
         build_chat_agent(),
-        store or InMemoryConversationStore(),
+        store,
         ScriptedResolver(**models),
         max_prompt_chars=100,
         min_update_interval=0,
@@ -61,8 +60,8 @@ def endless_model(
     return FunctionModel(stream_function=stream, model_name="endless")
 
 
-async def test_a_turn_streams_many_updates_then_completes_and_is_saved():
-    service = make_service()
+async def test_a_turn_streams_many_updates_then_completes_and_is_saved(store):
+    service = make_service(store)
     updates = await collect(service, "Tell me something")
     assert len(updates) > 3
     texts = [update.text for update in updates]
@@ -75,8 +74,8 @@ async def test_a_turn_streams_many_updates_then_completes_and_is_saved():
     assert to_bubbles(stored)[1]["content"] == final.text
 
 
-async def test_three_streamed_turns_save_without_revision_conflict():
-    service = make_service()
+async def test_three_streamed_turns_save_without_revision_conflict(store):
+    service = make_service(store)
     for prompt in ["我叫小王,今年 28。", "hello", "我多大了?"]:
         final = (await collect(service, prompt))[-1]
         assert final.status is TurnStatus.COMPLETED, final.error
@@ -84,10 +83,10 @@ async def test_three_streamed_turns_save_without_revision_conflict():
     assert len(await service.load_messages("alice", "c1")) == 6
 
 
-async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_sees_it():
+async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_sees_it(store):
     sent: list[list[ModelMessage]] = []
     started = asyncio.Event()
-    service = make_service(endless=endless_model(sent, started), short=endless_model(sent, words=3))
+    service = make_service(store, endless=endless_model(sent, started), short=endless_model(sent, words=3))
 
     async def press_stop():
         await started.wait()
@@ -112,8 +111,8 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     )
 
 
-async def test_closing_the_consumer_mid_stream_saves_the_partial_answer():
-    service = make_service(endless=endless_model())
+async def test_closing_the_consumer_mid_stream_saves_the_partial_answer(store):
+    service = make_service(store, endless=endless_model())
     updates = service.run_turn("alice", "c1", "stream please", "endless")
     seen = 0
     async for update in updates:
@@ -127,8 +126,8 @@ async def test_closing_the_consumer_mid_stream_saves_the_partial_answer():
     assert not service.active._tokens
 
 
-async def test_cancelling_the_consumer_task_saves_the_partial_answer():
-    service = make_service(endless=endless_model())
+async def test_cancelling_the_consumer_task_saves_the_partial_answer(store):
+    service = make_service(store, endless=endless_model())
     seen: list[TurnUpdate] = []
 
     async def consume():
@@ -145,12 +144,12 @@ async def test_cancelling_the_consumer_task_saves_the_partial_answer():
     assert stored[-1].state == "interrupted"
 
 
-async def test_a_provider_error_fails_clearly_and_saves_nothing():
+async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
     async def failing(messages, info):
         raise ModelHTTPError(status_code=503, model_name="flaky", body={"error": "overloaded"})
         yield ""  # pragma: no cover
 
-    service = make_service(flaky=FunctionModel(stream_function=failing, model_name="flaky"))
+    service = make_service(store, flaky=FunctionModel(stream_function=failing, model_name="flaky"))
     updates = await collect(service, "hello", model="flaky")
     assert [update.status for update in updates] == [TurnStatus.FAILED]
     assert "503" in updates[0].error
@@ -162,21 +161,21 @@ async def test_a_provider_error_fails_clearly_and_saves_nothing():
     ("prompt", "message"),
     [("", "Type a message first"), ("   \n ", "Type a message first"), ("x" * 101, "limit is 100")],
 )
-async def test_empty_or_oversized_prompts_are_not_sent(prompt, message):
-    service = make_service()
+async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
+    service = make_service(store)
     updates = await collect(service, prompt)
     assert updates[-1].status is TurnStatus.FAILED and message in updates[-1].error
     assert await service.load_messages("alice", "c1") == []
 
 
-async def test_unknown_model_is_reported_in_the_turn():
-    updates = await collect(make_service(), "hi", model="gpt-4o")
+async def test_unknown_model_is_reported_in_the_turn(store):
+    updates = await collect(make_service(store), "hi", model="gpt-4o")
     assert updates[-1].status is TurnStatus.FAILED
     assert "Unknown model 'gpt-4o'" in updates[-1].error
 
 
-async def test_another_visitor_cannot_read_or_continue_a_conversation():
-    service = make_service()
+async def test_another_visitor_cannot_read_or_continue_a_conversation(store):
+    service = make_service(store)
     await collect(service, "my secret is 42")
     assert await service.load_messages("mallory", "c1") == []
     updates = await collect(service, "what is the secret?", owner="mallory")
@@ -185,12 +184,12 @@ async def test_another_visitor_cannot_read_or_continue_a_conversation():
     assert not service.stop("mallory", "c1")
 
 
-async def test_an_emoji_split_into_surrogates_is_joined_before_saving():
+async def test_an_emoji_split_into_surrogates_is_joined_before_saving(store):
     async def split_emoji(messages, info):
         for piece in ["Smile ", "\ud83d", "\ude00", " done"]:
             yield piece
 
-    service = make_service(emoji=FunctionModel(stream_function=split_emoji, model_name="emoji"))
+    service = make_service(store, emoji=FunctionModel(stream_function=split_emoji, model_name="emoji"))
     updates = await collect(service, "smile", model="emoji")
     assert all("\ud83d" not in update.text for update in updates)
     assert updates[-1].text == "Smile \U0001f600 done"
@@ -198,7 +197,7 @@ async def test_an_emoji_split_into_surrogates_is_joined_before_saving():
     assert stored[-1].parts[0].content == "Smile \U0001f600 done"
 
 
-async def test_a_second_tab_writing_the_same_conversation_loses_nothing():
+async def test_a_second_tab_writing_the_same_conversation_loses_nothing(store):
     release = asyncio.Event()
 
     async def waits(messages, info):
@@ -206,7 +205,6 @@ async def test_a_second_tab_writing_the_same_conversation_loses_nothing():
         await release.wait()
         yield "done"
 
-    store = InMemoryConversationStore()
     service = make_service(store, waiting=FunctionModel(stream_function=waits, model_name="waiting"))
     await collect(service, "first")
     slow_tab = asyncio.create_task(collect(service, "from tab one", model="waiting"))
@@ -219,8 +217,8 @@ async def test_a_second_tab_writing_the_same_conversation_loses_nothing():
     assert prompts == ["first", "from tab two", "from tab one"]
 
 
-async def test_updates_are_coalesced_by_time():
-    service = ChatService(build_chat_agent(), InMemoryConversationStore(), ScriptedResolver(), min_update_interval=0.5)
+async def test_updates_are_coalesced_by_time(store):
+    service = ChatService(build_chat_agent(), store, ScriptedResolver(), min_update_interval=0.5)
     updates = await collect(service, "count to 400")
     assert updates[-1].status is TurnStatus.COMPLETED
     assert updates[-1].text.endswith("400.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from pydantic_ai.conversation_store import InMemoryConversationStore
 
 from chat.agents import build_chat_agent
 from chat.config import Settings
@@ -17,10 +16,10 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def handlers() -> ChatHandlers:
+def handlers(store) -> ChatHandlers:
     settings = Settings()
     service = ChatService(
-        build_chat_agent(), InMemoryConversationStore(), ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50
+        build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50
     )
     return ChatHandlers(service, settings)
 

@@ -1,0 +1,144 @@
+"""A visitor's conversations: list, open, rename, delete, search, export and import. Every call takes the owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pydantic
+from pydantic_ai.conversation import Conversation, ConversationTypeAdapter
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
+
+from chat.errors import ConversationUnavailable
+from chat.render import to_bubbles, to_markdown
+from chat.text import title_from_prompt
+from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
+
+MAX_TITLE_CHARS = 80
+MAX_IMPORT_BYTES = 20_000_000
+
+
+class ImportRejected(ValueError):
+    """A file that is not a pydantic-ai conversation; nothing was stored."""
+
+
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    seconds = max(((now or datetime.now(UTC)) - moment).total_seconds(), 0)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+@dataclass(frozen=True)
+class OpenedConversation:
+    conversation_id: str
+    title: str
+    messages: list[ModelMessage]
+
+    @property
+    def bubbles(self) -> list[dict[str, str]]:
+        return to_bubbles(self.messages)
+
+
+class Sessions:
+    def __init__(self, store: SQLiteConversationStore) -> None:
+        self.store = store
+
+    def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
+        return self.store.list_sessions(_owner(owner), limit=limit)
+
+    async def open(self, owner: str, conversation_id: str) -> OpenedConversation:
+        """The conversation's messages; `ConversationUnavailable` for an id this owner does not have."""
+        owner = _owner(owner)
+        summary = self.store.session(conversation_id, owner)
+        if summary is None:
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        try:
+            conversation = await self.store.load(conversation_id, scope=owner)
+        except CorruptConversation as corrupt:
+            raise ConversationUnavailable(str(corrupt)) from corrupt
+        messages = [] if conversation is None else list(conversation.messages)
+        return OpenedConversation(conversation_id, summary.title, messages)
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> str:
+        title = " ".join((title or "").split())[:MAX_TITLE_CHARS]
+        if not title:
+            raise ConversationUnavailable("A title cannot be empty.")
+        if not self.store.set_title(conversation_id, _owner(owner), title):
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        return title
+
+    async def delete(self, owner: str, conversation_id: str) -> None:
+        owner = _owner(owner)
+        if self.store.session(conversation_id, owner) is None:
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        await self.store.delete(conversation_id, scope=owner)
+
+    def search(self, owner: str, query: str) -> list[SearchHit]:
+        return self.store.search(_owner(owner), query)
+
+    async def export_json(self, owner: str, conversation_id: str) -> str:
+        """The whole conversation as pydantic-ai writes it (messages and usage): lossless, and importable."""
+        owner = _owner(owner)
+        conversation = await self.store.load(conversation_id, scope=owner)
+        if conversation is None:
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        conversation.revision = None
+        return ConversationTypeAdapter.dump_json(conversation, indent=2).decode()
+
+    async def export_markdown(self, owner: str, conversation_id: str) -> str:
+        opened = await self.open(owner, conversation_id)
+        return to_markdown(opened.title, opened.messages)
+
+    async def import_json(self, owner: str, payload: bytes | str) -> str:
+        """Store an exported conversation (or a bare pydantic-ai message list) as a new one; returns its id."""
+        owner = _owner(owner)
+        if len(payload) > MAX_IMPORT_BYTES:
+            raise ImportRejected(f"The file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB.")
+        conversation = _parse_conversation(payload)
+        imported = Conversation(
+            messages=list(conversation.messages), usage=conversation.usage, conversation_id=str(uuid.uuid4())
+        )
+        await self.store.save(imported, scope=owner)
+        first_prompt = _first_prompt(imported.messages)
+        self.store.set_title(imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat"))
+        return imported.conversation_id
+
+
+def _parse_conversation(payload: bytes | str) -> Conversation:
+    errors = []
+    try:
+        conversation = ConversationTypeAdapter.validate_json(payload)
+    except pydantic.ValidationError as error:
+        errors.append(error)
+        try:
+            conversation = Conversation(messages=ModelMessagesTypeAdapter.validate_json(payload))
+        except pydantic.ValidationError as second:
+            errors.append(second)
+            first_problem = errors[0].errors()[0]
+            where = ".".join(str(p) for p in first_problem.get("loc", ())) or "the top level"
+            raise ImportRejected(
+                "This file is not a conversation exported from this app (pydantic-ai JSON): "
+                f"{first_problem.get('msg', 'invalid')} at {where}. Nothing was imported."
+            ) from second
+    if not conversation.messages:
+        raise ImportRejected("This file holds no messages. Nothing was imported.")
+    return conversation
+
+
+def _first_prompt(messages: Sequence[ModelMessage]) -> str | None:
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and isinstance(part.content, str):
+                    return part.content
+    return None
+
+
+def _owner(owner: str | None) -> str:
+    if not owner:
+        raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+    return owner
