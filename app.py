@@ -23,6 +23,7 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.models import ModelResolver
+from chat.sessions import Sessions
 from chat.turns import ChatService
 from storage import open_store
 from ui import build_demo, launch_options
@@ -114,7 +115,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     service = build_service(settings)
     if settings.warm_up:
         warm_up(service)
-    return build_demo(service, settings), service
+    return build_demo(service, Sessions(service.store), settings), service
 
 
 demo, service = build_app(parse_settings(os.environ))

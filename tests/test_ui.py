@@ -10,6 +10,7 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.turns import ChatService
+from chat.sessions import Sessions
 from ui import ChatHandlers, build_demo, launch_options
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +26,7 @@ def handlers(store) -> ChatHandlers:
 
 
 def test_the_chat_event_streams_many_visitors_at_once_and_is_the_only_public_endpoint(handlers):
-    demo = build_demo(handlers.service, handlers.settings)
+    demo = build_demo(handlers.service, Sessions(handlers.service.store), handlers.settings)
     chat_events = [fn for fn in demo.fns.values() if fn.api_name == "chat"]
     assert len(chat_events) == 1
     assert chat_events[0].concurrency_limit >= 50

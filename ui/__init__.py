@@ -1,0 +1,136 @@
+"""The Gradio UI: layout and event wiring. The only package importing gradio; handlers call `chat/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from chat.config import Settings
+from chat.models import model_choices
+from chat.sessions import Sessions
+from chat.turns import ChatService
+from ui.chat_handlers import ChatHandlers, new_conversation_id, new_owner_token
+from ui.session_handlers import SessionHandlers
+
+__all__ = ["ChatHandlers", "SessionHandlers", "build_demo", "launch_options", "new_conversation_id", "new_owner_token"]
+
+OWNER_STORAGE_KEY = "pydantic-ai-chat-owner"
+
+INTRO = """# 💬 pydantic-ai chat
+Streaming, multi-turn chat with [pydantic-ai](https://ai.pydantic.dev). The **demo** model runs offline
+with no API key: it remembers what you tell it, streams word by word, and stops when you press **Stop**."""
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Options for `demo.launch()`. Gradio's queue runs at most `max_threads` events at once (40 by
+    default), whatever the concurrency limits say, so it must exceed the streams we allow."""
+    return {"max_threads": settings.max_concurrent_streams + 16}
+
+
+def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> gr.Blocks:
+    chat = ChatHandlers(service, settings)
+    side = SessionHandlers(sessions, service)
+    private: dict[str, Any] = {"api_visibility": "private"}
+    with gr.Blocks(title="pydantic-ai chat") as demo:
+        owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
+        conversation_id = gr.State(None)
+
+        with gr.Sidebar(label="Conversations", width=340):
+            if settings.storage_notice:
+                gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
+            new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
+            search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
+            results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
+            session_list = gr.Radio([], label="Your conversations", elem_id="sessions")
+            with gr.Accordion("This conversation", open=False, elem_id="conversation-tools"):
+                title = gr.Textbox(label="Title", max_lines=1, elem_id="title")
+                rename = gr.Button("Rename", size="sm", elem_id="rename")
+                with gr.Row():
+                    export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
+                    export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
+                download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
+                delete = gr.Button("Delete…", variant="stop", size="sm", elem_id="delete")
+                confirm_delete = gr.Button("Confirm delete", variant="stop", size="sm", visible=False, elem_id="confirm-delete")
+            import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
+            sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
+
+        gr.Markdown(INTRO)
+        model = gr.Dropdown(
+            choices=model_choices(settings),
+            value=settings.default_model,
+            allow_custom_value=True,
+            label="Model",
+            info="demo, or any pydantic-ai model string (openai-chat:gpt-4o-mini, anthropic:…, ollama:…)",
+        )
+        model_notice = gr.Markdown(chat.check_model(settings.default_model), elem_id="model-notice")
+        chatbot = gr.Chatbot(
+            label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat"
+        )
+        with gr.Row(equal_height=True):
+            prompt = gr.Textbox(
+                placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
+                show_label=False,
+                lines=1,
+                max_lines=8,
+                scale=8,
+                elem_id="prompt",
+            )
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+        usage = gr.Markdown(elem_id="usage")
+        # The prompt waiting to be answered: a hidden textbox rather than gr.State, so it is the
+        # `message` parameter of the `chat` API endpoint.
+        pending = gr.Textbox(visible=False, label="message")
+
+        def stream_answer(trigger: Any) -> Any:
+            return trigger.success(
+                chat.stream_reply,
+                [pending, model, owner, conversation_id],
+                [chatbot, usage, prompt, owner, conversation_id],
+                api_name="chat" if trigger is accepted else False,
+                concurrency_limit=settings.max_concurrent_streams,
+            ).then(side.refresh, [owner, conversation_id], [session_list, title], **private)
+
+        demo.load(chat.ensure_owner, owner, owner, **private).then(
+            side.refresh, [owner, conversation_id], [session_list, title], **private
+        )
+        model.change(chat.check_model, model, model_notice, **private)
+        accepted = gr.on(
+            [prompt.submit, send.click],
+            chat.accept_prompt,
+            [prompt, chatbot, owner, conversation_id],
+            [prompt, chatbot, conversation_id, pending],
+            **private,
+        )
+        stream_answer(accepted)
+        stream_answer(chatbot.retry(chat.regenerate, [owner, conversation_id], [chatbot, pending], **private))
+        stream_answer(chatbot.edit(chat.edit_last, [owner, conversation_id, chatbot], [chatbot, pending], **private))
+        stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
+
+        # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.
+        chatbot.clear(side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private)
+        new_chat.click(side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private)
+        switch_outputs = [chatbot, conversation_id, title, usage, sidebar_notice]
+        session_list.input(side.switch, [owner, session_list], switch_outputs, **private)
+        results.input(side.switch, [owner, results], switch_outputs, **private)
+        gr.on([search.submit, search.change], side.search, [owner, search], results, **private, trigger_mode="always_last")
+        rename.click(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
+        title.submit(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
+        delete.click(side.ask_to_delete, conversation_id, [confirm_delete, sidebar_notice], **private)
+        confirm_delete.click(
+            side.delete,
+            [owner, conversation_id],
+            [chatbot, conversation_id, session_list, title, confirm_delete, sidebar_notice],
+            **private,
+        )
+        export_json.click(side.export_json, [owner, conversation_id], [download, sidebar_notice], **private)
+        export_markdown.click(side.export_markdown, [owner, conversation_id], [download, sidebar_notice], **private)
+        import_button.upload(
+            side.import_file,
+            [owner, import_button],
+            [chatbot, conversation_id, session_list, title, sidebar_notice],
+            **private,
+        )
+    demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
+    return demo

@@ -1,0 +1,115 @@
+"""Chat tab handlers: thin, named, each checking the visitor itself (every event is also an API call)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from chat.config import Settings
+from chat.errors import ConversationUnavailable, PromptRejected
+from chat.render import FAILED_PREFIX, Bubble, format_stats, status_label, to_bubbles
+from chat.turns import ChatService, TurnStatus
+
+def new_owner_token() -> str:
+    """An opaque visitor id: 128 random bits, kept in the visitor's browser."""
+    return secrets.token_urlsafe(16)
+
+
+def new_conversation_id() -> str:
+    return str(uuid.uuid4())
+
+
+class ChatHandlers:
+    """Event handlers; each one checks the visitor itself, since every event is also reachable as an API call."""
+
+    def __init__(self, service: ChatService, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+
+    def ensure_owner(self, owner: str | None) -> str:
+        return owner or new_owner_token()
+
+    def check_model(self, model_name: str) -> str:
+        problem = self.service.models.check(model_name)
+        return f"⚠️ {problem}" if problem else ""
+
+    def accept_prompt(
+        self, prompt: str, chatbot: list[Bubble], owner: str | None, conversation_id: str | None
+    ) -> tuple[str, list[Bubble], str, str]:
+        """Show the prompt at once and hand it to `stream_reply`; a rejected prompt stays in the box."""
+        try:
+            self.service.check_idle(owner, conversation_id)
+            prompt = self.service.check_prompt(prompt)
+        except PromptRejected as rejected:
+            raise gr.Error(str(rejected), title="Not sent") from rejected
+        chatbot = [*(chatbot or []), {"role": "user", "content": prompt}]
+        return "", chatbot, conversation_id or new_conversation_id(), prompt
+
+    async def stream_reply(
+        self, message: str, model_name: str, owner: str | None, conversation_id: str | None
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream the answer into the last bubble; the chat above it is re-read from the store."""
+        owner = owner or new_owner_token()
+        conversation_id = conversation_id or new_conversation_id()
+        earlier = to_bubbles(await self.service.load_messages(owner, conversation_id))
+        asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
+        identity: tuple[Any, Any] = (owner, conversation_id)
+        async for update in self.service.run_turn(owner, conversation_id, message, model_name):
+            if update.status is TurnStatus.FAILED:
+                answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
+                yield [*earlier, *asked, *answer], f"⚠️ {update.error}", message, *identity
+                return
+            label = status_label(update.status)
+            answer = [{"role": "assistant", "content": update.text + label}] if update.text or label else []
+            summary = format_stats(update.stats, update.status) if update.stats else gr.skip()
+            yield [*earlier, *asked, *answer], summary, gr.skip(), *identity
+            identity = (gr.skip(), gr.skip())
+
+    def stop_reply(self, owner: str | None, conversation_id: str | None) -> None:
+        if owner and conversation_id:
+            self.service.stop(owner, conversation_id)
+
+    async def regenerate(self, owner: str | None, conversation_id: str | None) -> tuple[list[Bubble], str]:
+        """Answer the last prompt again; the old answer stays stored as a branch."""
+        prompt = await self._rewind(owner, conversation_id)
+        return await self._shown_with(owner, conversation_id, prompt), prompt
+
+    async def edit_last(
+        self, owner: str | None, conversation_id: str | None, chatbot: list[Bubble], edit: gr.EditData
+    ) -> tuple[list[Bubble], str]:
+        """Replace the last prompt and answer it; the earlier version stays stored as a branch."""
+        user_indexes = [i for i, bubble in enumerate(chatbot or []) if bubble.get("role") == "user"]
+        if not user_indexes or edit.index != user_indexes[-1]:
+            raise gr.Error("Only your last message can be edited.", title="Not edited")
+        new_prompt = _plain_text(edit.value)
+        try:
+            new_prompt = self.service.check_prompt(new_prompt)
+        except PromptRejected as rejected:
+            raise gr.Error(str(rejected), title="Not edited") from rejected
+        await self._rewind(owner, conversation_id)
+        return await self._shown_with(owner, conversation_id, new_prompt), new_prompt
+
+    async def _rewind(self, owner: str | None, conversation_id: str | None) -> str:
+        if not owner or not conversation_id:
+            raise gr.Error("There is no message to answer again yet.", title="Nothing to do")
+        try:
+            return await self.service.rewind_to_last_prompt(owner, conversation_id)
+        except (ConversationUnavailable, PromptRejected) as problem:
+            raise gr.Error(str(problem), title="Nothing to do") from problem
+
+    async def _shown_with(self, owner: str | None, conversation_id: str | None, prompt: str) -> list[Bubble]:
+        earlier = to_bubbles(await self.service.load_messages(owner or "", conversation_id or ""))
+        return [*earlier, {"role": "user", "content": prompt}]
+
+
+def _plain_text(value: Any) -> str:
+    """Chatbot values arrive as a string, or as a list of `{"type": "text", "text": ...}` parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in value)
+    return str(value or "")

@@ -1,0 +1,125 @@
+"""Sidebar handlers: a visitor's conversations. Each one passes the owner down; an id alone opens nothing."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from chat.errors import ConversationUnavailable
+from chat.render import Bubble
+from chat.sessions import ImportRejected, Sessions, relative_time
+from chat.turns import ChatService
+
+Choices = list[tuple[str, str]]
+
+
+class SessionHandlers:
+    def __init__(self, sessions: Sessions, service: ChatService) -> None:
+        self.sessions = sessions
+        self.service = service
+        self._exports = Path(tempfile.mkdtemp(prefix="chat-exports-"))
+
+    def session_choices(self, owner: str | None) -> Choices:
+        if not owner:
+            return []
+        return [
+            (f"{summary.title} · {relative_time(summary.updated_at)}", summary.conversation_id)
+            for summary in self.sessions.list(owner)
+        ]
+
+    def refresh(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
+        """The sidebar after a turn: the list (newest first, the current one selected) and the current title."""
+        choices = self.session_choices(owner)
+        current = conversation_id if conversation_id in {value for _, value in choices} else None
+        title = self.sessions.store.session(conversation_id, owner).title if current and owner else ""
+        return gr.update(choices=choices, value=current), title
+
+    async def switch(self, owner: str | None, conversation_id: str | None) -> tuple[Any, ...]:
+        """Open a conversation from the list: the chat is re-read from the store."""
+        if not conversation_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
+        try:
+            opened = await self.sessions.open(owner or "", conversation_id)
+        except ConversationUnavailable as problem:
+            return [], None, "", "", f"⚠️ {problem}"
+        return opened.bubbles, opened.conversation_id, opened.title, "", ""
+
+    def new_chat(self) -> tuple[list[Bubble], None, str, str, Any, str]:
+        return [], None, "", "", gr.update(value=None), ""
+
+    def rename(self, owner: str | None, conversation_id: str | None, title: str) -> tuple[Any, str, str]:
+        if not conversation_id:
+            return gr.skip(), "", "Send a message first: a new chat is named after it."
+        try:
+            title = self.sessions.rename(owner or "", conversation_id, title)
+        except ConversationUnavailable as problem:
+            return gr.skip(), gr.skip(), f"⚠️ {problem}"
+        choices, _ = self.refresh(owner, conversation_id)
+        return choices, title, "Renamed."
+
+    def ask_to_delete(self, conversation_id: str | None) -> tuple[Any, str]:
+        if not conversation_id:
+            return gr.update(visible=False), "Nothing to delete yet."
+        return gr.update(visible=True), "Delete this conversation for good? Press **Confirm delete**."
+
+    async def delete(self, owner: str | None, conversation_id: str | None) -> tuple[Any, ...]:
+        hidden = gr.update(visible=False)
+        if not conversation_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, ""
+        try:
+            await self.sessions.delete(owner or "", conversation_id)
+        except ConversationUnavailable as problem:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, f"⚠️ {problem}"
+        return [], None, gr.update(choices=self.session_choices(owner), value=None), "", hidden, "Deleted."
+
+    def search(self, owner: str | None, query: str) -> Any:
+        if not owner or not (query or "").strip():
+            return gr.update(choices=[], value=None, visible=False)
+        hits = self.sessions.search(owner, query)
+        choices = [(f"{hit.title} — {hit.snippet}", hit.conversation_id) for hit in hits]
+        label = f"{len(hits)} conversation{'s' if len(hits) != 1 else ''} found"
+        return gr.update(choices=choices, value=None, visible=True, label=label)
+
+    async def export_json(self, owner: str | None, conversation_id: str | None) -> tuple[Any, str]:
+        return await self._export(owner, conversation_id, "json")
+
+    async def export_markdown(self, owner: str | None, conversation_id: str | None) -> tuple[Any, str]:
+        return await self._export(owner, conversation_id, "md")
+
+    async def _export(self, owner: str | None, conversation_id: str | None, kind: str) -> tuple[Any, str]:
+        if not conversation_id:
+            return gr.update(visible=False), "Nothing to export yet."
+        try:
+            if kind == "json":
+                text = await self.sessions.export_json(owner or "", conversation_id)
+            else:
+                text = await self.sessions.export_markdown(owner or "", conversation_id)
+        except ConversationUnavailable as problem:
+            return gr.update(visible=False), f"⚠️ {problem}"
+        title = self.sessions.store.session(conversation_id, owner or "")
+        stem = _file_stem(title.title if title else "conversation")
+        folder = Path(tempfile.mkdtemp(dir=self._exports))
+        path = folder / f"{stem}.{kind}"
+        path.write_text(text, encoding="utf-8")
+        return gr.update(value=str(path), visible=True), ""
+
+    async def import_file(self, owner: str | None, upload: Any) -> tuple[Any, ...]:
+        if not owner or upload is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Nothing was imported."
+        path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
+        try:
+            conversation_id = await self.sessions.import_json(owner, path.read_bytes())
+        except ImportRejected as problem:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {problem}"
+        opened = await self.sessions.open(owner, conversation_id)
+        choices = gr.update(choices=self.session_choices(owner), value=conversation_id)
+        return opened.bubbles, conversation_id, choices, opened.title, f"Imported {len(opened.messages)} messages."
+
+
+def _file_stem(title: str) -> str:
+    stem = re.sub(r"[^\w\- ]+", "", title, flags=re.UNICODE).strip().replace(" ", "-")
+    return stem[:60] or "conversation"
