@@ -17,6 +17,7 @@ from pydantic_ai.exceptions import (
 )
 
 from chat.models import ModelUnavailable
+from storage.sqlite_store import CorruptConversation
 
 
 class PromptRejected(ValueError):
@@ -34,7 +35,7 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
             f"The connection to the provider of '{model_name}' broke in the middle of the answer "
             f"({str(error).rstrip('.')}). Nothing was saved; your message is back in the box: send it again."
         )
-    if isinstance(error, (ModelUnavailable, PromptRejected, ConversationUnavailable)):
+    if isinstance(error, (ModelUnavailable, PromptRejected, ConversationUnavailable, CorruptConversation)):
         return str(error)
     if isinstance(error, ModelAuthenticationError):
         return (

@@ -28,7 +28,7 @@ from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.models import ModelResolver, ModelUnavailable
 from chat.text import repair_responses, title_from_prompt, visible_prefix
-from storage.sqlite_store import SQLiteConversationStore
+from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class ChatService:
                 await _shielded(self._save_stopped(stopped, conversation, owner))
             raise
         except Exception as error:
-            if not isinstance(error, (ModelUnavailable, ConversationUnavailable)):
+            if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
                 log.exception("turn failed in conversation %s", conversation_id)
             updates.put_nowait(self._failure(conversation_id, text, error, model_name))
 

@@ -32,12 +32,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(settings: Settings) -> Iterator[RunningApp]:
+def running_app(settings: Settings, port: int | None = None) -> Iterator[RunningApp]:
     """Launch the app; give `settings.db_path` a test folder, or it gets a fresh temporary one."""
     if settings.db_path == Settings().db_path:
         settings = dataclasses.replace(settings, db_path=str(Path(tempfile.mkdtemp(prefix="chat-test-")) / "chat.db"))
     demo, service = build_app(settings)
-    port = free_port()
+    port = port or free_port()
     demo.launch(
         server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(settings)
     )
@@ -45,3 +45,26 @@ def running_app(settings: Settings) -> Iterator[RunningApp]:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
     finally:
         demo.close()
+
+
+def queue_call(url: str, handler: str, data: list, session_hash: str) -> list:
+    """Run any event the way a raw `POST /gradio_api/queue/join` does, hidden or not; return its last output."""
+    import json
+
+    import httpx
+
+    config = httpx.get(f"{url}config").json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == handler)
+    payload = {"data": data, "fn_index": fn_index, "session_hash": session_hash}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.post("gradio_api/queue/join", json=payload).raise_for_status()
+        last: list = []
+        with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    if message.get("msg") in ("process_generating", "process_completed"):
+                        last = (message.get("output") or {}).get("data") or last
+                    if message.get("msg") == "process_completed":
+                        return last
+    return last

@@ -189,3 +189,97 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
     for thread in threads:
         thread.join(timeout=180)
     return events, failures
+
+
+def test_another_visitor_reaches_nothing_through_any_endpoint(app):
+    """Visitor B, knowing A's conversation id, calls every event the page has, hidden ones included."""
+    import uuid
+
+    from tests.apps import queue_call
+
+    victim = "victim-owner-token"
+    Client(app.url, verbose=False).predict("my bank PIN is 4321", "demo", victim, api_name="/chat")
+    (summary,) = app.service.store.list_sessions(victim)
+    stolen_id = summary.conversation_id
+    attacker, session = "attacker-owner-token", uuid.uuid4().hex
+
+    # Gradio itself refuses a radio value that is not among this session's choices; our handler would too.
+    switched = queue_call(app.url, "switch", [attacker, stolen_id], session)
+    assert switched == [] or (switched[0] == [] and "does not exist" in switched[-1])
+    found = queue_call(app.url, "search", [attacker, "4321"], session)[0]
+    assert found.get("choices") == []
+    queue_call(app.url, "rename", [attacker, None, "pwned"], session)
+    queue_call(app.url, "export_json", [attacker, None], session)
+    queue_call(app.url, "delete", [attacker, None], session)
+    queue_call(app.url, "stop_reply", [attacker, None], session)
+    queue_call(app.url, "refresh", [attacker, None], session)
+    queue_call(app.url, "chat", ["what is the PIN?", "demo", attacker, None], session)
+
+    assert app.service.store.session(stolen_id, victim).title == "my bank PIN is 4321"
+    assert [s.conversation_id for s in app.service.store.list_sessions(victim)] == [stolen_id]
+    attackers = app.service.store.list_sessions(attacker)
+    assert stolen_id not in {s.conversation_id for s in attackers}
+    for own in attackers:
+        messages = asyncio.run(app.service.load_messages(attacker, own.conversation_id))
+        assert "4321" not in str(messages)
+
+
+def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
+    """SIGKILL while an answer streams: after a restart the earlier turns are intact and the file is sound."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from storage.sqlite_store import SQLiteConversationStore
+    from tests.apps import free_port
+
+    database = tmp_path / "chat.db"
+
+    def start() -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        environment = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
+                           CHAT_DB=str(database), CHAT_DEMO_TPS="40", CHAT_DEMO_DELAY="0.05")
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).resolve().parent.parent,
+                                   env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, "the app exited"
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+    process, url = start()
+    try:
+        client = Client(url, verbose=False)
+        client.predict("My name is Sam and I am 41.", "demo", "killed-owner", api_name="/chat")
+        job = client.submit("count to 5000", "demo", "killed-owner", api_name="/chat")
+        while len(job.outputs()) < 3:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    process, url = start()
+    try:
+        store = SQLiteConversationStore(database)
+        assert store.integrity_ok()
+        (summary,) = store.list_sessions("killed-owner")
+        messages = asyncio.run(store.load(summary.conversation_id, scope="killed-owner")).messages
+        assert "Sam" in messages[1].parts[0].content
+        answer = Client(url, verbose=False).predict("How old am I?", "demo", "killed-owner", api_name="/chat")
+        assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation...
+        assert len(store.list_sessions("killed-owner")) == 2  # ...and the first one is still listed
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -145,3 +145,88 @@ def test_closing_the_tab_mid_stream_keeps_the_partial_answer(app, browser):
         assert time.monotonic() < deadline, "the partial answer of the closed tab was not saved"
         time.sleep(0.2)
     assert answers[0].startswith("1 2 3") and not answers[0].endswith("2500.")
+
+
+def _wait_answered(page, answers: int) -> None:
+    page.wait_for_function(
+        "(n) => document.querySelectorAll(\"[data-testid='bot']\").length >= n"
+        " && document.querySelector('#usage').innerText.includes('total')",
+        arg=answers,
+    )
+
+
+def _session_labels(page) -> list[str]:
+    return [label.inner_text() for label in page.locator("#sessions label").all()]
+
+
+def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=200, warm_up=False,
+                        db_path=str(tmp_path / "chat.db"))
+    from tests.apps import free_port
+
+    port = free_port()
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    with running_app(settings, port=port) as app:
+        page.goto(app.url)
+        send(page, "我想做麻婆豆腐")
+        _wait_answered(page, 1)
+        page.locator("#new-chat").click()
+        page.wait_for_function("() => document.querySelectorAll(\"[data-testid='bot']\").length == 0")
+        send(page, "My name is Sam and I am 41.")
+        _wait_answered(page, 1)
+        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+
+        page.locator("#sessions label", has_text="麻婆豆腐").click()
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('我想做麻婆豆腐')")
+        assert "Sam" not in page.locator("#chat").inner_text()
+
+        page.locator("#conversation-tools").get_by_text("This conversation").click()
+        page.locator("#title input, #title textarea").first.fill("Tofu night <img src=x onerror=window.__pwned=1>")
+        page.locator("#rename").click()
+        page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Tofu night')")
+        assert page.evaluate("() => window.__pwned") is None  # the title is shown as text, never run
+
+        page.reload()
+        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+    with running_app(settings, port=port) as app:
+        page.reload()
+        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+        assert any("Tofu night <img" in label for label in _session_labels(page))
+
+        page.locator("#search textarea, #search input").first.fill("豆腐")
+        page.wait_for_function("() => document.querySelector('#search-results')?.innerText.includes('Tofu night')")
+        page.locator("#search-results label").first.click()
+        page.wait_for_function("() => document.querySelector('#chat').innerText.includes('我想做麻婆豆腐')")
+
+        page.locator("#conversation-tools").get_by_text("This conversation").click()
+        page.locator("#delete").click()
+        page.locator("#confirm-delete").click()
+        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 1")
+        assert "Sam" in _session_labels(page)[0]
+        assert "Tofu night" not in page.locator("body").inner_text()  # gone from the search results too
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "sessions.png"))
+        assert len(app.service.store.list_sessions(next(iter(_owners(app))))) == 1
+    page.close()
+
+
+def _owners(app) -> set[str]:
+    return {row[0] for row in app.service.store.db.execute("SELECT DISTINCT scope FROM conversations")}
+
+
+def test_a_second_browser_sees_none_of_the_first_ones_conversations(app, browser):
+    first = browser.new_context()
+    page = first.new_page()
+    page.goto(app.url)
+    send(page, "a private thought about 麻婆豆腐")
+    page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('private thought')")
+    second = browser.new_context()  # another browser profile: its own localStorage, its own visitor id
+    other = second.new_page()
+    other.goto(app.url)
+    other.wait_for_timeout(1000)
+    assert "private thought" not in other.locator("#sessions").inner_text()
+    other.locator("#search textarea, #search input").first.fill("private")
+    other.wait_for_timeout(800)
+    assert "private thought" not in other.locator("body").inner_text()
+    first.close()
+    second.close()

@@ -83,12 +83,13 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
         # `message` parameter of the `chat` API endpoint.
         pending = gr.Textbox(visible=False, label="message")
 
-        def stream_answer(trigger: Any) -> Any:
+        def stream_answer(trigger: Any, api_name: str, visibility: str) -> Any:
             return trigger.success(
                 chat.stream_reply,
                 [pending, model, owner, conversation_id],
                 [chatbot, usage, prompt, owner, conversation_id],
-                api_name="chat" if trigger is accepted else False,
+                api_name=api_name,
+                api_visibility=visibility,
                 concurrency_limit=settings.max_concurrent_streams,
             ).then(side.refresh, [owner, conversation_id], [session_list, title], **private)
 
@@ -103,9 +104,11 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
             [prompt, chatbot, conversation_id, pending],
             **private,
         )
-        stream_answer(accepted)
-        stream_answer(chatbot.retry(chat.regenerate, [owner, conversation_id], [chatbot, pending], **private))
-        stream_answer(chatbot.edit(chat.edit_last, [owner, conversation_id, chatbot], [chatbot, pending], **private))
+        stream_answer(accepted, "chat", "public")
+        regenerated = chatbot.retry(chat.regenerate, [owner, conversation_id], [chatbot, pending], **private)
+        stream_answer(regenerated, "chat_regenerated", "private")
+        edited = chatbot.edit(chat.edit_last, [owner, conversation_id, chatbot], [chatbot, pending], **private)
+        stream_answer(edited, "chat_edited", "private")
         stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
 
         # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.
@@ -121,7 +124,7 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
         confirm_delete.click(
             side.delete,
             [owner, conversation_id],
-            [chatbot, conversation_id, session_list, title, confirm_delete, sidebar_notice],
+            [chatbot, conversation_id, session_list, title, confirm_delete, results, search, sidebar_notice],
             **private,
         )
         export_json.click(side.export_json, [owner, conversation_id], [download, sidebar_notice], **private)

@@ -67,14 +67,17 @@ class SessionHandlers:
         return gr.update(visible=True), "Delete this conversation for good? Press **Confirm delete**."
 
     async def delete(self, owner: str | None, conversation_id: str | None) -> tuple[Any, ...]:
+        """Delete for good; the search results are cleared too, so the deleted chat is not offered again."""
         hidden = gr.update(visible=False)
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, ""
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), ""
         try:
             await self.sessions.delete(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, f"⚠️ {problem}"
-        return [], None, gr.update(choices=self.session_choices(owner), value=None), "", hidden, "Deleted."
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), f"⚠️ {problem}"
+        no_results = gr.update(choices=[], value=None, visible=False)
+        sessions = gr.update(choices=self.session_choices(owner), value=None)
+        return [], None, sessions, "", hidden, no_results, "", "Deleted."
 
     def search(self, owner: str | None, query: str) -> Any:
         if not owner or not (query or "").strip():
