@@ -230,3 +230,31 @@ def test_a_second_browser_sees_none_of_the_first_ones_conversations(app, browser
     assert "private thought" not in other.locator("body").inner_text()
     first.close()
     second.close()
+
+
+def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
+    page = browser.new_page()
+    page.goto(app.url)
+    send(page, "<img src=x onerror=window.__pwned=1> count to 3 <script>window.__ran=1</script>")
+    page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('count to 3')")
+    assert page.evaluate("() => [window.__pwned, window.__ran]") == [None, None]  # message HTML is inert
+    page.locator("#chat button[aria-label='Retry']").click()
+    page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
+    page.wait_for_timeout(500)
+    assert page.locator("[data-testid='bot']").count() == 1
+    assert "1 2 3." in bot_text(page)
+
+    def branches() -> list:
+        rows = app.service.store.db.execute(
+            "SELECT branches_json FROM conversations WHERE title LIKE '%count to 3%'"
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    import json
+
+    deadline = time.monotonic() + 10
+    while not (found := branches()) or not found[0]:
+        assert time.monotonic() < deadline, "the regenerated answer did not leave a branch"
+        time.sleep(0.1)
+    assert len(found[0]) == 1
+    page.close()

@@ -70,3 +70,51 @@ async def test_stream_reply_shows_history_from_the_store_and_restores_the_prompt
     assert box == "hi"
     assert [b["role"] for b in chat] == ["user", "assistant", "user", "assistant"]
     assert chat[-1]["content"].startswith("⚠️ Unknown model")
+
+
+@pytest.fixture
+def side(handlers):
+    from ui import SessionHandlers
+
+    return SessionHandlers(Sessions(handlers.service.store), handlers.service)
+
+
+async def test_switching_to_someone_elses_conversation_shows_nothing(handlers, side):
+    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1")]
+    chat, conversation_id, title, usage, notice = await side.switch("mallory", "c1")
+    assert chat == [] and conversation_id is None and "does not exist" in notice
+    chat, conversation_id, title, *_ = await side.switch("alice", "c1")
+    assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
+
+
+async def test_export_writes_a_download_and_import_reads_it_back(handlers, side, tmp_path):
+    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1")]
+    download, notice = await side.export_json("alice", "c1")
+    exported = download["value"]
+    assert exported.endswith("Remember-42.json")
+    chat, new_id, choices, title, notice = await side.import_file("bob", exported)
+    assert new_id != "c1" and chat[0]["content"] == "Remember 42" and "Imported 2 messages" in notice
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"messages": "nope"}')
+    *_, notice = await side.import_file("bob", str(bad))
+    assert notice.startswith("⚠️") and "Nothing was imported" in notice
+    assert len(side.sessions.list("bob")) == 1
+
+
+async def test_markdown_export_is_named_after_the_title(handlers, side):
+    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1")]
+    download, _ = await side.export_markdown("alice", "c1")
+    assert download["value"].endswith("Plan-a-picnic.md")
+    assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")
+
+
+def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
+    from app import EPHEMERAL_SPACE_NOTICE, default_db_path, parse_settings
+
+    assert default_db_path({}) == ("data/chat.db", None)
+    persistent = tmp_path / "data"
+    persistent.mkdir()
+    assert default_db_path({"SPACE_ID": "me/chat"}, persistent) == (str(persistent / "chat.db"), None)
+    assert default_db_path({"SPACE_ID": "me/chat"}, tmp_path / "missing") == ("data/chat.db", EPHEMERAL_SPACE_NOTICE)
+    assert parse_settings({"CHAT_DB": "/tmp/x.db"}).db_path == "/tmp/x.db"
+    assert parse_settings({}, ["--db", "elsewhere.db"]).db_path == "elsewhere.db"
