@@ -28,7 +28,6 @@ from chat.turns import ChatService
 from storage import open_store
 from ui import build_demo, launch_options
 
-
 SPACE_STORAGE = Path("/data")
 EPHEMERAL_SPACE_NOTICE = (
     "This Space has no persistent storage: conversations are lost when it restarts. "
@@ -50,29 +49,54 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     defaults = Settings()
     db_path, storage_notice = default_db_path(environ)
     parser = argparse.ArgumentParser(description="Streaming multi-turn chat with pydantic-ai in Gradio.")
-    parser.add_argument("--model", default=environ.get("CHAT_MODEL", defaults.model),
-                        help="demo (default, offline) or a pydantic-ai model string, e.g. openai-chat:gpt-4o-mini [CHAT_MODEL]")
-    parser.add_argument("--extra-models", default=environ.get("CHAT_EXTRA_MODELS", ""),
-                        help="comma-separated model strings to offer in the Model menu [CHAT_EXTRA_MODELS]")
-    parser.add_argument("--base-url", default=environ.get("CHAT_BASE_URL"),
-                        help="an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1; --model is then its model name [CHAT_BASE_URL]")
-    parser.add_argument("--max-prompt-chars", type=int,
-                        default=int(environ.get("CHAT_MAX_PROMPT_CHARS", defaults.max_prompt_chars)),
-                        help="longest prompt accepted [CHAT_MAX_PROMPT_CHARS]")
-    parser.add_argument("--request-timeout", type=float,
-                        default=float(environ.get("CHAT_REQUEST_TIMEOUT", defaults.request_timeout)),
-                        help="seconds without data from the provider before a turn fails [CHAT_REQUEST_TIMEOUT]")
-    parser.add_argument("--max-streams", type=int,
-                        default=int(environ.get("CHAT_MAX_STREAMS", defaults.max_concurrent_streams)),
-                        help="answers streamed at once [CHAT_MAX_STREAMS]")
-    parser.add_argument("--demo-delay", type=float,
-                        default=float(environ.get("CHAT_DEMO_DELAY", defaults.demo_first_token_delay)),
-                        help="demo model: seconds before the first token [CHAT_DEMO_DELAY]")
-    parser.add_argument("--demo-tps", type=float,
-                        default=float(environ.get("CHAT_DEMO_TPS", defaults.demo_tokens_per_second)),
-                        help="demo model: tokens per second, 0 for as fast as possible [CHAT_DEMO_TPS]")
-    parser.add_argument("--db", default=environ.get("CHAT_DB", db_path),
-                        help="the SQLite file holding conversations [CHAT_DB]")
+    parser.add_argument(
+        "--model",
+        default=environ.get("CHAT_MODEL", defaults.model),
+        help="demo (default, offline) or a pydantic-ai model string, e.g. openai-chat:gpt-4o-mini [CHAT_MODEL]",
+    )
+    parser.add_argument(
+        "--extra-models",
+        default=environ.get("CHAT_EXTRA_MODELS", ""),
+        help="comma-separated model strings to offer in the Model menu [CHAT_EXTRA_MODELS]",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=environ.get("CHAT_BASE_URL"),
+        help="an OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1; --model is then its model name [CHAT_BASE_URL]",
+    )
+    parser.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=int(environ.get("CHAT_MAX_PROMPT_CHARS", defaults.max_prompt_chars)),
+        help="longest prompt accepted [CHAT_MAX_PROMPT_CHARS]",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=float(environ.get("CHAT_REQUEST_TIMEOUT", defaults.request_timeout)),
+        help="seconds without data from the provider before a turn fails [CHAT_REQUEST_TIMEOUT]",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=int(environ.get("CHAT_MAX_STREAMS", defaults.max_concurrent_streams)),
+        help="answers streamed at once [CHAT_MAX_STREAMS]",
+    )
+    parser.add_argument(
+        "--demo-delay",
+        type=float,
+        default=float(environ.get("CHAT_DEMO_DELAY", defaults.demo_first_token_delay)),
+        help="demo model: seconds before the first token [CHAT_DEMO_DELAY]",
+    )
+    parser.add_argument(
+        "--demo-tps",
+        type=float,
+        default=float(environ.get("CHAT_DEMO_TPS", defaults.demo_tokens_per_second)),
+        help="demo model: tokens per second, 0 for as fast as possible [CHAT_DEMO_TPS]",
+    )
+    parser.add_argument(
+        "--db", default=environ.get("CHAT_DB", db_path), help="the SQLite file holding conversations [CHAT_DB]"
+    )
     args = parser.parse_args(list(argv))
     return Settings(
         model=args.model,
@@ -86,6 +110,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         demo_tokens_per_second=args.demo_tps,
         owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
         db_path=args.db,
+        hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if args.db == db_path else None,
     )
 
@@ -104,7 +129,9 @@ def warm_up(service: ChatService) -> None:
     """Stream one instant demo answer: the first run in a process pays ~0.5 s of one-off set-up."""
 
     async def run_once() -> None:
-        async with service.agent.run_stream("hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()) as run:
+        async with service.agent.run_stream(
+            "hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()
+        ) as run:
             async for _ in run.stream_text(delta=True, debounce_by=None):
                 pass
 

@@ -53,7 +53,12 @@ def chat_fn_index(base_url: str) -> int:
 
 def app_first_token(base_url: str, fn_index: int, owner: str) -> float:
     session = uuid.uuid4().hex  # the last input is the conversation-id State: None starts a new one
-    payload = {"data": ["hello", "demo", owner, None], "fn_index": fn_index, "session_hash": session, "event_data": None}
+    payload = {
+        "data": ["hello", "demo", owner, None],
+        "fn_index": fn_index,
+        "session_hash": session,
+        "event_data": None,
+    }
     with httpx.Client(base_url=base_url, timeout=30) as client:
         started = time.perf_counter()
         client.post("gradio_api/queue/join", json=payload).raise_for_status()

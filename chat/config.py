@@ -28,6 +28,9 @@ class Settings:
     """Fixes the browser-state key so visitors keep their identity across server restarts."""
     warm_up: bool = True
     db_path: str = "data/chat.db"
+    hf_login: bool = False
+    """Offer "Sign in with Hugging Face" (on a Space with `hf_oauth: true`); a signed-in visitor's
+    conversations follow their account instead of their browser."""
     storage_notice: str | None = None
     """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
 

@@ -18,7 +18,6 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
-    SystemPromptPart,
     TextPart,
     UserPromptPart,
 )
@@ -76,18 +75,18 @@ class _Facts:
 _NAME_PATTERNS = [
     re.compile(r"我叫\s*([^\s,,。.!!??、;;]{1,12})"),
     re.compile(r"我的名字是\s*([^\s,,。.!!??、;;]{1,12})"),
-    re.compile(r"\bmy name is\s+([A-Za-z][\w'-]*)", re.I),
-    re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.I),
+    re.compile(r"\bmy name is\s+([A-Za-z][\w'-]*)", re.IGNORECASE),
+    re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.IGNORECASE),
     re.compile(r"\bI(?:'m| am)\s+(?!\d)([A-Z][\w'-]*)"),
 ]
 _NOT_NAMES = {"什么", "什麼", "谁", "誰", "啥", "what", "who"}
 _AGE_PATTERNS = [
     re.compile(r"今年\s*(\d{1,3})"),
     re.compile(r"(\d{1,3})\s*岁"),
-    re.compile(r"\bI(?:'m| am)\s+(\d{1,3})\b", re.I),
-    re.compile(r"\b(\d{1,3})\s+years?\s+old\b", re.I),
+    re.compile(r"\bI(?:'m| am)\s+(\d{1,3})\b", re.IGNORECASE),
+    re.compile(r"\b(\d{1,3})\s+years?\s+old\b", re.IGNORECASE),
 ]
-_COUNT_PATTERN = re.compile(r"\bcount (?:to|up to)\s+(\d{1,6})\b|数到\s*(\d{1,6})", re.I)
+_COUNT_PATTERN = re.compile(r"\bcount (?:to|up to)\s+(\d{1,6})\b|数到\s*(\d{1,6})", re.IGNORECASE)
 
 
 def _user_texts(messages: Sequence[ModelMessage]) -> list[str]:
@@ -220,9 +219,7 @@ class DemoModel(FunctionModel):
         model_request_parameters: ModelRequestParameters,
         run_context: Any = None,
     ) -> AsyncIterator[StreamedResponse]:
-        async with super().request_stream(
-            messages, model_settings, model_request_parameters, run_context
-        ) as response:
+        async with super().request_stream(messages, model_settings, model_request_parameters, run_context) as response:
             # FunctionModel books a flat 50 input tokens per request; a demo of context cost must show
             # the input growing with the history, so book an estimate of what was really sent.
             # Output tokens are already counted one per streamed chunk, which is one per token here.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 from openai import AsyncOpenAI
-
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.openai import OpenAIChatModel

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 
 
@@ -40,4 +42,4 @@ def title_from_prompt(prompt: str, limit: int = 48) -> str:
     cut = line[:limit]
     if " " in cut[limit // 2 :]:
         cut = cut[: cut.rfind(" ")]
-    return cut.rstrip(" ,.;:!?,。") + "…"
+    return re.sub(r"[\s,.;:!?,。]+$", "", cut) + "…"

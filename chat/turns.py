@@ -268,7 +268,9 @@ class ChatService:
             return conversation
         if await self.store.read_record(conversation_id) is not None:
             # Same answer as for a conversation that never existed: an id alone reveals nothing.
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted). Start a new chat.")
+            raise ConversationUnavailable(
+                "This conversation does not exist (it may have been deleted). Start a new chat."
+            )
         return Conversation(conversation_id=conversation_id)
 
     async def _save_stopped(self, stopped: RunCancelled, loaded: Conversation | None, owner: str) -> None:
@@ -308,9 +310,7 @@ class ChatService:
         for index in range(len(conversation.messages) - 1, -1, -1):
             prompt = _prompt_of(conversation.messages[index])
             if prompt is not None:
-                await self.store.branch(
-                    conversation_id, at=index, expected_revision=conversation.revision, scope=owner
-                )
+                await self.store.branch(conversation_id, at=index, expected_revision=conversation.revision, scope=owner)
                 return prompt
         raise ConversationUnavailable("There is no message to answer again yet.")
 

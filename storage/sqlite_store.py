@@ -118,9 +118,7 @@ class SQLiteConversationStore(ConversationStore):
     # -- the five primitives, plus read_history in one query ------------------------------------
 
     async def read_record(self, conversation_id: str) -> ConversationRecord | None:
-        row = self.db.execute(
-            "SELECT record_json FROM conversations WHERE id = ?", [conversation_id]
-        ).fetchone()
+        row = self.db.execute("SELECT record_json FROM conversations WHERE id = ?", [conversation_id]).fetchone()
         return None if row is None else _RECORDS.validate_json(row[0])
 
     async def read_records(self, *, scope: str | None = None, limit: int | None = None) -> Sequence[ConversationRecord]:
@@ -144,7 +142,9 @@ class SQLiteConversationStore(ConversationStore):
     ) -> None:
         now = _now()
         with self._write() as connection:
-            row = connection.execute("SELECT revision FROM conversations WHERE id = ?", [record.conversation_id]).fetchone()
+            row = connection.execute(
+                "SELECT revision FROM conversations WHERE id = ?", [record.conversation_id]
+            ).fetchone()
             if (row[0] if row else None) != expected_revision:
                 raise ConversationConflict(record.conversation_id)
             new_ids = {entry.id for entry in new_entries}
@@ -266,7 +266,9 @@ class SQLiteConversationStore(ConversationStore):
 
     def set_model(self, conversation_id: str, scope: str, model: str) -> None:
         with self._write() as connection:
-            connection.execute("UPDATE conversations SET model = ? WHERE id = ? AND scope = ?", [model, conversation_id, scope])
+            connection.execute(
+                "UPDATE conversations SET model = ? WHERE id = ? AND scope = ?", [model, conversation_id, scope]
+            )
 
     def search(self, scope: str, query: str, *, limit: int = 20) -> list[SearchHit]:
         """Conversations whose messages contain `query` (FTS5 trigram; LIKE below three characters)."""
@@ -330,4 +332,12 @@ def _summary(row: tuple) -> SessionSummary:
 def _like_snippet(text: str, query: str, width: int = 30) -> str:
     at = text.lower().find(query.lower())
     start, end = max(at - width, 0), at + len(query) + width
-    return ("…" if start else "") + text[start:at] + "«" + text[at : at + len(query)] + "»" + text[at + len(query) : end] + ("…" if end < len(text) else "")
+    return (
+        ("…" if start else "")
+        + text[start:at]
+        + "«"
+        + text[at : at + len(query)]
+        + "»"
+        + text[at + len(query) : end]
+        + ("…" if end < len(text) else "")
+    )

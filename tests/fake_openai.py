@@ -57,9 +57,7 @@ def build_app(log: ServerLog) -> Starlette:
     async def completions(request: Request) -> Response:
         payload = await request.json()
         log.requests.append(payload)
-        prompt = next(
-            (m["content"] for m in reversed(payload["messages"]) if m["role"] == "user"), ""
-        )
+        prompt = next((m["content"] for m in reversed(payload["messages"]) if m["role"] == "user"), "")
         if isinstance(prompt, list):
             prompt = " ".join(part.get("text", "") for part in prompt)
         for code in (401, 429, 500):

@@ -88,7 +88,9 @@ def test_only_the_chat_endpoint_is_advertised(app):
 
 
 def test_settings_come_from_flags_over_environment():
-    settings = parse_settings({"CHAT_MODEL": "openai-chat:gpt-4o-mini", "CHAT_MAX_PROMPT_CHARS": "99"}, ["--model", "demo"])
+    settings = parse_settings(
+        {"CHAT_MODEL": "openai-chat:gpt-4o-mini", "CHAT_MAX_PROMPT_CHARS": "99"}, ["--model", "demo"]
+    )
     assert settings.model == "demo" and settings.max_prompt_chars == 99
     assert parse_settings({}).model == "demo"
 
@@ -159,8 +161,11 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
 
     def visitor(number: int) -> None:
         session = uuid.uuid4().hex
-        payload = {"data": ["count to 60", "demo", f"visitor-{number}", None], "fn_index": fn_index,
-                   "session_hash": session}
+        payload = {
+            "data": ["count to 60", "demo", f"visitor-{number}", None],
+            "fn_index": fn_index,
+            "session_hash": session,
+        }
         try:
             with httpx.Client(base_url=url, timeout=120) as client:
                 client.post("gradio_api/queue/join", json=payload).raise_for_status()
@@ -241,10 +246,21 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
 
     def start() -> tuple[subprocess.Popen, str]:
         port = free_port()
-        environment = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-                           CHAT_DB=str(database), CHAT_DEMO_TPS="40", CHAT_DEMO_DELAY="0.05")
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).resolve().parent.parent,
-                                   env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        environment = dict(
+            os.environ,
+            GRADIO_SERVER_PORT=str(port),
+            GRADIO_SERVER_NAME="127.0.0.1",
+            CHAT_DB=str(database),
+            CHAT_DEMO_TPS="40",
+            CHAT_DEMO_DELAY="0.05",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 120
         while True:

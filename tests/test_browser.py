@@ -61,7 +61,9 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto(app.url)
     send(page, "count to 3000")
-    page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('5'); }")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('5'); }"
+    )
     early = bot_text(page)
     page.wait_for_function(
         "(n) => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.length > n + 20; }",
@@ -70,7 +72,9 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
     grown = bot_text(page)
     assert grown.startswith(early.strip()[:5]) and len(grown) > len(early)
     page.locator("#stop").click()
-    page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.includes('stopped'); }")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.includes('stopped'); }"
+    )
     stopped = bot_text(page)
     time.sleep(0.5)  # the text must stay frozen once stopped
     assert bot_text(page) == stopped
@@ -101,7 +105,9 @@ def test_memory_across_turns_in_chinese(app, browser):
     send(page, "我叫小王,今年 28。")
     page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
     send(page, "我多大了?")
-    page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length == 2 && b[1].innerText.includes('28'); }")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length == 2 && b[1].innerText.includes('28'); }"
+    )
     page.screenshot(path=str(ARTIFACTS / "chat-memory.png"), full_page=True)
     page.close()
 
@@ -133,9 +139,12 @@ def test_closing_the_tab_mid_stream_keeps_the_partial_answer(app, browser):
     page = browser.new_page()
     page.goto(app.url)
     send(page, "count to 2500")
-    page.wait_for_function("() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }"
+    )
     page.close()
     deadline = time.monotonic() + 30
+
     def read_store() -> list[str]:
         # Playwright's sync API owns this thread's event loop; read the store from another thread.
         with ThreadPoolExecutor(1) as pool:
@@ -160,8 +169,9 @@ def _session_labels(page) -> list[str]:
 
 
 def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
-    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=200, warm_up=False,
-                        db_path=str(tmp_path / "chat.db"))
+    settings = Settings(
+        demo_first_token_delay=0.05, demo_tokens_per_second=200, warm_up=False, db_path=str(tmp_path / "chat.db")
+    )
     from tests.apps import free_port
 
     port = free_port()
@@ -257,4 +267,17 @@ def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
         assert time.monotonic() < deadline, "the regenerated answer did not leave a branch"
         time.sleep(0.1)
     assert len(found[0]) == 1
+    page.close()
+
+
+def test_editing_the_last_message_answers_the_new_text(app, browser):
+    page = browser.new_page()
+    page.goto(app.url)
+    send(page, "count to 3")
+    page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
+    page.locator("#chat button[aria-label='Edit']").click()
+    page.locator("#chat textarea").fill("count to 5")
+    page.locator("#chat button[aria-label='Submit']").click()
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('1 2 3 4 5.')")
+    assert "count to 3" not in page.locator("#chat").inner_text()
     page.close()

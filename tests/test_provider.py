@@ -27,9 +27,7 @@ async def service(server, store, monkeypatch):
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
     settings = Settings(model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=0.5)
     resolver = ModelResolver(settings)
-    yield ChatService(
-        build_chat_agent(), store, resolver, request_timeout=0.5, min_update_interval=0
-    )
+    yield ChatService(build_chat_agent(), store, resolver, request_timeout=0.5, min_update_interval=0)
     # Close the HTTP client on the test's own event loop, which ends with the test.
     await resolver.resolve(MODEL).client.close()
 

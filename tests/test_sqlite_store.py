@@ -42,10 +42,14 @@ def test_migrating_twice_changes_nothing(tmp_path):
     second = SQLiteConversationStore(path)
     migrations.apply(second.db)
     assert second.db.schema == schema
-    assert [m.name for m in migrations.applied(second.db)] == applied == [
-        "m001_create_conversations_and_entries",
-        "m002_full_text_search_over_messages",
-    ]
+    assert (
+        [m.name for m in migrations.applied(second.db)]
+        == applied
+        == [
+            "m001_create_conversations_and_entries",
+            "m002_full_text_search_over_messages",
+        ]
+    )
 
 
 def test_connections_use_wal_busy_timeout_and_foreign_keys(store):

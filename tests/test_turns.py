@@ -106,9 +106,7 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     assert "stopped" in to_bubbles(stored)[-1]["content"]
 
     assert (await collect(service, "and now?", model="short"))[-1].status is TurnStatus.COMPLETED
-    assert any(
-        isinstance(m, ModelResponse) and m.parts and m.parts[0].content.startswith("w0 w1 w2") for m in sent[1]
-    )
+    assert any(isinstance(m, ModelResponse) and m.parts and m.parts[0].content.startswith("w0 w1 w2") for m in sent[1])
 
 
 async def test_closing_the_consumer_mid_stream_saves_the_partial_answer(store):

@@ -9,8 +9,8 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
-from chat.turns import ChatService
 from chat.sessions import Sessions
+from chat.turns import ChatService
 from ui import ChatHandlers, build_demo, launch_options
 
 pytestmark = pytest.mark.anyio
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def handlers(store) -> ChatHandlers:
     settings = Settings()
-    service = ChatService(
-        build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50
-    )
+    service = ChatService(build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50)
     return ChatHandlers(service, settings)
 
 
@@ -43,11 +41,11 @@ def test_model_notice_names_the_fix(handlers, monkeypatch):
 @pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
 def test_a_rejected_prompt_raises_a_visible_error_and_sends_nothing(handlers, prompt):
     with pytest.raises(gr.Error):
-        handlers.accept_prompt(prompt, [], "owner", None)
+        handlers.accept_prompt(prompt, [], "owner", None, None)
 
 
 def test_an_accepted_prompt_is_echoed_at_once_and_cleared_from_the_box(handlers):
-    box, chat, conversation_id, pending = handlers.accept_prompt("hello", [], "owner", None)
+    box, chat, conversation_id, pending, token = handlers.accept_prompt("hello", [], "owner", None, None)
     assert box == "" and pending == "hello" and conversation_id
     assert chat == [{"role": "user", "content": "hello"}]
 
@@ -56,16 +54,16 @@ async def test_a_second_prompt_while_streaming_is_refused(handlers):
     updates = handlers.service.run_turn("owner", "c1", "count to 3000", "demo")
     await updates.__anext__()
     with pytest.raises(gr.Error):
-        handlers.accept_prompt("another", [], "owner", "c1")
+        handlers.accept_prompt("another", [], "owner", "c1", None)
     await updates.aclose()
 
 
 async def test_stream_reply_shows_history_from_the_store_and_restores_the_prompt_on_failure(handlers):
-    outputs = [out async for out in handlers.stream_reply("My name is Ann.", "demo", "owner", "c1")]
+    outputs = [out async for out in handlers.stream_reply("My name is Ann.", "demo", "owner", "c1", None)]
     chat, usage, box, owner, conversation_id = outputs[-1]
     assert [b["role"] for b in chat] == ["user", "assistant"] and "Ann" in chat[-1]["content"]
     assert "**demo**" in usage
-    failed = [out async for out in handlers.stream_reply("hi", "nonsense-model", "owner", "c1")]
+    failed = [out async for out in handlers.stream_reply("hi", "nonsense-model", "owner", "c1", None)]
     chat, usage, box, *_ = failed[-1]
     assert box == "hi"
     assert [b["role"] for b in chat] == ["user", "assistant", "user", "assistant"]
@@ -80,7 +78,7 @@ def side(handlers):
 
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(handlers, side):
-    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1")]
+    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1", None)]
     chat, conversation_id, title, usage, notice = await side.switch("mallory", "c1")
     assert chat == [] and conversation_id is None and "does not exist" in notice
     chat, conversation_id, title, *_ = await side.switch("alice", "c1")
@@ -88,7 +86,7 @@ async def test_switching_to_someone_elses_conversation_shows_nothing(handlers, s
 
 
 async def test_export_writes_a_download_and_import_reads_it_back(handlers, side, tmp_path):
-    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1")]
+    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1", None)]
     download, notice = await side.export_json("alice", "c1")
     exported = download["value"]
     assert exported.endswith("Remember-42.json")
@@ -102,7 +100,7 @@ async def test_export_writes_a_download_and_import_reads_it_back(handlers, side,
 
 
 async def test_markdown_export_is_named_after_the_title(handlers, side):
-    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1")]
+    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1", None)]
     download, _ = await side.export_markdown("alice", "c1")
     assert download["value"].endswith("Plan-a-picnic.md")
     assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")
@@ -118,3 +116,14 @@ def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
     assert default_db_path({"SPACE_ID": "me/chat"}, tmp_path / "missing") == ("data/chat.db", EPHEMERAL_SPACE_NOTICE)
     assert parse_settings({"CHAT_DB": "/tmp/x.db"}).db_path == "/tmp/x.db"
     assert parse_settings({}, ["--db", "elsewhere.db"]).db_path == "elsewhere.db"
+
+
+def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token(handlers):
+    from types import SimpleNamespace
+
+    page = SimpleNamespace(session_hash="session-1")
+    loaded = handlers.ensure_owner("", page)
+    *_, sent_with = handlers.accept_prompt("hi", [], "", None, page)
+    assert loaded == sent_with and len(loaded) >= 22  # 128 random bits, url-safe
+    assert handlers.ensure_owner("", SimpleNamespace(session_hash="session-2")) != loaded
+    assert handlers.ensure_owner("hf:alice", page) == loaded  # a token cannot claim an account

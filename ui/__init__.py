@@ -39,6 +39,8 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
         with gr.Sidebar(label="Conversations", width=340):
             if settings.storage_notice:
                 gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
+            if settings.hf_login:
+                gr.LoginButton(size="sm")
             new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
             search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
             results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
@@ -51,7 +53,9 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
                     export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
                 download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
                 delete = gr.Button("Delete…", variant="stop", size="sm", elem_id="delete")
-                confirm_delete = gr.Button("Confirm delete", variant="stop", size="sm", visible=False, elem_id="confirm-delete")
+                confirm_delete = gr.Button(
+                    "Confirm delete", variant="stop", size="sm", visible=False, elem_id="confirm-delete"
+                )
             import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
             sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
 
@@ -64,9 +68,7 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
             info="demo, or any pydantic-ai model string (openai-chat:gpt-4o-mini, anthropic:…, ollama:…)",
         )
         model_notice = gr.Markdown(chat.check_model(settings.default_model), elem_id="model-notice")
-        chatbot = gr.Chatbot(
-            label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat"
-        )
+        chatbot = gr.Chatbot(label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat")
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(
                 placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
@@ -101,7 +103,7 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
             [prompt.submit, send.click],
             chat.accept_prompt,
             [prompt, chatbot, owner, conversation_id],
-            [prompt, chatbot, conversation_id, pending],
+            [prompt, chatbot, conversation_id, pending, owner],
             **private,
         )
         stream_answer(accepted, "chat", "public")
@@ -112,12 +114,18 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
         stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
 
         # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.
-        chatbot.clear(side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private)
-        new_chat.click(side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private)
+        chatbot.clear(
+            side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private
+        )
+        new_chat.click(
+            side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private
+        )
         switch_outputs = [chatbot, conversation_id, title, usage, sidebar_notice]
         session_list.input(side.switch, [owner, session_list], switch_outputs, **private)
         results.input(side.switch, [owner, results], switch_outputs, **private)
-        gr.on([search.submit, search.change], side.search, [owner, search], results, **private, trigger_mode="always_last")
+        gr.on(
+            [search.submit, search.change], side.search, [owner, search], results, **private, trigger_mode="always_last"
+        )
         rename.click(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
         title.submit(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
         delete.click(side.ask_to_delete, conversation_id, [confirm_delete, sidebar_notice], **private)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,8 +13,10 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.errors import ConversationUnavailable, PromptRejected
+from chat.identity import visitor
 from chat.render import FAILED_PREFIX, Bubble, format_stats, status_label, to_bubbles
 from chat.turns import ChatService, TurnStatus
+
 
 def new_owner_token() -> str:
     """An opaque visitor id: 128 random bits, kept in the visitor's browser."""
@@ -29,35 +33,71 @@ class ChatHandlers:
     def __init__(self, service: ChatService, settings: Settings) -> None:
         self.service = service
         self.settings = settings
+        self._minted: OrderedDict[str, str] = OrderedDict()
+        self._minted_lock = threading.Lock()
 
-    def ensure_owner(self, owner: str | None) -> str:
-        return owner or new_owner_token()
+    def browser_token(self, owner: str | None, request: gr.Request | None) -> str:
+        """The browser's own token; on a first visit, one minted per page session.
+
+        Page load and a quick first Send both find the browser state empty and run concurrently:
+        minting per session makes them agree, so the first chat cannot land under a lost token.
+        """
+        if token := visitor(owner):
+            return token
+        session = getattr(request, "session_hash", None)
+        if not session:
+            return new_owner_token()
+        with self._minted_lock:
+            token = self._minted.setdefault(session, new_owner_token())
+            self._minted.move_to_end(session)
+            while len(self._minted) > 10_000:
+                self._minted.popitem(last=False)
+        return token
+
+    def ensure_owner(self, owner: str | None, request: gr.Request) -> str:
+        """The browser's token, minted on the first visit; a logged-in account never replaces it."""
+        return self.browser_token(owner, request)
 
     def check_model(self, model_name: str) -> str:
         problem = self.service.models.check(model_name)
         return f"⚠️ {problem}" if problem else ""
 
     def accept_prompt(
-        self, prompt: str, chatbot: list[Bubble], owner: str | None, conversation_id: str | None
-    ) -> tuple[str, list[Bubble], str, str]:
+        self,
+        prompt: str,
+        chatbot: list[Bubble],
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> tuple[str, list[Bubble], str, str, str]:
         """Show the prompt at once and hand it to `stream_reply`; a rejected prompt stays in the box."""
+        token = self.browser_token(owner, request)
+        owner = visitor(token, profile)
         try:
             self.service.check_idle(owner, conversation_id)
             prompt = self.service.check_prompt(prompt)
         except PromptRejected as rejected:
             raise gr.Error(str(rejected), title="Not sent") from rejected
         chatbot = [*(chatbot or []), {"role": "user", "content": prompt}]
-        return "", chatbot, conversation_id or new_conversation_id(), prompt
+        return "", chatbot, conversation_id or new_conversation_id(), prompt, token
 
     async def stream_reply(
-        self, message: str, model_name: str, owner: str | None, conversation_id: str | None
+        self,
+        message: str,
+        model_name: str,
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream the answer into the last bubble; the chat above it is re-read from the store."""
-        owner = owner or new_owner_token()
+        browser_token = self.browser_token(owner, request)
+        owner = visitor(browser_token, profile)
         conversation_id = conversation_id or new_conversation_id()
         earlier = to_bubbles(await self.service.load_messages(owner, conversation_id))
         asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
-        identity: tuple[Any, Any] = (owner, conversation_id)
+        identity: tuple[Any, Any] = (browser_token, conversation_id)
         async for update in self.service.run_turn(owner, conversation_id, message, model_name):
             if update.status is TurnStatus.FAILED:
                 answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
@@ -69,19 +109,31 @@ class ChatHandlers:
             yield [*earlier, *asked, *answer], summary, gr.skip(), *identity
             identity = (gr.skip(), gr.skip())
 
-    def stop_reply(self, owner: str | None, conversation_id: str | None) -> None:
+    def stop_reply(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> None:
+        owner = visitor(owner, profile)
         if owner and conversation_id:
             self.service.stop(owner, conversation_id)
 
-    async def regenerate(self, owner: str | None, conversation_id: str | None) -> tuple[list[Bubble], str]:
+    async def regenerate(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[list[Bubble], str]:
         """Answer the last prompt again; the old answer stays stored as a branch."""
+        owner = visitor(owner, profile)
         prompt = await self._rewind(owner, conversation_id)
         return await self._shown_with(owner, conversation_id, prompt), prompt
 
     async def edit_last(
-        self, owner: str | None, conversation_id: str | None, chatbot: list[Bubble], edit: gr.EditData
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        chatbot: list[Bubble],
+        edit: gr.EditData,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[list[Bubble], str]:
         """Replace the last prompt and answer it; the earlier version stays stored as a branch."""
+        owner = visitor(owner, profile)
         user_indexes = [i for i, bubble in enumerate(chatbot or []) if bubble.get("role") == "user"]
         if not user_indexes or edit.index != user_indexes[-1]:
             raise gr.Error("Only your last message can be edited.", title="Not edited")

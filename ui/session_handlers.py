@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from chat.errors import ConversationUnavailable
+from chat.identity import visitor
 from chat.render import Bubble
 from chat.sessions import ImportRejected, Sessions, relative_time
 from chat.turns import ChatService
@@ -31,15 +32,21 @@ class SessionHandlers:
             for summary in self.sessions.list(owner)
         ]
 
-    def refresh(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
+    def refresh(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, Any]:
         """The sidebar after a turn: the list (newest first, the current one selected) and the current title."""
+        owner = visitor(owner, profile)
         choices = self.session_choices(owner)
         current = conversation_id if conversation_id in {value for _, value in choices} else None
         title = self.sessions.store.session(conversation_id, owner).title if current and owner else ""
         return gr.update(choices=choices, value=current), title
 
-    async def switch(self, owner: str | None, conversation_id: str | None) -> tuple[Any, ...]:
+    async def switch(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
         """Open a conversation from the list: the chat is re-read from the store."""
+        owner = visitor(owner, profile)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
         try:
@@ -51,7 +58,10 @@ class SessionHandlers:
     def new_chat(self) -> tuple[list[Bubble], None, str, str, Any, str]:
         return [], None, "", "", gr.update(value=None), ""
 
-    def rename(self, owner: str | None, conversation_id: str | None, title: str) -> tuple[Any, str, str]:
+    def rename(
+        self, owner: str | None, conversation_id: str | None, title: str, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, str, str]:
+        owner = visitor(owner, profile)
         if not conversation_id:
             return gr.skip(), "", "Send a message first: a new chat is named after it."
         try:
@@ -66,8 +76,11 @@ class SessionHandlers:
             return gr.update(visible=False), "Nothing to delete yet."
         return gr.update(visible=True), "Delete this conversation for good? Press **Confirm delete**."
 
-    async def delete(self, owner: str | None, conversation_id: str | None) -> tuple[Any, ...]:
+    async def delete(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
         """Delete for good; the search results are cleared too, so the deleted chat is not offered again."""
+        owner = visitor(owner, profile)
         hidden = gr.update(visible=False)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), ""
@@ -79,7 +92,8 @@ class SessionHandlers:
         sessions = gr.update(choices=self.session_choices(owner), value=None)
         return [], None, sessions, "", hidden, no_results, "", "Deleted."
 
-    def search(self, owner: str | None, query: str) -> Any:
+    def search(self, owner: str | None, query: str, profile: gr.OAuthProfile | None = None) -> Any:
+        owner = visitor(owner, profile)
         if not owner or not (query or "").strip():
             return gr.update(choices=[], value=None, visible=False)
         hits = self.sessions.search(owner, query)
@@ -87,10 +101,16 @@ class SessionHandlers:
         label = f"{len(hits)} conversation{'s' if len(hits) != 1 else ''} found"
         return gr.update(choices=choices, value=None, visible=True, label=label)
 
-    async def export_json(self, owner: str | None, conversation_id: str | None) -> tuple[Any, str]:
+    async def export_json(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, str]:
+        owner = visitor(owner, profile)
         return await self._export(owner, conversation_id, "json")
 
-    async def export_markdown(self, owner: str | None, conversation_id: str | None) -> tuple[Any, str]:
+    async def export_markdown(
+        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, str]:
+        owner = visitor(owner, profile)
         return await self._export(owner, conversation_id, "md")
 
     async def _export(self, owner: str | None, conversation_id: str | None, kind: str) -> tuple[Any, str]:
@@ -110,7 +130,10 @@ class SessionHandlers:
         path.write_text(text, encoding="utf-8")
         return gr.update(value=str(path), visible=True), ""
 
-    async def import_file(self, owner: str | None, upload: Any) -> tuple[Any, ...]:
+    async def import_file(
+        self, owner: str | None, upload: Any, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
+        owner = visitor(owner, profile)
         if not owner or upload is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Nothing was imported."
         path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
