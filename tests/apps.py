@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,3 +71,37 @@ def queue_call(url: str, handler: str, data: list, session_hash: str) -> list:
                     if message.get("msg") == "process_completed":
                         return last
     return last
+
+
+@contextmanager
+def app_process(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python app.py` as a user runs it (README command 1), on a free port; yields the process and its URL."""
+    import httpx
+
+    port = free_port()
+    environment = {**environment, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    process = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the app did not answer"
+            time.sleep(0.2)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=20)

@@ -98,42 +98,14 @@ def test_settings_come_from_flags_over_environment():
 def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    import httpx
+    from tests.apps import app_process
 
-    from tests.apps import free_port
-
-    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OPENAI_", "ANTHROPIC_"))}
-    environment.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", CHAT_DB=str(tmp_path / "chat.db"))
-    process = subprocess.Popen(
-        [sys.executable, "app.py"],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the app did not answer"
-            time.sleep(0.2)
-        chat, usage, _, _ = Client(url, verbose=False).predict("Hello!", "demo", "fresh-owner", api_name="/chat")
+    environment["CHAT_DB"] = str(tmp_path / "chat.db")  # the one exception: keep the test's data in its folder
+    with app_process(environment) as (_, url):
+        chat, *_ = Client(url, verbose=False).predict("Hello!", "demo", "fresh-owner", api_name="/chat")
         assert "Demo model" in last_answer(chat)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_fifty_visitors_stream_at_the_same_time():
@@ -233,48 +205,13 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
     """SIGKILL while an answer streams: after a restart the earlier turns are intact and the file is sound."""
     import os
     import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import httpx
 
     from storage.sqlite_store import SQLiteConversationStore
-    from tests.apps import free_port
+    from tests.apps import app_process
 
     database = tmp_path / "chat.db"
-
-    def start() -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        environment = dict(
-            os.environ,
-            GRADIO_SERVER_PORT=str(port),
-            GRADIO_SERVER_NAME="127.0.0.1",
-            CHAT_DB=str(database),
-            CHAT_DEMO_TPS="40",
-            CHAT_DEMO_DELAY="0.05",
-        )
-        process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=Path(__file__).resolve().parent.parent,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "the app exited"
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-
-    process, url = start()
-    try:
+    environment = dict(os.environ, CHAT_DB=str(database), CHAT_DEMO_TPS="40", CHAT_DEMO_DELAY="0.05")
+    with app_process(environment) as (process, url):
         client = Client(url, verbose=False)
         client.predict("My name is Sam and I am 41.", "demo", "killed-owner", api_name="/chat")
         job = client.submit("count to 5000", "demo", "killed-owner", api_name="/chat")
@@ -282,12 +219,8 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
 
-    process, url = start()
-    try:
+    with app_process(environment) as (_, url):
         store = SQLiteConversationStore(database)
         assert store.integrity_ok()
         (summary,) = store.list_sessions("killed-owner")
@@ -296,6 +229,3 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
         answer = Client(url, verbose=False).predict("How old am I?", "demo", "killed-owner", api_name="/chat")
         assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation...
         assert len(store.list_sessions("killed-owner")) == 2  # ...and the first one is still listed
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
