@@ -1,6 +1,7 @@
 """The offline demo model: a pydantic-ai `FunctionModel` that streams plausible answers with no API key.
 
-It reads the conversation it is sent, so multi-turn memory is visible offline: tell it
+Asked for structured output (the recipe tab), it streams recipe JSON as tool-call argument deltas,
+or as text for native and prompted output. It reads the conversation it is sent, so multi-turn memory is visible offline: tell it
 "I'm Sam, I am 28" and later ask "how old am I?". It streams word by word (CJK by character
 pairs) at a configurable pace and reports usage that grows with the history it was sent.
 """
@@ -8,6 +9,7 @@ pairs) at a configurable pace and reports usage that grows with the history it w
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -19,12 +21,15 @@ from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
     TextPart,
+    ToolCallPart,
     UserPromptPart,
 )
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
+
+from chat.cookbook import compose_recipe
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u3000-\u303f\uff00-\uffef"
 _CHUNK_PATTERN = re.compile(rf"\s*(?:[{_CJK}]{{1,2}}|[^\s{_CJK}]+)|\s+")
@@ -173,6 +178,15 @@ def _demo_explainer(prompt: str, earlier_turns: int) -> str:
     )
 
 
+def _last_prompt(messages: Sequence[ModelMessage]) -> str:
+    texts = _user_texts(messages)
+    return texts[-1] if texts else ""
+
+
+def _wants_recipe(info: AgentInfo) -> bool:
+    return bool(info.output_tools) or info.model_request_parameters.output_mode in ("native", "prompted")
+
+
 def compose_reply(messages: Sequence[ModelMessage]) -> str:
     """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
     texts = _user_texts(messages)
@@ -195,21 +209,29 @@ class DemoModel(FunctionModel):
         super().__init__(function=self._reply, stream_function=self._stream_reply, model_name="demo")
 
     def _reply(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        if info.output_tools:
-            raise NotImplementedError("The demo model answers in text only; structured output is not built yet.")
-        text = compose_reply(messages)
+        if _wants_recipe(info):
+            text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False)
+            part = ToolCallPart(info.output_tools[0].name, text) if info.output_tools else TextPart(text)
+        else:
+            text = compose_reply(messages)
+            part = TextPart(text)
         usage = RequestUsage(input_tokens=estimate_message_tokens(messages), output_tokens=estimate_tokens(text))
-        return ModelResponse(parts=[TextPart(text)], usage=usage)
+        return ModelResponse(parts=[part], usage=usage)
 
-    async def _stream_reply(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-        if info.output_tools:
-            raise NotImplementedError("The demo model streams text only; structured output is not built yet.")
+    async def _stream_reply(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        """Text for a chat; for a structured request, recipe JSON as tool-call argument deltas (or as text)."""
+        wants_recipe = _wants_recipe(info)
+        text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False) if wants_recipe else None
         await asyncio.sleep(self.pace.first_token_delay)
+        if wants_recipe and info.output_tools:
+            yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}
         gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
-        for index, chunk in enumerate(split_into_chunks(compose_reply(messages))):
+        for index, chunk in enumerate(split_into_chunks(text if text is not None else compose_reply(messages))):
             if index:
                 await asyncio.sleep(gap)
-            yield chunk
+            yield {0: DeltaToolCall(json_args=chunk)} if wants_recipe and info.output_tools else chunk
 
     @asynccontextmanager
     async def request_stream(

@@ -178,7 +178,7 @@ class ChatService:
         finally:
             # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
             token.cancel()
-            await _wait_shielded(producer)
+            await wait_for_run(producer)
             self.active.finish(owner, conversation_id, token)
 
     async def _produce(
@@ -412,7 +412,7 @@ def _turn_stats(
     )
 
 
-async def _wait_shielded(task: asyncio.Task[None]) -> None:
+async def wait_for_run(task: asyncio.Task[None]) -> None:
     """Wait for the run to finish saving even if the waiter itself is being cancelled."""
     while not task.done():
         try:

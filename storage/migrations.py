@@ -47,3 +47,10 @@ def m001_create_conversations_and_entries(db: Database) -> None:
 def m002_full_text_search_over_messages(db: Database) -> None:
     # trigram: substring search that works for Chinese and Japanese, which have no spaces between words.
     db["entries"].enable_fts(["text"], tokenize="trigram", create_triggers=True)
+
+
+@migrations()
+def m003_conversation_kind(db: Database) -> None:
+    # Recipe generations are stored as conversations too; the kind keeps them out of the chat sidebar.
+    db["conversations"].add_column("kind", str, not_null_default="chat")
+    db["conversations"].create_index(["scope", "kind", "updated_at"])

@@ -242,18 +242,18 @@ class SQLiteConversationStore(ConversationStore):
 
     # -- the app's session metadata, always scoped to the owner ---------------------------------
 
-    def list_sessions(self, scope: str, *, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
+    def list_sessions(self, scope: str, *, kind: str = "chat", limit: int = 50, offset: int = 0) -> list[SessionSummary]:
         rows = self.db.execute(
-            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE scope = ?"
+            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE scope = ? AND kind = ?"
             " ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            [scope, limit, offset],
+            [scope, kind, limit, offset],
         ).fetchall()
         return [_summary(row) for row in rows]
 
-    def session(self, conversation_id: str, scope: str) -> SessionSummary | None:
+    def session(self, conversation_id: str, scope: str, *, kind: str = "chat") -> SessionSummary | None:
         row = self.db.execute(
-            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE id = ? AND scope = ?",
-            [conversation_id, scope],
+            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE id = ? AND scope = ? AND kind = ?",
+            [conversation_id, scope, kind],
         ).fetchone()
         return None if row is None else _summary(row)
 
@@ -263,6 +263,10 @@ class SQLiteConversationStore(ConversationStore):
             sql += " AND (title IS NULL OR title = '')"
         with self._write() as connection:
             return connection.execute(sql, [title, conversation_id, scope]).rowcount == 1
+
+    def set_kind(self, conversation_id: str, scope: str, kind: str) -> None:
+        with self._write() as connection:
+            connection.execute("UPDATE conversations SET kind = ? WHERE id = ? AND scope = ?", [kind, conversation_id, scope])
 
     def set_model(self, conversation_id: str, scope: str, model: str) -> None:
         with self._write() as connection:
@@ -282,7 +286,7 @@ class SQLiteConversationStore(ConversationStore):
                 SELECT c.id, c.title, snippet(entries_fts, 0, '«', '»', '…', 12)
                 FROM entries_fts JOIN entries e ON e.rowid = entries_fts.rowid
                 JOIN conversations c ON c.id = e.conversation_id
-                WHERE entries_fts MATCH ? AND c.scope = ?
+                WHERE entries_fts MATCH ? AND c.scope = ? AND c.kind = 'chat'
                 ORDER BY c.updated_at DESC
                 """,
                 [phrase, scope],
@@ -292,7 +296,7 @@ class SQLiteConversationStore(ConversationStore):
             rows = self.db.execute(
                 """
                 SELECT c.id, c.title, e.text FROM entries e JOIN conversations c ON c.id = e.conversation_id
-                WHERE c.scope = ? AND e.text LIKE ? ESCAPE '\\' ORDER BY c.updated_at DESC
+                WHERE c.scope = ? AND c.kind = 'chat' AND e.text LIKE ? ESCAPE '\\' ORDER BY c.updated_at DESC
                 """,
                 [scope, f"%{escaped}%"],
             ).fetchall()

@@ -1,0 +1,197 @@
+"""Structured recipe runs: partial `Recipe` objects streamed, validated as they grow, stopped, stored per owner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from pydantic_ai import CancellationToken
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.exceptions import RunCancelled, RunTimedOut, UnexpectedModelBehavior
+from pydantic_ai.messages import ModelResponse
+
+from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.models import ModelResolver
+from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
+from chat.text import title_from_prompt
+from chat.turns import END_KEY, STOPPED, ActiveTurns, wait_for_run
+from storage.sqlite_store import SessionSummary, SQLiteConversationStore
+
+log = logging.getLogger(__name__)
+
+RECIPE_KIND = "recipe"
+MAX_REQUEST_CHARS = 2_000
+
+
+class RecipeStatus(enum.StrEnum):
+    STREAMING = "streaming"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RecipeUpdate:
+    run_id: str
+    recipe: Recipe | None
+    status: RecipeStatus = RecipeStatus.STREAMING
+    snapshots: int = 0
+    """Partial snapshots received from pydantic-ai so far (after its debounce)."""
+    elapsed: float = 0.0
+    error: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status is not RecipeStatus.STREAMING
+
+
+@dataclass(frozen=True)
+class StoredRecipe:
+    run_id: str
+    recipe: Recipe | None
+    incomplete: bool
+
+
+class RecipeService:
+    def __init__(
+        self,
+        store: SQLiteConversationStore,
+        models: ModelResolver,
+        *,
+        request_timeout: float = 60.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.request_timeout = request_timeout
+        self.agents = {mode: build_recipe_agent(mode) for mode in OUTPUT_MODES}
+        self.active = ActiveTurns()
+        self._clock = clock
+
+    def check_request(self, request: str | None) -> str:
+        if request is None or not request.strip():
+            raise PromptRejected("Name a dish first, for example 麻婆豆腐 or pancakes.")
+        if len(request) > MAX_REQUEST_CHARS:
+            raise PromptRejected(f"Keep the request under {MAX_REQUEST_CHARS:,} characters.")
+        return request.strip()
+
+    def stop(self, owner: str, run_id: str) -> bool:
+        return bool(owner) and self.active.stop(owner, run_id)
+
+    def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
+        return self.store.list_sessions(owner, kind=RECIPE_KIND, limit=limit) if owner else []
+
+    async def open(self, owner: str, run_id: str) -> StoredRecipe:
+        if not owner or self.store.session(run_id, owner, kind=RECIPE_KIND) is None:
+            raise ConversationUnavailable("This recipe does not exist (it may have been deleted).")
+        conversation = await self.store.load(run_id, scope=owner)
+        messages = conversation.messages if conversation else []
+        responses = [m for m in messages if isinstance(m, ModelResponse)]
+        incomplete = bool(responses) and responses[-1].state == "interrupted"
+        return StoredRecipe(run_id, recipe_from_messages(messages), incomplete)
+
+    async def run(
+        self,
+        owner: str,
+        run_id: str,
+        request: str,
+        model_name: str,
+        *,
+        debounce: float | None = 0.05,
+        mode: OutputMode = "tool",
+    ) -> AsyncIterator[RecipeUpdate]:
+        """Stream partial recipes as pydantic-ai validates them; the last update is final."""
+        try:
+            if not owner:
+                raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+            request = self.check_request(request)
+            if mode not in OUTPUT_MODES:
+                raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")
+        except (PromptRejected, ConversationUnavailable) as error:
+            yield RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=str(error))
+            return
+        updates: asyncio.Queue[RecipeUpdate] = asyncio.Queue()
+        token = self.active.start(owner, run_id)
+        producer = asyncio.create_task(
+            self._produce(owner, run_id, request, model_name, debounce or None, mode, token, updates)
+        )
+        try:
+            while True:
+                update = await updates.get()
+                yield update
+                if update.final:
+                    return
+        finally:
+            token.cancel()
+            await wait_for_run(producer)
+            self.active.finish(owner, run_id, token)
+
+    async def _produce(
+        self,
+        owner: str,
+        run_id: str,
+        request: str,
+        model_name: str,
+        debounce: float | None,
+        mode: OutputMode,
+        token: CancellationToken,
+        updates: asyncio.Queue[RecipeUpdate],
+    ) -> None:
+        started = self._clock()
+        last: Recipe | None = None
+        snapshots = 0
+
+        def update(status: RecipeStatus, error: str | None = None) -> RecipeUpdate:
+            return RecipeUpdate(run_id, last, status, snapshots, self._clock() - started, error)
+
+        conversation = Conversation(conversation_id=run_id)
+        try:
+            model = self.models.resolve(model_name)
+            async with self.agents[mode].run_stream(
+                request,
+                model=model,
+                conversation=conversation,
+                cancellation_token=token,
+                model_settings={"timeout": self.request_timeout},
+            ) as run:
+                async for partial in run.stream_output(debounce_by=debounce):
+                    snapshots += 1
+                    last = partial
+                    updates.put_nowait(update(RecipeStatus.STREAMING))
+            result = run.result
+            assert result is not None
+            last = result.output
+            await self.store.save(result.conversation, scope=owner)
+            self._describe(owner, run_id, last.name or request, model_name)
+            updates.put_nowait(update(RecipeStatus.COMPLETED))
+        except RunTimedOut as error:
+            updates.put_nowait(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+        except RunCancelled as stopped:
+            messages = list(stopped.all_messages())
+            if messages and isinstance(messages[-1], ModelResponse):
+                messages[-1] = dataclasses.replace(
+                    messages[-1], state="interrupted", metadata={**(messages[-1].metadata or {}), END_KEY: STOPPED}
+                )
+            last = recipe_from_messages(messages) or last
+            await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
+            self._describe(owner, run_id, (last.name if last else "") or request, model_name)
+            updates.put_nowait(update(RecipeStatus.STOPPED))
+        except UnexpectedModelBehavior as error:
+            message = (
+                f"The model's recipe did not validate ({error.message}). Streaming runs are not retried: "
+                "the last good partial is shown; generate again, or try another output mode."
+            )
+            updates.put_nowait(update(RecipeStatus.FAILED, message))
+        except Exception as error:
+            log.exception("recipe run %s failed", run_id)
+            updates.put_nowait(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+
+    def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
+        self.store.set_kind(run_id, owner, RECIPE_KIND)
+        self.store.set_title(run_id, owner, title_from_prompt(title))
+        self.store.set_model(run_id, owner, model_name)
