@@ -23,6 +23,7 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.models import ModelResolver
+from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from storage import open_store
@@ -142,7 +143,8 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     service = build_service(settings)
     if settings.warm_up:
         warm_up(service)
-    return build_demo(service, Sessions(service.store), settings), service
+    recipes = RecipeService(service.store, service.models, request_timeout=settings.request_timeout)
+    return build_demo(service, Sessions(service.store), recipes, settings), service
 
 
 demo, service = build_app(parse_settings(os.environ))

@@ -57,7 +57,9 @@ _NOT_FOOD = re.compile(r"\d\s*[-+*/x×÷]\s*\d|\b(weather|stock|capital of|who i
 
 
 def _dish_name(request: str) -> str:
-    text = re.sub(r"(?i)^(please\s+)?(give me|write|make|a|an|the|recipe for|recipe|how to (cook|make))\s+", "", request.strip())
+    text = re.sub(
+        r"(?i)^(please\s+)?(give me|write|make|a|an|the|recipe for|recipe|how to (cook|make))\s+", "", request.strip()
+    )
     text = re.sub(r"(?i)\b(recipe|please)\b", "", text).strip(" .!?,。!?")
     return text[:60] or "House special"
 

@@ -242,7 +242,9 @@ class SQLiteConversationStore(ConversationStore):
 
     # -- the app's session metadata, always scoped to the owner ---------------------------------
 
-    def list_sessions(self, scope: str, *, kind: str = "chat", limit: int = 50, offset: int = 0) -> list[SessionSummary]:
+    def list_sessions(
+        self, scope: str, *, kind: str = "chat", limit: int = 50, offset: int = 0
+    ) -> list[SessionSummary]:
         rows = self.db.execute(
             "SELECT id, title, created_at, updated_at, model FROM conversations WHERE scope = ? AND kind = ?"
             " ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
@@ -266,7 +268,9 @@ class SQLiteConversationStore(ConversationStore):
 
     def set_kind(self, conversation_id: str, scope: str, kind: str) -> None:
         with self._write() as connection:
-            connection.execute("UPDATE conversations SET kind = ? WHERE id = ? AND scope = ?", [kind, conversation_id, scope])
+            connection.execute(
+                "UPDATE conversations SET kind = ? WHERE id = ? AND scope = ?", [kind, conversation_id, scope]
+            )
 
     def set_model(self, conversation_id: str, scope: str, model: str) -> None:
         with self._write() as connection:

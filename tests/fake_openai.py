@@ -7,6 +7,8 @@ The last user message picks the script:
   "fault:drop"       streams three words, then breaks the connection mid-body
   "fault:emoji"      streams an emoji split into two lone surrogates across two chunks
   "slow"             streams 200 words, one every 50 ms (for Stop)
+  with `tools` in the request: the recipe below as tool-call argument deltas, in OpenAI's format
+  ("fault:badjson" with tools: arguments that do not fit the schema)
   anything else      streams "word0 word1 ... word9" and a final usage chunk
 """
 
@@ -71,6 +73,12 @@ def build_app(log: ServerLog) -> Starlette:
         if "fault:slow" in prompt:
             await asyncio.sleep(30)
 
+        if payload.get("tools"):
+            return StreamingResponse(
+                _tool_call_stream(payload["tools"][0]["function"]["name"], "fault:badjson" in prompt, log),
+                media_type="text/event-stream",
+            )
+
         async def stream() -> AsyncIterator[str]:
             try:
                 yield _chunk({"role": "assistant", "content": ""})
@@ -102,6 +110,36 @@ def build_app(log: ServerLog) -> Starlette:
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+RECIPE_ARGUMENTS = json.dumps(
+    {
+        "name": "Leek soup",
+        "servings": 2,
+        "total_minutes": 30,
+        "ingredients": [{"item": "leeks", "amount": "2"}, {"item": "potato", "amount": "1"}],
+        "steps": ["Slice.", "Simmer.", "Blend."],
+    }
+)
+
+
+async def _tool_call_stream(tool_name: str, malformed: bool, log: ServerLog) -> AsyncIterator[str]:
+    arguments = '{"name": "Leek soup", "steps": "not a list"}' if malformed else RECIPE_ARGUMENTS
+    yield _chunk(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function", "function": {"name": tool_name, "arguments": ""}}
+            ],
+        }
+    )
+    for start in range(0, len(arguments), 7):
+        log.chunks_sent += 1
+        yield _chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[start : start + 7]}}]})
+        await asyncio.sleep(0.002)
+    yield _chunk({}, "tool_calls", {"prompt_tokens": 40, "completion_tokens": 60, "total_tokens": 100})
+    yield "data: [DONE]\n\n"
 
 
 class FakeOpenAIServer:

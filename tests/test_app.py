@@ -81,9 +81,9 @@ def test_an_unknown_model_is_explained_in_the_chat(app):
     assert prompt_box == "hi"  # the prompt comes back to the box
 
 
-def test_only_the_chat_endpoint_is_advertised(app):
+def test_only_the_chat_and_recipe_endpoints_are_advertised(app):
     api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
-    assert list(api["named_endpoints"]) == ["/chat"]
+    assert sorted(api["named_endpoints"]) == ["/chat", "/recipe"]
     assert api["unnamed_endpoints"] == {}
 
 
@@ -229,3 +229,16 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
         answer = Client(url, verbose=False).predict("How old am I?", "demo", "killed-owner", api_name="/chat")
         assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation...
         assert len(store.list_sessions("killed-owner")) == 2  # ...and the first one is still listed
+
+
+def test_recipe_endpoint_streams_partial_json(app):
+    import json
+
+    client = Client(app.url, verbose=False)
+    job = client.submit("麻婆豆腐", "demo", "tool", 0.05, "recipe-owner", api_name="/recipe")
+    partial_names = []
+    for card, recipe, counters, _ in job:
+        partial_names.append(json.loads(recipe).get("name", ""))
+    final = json.loads(job.outputs()[-1][1])
+    assert final["name"] == "麻婆豆腐" and len(final["ingredients"]) == 9
+    assert len(partial_names) >= 3 and "completed" in job.outputs()[-1][2]

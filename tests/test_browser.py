@@ -281,3 +281,36 @@ def test_editing_the_last_message_answers_the_new_text(app, browser):
     page.wait_for_function("() => document.querySelector('#chat').innerText.includes('1 2 3 4 5.')")
     assert "count to 3" not in page.locator("#chat").inner_text()
     page.close()
+
+
+RECORD_CARD_RENDERS = """() => {
+    window.__cards = [];
+    const card = document.querySelector('#recipe-card');
+    new MutationObserver(() => window.__cards.push(card.innerText)).observe(
+        card, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Recipe").click()
+    page.evaluate(RECORD_CARD_RENDERS)
+    page.locator("#dish textarea, #dish input").first.fill("麻婆豆腐")
+    page.locator("#generate").click()
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('completed')")
+    renders = [text for text in dict.fromkeys(page.evaluate("() => window.__cards")) if "麻婆豆腐" in text]
+    assert len(renders) >= 4  # at least three distinct partial cards before the final one
+    assert "嫩豆腐" in renders[-1] and "葱花" in renders[-1]
+    assert any("嫩豆腐" in text and "出锅" not in text for text in renders)  # ingredients came before steps
+    assert '"name": "麻婆豆腐"' in page.locator("#recipe-json").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "recipe.png"), full_page=True)
+
+    page.locator("#dish textarea, #dish input").first.fill("pancakes")
+    page.locator("#generate").click()
+    page.wait_for_function("() => document.querySelector('#recipe-card').innerText.includes('milk')")
+    page.locator("#stop-recipe").click()
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('stopped')")
+    assert "incomplete" in page.locator("#recipe-card").inner_text()
+    page.close()

@@ -109,3 +109,24 @@ async def test_an_emoji_split_across_chunks_is_stored_whole(service):
     assert final.text == "Smile \U0001f600 done"
     stored = await service.load_messages("alice", "emoji")
     assert stored[-1].parts[0].content == "Smile \U0001f600 done"
+
+
+async def test_recipe_tool_call_deltas_stream_through_the_real_client(server, store, monkeypatch):
+    from chat.recipe_runs import RecipeService, RecipeStatus
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)
+    resolver = ModelResolver(Settings(model="fake-model", base_url=server.base_url, provider_retries=0))
+    recipes = RecipeService(store, resolver)
+    try:
+        updates = [u async for u in recipes.run("alice", "r1", "leek soup", MODEL, debounce=None)]
+        assert server.log.requests[-1]["tools"][0]["function"]["name"] == "final_result"
+        partials = [u.recipe for u in updates if u.recipe is not None]
+        assert updates[-1].status is RecipeStatus.COMPLETED
+        assert partials[-1].name == "Leek soup" and partials[-1].steps == ["Slice.", "Simmer.", "Blend."]
+        assert len({(r.name, len(r.ingredients), len(r.steps)) for r in partials}) >= 4
+
+        broken = [u async for u in recipes.run("alice", "r2", "fault:badjson", MODEL, debounce=None)]
+        assert broken[-1].status is RecipeStatus.FAILED and "did not validate" in broken[-1].error
+        assert broken[-1].recipe is not None and broken[-1].recipe.name == "Leek soup"
+    finally:
+        await resolver.resolve(MODEL).client.close()

@@ -9,6 +9,7 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
+from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from ui import ChatHandlers, build_demo, launch_options
@@ -24,7 +25,12 @@ def handlers(store) -> ChatHandlers:
 
 
 def test_the_chat_event_streams_many_visitors_at_once_and_is_the_only_public_endpoint(handlers):
-    demo = build_demo(handlers.service, Sessions(handlers.service.store), handlers.settings)
+    demo = build_demo(
+        handlers.service,
+        Sessions(handlers.service.store),
+        RecipeService(handlers.service.store, handlers.service.models),
+        handlers.settings,
+    )
     chat_events = [fn for fn in demo.fns.values() if fn.api_name == "chat"]
     assert len(chat_events) == 1
     assert chat_events[0].concurrency_limit >= 50

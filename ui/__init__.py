@@ -8,9 +8,11 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.models import model_choices
+from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from ui.chat_handlers import ChatHandlers, new_conversation_id, new_owner_token
+from ui.recipe_handlers import RecipeHandlers
 from ui.session_handlers import SessionHandlers
 
 __all__ = ["ChatHandlers", "SessionHandlers", "build_demo", "launch_options", "new_conversation_id", "new_owner_token"]
@@ -28,8 +30,11 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     return {"max_threads": settings.max_concurrent_streams + 16}
 
 
-def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> gr.Blocks:
+def build_demo(
+    service: ChatService, sessions: Sessions, recipe_service: RecipeService, settings: Settings
+) -> gr.Blocks:
     chat = ChatHandlers(service, settings)
+    recipes = RecipeHandlers(recipe_service, chat)
     side = SessionHandlers(sessions, service)
     private: dict[str, Any] = {"api_visibility": "private"}
     with gr.Blocks(title="pydantic-ai chat") as demo:
@@ -68,19 +73,50 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
             info="demo, or any pydantic-ai model string (openai-chat:gpt-4o-mini, anthropic:…, ollama:…)",
         )
         model_notice = gr.Markdown(chat.check_model(settings.default_model), elem_id="model-notice")
-        chatbot = gr.Chatbot(label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat")
-        with gr.Row(equal_height=True):
-            prompt = gr.Textbox(
-                placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
-                show_label=False,
-                lines=1,
-                max_lines=8,
-                scale=8,
-                elem_id="prompt",
-            )
-            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-        usage = gr.Markdown(elem_id="usage")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                chatbot = gr.Chatbot(
+                    label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat"
+                )
+                with gr.Row(equal_height=True):
+                    prompt = gr.Textbox(
+                        placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
+                        show_label=False,
+                        lines=1,
+                        max_lines=8,
+                        scale=8,
+                        elem_id="prompt",
+                    )
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                usage = gr.Markdown(elem_id="usage")
+            with gr.Tab("Recipe", id="recipe-tab"):
+                gr.Markdown(
+                    "Ask for a dish and watch a typed `Recipe` fill in: pydantic-ai validates each partial "
+                    "object as it streams (name first, then ingredients one by one, then steps)."
+                )
+                with gr.Row(equal_height=True):
+                    dish = gr.Textbox(
+                        placeholder="A dish, e.g. 麻婆豆腐 or pancakes", show_label=False, scale=6, elem_id="dish"
+                    )
+                    generate = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
+                    stop_recipe = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-recipe")
+                with gr.Row():
+                    output_mode = gr.Radio(
+                        ["tool", "native", "prompted"],
+                        value="tool",
+                        label="Output mode",
+                        info="tool calls (default); native JSON schema or a prompted JSON for models without tools",
+                    )
+                    debounce = gr.Slider(
+                        0, 0.5, value=0.05, step=0.01, label="Debounce (s)", info="how long pydantic-ai merges chunks"
+                    )
+                counters = gr.Markdown(elem_id="recipe-counters")
+                with gr.Row():
+                    card = gr.Markdown("*Your recipe appears here as it streams.*", elem_id="recipe-card")
+                    recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
+                saved_recipes = gr.Dropdown([], label="Your recipes", elem_id="saved-recipes")
+                recipe_run = gr.State(None)
         # The prompt waiting to be answered: a hidden textbox rather than gr.State, so it is the
         # `message` parameter of the `chat` API endpoint.
         pending = gr.Textbox(visible=False, label="message")
@@ -143,5 +179,16 @@ def build_demo(service: ChatService, sessions: Sessions, settings: Settings) -> 
             [chatbot, conversation_id, session_list, title, sidebar_notice],
             **private,
         )
+        generated = gr.on([dish.submit, generate.click], recipes.prepare, dish, recipe_run, **private).success(
+            recipes.generate,
+            [dish, model, output_mode, debounce, owner, recipe_run],
+            [card, recipe_view, counters, saved_recipes],
+            api_name="recipe",
+            concurrency_limit=settings.max_concurrent_streams,
+        )
+        del generated
+        stop_recipe.click(recipes.stop, [owner, recipe_run], None, **private)
+        saved_recipes.input(recipes.reopen, [owner, saved_recipes], [card, recipe_view, counters], **private)
+        demo.load(recipes.refresh, owner, saved_recipes, **private)
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
     return demo

@@ -1,0 +1,97 @@
+"""Recipe tab handlers: start a run, stream the growing card, stop it, reopen earlier recipes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from chat.errors import ConversationUnavailable, PromptRejected
+from chat.identity import visitor
+from chat.recipe_runs import RecipeService, RecipeStatus
+from chat.recipes import recipe_json, render_card
+from chat.sessions import relative_time
+from ui.chat_handlers import ChatHandlers, new_conversation_id
+
+
+class RecipeHandlers:
+    def __init__(self, recipes: RecipeService, chat: ChatHandlers) -> None:
+        self.recipes = recipes
+        self.chat = chat
+
+    def prepare(self, dish: str) -> str:
+        """Check the request and name the run first, so Stop can reach it from its first moment."""
+        try:
+            self.recipes.check_request(dish)
+        except PromptRejected as rejected:
+            raise gr.Error(str(rejected), title="Not sent") from rejected
+        return new_conversation_id()
+
+    async def generate(
+        self,
+        dish: str,
+        model_name: str,
+        mode: str,
+        debounce: float,
+        owner: str | None,
+        run_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream the recipe card, its JSON and the counters; the last update is the validated recipe."""
+        owner = visitor(self.chat.browser_token(owner, request), profile)
+        run_id = run_id or new_conversation_id()
+        rendered = 0
+        async for update in self.recipes.run(
+            owner or "",
+            run_id,
+            dish,
+            model_name,
+            debounce=float(debounce or 0),
+            mode=mode,  # type: ignore[arg-type]
+        ):
+            rendered += 1
+            card = render_card(update.recipe, incomplete=update.status is RecipeStatus.STOPPED)
+            if update.error:
+                card = f"> ⚠️ {update.error}\n\n{card}"
+            counters = (
+                f"{update.snapshots} partial snapshots received · {rendered} rendered · "
+                f"{update.elapsed:.2f} s · **{update.status.value}**"
+            )
+            recipes = self.choices(owner) if update.final else gr.skip()
+            yield card, recipe_json(update.recipe), counters, recipes
+
+    def stop(
+        self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> None:
+        owner = visitor(self.chat.browser_token(owner, request), profile)
+        if owner and run_id:
+            self.recipes.stop(owner, run_id)
+
+    def choices(self, owner: str | None) -> Any:
+        items = [
+            (f"{summary.title} · {relative_time(summary.updated_at)}", summary.conversation_id)
+            for summary in self.recipes.list(owner or "")
+        ]
+        return gr.update(choices=items, value=None)
+
+    def refresh(self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
+        return self.choices(visitor(self.chat.browser_token(owner, request), profile))
+
+    async def reopen(
+        self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
+        owner = visitor(self.chat.browser_token(owner, request), profile)
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            stored = await self.recipes.open(owner or "", run_id)
+        except ConversationUnavailable as problem:
+            return f"> ⚠️ {problem}", "{}", ""
+        status = "stopped" if stored.incomplete else "completed"
+        return (
+            render_card(stored.recipe, incomplete=stored.incomplete),
+            recipe_json(stored.recipe),
+            f"reopened · **{status}**",
+        )
