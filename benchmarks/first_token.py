@@ -54,7 +54,7 @@ def chat_fn_index(base_url: str) -> int:
 def app_first_token(base_url: str, fn_index: int, owner: str) -> float:
     session = uuid.uuid4().hex  # the last input is the conversation-id State: None starts a new one
     payload = {
-        "data": ["hello", "demo", owner, None],
+        "data": ["hello", "demo", owner, None, "window"],
         "fn_index": fn_index,
         "session_hash": session,
         "event_data": None,

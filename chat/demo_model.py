@@ -20,6 +20,7 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    SystemPromptPart,
     TextPart,
     ToolCallPart,
     UserPromptPart,
@@ -187,12 +188,46 @@ def _wants_recipe(info: AgentInfo) -> bool:
     return bool(info.output_tools) or info.model_request_parameters.output_mode in ("native", "prompted")
 
 
+SUMMARY_MARKER = "Summarize the conversation transcript"
+
+
+def compose_summary(transcript: str) -> str:
+    """The demo summarizer: keep what the user said about themselves verbatim, list the other topics."""
+    statements, topics = [], []
+    for line in transcript.splitlines():
+        if line.startswith("Earlier summary: "):
+            statements += re.findall(r"«([^»]*)»", line)
+        elif line.startswith("User: "):
+            said = line[len("User: ") :].strip()
+            told = _remembered_facts([said])
+            if told.name or told.age:
+                statements.append(said)
+            else:
+                topics.append(" ".join(said.split()[:8])[:60])
+    parts = ["Summary (demo model)."]
+    if statements:
+        parts.append("The user said: " + " ".join(f"«{s}»" for s in dict.fromkeys(statements)) + ".")
+    if topics:
+        parts.append("Topics so far: " + "; ".join(dict.fromkeys(topics[-6:])) + ".")
+    return " ".join(parts)
+
+
+def _system_texts(messages: Sequence[ModelMessage]) -> list[str]:
+    return [
+        part.content
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, SystemPromptPart)
+    ]
+
+
 def compose_reply(messages: Sequence[ModelMessage]) -> str:
     """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
     texts = _user_texts(messages)
     prompt = texts[-1] if texts else ""
     earlier = texts[:-1]
-    facts = _remembered_facts(texts)
+    facts = _remembered_facts([*_system_texts(messages), *texts])
     told_now = _remembered_facts([prompt])
     return (
         _counting(prompt)
@@ -209,7 +244,10 @@ class DemoModel(FunctionModel):
         super().__init__(function=self._reply, stream_function=self._stream_reply, model_name="demo")
 
     def _reply(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        if _wants_recipe(info):
+        if info.instructions and SUMMARY_MARKER in info.instructions:
+            text = compose_summary(_last_prompt(messages))
+            part: TextPart | ToolCallPart = TextPart(text)
+        elif _wants_recipe(info):
             text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False)
             part = ToolCallPart(info.output_tools[0].name, text) if info.output_tools else TextPart(text)
         else:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
+from chat.history import ContextReport
 from chat.turns import CONNECTION_LOST, END_KEY, STOPPED, TurnStats, TurnStatus
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
@@ -64,3 +65,24 @@ def to_markdown(title: str, messages: Sequence[ModelMessage]) -> str:
         speaker = "**You**" if bubble["role"] == "user" else "**Assistant**"
         lines += [speaker, "", bubble["content"], ""]
     return "\n".join(lines)
+
+
+def format_context(report: ContextReport, stats: TurnStats | None) -> str:
+    """The context inspector: what the last request of the turn carried, and what it stood for."""
+    dropped = report.total_messages - report.sent_messages
+    lines = [
+        f"**Policy:** {report.policy}",
+        f"**Sent:** {report.sent_messages} of {report.total_messages} messages"
+        + (f" (cut at message {report.cut_at + 1}; {dropped} older ones not sent)" if report.cut_at else ""),
+        f"**Approximate input tokens sent:** ≈{report.approx_tokens:,}",
+    ]
+    if stats is not None:
+        reported = f"{stats.input_tokens:,}" + (" (estimated)" if stats.estimated else "")
+        lines.append(f"**Input tokens reported for the turn:** {reported}")
+    if report.summary:
+        fresh = " (made for this turn)" if report.summarized_now else " (stored, reused)"
+        quoted = "\n".join(f"> {line}" for line in report.summary.splitlines())
+        lines += [f"**Summary standing for the first {report.cut_at} messages{fresh}:**", "", quoted]
+    if report.notice:
+        lines.append(f"⚠️ {report.notice}")
+    return "  \n".join(lines[:4]) + ("\n\n" + "\n".join(lines[4:]) if lines[4:] else "")

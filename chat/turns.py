@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic_ai import Agent, CancellationToken
+from pydantic_ai.capabilities import ProcessHistory
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut
@@ -26,7 +27,9 @@ from pydantic_ai.usage import RunUsage
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.models import ModelResolver, ModelUnavailable
+from chat.summaries import Summarizer
 from chat.text import repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 
@@ -66,6 +69,8 @@ class TurnUpdate:
     status: TurnStatus = TurnStatus.STREAMING
     stats: TurnStats | None = None
     error: str | None = None
+    context: ContextReport | None = None
+    """On the final update: what the model was sent."""
 
     @property
     def final(self) -> bool:
@@ -116,11 +121,15 @@ class ChatService:
         max_prompt_chars: int = 20_000,
         request_timeout: float = 60.0,
         min_update_interval: float = 0.05,
+        default_policy: ContextPolicy | None = None,
+        summarizer: Summarizer | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.agent = agent
         self.store = store
         self.models = models
+        self.default_policy = default_policy or ContextPolicy()
+        self.summarizer = summarizer or Summarizer(models)
         self.max_prompt_chars = max_prompt_chars
         self.request_timeout = request_timeout
         self.min_update_interval = min_update_interval
@@ -150,8 +159,16 @@ class ChatService:
         if owner and conversation_id and self.active.is_running(owner, conversation_id):
             raise PromptRejected("Still answering your last message: wait for it, or press Stop.")
 
+    def context_policy(self, owner: str, conversation_id: str | None, kind: str | None = None) -> ContextPolicy:
+        """The policy for this conversation: the one asked for, else the one it was last sent with, else the default."""
+        stored = self.store.context_policy(conversation_id, owner) if conversation_id and owner else None
+        chosen = kind or stored
+        if chosen in ("full", "window", "summary"):
+            return dataclasses.replace(self.default_policy, kind=chosen)  # type: ignore[arg-type]
+        return self.default_policy
+
     async def run_turn(
-        self, owner: str, conversation_id: str, prompt: str, model_name: str
+        self, owner: str, conversation_id: str, prompt: str, model_name: str, policy: str | None = None
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final."""
         try:
@@ -162,7 +179,9 @@ class ChatService:
             return
         updates: asyncio.Queue[TurnUpdate] = asyncio.Queue()
         token = self.active.start(owner, conversation_id)
-        producer = asyncio.create_task(self._produce(owner, conversation_id, prompt, model_name, token, updates))
+        producer = asyncio.create_task(
+            self._produce(owner, conversation_id, prompt, model_name, policy, token, updates)
+        )
         try:
             next_due = 0.0
             while True:
@@ -187,10 +206,16 @@ class ChatService:
         conversation_id: str,
         prompt: str,
         model_name: str,
+        policy_kind: str | None,
         token: CancellationToken,
         updates: asyncio.Queue[TurnUpdate],
     ) -> None:
         started = self._clock()
+        compactor = self._compactor(owner, conversation_id, model_name, policy_kind)
+
+        async def shape_history(messages: list[ModelMessage]) -> list[ModelMessage]:
+            return await compactor(messages)
+
         first_token_at: float | None = None
         text = ""
         conversation: Conversation | None = None
@@ -207,6 +232,7 @@ class ChatService:
                 conversation=conversation,
                 cancellation_token=token,
                 model_settings={"timeout": self.request_timeout},
+                capabilities=[ProcessHistory(shape_history)],
             ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     if first_token_at is None:
@@ -224,8 +250,9 @@ class ChatService:
                 status = TurnStatus.CONNECTION_LOST
                 _mark_ended(saved.messages, CONNECTION_LOST)
             repair_responses(saved.messages)
-            await self._save(saved, owner, new_from=len(conversation.messages))
+            await self._save(saved, owner, saved.messages[-len(result.new_messages()) :])
             self._describe(owner, conversation_id, prompt, model_name, titled=status is TurnStatus.COMPLETED)
+            self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
             final_text = visible_prefix(_answer_text(saved.messages) or text)
             updates.put_nowait(
                 TurnUpdate(
@@ -233,6 +260,7 @@ class ChatService:
                     final_text,
                     status,
                     stats(_this_turn_usage(result.usage, conversation), saved.messages, final_text),
+                    context=compactor.report,
                 )
             )
         except RunTimedOut as error:
@@ -242,7 +270,13 @@ class ChatService:
             answer = visible_prefix(text)
             usage = _this_turn_usage(stopped.usage, conversation)
             updates.put_nowait(
-                TurnUpdate(conversation_id, answer, TurnStatus.STOPPED, stats(usage, stopped.all_messages(), answer))
+                TurnUpdate(
+                    conversation_id,
+                    answer,
+                    TurnStatus.STOPPED,
+                    stats(usage, stopped.all_messages(), answer),
+                    context=compactor.report,
+                )
             )
         except asyncio.CancelledError as cancelled:
             stopped = RunCancelled.from_cancellation(cancelled)
@@ -276,18 +310,21 @@ class ChatService:
     async def _save_stopped(self, stopped: RunCancelled, loaded: Conversation | None, owner: str) -> None:
         if loaded is None:
             return
-        messages = list(stopped.all_messages())
-        if len(messages) <= len(loaded.messages):
+        # new_messages(), not all_messages(): the history the run was sent may have been trimmed.
+        new_messages = list(stopped.new_messages())
+        if not new_messages:
             return
-        _mark_ended(messages, STOPPED)
-        repair_responses(messages)
+        _mark_ended(new_messages, STOPPED)
+        repair_responses(new_messages)
+        messages = [*loaded.messages, *new_messages]
         partial = Conversation(
             messages=messages,
             usage=stopped.usage,
             conversation_id=loaded.conversation_id,
             revision=loaded.revision,
+            new_message_index=len(loaded.messages),
         )
-        await self._save(partial, owner, new_from=len(loaded.messages))
+        await self._save(partial, owner, new_messages)
         self._describe(owner, loaded.conversation_id, _last_prompt(messages) or "", None, titled=False)
 
     def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None, *, titled: bool) -> None:
@@ -314,9 +351,24 @@ class ChatService:
                 return prompt
         raise ConversationUnavailable("There is no message to answer again yet.")
 
-    async def _save(self, conversation: Conversation, owner: str, *, new_from: int) -> None:
+    def _compactor(self, owner: str, conversation_id: str, model_name: str, kind: str | None) -> Compactor:
+        stored = self.store.summary(conversation_id, owner)
+
+        async def summarize(previous: str | None, messages: Sequence[ModelMessage]) -> str:
+            return await self.summarizer.summarize(model_name, previous, messages)
+
+        def save_summary(summary: StoredSummary) -> None:
+            self.store.save_summary(conversation_id, owner, summary.text, summary.covered)
+
+        return Compactor(
+            self.context_policy(owner, conversation_id, kind),
+            summarize,
+            stored=StoredSummary(*stored) if stored else None,
+            save_summary=save_summary,
+        )
+
+    async def _save(self, conversation: Conversation, owner: str, new_messages: Sequence[ModelMessage]) -> None:
         """Save the turn's messages; if another tab saved this conversation meanwhile, append after its messages."""
-        new_messages = conversation.messages[new_from:]
         try:
             await self.store.save(conversation, scope=owner)
             return

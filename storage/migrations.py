@@ -54,3 +54,12 @@ def m003_conversation_kind(db: Database) -> None:
     # Recipe generations are stored as conversations too; the kind keeps them out of the chat sidebar.
     db["conversations"].add_column("kind", str, not_null_default="chat")
     db["conversations"].create_index(["scope", "kind", "updated_at"])
+
+
+@migrations()
+def m004_context_policy_and_summaries(db: Database) -> None:
+    db["conversations"].add_column("context_policy", str, not_null_default="")
+    db["summaries"].create(
+        {"conversation_id": str, "scope": str, "summary": str, "covered": int, "updated_at": str},
+        pk="conversation_id",
+    )

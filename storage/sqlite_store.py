@@ -193,6 +193,7 @@ class SQLiteConversationStore(ConversationStore):
             ).rowcount
             if not deleted:
                 raise ConversationConflict(conversation_id)
+            connection.execute("DELETE FROM summaries WHERE conversation_id = ?", [conversation_id])
             connection.execute(
                 """
                 WITH RECURSIVE tips(id) AS (
@@ -270,6 +271,34 @@ class SQLiteConversationStore(ConversationStore):
         with self._write() as connection:
             connection.execute(
                 "UPDATE conversations SET kind = ? WHERE id = ? AND scope = ?", [kind, conversation_id, scope]
+            )
+
+    def context_policy(self, conversation_id: str, scope: str) -> str | None:
+        row = self.db.execute(
+            "SELECT context_policy FROM conversations WHERE id = ? AND scope = ?", [conversation_id, scope]
+        ).fetchone()
+        return (row[0] or None) if row else None
+
+    def set_context_policy(self, conversation_id: str, scope: str, policy: str) -> None:
+        with self._write() as connection:
+            connection.execute(
+                "UPDATE conversations SET context_policy = ? WHERE id = ? AND scope = ?", [policy, conversation_id, scope]
+            )
+
+    def summary(self, conversation_id: str, scope: str) -> tuple[str, int] | None:
+        """The stored summary of the conversation's first `covered` messages, if one was made."""
+        row = self.db.execute(
+            "SELECT summary, covered FROM summaries WHERE conversation_id = ? AND scope = ?", [conversation_id, scope]
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def save_summary(self, conversation_id: str, scope: str, summary: str, covered: int) -> None:
+        with self._write() as connection:
+            connection.execute(
+                "INSERT INTO summaries (conversation_id, scope, summary, covered, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(conversation_id) DO UPDATE SET summary = excluded.summary, covered = excluded.covered,"
+                " updated_at = excluded.updated_at WHERE summaries.scope = excluded.scope",
+                [conversation_id, scope, summary, covered, _now()],
             )
 
     def set_model(self, conversation_id: str, scope: str, model: str) -> None:

@@ -69,14 +69,14 @@ def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
 
 def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
     client = Client(app.url, verbose=False)
-    chat, usage, prompt_box, _ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    chat, usage, prompt_box, *_ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
     assert "Type a message first" in usage
     assert stored_conversations(app, "empty-owner") == []
 
 
 def test_an_unknown_model_is_explained_in_the_chat(app):
     client = Client(app.url, verbose=False)
-    chat, usage, prompt_box, _ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
+    chat, usage, prompt_box, *_ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
     assert "Unknown model 'gpt-4o'" in last_answer(chat)
     assert prompt_box == "hi"  # the prompt comes back to the box
 
@@ -134,7 +134,7 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
     def visitor(number: int) -> None:
         session = uuid.uuid4().hex
         payload = {
-            "data": ["count to 60", "demo", f"visitor-{number}", None],
+            "data": ["count to 60", "demo", f"visitor-{number}", None, "window"],
             "fn_index": fn_index,
             "session_hash": session,
         }
@@ -190,7 +190,7 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     queue_call(app.url, "delete", [attacker, None], session)
     queue_call(app.url, "stop_reply", [attacker, None], session)
     queue_call(app.url, "refresh", [attacker, None], session)
-    queue_call(app.url, "chat", ["what is the PIN?", "demo", attacker, None], session)
+    queue_call(app.url, "chat", ["what is the PIN?", "demo", attacker, None, "full"], session)
 
     assert app.service.store.session(stolen_id, victim).title == "my bank PIN is 4321"
     assert [s.conversation_id for s in app.service.store.list_sessions(victim)] == [stolen_id]

@@ -49,6 +49,7 @@ def test_migrating_twice_changes_nothing(tmp_path):
             "m001_create_conversations_and_entries",
             "m002_full_text_search_over_messages",
             "m003_conversation_kind",
+            "m004_context_policy_and_summaries",
         ]
     )
 

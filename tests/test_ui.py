@@ -65,11 +65,11 @@ async def test_a_second_prompt_while_streaming_is_refused(handlers):
 
 
 async def test_stream_reply_shows_history_from_the_store_and_restores_the_prompt_on_failure(handlers):
-    outputs = [out async for out in handlers.stream_reply("My name is Ann.", "demo", "owner", "c1", None)]
-    chat, usage, box, owner, conversation_id = outputs[-1]
+    outputs = [out async for out in handlers.stream_reply("My name is Ann.", "demo", "owner", "c1", None, None)]
+    chat, usage, box, owner, conversation_id, context = outputs[-1]
     assert [b["role"] for b in chat] == ["user", "assistant"] and "Ann" in chat[-1]["content"]
     assert "**demo**" in usage
-    failed = [out async for out in handlers.stream_reply("hi", "nonsense-model", "owner", "c1", None)]
+    failed = [out async for out in handlers.stream_reply("hi", "nonsense-model", "owner", "c1", None, None)]
     chat, usage, box, *_ = failed[-1]
     assert box == "hi"
     assert [b["role"] for b in chat] == ["user", "assistant", "user", "assistant"]
@@ -84,15 +84,15 @@ def side(handlers):
 
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(handlers, side):
-    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1", None)]
-    chat, conversation_id, title, usage, notice = await side.switch("mallory", "c1")
+    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1", None, None)]
+    chat, conversation_id, title, usage, notice, policy = await side.switch("mallory", "c1")
     assert chat == [] and conversation_id is None and "does not exist" in notice
     chat, conversation_id, title, *_ = await side.switch("alice", "c1")
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
 
 
 async def test_export_writes_a_download_and_import_reads_it_back(handlers, side, tmp_path):
-    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1", None)]
+    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1", None, None)]
     download, notice = await side.export_json("alice", "c1")
     exported = download["value"]
     assert exported.endswith("Remember-42.json")
@@ -106,7 +106,7 @@ async def test_export_writes_a_download_and_import_reads_it_back(handlers, side,
 
 
 async def test_markdown_export_is_named_after_the_title(handlers, side):
-    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1", None)]
+    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1", None, None)]
     download, _ = await side.export_markdown("alice", "c1")
     assert download["value"].endswith("Plan-a-picnic.md")
     assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")

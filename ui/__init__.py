@@ -90,6 +90,18 @@ def build_demo(
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                     stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
                 usage = gr.Markdown(elem_id="usage")
+                with gr.Accordion("Context: what the model is sent", open=False, elem_id="context"):
+                    policy = gr.Radio(
+                        [
+                            ("Full history", "full"),
+                            (f"Last {service.default_policy.window} messages", "window"),
+                            (f"Summary past {service.default_policy.summary_threshold} messages", "summary"),
+                        ],
+                        value=service.default_policy.kind,
+                        label="Context policy (remembered per conversation)",
+                        elem_id="context-policy",
+                    )
+                    inspector = gr.Markdown("*Send a message to see what the model was sent.*", elem_id="inspector")
             with gr.Tab("Recipe", id="recipe-tab"):
                 gr.Markdown(
                     "Ask for a dish and watch a typed `Recipe` fill in: pydantic-ai validates each partial "
@@ -124,8 +136,8 @@ def build_demo(
         def stream_answer(trigger: Any, api_name: str, visibility: str) -> Any:
             return trigger.success(
                 chat.stream_reply,
-                [pending, model, owner, conversation_id],
-                [chatbot, usage, prompt, owner, conversation_id],
+                [pending, model, owner, conversation_id, policy],
+                [chatbot, usage, prompt, owner, conversation_id, inspector],
                 api_name=api_name,
                 api_visibility=visibility,
                 concurrency_limit=settings.max_concurrent_streams,
@@ -156,7 +168,7 @@ def build_demo(
         new_chat.click(
             side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private
         )
-        switch_outputs = [chatbot, conversation_id, title, usage, sidebar_notice]
+        switch_outputs = [chatbot, conversation_id, title, usage, sidebar_notice, policy]
         session_list.input(side.switch, [owner, session_list], switch_outputs, **private)
         results.input(side.switch, [owner, results], switch_outputs, **private)
         gr.on(

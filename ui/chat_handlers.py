@@ -14,7 +14,7 @@ import gradio as gr
 from chat.config import Settings
 from chat.errors import ConversationUnavailable, PromptRejected
 from chat.identity import visitor
-from chat.render import FAILED_PREFIX, Bubble, format_stats, status_label, to_bubbles
+from chat.render import FAILED_PREFIX, Bubble, format_context, format_stats, status_label, to_bubbles
 from chat.turns import ChatService, TurnStatus
 
 
@@ -88,6 +88,7 @@ class ChatHandlers:
         model_name: str,
         owner: str | None,
         conversation_id: str | None,
+        policy: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
@@ -98,15 +99,16 @@ class ChatHandlers:
         earlier = to_bubbles(await self.service.load_messages(owner, conversation_id))
         asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
         identity: tuple[Any, Any] = (browser_token, conversation_id)
-        async for update in self.service.run_turn(owner, conversation_id, message, model_name):
+        async for update in self.service.run_turn(owner, conversation_id, message, model_name, policy):
             if update.status is TurnStatus.FAILED:
                 answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
-                yield [*earlier, *asked, *answer], f"⚠️ {update.error}", message, *identity
+                yield [*earlier, *asked, *answer], f"⚠️ {update.error}", message, *identity, gr.skip()
                 return
             label = status_label(update.status)
             answer = [{"role": "assistant", "content": update.text + label}] if update.text or label else []
             summary = format_stats(update.stats, update.status) if update.stats else gr.skip()
-            yield [*earlier, *asked, *answer], summary, gr.skip(), *identity
+            context = format_context(update.context, update.stats) if update.context else gr.skip()
+            yield [*earlier, *asked, *answer], summary, gr.skip(), *identity, context
             identity = (gr.skip(), gr.skip())
 
     def stop_reply(

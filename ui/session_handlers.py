@@ -48,12 +48,13 @@ class SessionHandlers:
         """Open a conversation from the list: the chat is re-read from the store."""
         owner = visitor(owner, profile)
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), ""
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            return [], None, "", "", f"⚠️ {problem}"
-        return opened.bubbles, opened.conversation_id, opened.title, "", ""
+            return [], None, "", "", f"⚠️ {problem}", gr.skip()
+        policy = self.service.context_policy(owner or "", conversation_id).kind
+        return opened.bubbles, opened.conversation_id, opened.title, "", "", policy
 
     def new_chat(self) -> tuple[list[Bubble], None, str, str, Any, str]:
         return [], None, "", "", gr.update(value=None), ""
