@@ -22,6 +22,7 @@ from pydantic_ai.conversation import Conversation
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
+from chat.history import ContextPolicy
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
@@ -96,6 +97,24 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         help="demo model: tokens per second, 0 for as fast as possible [CHAT_DEMO_TPS]",
     )
     parser.add_argument(
+        "--context",
+        choices=["full", "window", "summary"],
+        default=environ.get("CHAT_CONTEXT", defaults.context_policy),
+        help="what a new conversation sends: full history, a window of recent messages, or a summary [CHAT_CONTEXT]",
+    )
+    parser.add_argument(
+        "--context-window",
+        type=int,
+        default=int(environ.get("CHAT_CONTEXT_WINDOW", defaults.context_window)),
+        help="messages kept by the window policy [CHAT_CONTEXT_WINDOW]",
+    )
+    parser.add_argument(
+        "--summary-threshold",
+        type=int,
+        default=int(environ.get("CHAT_SUMMARY_THRESHOLD", defaults.summary_threshold)),
+        help="messages after which the summary policy summarizes the older part [CHAT_SUMMARY_THRESHOLD]",
+    )
+    parser.add_argument(
         "--db", default=environ.get("CHAT_DB", db_path), help="the SQLite file holding conversations [CHAT_DB]"
     )
     args = parser.parse_args(list(argv))
@@ -111,6 +130,10 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         demo_tokens_per_second=args.demo_tps,
         owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
         db_path=args.db,
+        context_policy=args.context,
+        context_window=args.context_window,
+        summary_threshold=args.summary_threshold,
+        summary_keep_recent=max(args.summary_threshold // 3, 2),
         hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if args.db == db_path else None,
     )
@@ -123,6 +146,13 @@ def build_service(settings: Settings) -> ChatService:
         ModelResolver(settings),
         max_prompt_chars=settings.max_prompt_chars,
         request_timeout=settings.request_timeout,
+        default_policy=ContextPolicy(
+            kind=settings.context_policy,  # type: ignore[arg-type]
+            window=settings.context_window,
+            summary_threshold=settings.summary_threshold,
+            keep_recent=settings.summary_keep_recent,
+            resummarize_after=max(settings.summary_threshold * 2 // 3, 2),
+        ),
     )
 
 

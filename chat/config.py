@@ -28,6 +28,11 @@ class Settings:
     """Fixes the browser-state key so visitors keep their identity across server restarts."""
     warm_up: bool = True
     db_path: str = "data/chat.db"
+    context_policy: str = "window"
+    """The context policy of a new conversation: full, window or summary."""
+    context_window: int = 20
+    summary_threshold: int = 30
+    summary_keep_recent: int = 10
     hf_login: bool = False
     """Offer "Sign in with Hugging Face" (on a Space with `hf_oauth: true`); a signed-in visitor's
     conversations follow their account instead of their browser."""

@@ -20,7 +20,11 @@ def transcript(previous: str | None, messages: Sequence[ModelMessage]) -> str:
     lines = [f"Earlier summary: {previous}"] if previous else []
     for message in messages:
         if isinstance(message, ModelRequest):
-            lines += [f"User: {p.content}" for p in message.parts if isinstance(p, UserPromptPart) and isinstance(p.content, str)]
+            lines += [
+                f"User: {p.content}"
+                for p in message.parts
+                if isinstance(p, UserPromptPart) and isinstance(p.content, str)
+            ]
         elif isinstance(message, ModelResponse):
             text = "".join(p.content for p in message.parts if isinstance(p, TextPart))
             if text:
@@ -33,7 +37,9 @@ class Summarizer:
 
     def __init__(self, models: ModelResolver) -> None:
         self.models = models
-        self.agent = Agent(None, output_type=str, instructions=SUMMARY_INSTRUCTIONS, name="summarizer", defer_model_check=True)
+        self.agent = Agent(
+            None, output_type=str, instructions=SUMMARY_INSTRUCTIONS, name="summarizer", defer_model_check=True
+        )
         self.calls = 0
 
     async def summarize(self, model_name: str, previous: str | None, messages: Sequence[ModelMessage]) -> str:

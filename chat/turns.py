@@ -23,7 +23,7 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
-from pydantic_ai.usage import RunUsage
+from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
@@ -35,6 +35,8 @@ from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 
 log = logging.getLogger(__name__)
 
+MAX_REQUESTS_PER_TURN = 20
+MAX_REQUESTS_PER_TURN = 20
 STOPPED = "stopped"
 CONNECTION_LOST = "connection_lost"
 END_KEY = "ended"
@@ -210,6 +212,27 @@ class ChatService:
         token: CancellationToken,
         updates: asyncio.Queue[TurnUpdate],
     ) -> None:
+        """Run the turn; whatever happens, the consumer gets a final update and never waits forever."""
+        finals: list[TurnUpdate] = []
+        queue = _FinalWatch(updates, finals)
+        try:
+            await self._run(owner, conversation_id, prompt, model_name, policy_kind, token, queue)
+        except BaseException as error:
+            if not finals:
+                log.exception("turn in conversation %s ended without an answer", conversation_id)
+                updates.put_nowait(self._failure(conversation_id, "", error, model_name))
+            raise
+
+    async def _run(
+        self,
+        owner: str,
+        conversation_id: str,
+        prompt: str,
+        model_name: str,
+        policy_kind: str | None,
+        token: CancellationToken,
+        updates: _FinalWatch,
+    ) -> None:
         started = self._clock()
         compactor = self._compactor(owner, conversation_id, model_name, policy_kind)
 
@@ -233,6 +256,9 @@ class ChatService:
                 cancellation_token=token,
                 model_settings={"timeout": self.request_timeout},
                 capabilities=[ProcessHistory(shape_history)],
+                # pydantic-ai checks usage limits against the whole conversation's usage (50 requests by
+                # default), which would end every chat at turn 50: bound this turn's requests instead.
+                usage_limits=UsageLimits(request_limit=conversation.usage.requests + MAX_REQUESTS_PER_TURN),
             ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     if first_token_at is None:
@@ -241,34 +267,39 @@ class ChatService:
                     updates.put_nowait(TurnUpdate(conversation_id, visible_prefix(text)))
             result = run.result
             assert result is not None
-            saved = result.conversation
-            # pydantic-ai 2.68: a streamed result forgets the loaded revision, so saving it would raise
-            # ConversationConflict from the second turn on.
-            saved.revision = conversation.revision
+            new_messages = list(result.new_messages())
             status = TurnStatus.COMPLETED
-            if _connection_was_lost(saved.messages[-1]):
+            if new_messages and _connection_was_lost(new_messages[-1]):
                 status = TurnStatus.CONNECTION_LOST
-                _mark_ended(saved.messages, CONNECTION_LOST)
-            repair_responses(saved.messages)
-            await self._save(saved, owner, saved.messages[-len(result.new_messages()) :])
+                _mark_ended(new_messages, CONNECTION_LOST)
+            repair_responses(new_messages)
+            earlier_usage = conversation.usage
+            # Extend the loaded conversation rather than saving `result.conversation`: in pydantic-ai 2.68
+            # a streamed result forgets the loaded revision (the save would conflict from turn 2 on), and
+            # it holds the history as trimmed by the context policy (the save would branch off it).
+            # The loaded object still knows which messages the store has, so the save appends only these.
+            conversation.messages.extend(new_messages)
+            conversation.usage = result.conversation.usage
+            await self._save(conversation, owner, new_messages)
             self._describe(owner, conversation_id, prompt, model_name, titled=status is TurnStatus.COMPLETED)
             self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
-            final_text = visible_prefix(_answer_text(saved.messages) or text)
+            final_text = visible_prefix(_answer_text(new_messages) or text)
+            this_turn = _this_turn_usage(result.usage, earlier_usage)
             updates.put_nowait(
                 TurnUpdate(
                     conversation_id,
                     final_text,
                     status,
-                    stats(_this_turn_usage(result.usage, conversation), saved.messages, final_text),
+                    stats(this_turn, new_messages, final_text),
                     context=compactor.report,
                 )
             )
         except RunTimedOut as error:
             updates.put_nowait(self._failure(conversation_id, text, error, model_name))
         except RunCancelled as stopped:
+            usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             await self._save_stopped(stopped, conversation, owner)
             answer = visible_prefix(text)
-            usage = _this_turn_usage(stopped.usage, conversation)
             updates.put_nowait(
                 TurnUpdate(
                     conversation_id,
@@ -316,16 +347,10 @@ class ChatService:
             return
         _mark_ended(new_messages, STOPPED)
         repair_responses(new_messages)
-        messages = [*loaded.messages, *new_messages]
-        partial = Conversation(
-            messages=messages,
-            usage=stopped.usage,
-            conversation_id=loaded.conversation_id,
-            revision=loaded.revision,
-            new_message_index=len(loaded.messages),
-        )
-        await self._save(partial, owner, new_messages)
-        self._describe(owner, loaded.conversation_id, _last_prompt(messages) or "", None, titled=False)
+        loaded.messages.extend(new_messages)
+        loaded.usage = stopped.usage
+        await self._save(loaded, owner, new_messages)
+        self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None, titled=False)
 
     def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None, *, titled: bool) -> None:
         """The app's metadata beside the conversation: the model of the last turn, and a title from the first prompt."""
@@ -381,6 +406,19 @@ class ChatService:
         await self.store.save(latest, scope=owner)
 
 
+class _FinalWatch:
+    """The update queue, noting whether a final update went through."""
+
+    def __init__(self, queue: asyncio.Queue[TurnUpdate], finals: list[TurnUpdate]) -> None:
+        self._queue = queue
+        self._finals = finals
+
+    def put_nowait(self, update: TurnUpdate) -> None:
+        if update.final:
+            self._finals.append(update)
+        self._queue.put_nowait(update)
+
+
 def _required(owner: str | None) -> str:
     if not owner:
         raise ConversationUnavailable("Your visitor id is missing: reload the page.")
@@ -426,11 +464,12 @@ def _mark_ended(messages: list[ModelMessage], reason: str) -> None:
         )
 
 
-def _this_turn_usage(run_usage: RunUsage, loaded: Conversation | None) -> RunUsage:
+def _this_turn_usage(run_usage: RunUsage, earlier: RunUsage | Conversation | None) -> RunUsage:
     """A run's usage includes the conversation's earlier turns; subtract them."""
-    if loaded is None:
+    if earlier is None:
         return run_usage
-    earlier = loaded.usage
+    if isinstance(earlier, Conversation):
+        earlier = earlier.usage
     return RunUsage(
         requests=max(run_usage.requests - earlier.requests, 0),
         input_tokens=max(run_usage.input_tokens - earlier.input_tokens, 0),

@@ -282,7 +282,8 @@ class SQLiteConversationStore(ConversationStore):
     def set_context_policy(self, conversation_id: str, scope: str, policy: str) -> None:
         with self._write() as connection:
             connection.execute(
-                "UPDATE conversations SET context_policy = ? WHERE id = ? AND scope = ?", [policy, conversation_id, scope]
+                "UPDATE conversations SET context_policy = ? WHERE id = ? AND scope = ?",
+                [policy, conversation_id, scope],
             )
 
     def summary(self, conversation_id: str, scope: str) -> tuple[str, int] | None:

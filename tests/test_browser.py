@@ -314,3 +314,34 @@ def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browse
     page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('stopped')")
     assert "incomplete" in page.locator("#recipe-card").inner_text()
     page.close()
+
+
+def test_the_inspector_shows_the_summary_once_past_the_threshold(browser, tmp_path):
+    settings = Settings(
+        demo_first_token_delay=0.02,
+        demo_tokens_per_second=0,
+        warm_up=False,
+        context_policy="summary",
+        summary_threshold=6,
+        summary_keep_recent=2,
+        db_path=str(tmp_path / "chat.db"),
+    )
+    with running_app(settings) as app:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(app.url)
+        page.locator("#context").get_by_text("Context: what the model is sent").click()
+        prompts = ["我叫小王,今年 28。", "Tell me about bread", "And about rice", "What about noodles?", "我多大了?"]
+        for number, prompt in enumerate(prompts, start=1):
+            send(page, prompt)
+            page.wait_for_function(
+                "(n) => document.querySelectorAll(\"[data-testid='bot']\").length >= n"
+                " && document.querySelector('#inspector').innerText.includes('of ' + (2 * n - 1) + ' messages')",
+                arg=number,
+            )
+        inspector = page.locator("#inspector").inner_text()
+        assert "Summary standing for the first" in inspector and "小王" in inspector
+        assert "Sent: " in inspector and "of 9 messages" in inspector
+        assert "28" in bot_text(page)  # the fact from the summarized part is still known
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "inspector.png"), full_page=True)
+        page.close()

@@ -221,3 +221,21 @@ async def test_updates_are_coalesced_by_time(store):
     assert updates[-1].status is TurnStatus.COMPLETED
     assert updates[-1].text.endswith("400.")
     assert len(updates) < 400 / 4  # the 400 chunks reached the consumer merged into a few updates
+
+
+async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store, monkeypatch):
+    started = asyncio.Event()
+    service = make_service(store, endless=endless_model(started=started))
+
+    async def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    async def press_stop():
+        await started.wait()
+        monkeypatch.setattr(store, "save", disk_full)
+        service.stop("alice", "c1")
+
+    stopper = asyncio.create_task(press_stop())
+    updates = await asyncio.wait_for(collect(service, "go", model="endless"), timeout=30)
+    await stopper
+    assert updates[-1].status is TurnStatus.FAILED and "disk full" in updates[-1].error
