@@ -27,3 +27,11 @@ def test_store_benchmark_quick_mode_prints_its_table():
     )
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "| save at turn 1 |" in finished.stdout and "FTS search" in finished.stdout
+
+
+def test_context_benchmark_quick_mode_prints_its_table():
+    finished = subprocess.run(
+        [sys.executable, "-m", "benchmarks.context", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "| window |" in finished.stdout and "| summary |" in finished.stdout
