@@ -133,3 +133,11 @@ def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token(handle
     assert loaded == sent_with and len(loaded) >= 22  # 128 random bits, url-safe
     assert handlers.ensure_owner("", SimpleNamespace(session_hash="session-2")) != loaded
     assert handlers.ensure_owner("hf:alice", page) == loaded  # a token cannot claim an account
+
+
+async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(handlers, side):
+    [_ async for _ in handlers.stream_reply("hello", "demo", "alice", "c1", None, None)]
+    side.remember_policy("alice", "c1", "summary")
+    side.remember_policy("mallory", "c1", "full")  # someone else's conversation: ignored
+    *_, policy = await side.switch("alice", "c1")
+    assert policy == "summary"

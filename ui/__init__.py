@@ -147,6 +147,7 @@ def build_demo(
             side.refresh, [owner, conversation_id], [session_list, title], **private
         )
         model.change(chat.check_model, model, model_notice, **private)
+        policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)
         accepted = gr.on(
             [prompt.submit, send.click],
             chat.accept_prompt,

@@ -56,6 +56,14 @@ class SessionHandlers:
         policy = self.service.context_policy(owner or "", conversation_id).kind
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy
 
+    def remember_policy(
+        self, owner: str | None, conversation_id: str | None, policy: str, profile: gr.OAuthProfile | None = None
+    ) -> None:
+        """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
+        owner = visitor(owner, profile)
+        if owner and conversation_id and policy in ("full", "window", "summary"):
+            self.sessions.store.set_context_policy(conversation_id, owner, policy)
+
     def new_chat(self) -> tuple[list[Bubble], None, str, str, Any, str]:
         return [], None, "", "", gr.update(value=None), ""
 
