@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 from pydantic_ai.conversation import Conversation
@@ -29,6 +30,7 @@ from chat.sessions import Sessions
 from chat.turns import ChatService
 from storage import open_store
 from ui import build_demo, launch_options
+from web.sse import ChatStreamAPI
 
 SPACE_STORAGE = Path("/data")
 EPHEMERAL_SPACE_NOTICE = (
@@ -177,6 +179,13 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     return build_demo(service, Sessions(service.store), recipes, settings), service
 
 
+def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: Any) -> None:
+    """Launch the UI, then add the SSE chat API and its demo page to the same server and port."""
+    demo.launch(prevent_thread_lock=True, **launch_options(settings), **launch)
+    api = ChatStreamAPI(service, default_model=settings.default_model)
+    demo.app.include_router(api.router())
+
+
 demo, service = build_app(parse_settings(os.environ))
 
 if __name__ == "__main__":
@@ -186,4 +195,5 @@ if __name__ == "__main__":
     settings = parse_settings(os.environ, sys.argv[1:])
     if settings != parse_settings(os.environ):
         demo, service = build_app(settings)
-    demo.launch(**launch_options(settings))
+    serve(demo, service, settings)
+    demo.block_thread()

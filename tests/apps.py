@@ -15,10 +15,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import build_app
+from app import build_app, serve
 from chat.config import Settings
 from chat.turns import ChatService
-from ui import launch_options
 
 
 @dataclass
@@ -41,9 +40,7 @@ def running_app(settings: Settings, port: int | None = None) -> Iterator[Running
         settings = dataclasses.replace(settings, db_path=str(Path(tempfile.mkdtemp(prefix="chat-test-")) / "chat.db"))
     demo, service = build_app(settings)
     port = port or free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options(settings)
-    )
+    serve(demo, service, settings, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
     finally:

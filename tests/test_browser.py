@@ -345,3 +345,21 @@ def test_the_inspector_shows_the_summary_once_past_the_threshold(browser, tmp_pa
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "inspector.png"), full_page=True)
         page.close()
+
+
+def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(app.url)
+    page.wait_for_function("() => document.cookie.includes('chat_owner=')")  # the chat page shares its visitor id
+    page.goto(f"{app.url}sse-demo")
+    page.locator("#message").fill("我叫小王,今年 28。")
+    page.locator("#send").click()
+    page.wait_for_function("() => document.querySelector('#events').innerText.includes('event: done')")
+    events = page.locator("#events").inner_text()
+    assert "event: start" in events and "event: delta" in events
+    assert "小王" in page.locator("#answer").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "sse-demo.png"), full_page=True)
+    page.goto(app.url)
+    page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('我叫小王')")
+    context.close()

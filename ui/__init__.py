@@ -24,6 +24,12 @@ Streaming, multi-turn chat with [pydantic-ai](https://ai.pydantic.dev). The **de
 with no API key: it remembers what you tell it, streams word by word, and stops when you press **Stop**."""
 
 
+SHARE_OWNER_WITH_SSE_PAGE = """(owner) => {
+    // The SSE API and /sse-demo identify this visitor by the same token, sent as a cookie.
+    if (owner) document.cookie = "chat_owner=" + encodeURIComponent(owner) + "; path=/; SameSite=Strict";
+}"""
+
+
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Options for `demo.launch()`. Gradio's queue runs at most `max_threads` events at once (40 by
     default), whatever the concurrency limits say, so it must exceed the streams we allow."""
@@ -145,7 +151,7 @@ def build_demo(
 
         demo.load(chat.ensure_owner, owner, owner, **private).then(
             side.refresh, [owner, conversation_id], [session_list, title], **private
-        )
+        ).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private)
         model.change(chat.check_model, model, model_notice, **private)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)
         accepted = gr.on(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections import OrderedDict
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 

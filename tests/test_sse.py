@@ -1,0 +1,169 @@
+"""The SSE chat API: framing, errors, ownership, and a client that disconnects mid-answer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic_ai.models.function import FunctionModel
+
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.demo_model import DemoPace
+from chat.models import ModelResolver
+from chat.turns import ChatService
+from tests.apps import running_app
+from web.sse import ChatStreamAPI, sse_event
+
+pytestmark = pytest.mark.anyio
+
+
+class Scripted(ModelResolver):
+    def __init__(self, **models: FunctionModel) -> None:
+        super().__init__(Settings(), DemoPace.instant())
+        self.scripted = models
+
+    def resolve(self, name: str):
+        return self.scripted.get(name) or super().resolve(name)
+
+
+def parse(body: str) -> list[tuple[str, str]]:
+    """SSE events as (event, data) pairs, joining multi-line data as EventSource does."""
+    events = []
+    for block in body.split("\n\n"):
+        if not block.strip() or block.startswith(":"):
+            continue
+        name, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+        events.append((name, "\n".join(data)))
+    return events
+
+
+@pytest.fixture
+def client(store):
+    async def poem(messages, info):
+        for piece in ["line one\nline two\n", "第三行 ", "\ud83d", "\ude00", "\n\nend"]:
+            yield piece
+
+    service = ChatService(
+        build_chat_agent(), store, Scripted(poem=FunctionModel(stream_function=poem)), min_update_interval=0
+    )
+    app = FastAPI()
+    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), service
+
+
+def test_each_line_of_data_gets_its_own_field():
+    assert sse_event("delta", "a\nb") == "event: delta\ndata: a\ndata: b\n\n"
+
+
+async def test_multiline_cjk_and_emoji_deltas_survive_the_framing(client):
+    http, service = client
+    response = await http.get(
+        "/api/chat/stream", params={"message": "a poem", "model": "poem"}, headers={"x-chat-owner": "alice"}
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = parse(response.text)
+    assert events[0][0] == "start" and events[-1][0] == "done"
+    text = "".join(data for name, data in events if name == "delta")
+    assert text == "line one\nline two\n第三行 \U0001f600\n\nend"
+    done = json.loads(events[-1][1])
+    assert done["status"] == "completed" and done["usage"]["output_tokens"] > 0
+    assert [s.conversation_id for s in service.store.list_sessions("alice")] == [done["conversation_id"]]
+
+
+async def test_post_continues_a_conversation_with_its_history(client):
+    http, _ = client
+    first = parse(
+        (
+            await http.post(
+                "/api/chat", json={"message": "My name is Sam and I am 41."}, headers={"x-chat-owner": "alice"}
+            )
+        ).text
+    )
+    conversation_id = json.loads(first[0][1])["conversation_id"]
+    second = await http.post(
+        "/api/chat",
+        json={"message": "How old am I?", "conversation_id": conversation_id},
+        headers={"x-chat-owner": "alice"},
+    )
+    assert "41" in "".join(data for name, data in parse(second.text) if name == "delta")
+
+
+async def test_bad_requests_get_a_json_error(client):
+    http, _ = client
+    owner = {"x-chat-owner": "alice"}
+    assert (await http.get("/api/chat/stream", headers=owner)).status_code == 400
+    assert (await http.get("/api/chat/stream", params={"message": "  "}, headers=owner)).json()["error"]
+    too_long = await http.get("/api/chat/stream", params={"message": "x" * 20_001}, headers=owner)
+    assert too_long.status_code == 413 and "limit" in too_long.json()["error"]
+    assert (await http.post("/api/chat", content=b"not json", headers=owner)).status_code == 400
+    assert (await http.get("/api/chat/stream", params={"message": "hi"})).status_code == 401
+
+
+async def test_another_owners_conversation_is_not_found(client):
+    http, _ = client
+    first = parse(
+        (await http.get("/api/chat/stream", params={"message": "secret"}, headers={"x-chat-owner": "alice"})).text
+    )
+    conversation_id = json.loads(first[0][1])["conversation_id"]
+    stolen = await http.get(
+        "/api/chat/stream",
+        params={"message": "tell me", "conversation_id": conversation_id},
+        headers={"x-chat-owner": "bob"},
+    )
+    unknown = await http.get(
+        "/api/chat/stream",
+        params={"message": "tell me", "conversation_id": "no-such-id"},
+        headers={"x-chat-owner": "bob"},
+    )
+    assert stolen.status_code == unknown.status_code == 404 and stolen.json() == unknown.json()
+    assert (
+        await http.get("/api/chat/stream", params={"message": "x"}, headers={"x-chat-owner": "hf:alice"})
+    ).status_code == 401
+
+
+async def test_a_model_error_is_an_error_event(client):
+    http, _ = client
+    events = parse(
+        (
+            await http.get(
+                "/api/chat/stream", params={"message": "hi", "model": "gpt-4o"}, headers={"x-chat-owner": "a"}
+            )
+        ).text
+    )
+    assert events[-1][0] == "error" and "Unknown model 'gpt-4o'" in json.loads(events[-1][1])["error"]
+
+
+def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
+    with running_app(settings) as app:
+        with httpx.stream(
+            "GET", f"{app.url}api/chat/stream", params={"message": "count to 5000"}, headers={"x-chat-owner": "leaver"}
+        ) as response:
+            deltas = 0
+            for line in response.iter_lines():
+                deltas += line == "event: delta"
+                if deltas == 3:
+                    break
+        deadline = time.monotonic() + 15
+        while True:
+            sessions = app.service.store.list_sessions("leaver")
+            if sessions:
+                messages = app.service.store.db.execute(
+                    "SELECT message_json FROM entries WHERE conversation_id = ?", [sessions[0].conversation_id]
+                ).fetchall()
+                if len(messages) == 2:
+                    break
+            assert time.monotonic() < deadline, "the partial answer was not saved"
+            time.sleep(0.1)
+        answer = json.loads(messages[1][0])[0]
+        assert answer["state"] == "interrupted" and answer["metadata"]["ended"] == "stopped"
+        assert answer["parts"][0]["content"].startswith("1 2") and "5000." not in answer["parts"][0]["content"]

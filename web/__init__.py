@@ -1,0 +1,1 @@
+"""HTTP front ends beside the Gradio UI: a Server-Sent Events chat API and its demo page."""

@@ -1,0 +1,148 @@
+"""`/api/chat`: the chat turn as standard Server-Sent Events, for `EventSource`, `curl -N` or any front end.
+
+The visitor is identified like in the page: the `X-Chat-Owner` header, or the `chat_owner` cookie the
+page sets (so conversations made here appear in that visitor's sidebar). A conversation id alone
+grants nothing: someone else's answers 404, exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from chat.errors import PromptRejected
+from chat.identity import visitor
+from chat.turns import ChatService, TurnStatus
+
+OWNER_HEADER = "x-chat-owner"
+OWNER_COOKIE = "chat_owner"
+KEEP_ALIVE_SECONDS = 1.0
+DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
+
+
+class ChatRequest(BaseModel):
+    message: str | None = None
+    conversation_id: str | None = None
+    model: str | None = None
+    context: str | None = None
+
+
+def sse_event(event: str, data: str) -> str:
+    """One SSE event; each line of `data` gets its own `data:` field, so newlines survive the framing."""
+    lines = data.split("\n")
+    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class ChatStreamAPI:
+    def __init__(self, service: ChatService, default_model: str) -> None:
+        self.service = service
+        self.default_model = default_model
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/api/chat/stream", self.stream_get, methods=["GET"], response_model=None)
+        router.add_api_route("/api/chat", self.stream_post, methods=["POST"], response_model=None)
+        router.add_api_route("/sse-demo", self.demo_page, methods=["GET"], response_class=HTMLResponse)
+        return router
+
+    async def stream_get(
+        self,
+        request: Request,
+        message: str | None = None,
+        conversation_id: str | None = None,
+        model: str | None = None,
+        context: str | None = None,
+    ) -> Response:
+        return await self._stream(
+            request, ChatRequest(message=message, conversation_id=conversation_id, model=model, context=context)
+        )
+
+    async def stream_post(self, request: Request) -> Response:
+        try:
+            body = ChatRequest.model_validate(await request.json())
+        except (ValueError, json.JSONDecodeError):
+            return _error(400, 'Send a JSON body like {"message": "Hello"}.')
+        return await self._stream(request, body)
+
+    async def demo_page(self) -> HTMLResponse:
+        return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))
+
+    async def _stream(self, request: Request, body: ChatRequest) -> Response:
+        owner = visitor(request.headers.get(OWNER_HEADER) or request.cookies.get(OWNER_COOKIE))
+        if not owner:
+            return _error(401, f"Identify yourself with an {OWNER_HEADER} header or a {OWNER_COOKIE} cookie.")
+        try:
+            message = self.service.check_prompt(body.message)
+        except PromptRejected as rejected:
+            return _error(400 if not (body.message or "").strip() else 413, str(rejected))
+        conversation_id = body.conversation_id or str(uuid.uuid4())
+        if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
+            return _error(404, "No such conversation.")
+        updates = self.service.run_turn(owner, conversation_id, message, body.model or self.default_model, body.context)
+        return StreamingResponse(
+            self._events(updates, conversation_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _events(self, updates: AsyncIterator[Any], conversation_id: str) -> AsyncIterator[str]:
+        sent = ""
+        pending: asyncio.Future[Any] | None = None
+        try:
+            yield sse_event("start", json.dumps({"conversation_id": conversation_id}))
+            while True:
+                pending = asyncio.ensure_future(updates.__anext__())
+                while not pending.done():
+                    done, _ = await asyncio.wait({pending}, timeout=KEEP_ALIVE_SECONDS)
+                    if not done:
+                        yield ": keep-alive\n\n"
+                try:
+                    update = pending.result()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    pending = None
+                if update.text[len(sent) :]:
+                    yield sse_event("delta", update.text[len(sent) :])
+                    sent = update.text
+                if update.status is TurnStatus.FAILED:
+                    yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False))
+                    return
+                if update.final:
+                    stats = update.stats
+                    usage = (
+                        None
+                        if stats is None
+                        else {
+                            "requests": stats.requests,
+                            "input_tokens": stats.input_tokens,
+                            "output_tokens": stats.output_tokens,
+                            "estimated": stats.estimated,
+                        }
+                    )
+                    done = {"conversation_id": conversation_id, "status": update.status.value, "usage": usage}
+                    yield sse_event("done", json.dumps(done, ensure_ascii=False))
+                    return
+        finally:
+            # A client that went away stops the run like the Stop button: the partial answer is saved as
+            # stopped. Starlette cancels this generator's scope, so the clean-up is shielded from it.
+            with anyio.CancelScope(shield=True):
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+                await updates.aclose()
