@@ -222,8 +222,55 @@ def _system_texts(messages: Sequence[ModelMessage]) -> list[str]:
     ]
 
 
-def compose_reply(messages: Sequence[ModelMessage]) -> str:
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def compose_analysis(data: str) -> str:
+    """The demo ANALYST persona: numbers found, their range, mean and trend, as Markdown bullets."""
+    numbers = [float(n) for n in _NUMBER.findall(data)]
+    if not numbers:
+        words = [w for w in re.findall(r"\w+", data) if len(w) > 3][:5]
+        return (
+            "- No numbers to analyse, so this is a reading of the question.\n"
+            f"- Key terms: {', '.join(words) or 'none'}.\n"
+            "- Caveat: the demo analyst works offline; pick a real model for real analysis."
+        )
+    mean = sum(numbers) / len(numbers)
+    trend = "rising" if numbers[-1] > numbers[0] else "falling" if numbers[-1] < numbers[0] else "flat"
+    change = (numbers[-1] - numbers[0]) / numbers[0] * 100 if numbers[0] else 0.0
+    return (
+        f"- {len(numbers)} values, from {min(numbers):g} to {max(numbers):g}.\n"
+        f"- Mean: {mean:.2f}.\n"
+        f"- Trend: {trend}, {change:+.1f}% from the first value to the last.\n"
+        f"- Largest value: {max(numbers):g} (position {numbers.index(max(numbers)) + 1}).\n"
+        "- Caveat: a short series; the demo analyst works offline."
+    )
+
+
+def compose_article(messages: Sequence[ModelMessage]) -> str:
+    """The demo WRITER persona: a short article built from the analysis found in its history."""
+    analysis = ""
+    for message in reversed(messages):
+        if isinstance(message, ModelResponse):
+            analysis = "".join(p.content for p in message.parts if isinstance(p, TextPart))
+            break
+    if not analysis:
+        return "## Nothing to write about yet\n\nThe writer found no analysis in this conversation."
+    bullets = [line.lstrip("- ").strip() for line in analysis.splitlines() if line.strip()]
+    headline = "What the numbers say" if "values" in analysis else "A closer look at the question"
+    return (
+        f"## {headline}\n\n"
+        f"Our analyst looked at the data and found: {bullets[0].rstrip('.')}. {' '.join(bullets[1:3])}\n\n"
+        f"{bullets[-1]} In short: read the trend, not a single value. (Written by the demo writer.)"
+    )
+
+
+def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = None) -> str:
     """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
+    if instructions and "You are the ANALYST" in instructions:
+        return compose_analysis(_last_prompt(messages))
+    if instructions and "You are the WRITER" in instructions:
+        return compose_article(messages)
     texts = _user_texts(messages)
     prompt = texts[-1] if texts else ""
     earlier = texts[:-1]
@@ -251,7 +298,7 @@ class DemoModel(FunctionModel):
             text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False)
             part = ToolCallPart(info.output_tools[0].name, text) if info.output_tools else TextPart(text)
         else:
-            text = compose_reply(messages)
+            text = compose_reply(messages, info.instructions)
             part = TextPart(text)
         usage = RequestUsage(input_tokens=estimate_message_tokens(messages), output_tokens=estimate_tokens(text))
         return ModelResponse(parts=[part], usage=usage)
@@ -266,7 +313,8 @@ class DemoModel(FunctionModel):
         if wants_recipe and info.output_tools:
             yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}
         gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
-        for index, chunk in enumerate(split_into_chunks(text if text is not None else compose_reply(messages))):
+        reply = text if text is not None else compose_reply(messages, info.instructions)
+        for index, chunk in enumerate(split_into_chunks(reply)):
             if index:
                 await asyncio.sleep(gap)
             yield {0: DeltaToolCall(json_args=chunk)} if wants_recipe and info.output_tools else chunk

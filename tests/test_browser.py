@@ -363,3 +363,16 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     page.goto(app.url)
     page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('我叫小王')")
     context.close()
+
+
+def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Analyst → writer").click()
+    page.locator("#handoff-data textarea").fill("Monthly sales: 120, 135, 128, 160, 190")
+    page.locator("#handoff-go").click()
+    page.wait_for_function("() => document.querySelector('#handoff-note').innerText.includes('Done')")
+    assert "Mean: 146.60" in page.locator("#analysis").inner_text()
+    assert "What the numbers say" in page.locator("#article").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "handoff.png"), full_page=True)
+    page.close()

@@ -8,10 +8,12 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.models import model_choices
+from chat.handoff import HandoffService
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from ui.chat_handlers import ChatHandlers, new_conversation_id, new_owner_token
+from ui.handoff_handlers import HandoffHandlers
 from ui.recipe_handlers import RecipeHandlers
 from ui.session_handlers import SessionHandlers
 
@@ -41,6 +43,9 @@ def build_demo(
 ) -> gr.Blocks:
     chat = ChatHandlers(service, settings)
     recipes = RecipeHandlers(recipe_service, chat)
+    handoffs = HandoffHandlers(
+        HandoffService(service.store, service.models, request_timeout=service.request_timeout), chat
+    )
     side = SessionHandlers(sessions, service)
     private: dict[str, Any] = {"api_visibility": "private"}
     with gr.Blocks(title="pydantic-ai chat") as demo:
@@ -135,6 +140,27 @@ def build_demo(
                     recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
                 saved_recipes = gr.Dropdown([], label="Your recipes", elem_id="saved-recipes")
                 recipe_run = gr.State(None)
+            with gr.Tab("Analyst → writer", id="handoff-tab"):
+                gr.Markdown(
+                    "Two agents, one conversation: the **analyst** (its own instructions) streams an analysis of "
+                    "your data; the **writer** (other instructions) continues from the analyst's `new_messages()` "
+                    "and streams a short article."
+                )
+                with gr.Row(equal_height=True):
+                    handoff_data = gr.Textbox(
+                        placeholder="Data or a question, e.g. Monthly sales: 120, 135, 128, 160, 190",
+                        show_label=False,
+                        lines=2,
+                        scale=6,
+                        elem_id="handoff-data",
+                    )
+                    handoff_go = gr.Button("Analyse and write", variant="primary", scale=1, elem_id="handoff-go")
+                    handoff_stop = gr.Button("Stop", variant="stop", scale=1, elem_id="handoff-stop")
+                handoff_note = gr.Markdown(elem_id="handoff-note")
+                with gr.Row():
+                    analysis = gr.Markdown("*The analysis appears here.*", elem_id="analysis", label="Analyst")
+                    article = gr.Markdown("*The article appears here.*", elem_id="article", label="Writer")
+                handoff_run = gr.State(None)
         # The prompt waiting to be answered: a hidden textbox rather than gr.State, so it is the
         # `message` parameter of the `chat` API endpoint.
         pending = gr.Textbox(visible=False, label="message")
@@ -207,6 +233,14 @@ def build_demo(
         )
         del generated
         stop_recipe.click(recipes.stop, [owner, recipe_run], None, **private)
+        gr.on([handoff_go.click, handoff_data.submit], handoffs.prepare, handoff_data, handoff_run, **private).success(
+            handoffs.run,
+            [handoff_data, model, owner, handoff_run],
+            [analysis, article, handoff_note],
+            concurrency_limit=settings.max_concurrent_streams,
+            **private,
+        )
+        handoff_stop.click(handoffs.stop, [owner, handoff_run], None, **private)
         saved_recipes.input(recipes.reopen, [owner, saved_recipes], [card, recipe_view, counters], **private)
         demo.load(recipes.refresh, owner, saved_recipes, **private)
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
