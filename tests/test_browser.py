@@ -376,3 +376,15 @@ def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
     assert "What the numbers say" in page.locator("#article").inner_text()
     page.screenshot(path=str(ARTIFACTS / "handoff.png"), full_page=True)
     page.close()
+
+
+def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Stream inspector").click()
+    page.locator("#probe-go").click()
+    page.wait_for_function("() => document.querySelector('#probe-note').innerText.includes('no debounce')")
+    table = page.locator("#probe-table").inner_text()
+    assert "cumulative (delta=False)" in table and "1 2 3 4 5" in table
+    page.screenshot(path=str(ARTIFACTS / "stream-inspector.png"), full_page=True)
+    page.close()

@@ -11,9 +11,11 @@ from chat.models import model_choices
 from chat.handoff import HandoffService
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
+from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from ui.chat_handlers import ChatHandlers, new_conversation_id, new_owner_token
 from ui.handoff_handlers import HandoffHandlers
+from ui.inspector_handlers import COLUMNS, InspectorHandlers
 from ui.recipe_handlers import RecipeHandlers
 from ui.session_handlers import SessionHandlers
 
@@ -43,6 +45,7 @@ def build_demo(
 ) -> gr.Blocks:
     chat = ChatHandlers(service, settings)
     recipes = RecipeHandlers(recipe_service, chat)
+    stream_probe = InspectorHandlers(StreamInspector(service.agent, service.models))
     handoffs = HandoffHandlers(
         HandoffService(service.store, service.models, request_timeout=service.request_timeout), chat
     )
@@ -161,6 +164,21 @@ def build_demo(
                     analysis = gr.Markdown("*The analysis appears here.*", elem_id="analysis", label="Analyst")
                     article = gr.Markdown("*The article appears here.*", elem_id="article", label="Writer")
                 handoff_run = gr.State(None)
+            with gr.Tab("Stream inspector", id="inspector-tab"):
+                gr.Markdown(
+                    "Each `stream_text(delta=True)` delta as it arrives, with its time offset and size, beside the "
+                    "cumulative text `delta=False` yields at that moment. Raise the debounce to see chunks merge."
+                )
+                with gr.Row(equal_height=True):
+                    probe = gr.Textbox(
+                        value="count to 40", show_label=False, scale=5, elem_id="probe", placeholder="A prompt"
+                    )
+                    probe_debounce = gr.Slider(0, 0.5, value=0, step=0.01, label="debounce_by (s)", scale=3)
+                    probe_go = gr.Button("Stream", variant="primary", scale=1, elem_id="probe-go")
+                probe_note = gr.Markdown(elem_id="probe-note")
+                probe_table = gr.Dataframe(
+                    headers=COLUMNS, interactive=False, wrap=True, elem_id="probe-table", max_height=480
+                )
         # The prompt waiting to be answered: a hidden textbox rather than gr.State, so it is the
         # `message` parameter of the `chat` API endpoint.
         pending = gr.Textbox(visible=False, label="message")
@@ -241,6 +259,13 @@ def build_demo(
             **private,
         )
         handoff_stop.click(handoffs.stop, [owner, handoff_run], None, **private)
+        gr.on(
+            [probe_go.click, probe.submit],
+            stream_probe.inspect,
+            [probe, model, probe_debounce],
+            [probe_table, probe_note],
+            **private,
+        )
         saved_recipes.input(recipes.reopen, [owner, saved_recipes], [card, recipe_view, counters], **private)
         demo.load(recipes.refresh, owner, saved_recipes, **private)
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
