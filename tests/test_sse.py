@@ -167,3 +167,17 @@ def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():
         answer = json.loads(messages[1][0])[0]
         assert answer["state"] == "interrupted" and answer["metadata"]["ended"] == "stopped"
         assert answer["parts"][0]["content"].startswith("1 2") and "5000." not in answer["parts"][0]["content"]
+
+
+async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
+    monkeypatch.setattr("web.sse.KEEP_ALIVE_SECONDS", 0.05)
+    service = ChatService(
+        build_chat_agent(), store, ModelResolver(Settings(), DemoPace(first_token_delay=0.3, tokens_per_second=0))
+    )
+    app = FastAPI()
+    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        body = (await http.get("/api/chat/stream", params={"message": "hi"}, headers={"x-chat-owner": "a"})).text
+    first_delta = body.index("event: delta")
+    assert ": keep-alive" in body[:first_delta]
+    assert parse(body)[-1][0] == "done"
