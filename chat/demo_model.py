@@ -158,18 +158,20 @@ def _counting(prompt: str) -> str | None:
     return None
 
 
-def _demo_explainer(prompt: str, earlier_turns: int) -> str:
+def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False) -> str:
     if _has_cjk(prompt):
         return (
             f"**演示模型**(离线,无需 API key)。你说的是:「{prompt[:80]}」。"
-            f"这段对话里之前有 {earlier_turns} 轮,我都能看到:试试先说「我叫小王,今年 28。」再问「我多大了?」。"
+            f"这段对话里我能看到之前的 {earlier_turns} 轮{'(更早的部分是摘要)' if summarized else ''}:试试先说「我叫小王,今年 28。」再问「我多大了?」。"
             "这里的回答是逐字流式输出的,按 Stop 可以随时停止,已经生成的部分会保留。"
             "想用真正的模型:在 Model 菜单里选择,或运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`。"
         )
     excerpt = prompt if len(prompt) <= 80 else prompt[:77] + "..."
     return (
         f"**Demo model** (offline, no API key needed). You said: \u201c{excerpt}\u201d. "
-        f"I can see the {earlier_turns} earlier turn{'s' if earlier_turns != 1 else ''} of this conversation, "
+        f"I can see {earlier_turns} earlier turn{'s' if earlier_turns != 1 else ''} of this conversation"
+        + (" plus a summary of the older ones" if summarized else "")
+        + ", "
         "so memory works: tell me \u201cMy name is Sam and I am 28\u201d, then ask \u201chow old am I?\u201d. "
         "This answer streams word by word, like a real model; press **Stop** at any moment and the part "
         "already written is kept. Ask me to \u201ccount to 500\u201d for a long answer. "
@@ -279,7 +281,9 @@ def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = N
     return (
         _counting(prompt)
         or _answer_from_memory(prompt, facts, told_now)
-        or _demo_explainer(prompt, earlier_turns=len(earlier))
+        or _demo_explainer(
+            prompt, earlier_turns=len(earlier), summarized=any("Summary" in t for t in _system_texts(messages))
+        )
     )
 
 

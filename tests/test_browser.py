@@ -388,3 +388,23 @@ def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, brows
     assert "cumulative (delta=False)" in table and "1 2 3 4 5" in table
     page.screenshot(path=str(ARTIFACTS / "stream-inspector.png"), full_page=True)
     page.close()
+
+
+def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(app.url)
+    page.get_by_role("tab", name="Recipe").click()
+    page.locator("#dish textarea, #dish input").first.fill("pancakes")
+    page.locator("#generate").click()
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('completed')")
+    page.locator("#dish textarea, #dish input").first.fill("麻婆豆腐")
+    page.locator("#generate").click()
+    page.wait_for_function(
+        "() => document.querySelector('#recipe-card').innerText.includes('即可')"
+        " && document.querySelector('#recipe-counters').innerText.includes('completed')"
+    )
+    page.locator("#saved-recipes input").click()
+    page.get_by_role("option", name="Fluffy pancakes").first.click()
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('reopened')")
+    assert "Fluffy pancakes" in page.locator("#recipe-card").inner_text()
+    page.close()
