@@ -7,7 +7,7 @@ together as one conversation of the owner's.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -21,8 +21,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from chat.errors import PromptRejected, describe_failure
 from chat.models import ModelResolver
+from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import title_from_prompt, visible_prefix
-from chat.turns import END_KEY, STOPPED, ActiveTurns, wait_for_run
+from chat.turns import END_KEY, STOPPED
 from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)
@@ -85,19 +86,16 @@ class HandoffService:
             message = "Give the analyst some data or a question first." if owner else "Reload the page."
             yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, message)
             return
-        updates: asyncio.Queue[HandoffUpdate] = asyncio.Queue()
-        token = self.active.start(owner, run_id)
-        producer = asyncio.create_task(self._produce(owner, run_id, data.strip(), model_name, token, updates))
-        try:
-            while True:
-                update = await updates.get()
+
+        async def produce(token: CancellationToken, report: Report[HandoffUpdate]) -> None:
+            await self._produce(owner, run_id, data.strip(), model_name, token, report)
+
+        def crashed(error: BaseException) -> HandoffUpdate:
+            return HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, describe_failure(error, model_name))
+
+        async with contextlib.aclosing(stream_from_own_task(self.active, owner, run_id, produce, crashed)) as updates:
+            async for update in updates:
                 yield update
-                if update.final:
-                    return
-        finally:
-            token.cancel()
-            await wait_for_run(producer)
-            self.active.finish(owner, run_id, token)
 
     async def _produce(
         self,
@@ -106,7 +104,7 @@ class HandoffService:
         data: str,
         model_name: str,
         token: CancellationToken,
-        updates: asyncio.Queue[HandoffUpdate],
+        report: Report[HandoffUpdate],
     ) -> None:
         texts = {Stage.ANALYST: "", Stage.WRITER: ""}
         stored: list[ModelMessage] = []
@@ -132,23 +130,23 @@ class HandoffService:
                 ) as run:
                     async for delta in run.stream_text(delta=True, debounce_by=None):
                         texts[stage] += delta
-                        updates.put_nowait(update())
+                        report(update())
                 history = [*history, *run.new_messages()]
                 stored = history
             await self._store(owner, run_id, data, stored)
-            updates.put_nowait(update(HandoffStatus.COMPLETED))
+            report(update(HandoffStatus.COMPLETED))
         except RunCancelled as stopped:
             partial = [*stored, *stopped.new_messages()] if stage is Stage.WRITER else list(stopped.new_messages())
             if partial and isinstance(partial[-1], ModelResponse):
                 ended = {**(partial[-1].metadata or {}), END_KEY: STOPPED}
                 partial[-1] = dataclasses.replace(partial[-1], state="interrupted", metadata=ended)
             await self._store(owner, run_id, data, partial)
-            updates.put_nowait(update(HandoffStatus.STOPPED))
+            report(update(HandoffStatus.STOPPED))
         except PromptRejected as error:
-            updates.put_nowait(update(HandoffStatus.FAILED, str(error)))
+            report(update(HandoffStatus.FAILED, str(error)))
         except Exception as error:
             log.exception("hand-off %s failed", run_id)
-            updates.put_nowait(update(HandoffStatus.FAILED, describe_failure(error, model_name)))
+            report(update(HandoffStatus.FAILED, describe_failure(error, model_name)))
 
     async def _store(self, owner: str, run_id: str, data: str, messages: list[ModelMessage]) -> None:
         if not messages:

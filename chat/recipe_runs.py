@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -18,8 +18,9 @@ from pydantic_ai.messages import ModelResponse
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.models import ModelResolver
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
+from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import title_from_prompt
-from chat.turns import END_KEY, STOPPED, ActiveTurns, wait_for_run
+from chat.turns import END_KEY, STOPPED
 from storage.sqlite_store import SessionSummary, SQLiteConversationStore
 
 log = logging.getLogger(__name__)
@@ -115,21 +116,16 @@ class RecipeService:
         except (PromptRejected, ConversationUnavailable) as error:
             yield RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=str(error))
             return
-        updates: asyncio.Queue[RecipeUpdate] = asyncio.Queue()
-        token = self.active.start(owner, run_id)
-        producer = asyncio.create_task(
-            self._produce(owner, run_id, request, model_name, debounce or None, mode, token, updates)
-        )
-        try:
-            while True:
-                update = await updates.get()
+
+        async def produce(token: CancellationToken, report: Report[RecipeUpdate]) -> None:
+            await self._produce(owner, run_id, request, model_name, debounce or None, mode, token, report)
+
+        def crashed(error: BaseException) -> RecipeUpdate:
+            return RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=describe_failure(error, model_name))
+
+        async with contextlib.aclosing(stream_from_own_task(self.active, owner, run_id, produce, crashed)) as updates:
+            async for update in updates:
                 yield update
-                if update.final:
-                    return
-        finally:
-            token.cancel()
-            await wait_for_run(producer)
-            self.active.finish(owner, run_id, token)
 
     async def _produce(
         self,
@@ -140,7 +136,7 @@ class RecipeService:
         debounce: float | None,
         mode: OutputMode,
         token: CancellationToken,
-        updates: asyncio.Queue[RecipeUpdate],
+        report: Report[RecipeUpdate],
     ) -> None:
         started = self._clock()
         last: Recipe | None = None
@@ -162,15 +158,15 @@ class RecipeService:
                 async for partial in run.stream_output(debounce_by=debounce):
                     snapshots += 1
                     last = partial
-                    updates.put_nowait(update(RecipeStatus.STREAMING))
+                    report(update(RecipeStatus.STREAMING))
             result = run.result
             assert result is not None
             last = result.output
             await self.store.save(result.conversation, scope=owner)
             self._describe(owner, run_id, last.name or request, model_name)
-            updates.put_nowait(update(RecipeStatus.COMPLETED))
+            report(update(RecipeStatus.COMPLETED))
         except RunTimedOut as error:
-            updates.put_nowait(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+            report(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
         except RunCancelled as stopped:
             messages = list(stopped.all_messages())
             if messages and isinstance(messages[-1], ModelResponse):
@@ -180,16 +176,16 @@ class RecipeService:
             last = recipe_from_messages(messages) or last
             await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
             self._describe(owner, run_id, (last.name if last else "") or request, model_name)
-            updates.put_nowait(update(RecipeStatus.STOPPED))
+            report(update(RecipeStatus.STOPPED))
         except UnexpectedModelBehavior as error:
             message = (
                 f"The model's recipe did not validate ({error.message}). Streaming runs are not retried: "
                 "the last good partial is shown; generate again, or try another output mode."
             )
-            updates.put_nowait(update(RecipeStatus.FAILED, message))
+            report(update(RecipeStatus.FAILED, message))
         except Exception as error:
             log.exception("recipe run %s failed", run_id)
-            updates.put_nowait(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+            report(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
 
     def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
         self.store.set_kind(run_id, owner, RECIPE_KIND)

@@ -1,18 +1,18 @@
 """One chat turn: stream the answer, stop it on request, save it through a `ConversationStore`.
 
-The pydantic-ai run lives in a task of its own that this module owns. Whoever consumes the
-updates (a Gradio generator, a test) can be cancelled or closed from any task, the tab can be
-closed mid-stream, and the run still ends in its own task: the partial answer is saved as an
-`interrupted` response, and the HTTP stream to the provider is closed.
+The pydantic-ai run lives in a task of its own (`chat.runs.stream_from_own_task`): whoever
+consumes the updates can be cancelled or closed from any task, the tab can be closed mid-stream,
+and the run still ends in its own task: the partial answer is saved as an `interrupted` response,
+and the HTTP stream to the provider is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.models import ModelResolver, ModelUnavailable
+from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
@@ -77,38 +78,6 @@ class TurnUpdate:
     @property
     def final(self) -> bool:
         return self.status is not TurnStatus.STREAMING
-
-
-class ActiveTurns:
-    """The turns streaming right now, by owner and conversation, so Stop can reach them from another event."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], CancellationToken] = {}
-        self._lock = threading.Lock()
-
-    def start(self, owner: str, conversation_id: str) -> CancellationToken:
-        token = CancellationToken()
-        with self._lock:
-            self._tokens[(owner, conversation_id)] = token
-        return token
-
-    def finish(self, owner: str, conversation_id: str, token: CancellationToken) -> None:
-        with self._lock:
-            if self._tokens.get((owner, conversation_id)) is token:
-                del self._tokens[(owner, conversation_id)]
-
-    def is_running(self, owner: str, conversation_id: str) -> bool:
-        with self._lock:
-            return (owner, conversation_id) in self._tokens
-
-    def stop(self, owner: str, conversation_id: str) -> bool:
-        """Stop the owner's running turn in this conversation; False when none is running."""
-        with self._lock:
-            token = self._tokens.get((owner, conversation_id))
-        if token is None:
-            return False
-        token.cancel()
-        return True
 
 
 class ChatService:
@@ -179,49 +148,28 @@ class ChatService:
         except (PromptRejected, ConversationUnavailable) as error:
             yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=str(error))
             return
-        updates: asyncio.Queue[TurnUpdate] = asyncio.Queue()
-        token = self.active.start(owner, conversation_id)
-        producer = asyncio.create_task(
-            self._produce(owner, conversation_id, prompt, model_name, policy, token, updates)
-        )
-        try:
-            next_due = 0.0
-            while True:
-                update = await updates.get()
-                if not update.final and self._clock() < next_due:
-                    await asyncio.sleep(next_due - self._clock())
-                while not update.final and not updates.empty():
-                    update = updates.get_nowait()
-                yield update
-                if update.final:
-                    return
-                next_due = self._clock() + self.min_update_interval
-        finally:
-            # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
-            token.cancel()
-            await wait_for_run(producer)
-            self.active.finish(owner, conversation_id, token)
 
-    async def _produce(
-        self,
-        owner: str,
-        conversation_id: str,
-        prompt: str,
-        model_name: str,
-        policy_kind: str | None,
-        token: CancellationToken,
-        updates: asyncio.Queue[TurnUpdate],
-    ) -> None:
-        """Run the turn; whatever happens, the consumer gets a final update and never waits forever."""
-        finals: list[TurnUpdate] = []
-        queue = _FinalWatch(updates, finals)
-        try:
-            await self._run(owner, conversation_id, prompt, model_name, policy_kind, token, queue)
-        except BaseException as error:
-            if not finals:
-                log.exception("turn in conversation %s ended without an answer", conversation_id)
-                updates.put_nowait(self._failure(conversation_id, "", error, model_name))
-            raise
+        async def produce(token: CancellationToken, report: Report[TurnUpdate]) -> None:
+            await self._run(owner, conversation_id, prompt, model_name, policy, token, report)
+
+        def crashed(error: BaseException) -> TurnUpdate:
+            return self._failure(conversation_id, "", error, model_name)
+
+        # aclosing: a consumer that stops early must close the inner stream now, not at garbage collection,
+        # so the run is stopped and its partial saved before this generator is done closing.
+        async with contextlib.aclosing(
+            stream_from_own_task(
+                self.active,
+                owner,
+                conversation_id,
+                produce,
+                crashed,
+                min_update_interval=self.min_update_interval,
+                clock=self._clock,
+            )
+        ) as updates:
+            async for update in updates:
+                yield update
 
     async def _run(
         self,
@@ -231,7 +179,7 @@ class ChatService:
         model_name: str,
         policy_kind: str | None,
         token: CancellationToken,
-        updates: _FinalWatch,
+        report: Report[TurnUpdate],
     ) -> None:
         started = self._clock()
         compactor = self._compactor(owner, conversation_id, model_name, policy_kind)
@@ -264,7 +212,7 @@ class ChatService:
                     if first_token_at is None:
                         first_token_at = self._clock()
                     text += delta
-                    updates.put_nowait(TurnUpdate(conversation_id, visible_prefix(text)))
+                    report(TurnUpdate(conversation_id, visible_prefix(text)))
             result = run.result
             assert result is not None
             new_messages = list(result.new_messages())
@@ -285,7 +233,7 @@ class ChatService:
             self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
             final_text = visible_prefix(_answer_text(new_messages) or text)
             this_turn = _this_turn_usage(result.usage, earlier_usage)
-            updates.put_nowait(
+            report(
                 TurnUpdate(
                     conversation_id,
                     final_text,
@@ -295,12 +243,12 @@ class ChatService:
                 )
             )
         except RunTimedOut as error:
-            updates.put_nowait(self._failure(conversation_id, text, error, model_name))
+            report(self._failure(conversation_id, text, error, model_name))
         except RunCancelled as stopped:
             usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             await self._save_stopped(stopped, conversation, owner)
             answer = visible_prefix(text)
-            updates.put_nowait(
+            report(
                 TurnUpdate(
                     conversation_id,
                     answer,
@@ -317,7 +265,7 @@ class ChatService:
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
                 log.exception("turn failed in conversation %s", conversation_id)
-            updates.put_nowait(self._failure(conversation_id, text, error, model_name))
+            report(self._failure(conversation_id, text, error, model_name))
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
         return TurnUpdate(
@@ -406,19 +354,6 @@ class ChatService:
         await self.store.save(latest, scope=owner)
 
 
-class _FinalWatch:
-    """The update queue, noting whether a final update went through."""
-
-    def __init__(self, queue: asyncio.Queue[TurnUpdate], finals: list[TurnUpdate]) -> None:
-        self._queue = queue
-        self._finals = finals
-
-    def put_nowait(self, update: TurnUpdate) -> None:
-        if update.final:
-            self._finals.append(update)
-        self._queue.put_nowait(update)
-
-
 def _required(owner: str | None) -> str:
     if not owner:
         raise ConversationUnavailable("Your visitor id is missing: reload the page.")
@@ -501,21 +436,6 @@ def _turn_stats(
         total_seconds=now - started,
         estimated=estimated,
     )
-
-
-async def wait_for_run(task: asyncio.Task[None]) -> None:
-    """Wait for the run to finish saving even if the waiter itself is being cancelled."""
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                break
-            continue
-        except Exception:
-            break
-    if task.done() and not task.cancelled() and task.exception() is not None:
-        log.error("turn task failed", exc_info=task.exception())
 
 
 async def _shielded(operation: object) -> None:

@@ -128,3 +128,22 @@ def test_a_stopped_tool_call_is_read_back_partially():
     recipe = recipe_from_messages([ModelResponse(parts=[ToolCallPart("final_result", partial)])])
     assert recipe.name == "Mapo" and recipe.ingredients[0].item == "tofu"
     assert json.loads(json.dumps(recipe.model_dump()))["name"] == "Mapo"
+
+
+async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store, monkeypatch):
+    recipes = service(store, DemoPace(0, 100))
+
+    async def disk_full(*args, **kwargs):
+        raise OSError("disk full")
+
+    updates = []
+
+    async def consume() -> None:
+        async for update in recipes.run("alice", "r1", "麻婆豆腐", "demo", debounce=None):
+            updates.append(update)
+            if update.recipe and update.recipe.name and not update.final:
+                monkeypatch.setattr(store, "save", disk_full)
+                recipes.stop("alice", "r1")
+
+    await asyncio.wait_for(consume(), timeout=30)  # a lost final update would hang here
+    assert updates[-1].status is RecipeStatus.FAILED and "disk full" in updates[-1].error

@@ -1,0 +1,131 @@
+"""Streaming runs that live in a task of their own, shared by chat turns, recipes and the hand-off.
+
+Whoever consumes the updates (a Gradio generator, an SSE response, a test) can be cancelled or
+closed from any task, and the pydantic-ai run still ends in the task that started it: the consumer
+cancels the run's token and waits for it, so the run saves its partial result and closes its
+provider stream. And whatever ends the run, the consumer gets a final update: it never waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from pydantic_ai import CancellationToken
+
+log = logging.getLogger(__name__)
+
+
+class Update(Protocol):
+    @property
+    def final(self) -> bool: ...
+
+
+U = TypeVar("U", bound=Update)
+Report = Callable[[U], None]
+
+
+class ActiveTurns:
+    """The runs streaming right now, by owner and run id, so Stop can reach them from another event."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], CancellationToken] = {}
+        self._lock = threading.Lock()
+
+    def start(self, owner: str, run_id: str) -> CancellationToken:
+        token = CancellationToken()
+        with self._lock:
+            self._tokens[(owner, run_id)] = token
+        return token
+
+    def finish(self, owner: str, run_id: str, token: CancellationToken) -> None:
+        with self._lock:
+            if self._tokens.get((owner, run_id)) is token:
+                del self._tokens[(owner, run_id)]
+
+    def is_running(self, owner: str, run_id: str) -> bool:
+        with self._lock:
+            return (owner, run_id) in self._tokens
+
+    def stop(self, owner: str, run_id: str) -> bool:
+        """Stop the owner's running run with this id; False when none is running."""
+        with self._lock:
+            token = self._tokens.get((owner, run_id))
+        if token is None:
+            return False
+        token.cancel()
+        return True
+
+
+async def stream_from_own_task(
+    active: ActiveTurns,
+    owner: str,
+    run_id: str,
+    produce: Callable[[CancellationToken, Report[U]], Awaitable[None]],
+    crashed: Callable[[BaseException], U],
+    *,
+    min_update_interval: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> AsyncIterator[U]:
+    """Run `produce(token, report)` in its own task and yield what it reports; the last update is final.
+
+    `crashed(error)` makes the final update when `produce` ends without reporting one. With
+    `min_update_interval`, updates are coalesced: at most one per interval, the latest one winning.
+    """
+    updates: asyncio.Queue[U] = asyncio.Queue()
+    finals: list[U] = []
+
+    def report(update: U) -> None:
+        if update.final:
+            finals.append(update)
+        updates.put_nowait(update)
+
+    async def guarded(token: CancellationToken) -> None:
+        try:
+            await produce(token, report)
+        except BaseException as error:
+            if not finals:
+                log.exception("run %s ended without a final update", run_id)
+                updates.put_nowait(crashed(error))
+            raise
+
+    token = active.start(owner, run_id)
+    producer = asyncio.create_task(guarded(token))
+    try:
+        next_due = 0.0
+        while True:
+            update = await updates.get()
+            if min_update_interval is not None:
+                if not update.final and clock() < next_due:
+                    await asyncio.sleep(next_due - clock())
+                while not update.final and not updates.empty():
+                    update = updates.get_nowait()
+            yield update
+            if update.final:
+                return
+            if min_update_interval is not None:
+                next_due = clock() + min_update_interval
+    finally:
+        # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
+        token.cancel()
+        await wait_for_run(producer)
+        active.finish(owner, run_id, token)
+
+
+async def wait_for_run(task: asyncio.Task[None]) -> None:
+    """Wait for the run to finish saving even if the waiter itself is being cancelled."""
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            continue
+        except Exception:
+            break
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("run task failed", exc_info=task.exception())
