@@ -399,12 +399,10 @@ def _mark_ended(messages: list[ModelMessage], reason: str) -> None:
         )
 
 
-def _this_turn_usage(run_usage: RunUsage, earlier: RunUsage | Conversation | None) -> RunUsage:
+def _this_turn_usage(run_usage: RunUsage, earlier: RunUsage | None) -> RunUsage:
     """A run's usage includes the conversation's earlier turns; subtract them."""
     if earlier is None:
         return run_usage
-    if isinstance(earlier, Conversation):
-        earlier = earlier.usage
     return RunUsage(
         requests=max(run_usage.requests - earlier.requests, 0),
         input_tokens=max(run_usage.input_tokens - earlier.input_tokens, 0),

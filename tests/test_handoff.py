@@ -8,21 +8,11 @@ import pytest
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.handoff import ANALYST_INSTRUCTIONS, WRITER_INSTRUCTIONS, HandoffService, HandoffStatus, Stage
-from chat.models import ModelResolver
+from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
-
-
-class Scripted(ModelResolver):
-    def __init__(self, pace: DemoPace, **models: FunctionModel) -> None:
-        super().__init__(Settings(), pace)
-        self.scripted = models
-
-    def resolve(self, name: str):
-        return self.scripted.get(name) or super().resolve(name)
 
 
 async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stored(store):
@@ -32,7 +22,7 @@ async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stor
         seen.append((info.instructions, list(messages)))
         yield "ANALYSIS: mean 146.6" if "ANALYST" in (info.instructions or "") else "ARTICLE about 146.6"
 
-    handoff = HandoffService(store, Scripted(DemoPace.instant(), rec=FunctionModel(stream_function=recording)))
+    handoff = HandoffService(store, ScriptedResolver(DemoPace.instant(), rec=FunctionModel(stream_function=recording)))
     updates = [u async for u in handoff.run("alice", "h1", "120, 135, 190", "rec")]
     assert updates[-1].status is HandoffStatus.COMPLETED
     (analyst_instructions, _), (writer_instructions, writer_history) = seen
@@ -47,7 +37,7 @@ async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stor
 
 
 async def test_the_demo_personas_analyse_then_write_with_no_key(store):
-    handoff = HandoffService(store, Scripted(DemoPace.instant()))
+    handoff = HandoffService(store, ScriptedResolver(DemoPace.instant()))
     updates = [u async for u in handoff.run("alice", "h1", "Monthly sales: 120, 135, 128, 160, 190", "demo")]
     final = updates[-1]
     assert "Mean: 146.60" in final.analysis and "rising" in final.analysis
@@ -64,7 +54,7 @@ async def test_stop_during_the_writer_keeps_both_partials(store):
             if "ANALYST" in (info.instructions or "") and n == 5:
                 return
 
-    handoff = HandoffService(store, Scripted(DemoPace.instant(), slow=FunctionModel(stream_function=slow)))
+    handoff = HandoffService(store, ScriptedResolver(DemoPace.instant(), slow=FunctionModel(stream_function=slow)))
     updates = []
     async for update in handoff.run("alice", "h1", "data 1 2 3", "slow"):
         updates.append(update)
@@ -78,6 +68,6 @@ async def test_stop_during_the_writer_keeps_both_partials(store):
 
 
 async def test_empty_data_is_refused(store):
-    handoff = HandoffService(store, Scripted(DemoPace.instant()))
+    handoff = HandoffService(store, ScriptedResolver(DemoPace.instant()))
     updates = [u async for u in handoff.run("alice", "h1", "  ", "demo")]
     assert updates[-1].status is HandoffStatus.FAILED and "data" in updates[-1].error

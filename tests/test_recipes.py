@@ -9,26 +9,16 @@ import re
 import pytest
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
-from chat.config import Settings
 from chat.demo_model import DemoPace
-from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import Recipe, recipe_from_messages, render_card
+from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
 
 
-class Resolver(ModelResolver):
-    def __init__(self, pace: DemoPace, **models: FunctionModel) -> None:
-        super().__init__(Settings(), pace)
-        self.scripted = models
-
-    def resolve(self, name: str):
-        return self.scripted.get(name) or super().resolve(name)
-
-
 def service(store, pace: DemoPace | None = None, **models: FunctionModel) -> RecipeService:
-    return RecipeService(store, Resolver(pace or DemoPace(0, 2000), **models))
+    return RecipeService(store, ScriptedResolver(pace or DemoPace(0, 2000), **models))
 
 
 async def run(recipes: RecipeService, dish: str, *, run_id="r1", owner="alice", model="demo", **options):

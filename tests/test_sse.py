@@ -16,18 +16,10 @@ from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.turns import ChatService
 from tests.apps import running_app
+from tests.scripted import ScriptedResolver
 from web.sse import ChatStreamAPI, sse_event
 
 pytestmark = pytest.mark.anyio
-
-
-class Scripted(ModelResolver):
-    def __init__(self, **models: FunctionModel) -> None:
-        super().__init__(Settings(), DemoPace.instant())
-        self.scripted = models
-
-    def resolve(self, name: str):
-        return self.scripted.get(name) or super().resolve(name)
 
 
 def parse(body: str) -> list[tuple[str, str]]:
@@ -53,7 +45,7 @@ def client(store):
             yield piece
 
     service = ChatService(
-        build_chat_agent(), store, Scripted(poem=FunctionModel(stream_function=poem)), min_update_interval=0
+        build_chat_agent(), store, ScriptedResolver(poem=FunctionModel(stream_function=poem)), min_update_interval=0
     )
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, default_model="demo").router())

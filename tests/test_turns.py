@@ -11,24 +11,11 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.agents import build_chat_agent
-from chat.config import Settings
-from chat.demo_model import DemoPace
-from chat.models import ModelResolver
 from chat.render import to_bubbles
 from chat.turns import END_KEY, ChatService, TurnStatus, TurnUpdate
+from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
-
-
-class ScriptedResolver(ModelResolver):
-    """Resolves 'demo' to an instant demo model and any other name to a registered FunctionModel."""
-
-    def __init__(self, **models: FunctionModel) -> None:
-        super().__init__(Settings(), DemoPace.instant())
-        self.scripted = models
-
-    def resolve(self, name: str):
-        return self.scripted.get(name) or super().resolve(name)
 
 
 def make_service(store, **models: FunctionModel) -> ChatService:

@@ -7,8 +7,8 @@ from typing import Any
 import gradio as gr
 
 from chat.config import Settings
-from chat.models import model_choices
 from chat.handoff import HandoffService
+from chat.models import model_choices
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector

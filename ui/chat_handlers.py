@@ -54,6 +54,10 @@ class ChatHandlers:
                 self._minted.popitem(last=False)
         return token
 
+    def visitor_of(self, owner: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+        """The owner scope of this event: the signed-in account, else the browser's (possibly new) token."""
+        return visitor(self.browser_token(owner, request), profile)
+
     def ensure_owner(self, owner: str | None, request: gr.Request) -> str:
         """The browser's token, minted on the first visit; a logged-in account never replaces it."""
         return self.browser_token(owner, request)

@@ -8,7 +8,6 @@ from typing import Any
 import gradio as gr
 
 from chat.handoff import HandoffService, HandoffStatus
-from chat.identity import visitor
 from ui.chat_handlers import ChatHandlers, new_conversation_id
 
 
@@ -31,7 +30,7 @@ class HandoffHandlers:
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        owner = visitor(self.chat.browser_token(owner, request), profile)
+        owner = self.chat.visitor_of(owner, request, profile)
         async for update in self.handoff.run(owner or "", run_id or new_conversation_id(), data, model_name):
             note = {
                 HandoffStatus.STREAMING: f"**{update.stage.value}** is writing…",
@@ -44,6 +43,6 @@ class HandoffHandlers:
     def stop(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
-        owner = visitor(self.chat.browser_token(owner, request), profile)
+        owner = self.chat.visitor_of(owner, request, profile)
         if owner and run_id:
             self.handoff.stop(owner, run_id)

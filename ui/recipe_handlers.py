@@ -8,11 +8,10 @@ from typing import Any
 import gradio as gr
 
 from chat.errors import ConversationUnavailable, PromptRejected
-from chat.identity import visitor
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
-from chat.sessions import relative_time
 from ui.chat_handlers import ChatHandlers, new_conversation_id
+from ui.session_handlers import session_label
 
 
 class RecipeHandlers:
@@ -40,7 +39,7 @@ class RecipeHandlers:
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream the recipe card, its JSON and the counters; the last update is the validated recipe."""
-        owner = visitor(self.chat.browser_token(owner, request), profile)
+        owner = self.chat.visitor_of(owner, request, profile)
         run_id = run_id or new_conversation_id()
         rendered = 0
         async for update in self.recipes.run(
@@ -65,24 +64,21 @@ class RecipeHandlers:
     def stop(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
-        owner = visitor(self.chat.browser_token(owner, request), profile)
+        owner = self.chat.visitor_of(owner, request, profile)
         if owner and run_id:
             self.recipes.stop(owner, run_id)
 
     def choices(self, owner: str | None) -> Any:
-        items = [
-            (f"{summary.title} · {relative_time(summary.updated_at)}", summary.conversation_id)
-            for summary in self.recipes.list(owner or "")
-        ]
+        items = [(session_label(summary), summary.conversation_id) for summary in self.recipes.list(owner or "")]
         return gr.update(choices=items, value=None)
 
     def refresh(self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
-        return self.choices(visitor(self.chat.browser_token(owner, request), profile))
+        return self.choices(self.chat.visitor_of(owner, request, profile))
 
     async def reopen(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
-        owner = visitor(self.chat.browser_token(owner, request), profile)
+        owner = self.chat.visitor_of(owner, request, profile)
         if not run_id:
             return gr.skip(), gr.skip(), gr.skip()
         try:

@@ -14,6 +14,7 @@ from chat.identity import visitor
 from chat.render import Bubble
 from chat.sessions import ImportRejected, Sessions, relative_time
 from chat.turns import ChatService
+from storage.sqlite_store import SessionSummary
 
 Choices = list[tuple[str, str]]
 
@@ -27,10 +28,7 @@ class SessionHandlers:
     def session_choices(self, owner: str | None) -> Choices:
         if not owner:
             return []
-        return [
-            (f"{summary.title} · {relative_time(summary.updated_at)}", summary.conversation_id)
-            for summary in self.sessions.list(owner)
-        ]
+        return [(session_label(summary), summary.conversation_id) for summary in self.sessions.list(owner)]
 
     def refresh(
         self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
@@ -153,6 +151,11 @@ class SessionHandlers:
         opened = await self.sessions.open(owner, conversation_id)
         choices = gr.update(choices=self.session_choices(owner), value=conversation_id)
         return opened.bubbles, conversation_id, choices, opened.title, f"Imported {len(opened.messages)} messages."
+
+
+def session_label(summary: SessionSummary) -> str:
+    """How a stored conversation or recipe is listed: its title and how long ago it changed."""
+    return f"{summary.title} · {relative_time(summary.updated_at)}"
 
 
 def _file_stem(title: str) -> str:
