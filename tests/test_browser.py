@@ -191,8 +191,14 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
         assert "Sam" not in page.locator("#chat").inner_text()
 
         page.locator("#conversation-tools").get_by_text("This conversation").click()
-        page.locator("#title input, #title textarea").first.fill("Tofu night <img src=x onerror=window.__pwned=1>")
+        title_box = page.locator("#title input, #title textarea").first
+        # Type only once the switch has filled in this conversation's title, so no late update overwrites it.
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#title input, #title textarea')].some(e => e.value.includes('麻婆豆腐'))"
+        )
+        title_box.fill("Tofu night <img src=x onerror=window.__pwned=1>")
         page.locator("#rename").click()
+        page.wait_for_function("() => document.querySelector('#sidebar-notice').innerText.includes('Renamed')")
         page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Tofu night')")
         assert page.evaluate("() => window.__pwned") is None  # the title is shown as text, never run
 
