@@ -40,7 +40,10 @@ def last_answer(chat: list[dict]) -> str:
 def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
     client = Client(app.url, verbose=False)
     job = client.submit("My name is Sam and I am 41.", "demo", OWNER, api_name="/chat")
-    updates = [last_answer(output[0]) for output in job]
+    outputs = list(job)
+    echo = outputs[0][0]  # the prompt is shown before the model answers
+    assert echo[-1]["role"] == "user" and last_answer(echo) == "My name is Sam and I am 41."
+    updates = [last_answer(output[0]) for output in outputs[1:]]
     assert len(updates) >= 3
     assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
     assert "Sam" in updates[-1]
@@ -68,9 +71,11 @@ def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
 
 
 def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
+    from gradio_client.exceptions import AppError
+
     client = Client(app.url, verbose=False)
-    chat, usage, prompt_box, *_ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
-    assert "Type a message first" in usage
+    with pytest.raises(AppError, match="Type a message first"):
+        client.predict("   ", "demo", "empty-owner", api_name="/chat")
     assert stored_conversations(app, "empty-owner") == []
 
 

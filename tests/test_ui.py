@@ -44,23 +44,33 @@ def test_model_notice_names_the_fix(handlers, monkeypatch):
     assert "OPENAI_API_KEY" in handlers.check_model("openai-chat:gpt-4o-mini")
 
 
+def sent(handlers, prompt, owner="owner", conversation_id=None, request=None):
+    return handlers.send(prompt, "demo", owner, conversation_id, None, request)
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
-def test_a_rejected_prompt_raises_a_visible_error_and_sends_nothing(handlers, prompt):
+async def test_a_rejected_prompt_raises_a_visible_error_and_sends_nothing(handlers, prompt):
     with pytest.raises(gr.Error):
-        handlers.accept_prompt(prompt, [], "owner", None, None)
+        await sent(handlers, prompt).__anext__()
+    assert handlers.service.store.list_sessions("owner") == []
 
 
-def test_an_accepted_prompt_is_echoed_at_once_and_cleared_from_the_box(handlers):
-    box, chat, conversation_id, pending, token = handlers.accept_prompt("hello", [], "owner", None, None)
-    assert box == "" and pending == "hello" and conversation_id
+async def test_a_sent_prompt_is_echoed_before_the_model_answers_and_cleared_from_the_box(handlers):
+    updates = sent(handlers, "hello")
+    chat, usage, box, owner, conversation_id, context = await updates.__anext__()
+    assert box == "" and owner == "owner" and conversation_id
     assert chat == [{"role": "user", "content": "hello"}]
+    assert not handlers.service.active.is_running("owner", conversation_id)  # the echo precedes the run
+    *_, (chat, usage, box, *_) = [out async for out in updates]
+    assert [b["role"] for b in chat] == ["user", "assistant"] and "**demo**" in usage
+    assert len(await handlers.service.load_messages("owner", conversation_id)) == 2
 
 
 async def test_a_second_prompt_while_streaming_is_refused(handlers):
     updates = handlers.service.run_turn("owner", "c1", "count to 3000", "demo")
     await updates.__anext__()
     with pytest.raises(gr.Error):
-        handlers.accept_prompt("another", [], "owner", "c1", None)
+        await sent(handlers, "another", conversation_id="c1").__anext__()
     await updates.aclose()
 
 
@@ -124,12 +134,12 @@ def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
     assert parse_settings({}, ["--db", "elsewhere.db"]).db_path == "elsewhere.db"
 
 
-def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token(handlers):
+async def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token(handlers):
     from types import SimpleNamespace
 
     page = SimpleNamespace(session_hash="session-1")
     loaded = handlers.ensure_owner("", page)
-    *_, sent_with = handlers.accept_prompt("hi", [], "", None, page)
+    chat, usage, box, sent_with, conversation_id, context = await sent(handlers, "hi", "", request=page).__anext__()
     assert loaded == sent_with and len(loaded) >= 22  # 128 random bits, url-safe
     assert handlers.ensure_owner("", SimpleNamespace(session_hash="session-2")) != loaded
     assert handlers.ensure_owner("hf:alice", page) == loaded  # a token cannot claim an account

@@ -95,6 +95,7 @@ def build_demo(
                 with gr.Row(equal_height=True):
                     prompt = gr.Textbox(
                         placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
+                        label="message",  # names the parameter of the `chat` API endpoint
                         show_label=False,
                         lines=1,
                         max_lines=8,
@@ -179,37 +180,36 @@ def build_demo(
                 probe_table = gr.Dataframe(
                     headers=COLUMNS, interactive=False, wrap=True, elem_id="probe-table", max_height=480
                 )
-        # The prompt waiting to be answered: a hidden textbox rather than gr.State, so it is the
-        # `message` parameter of the `chat` API endpoint.
+        # Regenerate and edit hand their prompt to the stream through this hidden box.
         pending = gr.Textbox(visible=False, label="message")
+        stream_outputs = [chatbot, usage, prompt, owner, conversation_id, inspector]
+        refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
 
-        def stream_answer(trigger: Any, api_name: str, visibility: str) -> Any:
-            return trigger.success(
-                chat.stream_reply,
-                [pending, model, owner, conversation_id, policy],
-                [chatbot, usage, prompt, owner, conversation_id, inspector],
-                api_name=api_name,
-                api_visibility=visibility,
-                concurrency_limit=settings.max_concurrent_streams,
-            ).then(side.refresh, [owner, conversation_id], [session_list, title], **private)
-
-        demo.load(chat.ensure_owner, owner, owner, **private).then(
-            side.refresh, [owner, conversation_id], [session_list, title], **private
-        ).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private)
+        demo.load(chat.ensure_owner, owner, owner, **private).then(*refresh_sidebar, **private).then(
+            None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private
+        )
         model.change(chat.check_model, model, model_notice, **private)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)
-        accepted = gr.on(
+        gr.on(
             [prompt.submit, send.click],
-            chat.accept_prompt,
-            [prompt, chatbot, owner, conversation_id],
-            [prompt, chatbot, conversation_id, pending, owner],
-            **private,
-        )
-        stream_answer(accepted, "chat", "public")
-        regenerated = chatbot.retry(chat.regenerate, [owner, conversation_id], [chatbot, pending], **private)
-        stream_answer(regenerated, "chat_regenerated", "private")
-        edited = chatbot.edit(chat.edit_last, [owner, conversation_id, chatbot], [chatbot, pending], **private)
-        stream_answer(edited, "chat_edited", "private")
+            chat.send,
+            [prompt, model, owner, conversation_id, policy],
+            stream_outputs,
+            api_name="chat",
+            concurrency_limit=settings.max_concurrent_streams,
+        ).then(*refresh_sidebar, **private)
+        for retry_event, handler, inputs, api_name in (
+            (chatbot.retry, chat.regenerate, [owner, conversation_id], "chat_regenerated"),
+            (chatbot.edit, chat.edit_last, [owner, conversation_id, chatbot], "chat_edited"),
+        ):
+            retry_event(handler, inputs, [chatbot, pending], **private).success(
+                chat.stream_reply,
+                [pending, model, owner, conversation_id, policy],
+                stream_outputs,
+                api_name=api_name,
+                api_visibility="private",
+                concurrency_limit=settings.max_concurrent_streams,
+            ).then(*refresh_sidebar, **private)
         stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
 
         # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.

@@ -66,25 +66,33 @@ class ChatHandlers:
         problem = self.service.models.check(model_name)
         return f"⚠️ {problem}" if problem else ""
 
-    def accept_prompt(
+    async def send(
         self,
-        prompt: str,
-        chatbot: list[Bubble],
+        message: str,
+        model_name: str,
         owner: str | None,
         conversation_id: str | None,
+        policy: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
-    ) -> tuple[str, list[Bubble], str, str, str]:
-        """Show the prompt at once and hand it to `stream_reply`; a rejected prompt stays in the box."""
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """Send from the prompt box in one event: the prompt shows at once, then the answer streams.
+
+        One event rather than an echo event chained to a streaming one: the chain cost a second
+        queue round trip (about 40 ms) before the first token (benchmarks/RESULTS.md).
+        A rejected prompt raises before anything is shown, so it stays in the box.
+        """
         token = self.browser_token(owner, request)
-        owner = visitor(token, profile)
         try:
-            self.service.check_idle(owner, conversation_id)
-            prompt = self.service.check_prompt(prompt)
+            self.service.check_idle(visitor(token, profile), conversation_id)
+            self.service.check_prompt(message)
         except PromptRejected as rejected:
             raise gr.Error(str(rejected), title="Not sent") from rejected
-        chatbot = [*(chatbot or []), {"role": "user", "content": prompt}]
-        return "", chatbot, conversation_id or new_conversation_id(), prompt, token
+        updates = self.stream_reply(message, model_name, token, conversation_id, policy, request, profile)
+        chat, usage, _, *rest = await updates.__anext__()
+        yield chat, usage, "", *rest  # the echo empties the box
+        async for outputs in updates:
+            yield outputs
 
     async def stream_reply(
         self,
@@ -103,6 +111,8 @@ class ChatHandlers:
         earlier = to_bubbles(await self.service.load_messages(owner, conversation_id))
         asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
         identity: tuple[Any, Any] = (browser_token, conversation_id)
+        yield [*earlier, *asked], gr.skip(), gr.skip(), *identity, gr.skip()  # shown before the model answers
+        identity = (gr.skip(), gr.skip())
         async for update in self.service.run_turn(owner, conversation_id, message, model_name, policy):
             if update.status is TurnStatus.FAILED:
                 answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
@@ -113,7 +123,6 @@ class ChatHandlers:
             summary = format_stats(update.stats, update.status) if update.stats else gr.skip()
             context = format_context(update.context, update.stats) if update.context else gr.skip()
             yield [*earlier, *asked, *answer], summary, gr.skip(), *identity, context
-            identity = (gr.skip(), gr.skip())
 
     def stop_reply(
         self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
