@@ -31,7 +31,7 @@ from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.models import ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.summaries import Summarizer
-from chat.text import repair_responses, title_from_prompt, visible_prefix
+from chat.text import VisibleText, repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class ChatService:
             return await compactor(messages)
 
         first_token_at: float | None = None
-        text = ""
+        streamed = VisibleText()
         conversation: Conversation | None = None
 
         def stats(usage: RunUsage, messages: Sequence[ModelMessage], answer: str) -> TurnStats:
@@ -211,8 +211,8 @@ class ChatService:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     if first_token_at is None:
                         first_token_at = self._clock()
-                    text += delta
-                    report(TurnUpdate(conversation_id, visible_prefix(text)))
+                    streamed.append(delta)
+                    report(TurnUpdate(conversation_id, streamed.text))
             result = run.result
             assert result is not None
             new_messages = list(result.new_messages())
@@ -231,7 +231,7 @@ class ChatService:
             await self._save(conversation, owner, new_messages)
             self._describe(owner, conversation_id, prompt, model_name, titled=status is TurnStatus.COMPLETED)
             self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
-            final_text = visible_prefix(_answer_text(new_messages) or text)
+            final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
             this_turn = _this_turn_usage(result.usage, earlier_usage)
             report(
                 TurnUpdate(
@@ -243,11 +243,11 @@ class ChatService:
                 )
             )
         except RunTimedOut as error:
-            report(self._failure(conversation_id, text, error, model_name))
+            report(self._failure(conversation_id, streamed.raw, error, model_name))
         except RunCancelled as stopped:
             usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             await self._save_stopped(stopped, conversation, owner)
-            answer = visible_prefix(text)
+            answer = streamed.text
             report(
                 TurnUpdate(
                     conversation_id,
@@ -265,7 +265,7 @@ class ChatService:
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
                 log.exception("turn failed in conversation %s", conversation_id)
-            report(self._failure(conversation_id, text, error, model_name))
+            report(self._failure(conversation_id, streamed.raw, error, model_name))
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
         return TurnUpdate(

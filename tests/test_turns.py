@@ -226,3 +226,17 @@ async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store
     updates = await asyncio.wait_for(collect(service, "go", model="endless"), timeout=30)
     await stopper
     assert updates[-1].status is TurnStatus.FAILED and "disk full" in updates[-1].error
+
+
+def test_visible_text_joins_an_emoji_split_across_deltas_and_hides_a_lone_half():
+    from chat.text import VisibleText
+
+    streamed = VisibleText()
+    streamed.append("Tofu ")
+    assert streamed.text == "Tofu "
+    streamed.append("\ud83c")  # the first half of 🍲 (U+1F372) as a provider split it
+    assert streamed.text == "Tofu "  # a lone high surrogate waits for its pair
+    streamed.append("\udf72 is ready")
+    assert streamed.text == "Tofu 🍲 is ready"
+    assert streamed.text.encode("utf-8")  # always encodable: the page and the store can take it
+    assert streamed.raw == "Tofu \ud83c\udf72 is ready"
