@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import threading
 
-from openai import AsyncOpenAI
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 
 from chat.config import DEMO_MODEL, Settings
 from chat.demo_model import DemoModel, DemoPace
@@ -63,6 +60,11 @@ class ModelResolver:
         if name == DEMO_MODEL:
             return DemoModel(pace=self._demo_pace)
         if name == self._settings.compatible_model_label:
+            # Imported here: the openai package costs about 0.6 s of start-up, which the demo model never needs.
+            from openai import AsyncOpenAI
+            from pydantic_ai.models.openai import OpenAIChatModel
+            from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+
             client = AsyncOpenAI(
                 base_url=self._settings.base_url,
                 # Local servers (Ollama, llama.cpp) accept any key, but the OpenAI client insists on one.
