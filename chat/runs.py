@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
@@ -26,7 +26,29 @@ class Update(Protocol):
 
 
 U = TypeVar("U", bound=Update)
-Report = Callable[[U], None]
+
+
+class Report(Generic[U]):
+    """What a run calls with each update; it never blocks the run."""
+
+    def __init__(self, send: Callable[[U], None]) -> None:
+        self._send = send
+        self._first_delivered = asyncio.Event()
+
+    def __call__(self, update: U) -> None:
+        self._send(update)
+
+    async def first_delivered(self) -> None:
+        """Wait until the consumer has handed on the first update (or is gone).
+
+        A run that streams faster than the page can show it would otherwise spend the moment of its
+        first token producing the rest, and the first token reaches the page tens of ms later
+        (benchmarks/ANALYSIS.md). One short pause per run puts the first token first.
+        """
+        await self._first_delivered.wait()
+
+    def _delivered(self) -> None:
+        self._first_delivered.set()
 
 
 class ActiveTurns:
@@ -79,10 +101,12 @@ async def stream_from_own_task(
     updates: asyncio.Queue[U] = asyncio.Queue()
     finals: list[U] = []
 
-    def report(update: U) -> None:
+    def send(update: U) -> None:
         if update.final:
             finals.append(update)
         updates.put_nowait(update)
+
+    report: Report[U] = Report(send)
 
     async def guarded(token: CancellationToken) -> None:
         try:
@@ -105,6 +129,7 @@ async def stream_from_own_task(
                 while not update.final and not updates.empty():
                     update = updates.get_nowait()
             yield update
+            report._delivered()  # the consumer came back for more: the update has been handed on
             if update.final:
                 return
             if min_update_interval is not None:
@@ -112,6 +137,7 @@ async def stream_from_own_task(
     finally:
         # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
         token.cancel()
+        report._delivered()  # a run waiting for its first update to be shown must not wait for a gone consumer
         await wait_for_run(producer)
         active.finish(owner, run_id, token)
 

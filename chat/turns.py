@@ -209,10 +209,11 @@ class ChatService:
                 usage_limits=UsageLimits(request_limit=conversation.usage.requests + MAX_REQUESTS_PER_TURN),
             ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
-                    if first_token_at is None:
-                        first_token_at = self._clock()
                     streamed.append(delta)
                     report(TurnUpdate(conversation_id, streamed.text))
+                    if first_token_at is None:
+                        first_token_at = self._clock()
+                        await report.first_delivered()
             result = run.result
             assert result is not None
             new_messages = list(result.new_messages())
