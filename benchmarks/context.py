@@ -1,21 +1,21 @@
 """Input tokens per request at turn 200 under each context policy, on the demo model.
 
-    python -m benchmarks.context            # 200 turns, writes benchmarks/RESULTS-context.md
-    python -m benchmarks.context --quick    # 40 turns, no file (the test suite runs this)
+    python -m benchmarks.context            # 200 turns
+    python -m benchmarks.context --quick    # 40 turns (the test suite runs this)
 
 The demo model reports the input tokens of what it was actually sent, so the figures show what
-each policy costs per request as a conversation grows; full history is the baseline.
+each policy costs per request as a conversation grows; full history is the baseline. Token counts
+are deterministic, so one run is enough. "Flat" means turn N costs at most 1.2x turn N/2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.common import Row, Section, print_section
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
@@ -23,7 +23,7 @@ from chat.models import ModelResolver
 from chat.turns import ChatService
 from storage.sqlite_store import SQLiteConversationStore
 
-RESULTS = Path(__file__).with_name("RESULTS-context.md")
+FLAT_GOAL = 1.2
 POLICIES = ("full", "window", "summary")
 
 
@@ -36,11 +36,8 @@ async def input_tokens(service: ChatService, policy: str, turns: int) -> list[in
     return tokens
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    turns = 40 if args.quick else 200
+def run(quick: bool) -> Section:
+    turns = 40 if quick else 200
     results: dict[str, list[int]] = {}
     calls: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -49,24 +46,36 @@ def main() -> None:
             service = ChatService(build_chat_agent(), store, ModelResolver(Settings(), DemoPace.instant()))
             results[policy] = asyncio.run(input_tokens(service, policy, turns))
             calls[policy] = service.summarizer.calls
-    baseline = results["full"][-1]
-    rows = [
-        "| policy | input tokens at turn 10 | at turn {0} | at turn {0} / full | summarizer calls |".format(turns),
-        "|---|---|---|---|---|",
-    ]
+    full = results["full"][-1]
+    rows = []
     for policy in POLICIES:
-        at_10, last = results[policy][9], results[policy][-1]
-        rows.append(f"| {policy} | {at_10:,} | {last:,} | {last / baseline:.2f} | {calls[policy]} |")
-    table = "\n".join(rows)
-    print(table)
-    if not args.quick:
-        RESULTS.write_text(
-            "# Context benchmark results\n\n"
-            f"`python -m benchmarks.context` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-            f"Python {platform.python_version()}; demo model, {turns} turns per policy (window 20 messages; "
-            "summary past 30 messages, last 10 verbatim, re-summarized every 20).\n\n"
-            f"{table}\n"
+        last, halfway = results[policy][-1], results[policy][turns // 2 - 1]
+        growth = last / halfway
+        flat_goal = policy != "full"
+        rows.append(
+            Row(
+                f"{policy}: input tokens per request at turn {turns} (turn {turns // 2}; summarizer calls)",
+                f"{last:,} ({halfway:,}; {calls[policy]})",
+                f"{full:,} (full)",
+                last / full,
+                f"flat: turn {turns} <= {FLAT_GOAL:g}x turn {turns // 2}" if flat_goal else "baseline",
+                growth <= FLAT_GOAL if flat_goal else None,
+            )
         )
+    return Section(
+        "Context: input tokens per request",
+        rows,
+        [
+            "Demo model, one conversation per policy; window = last 20 messages; summary past 30 messages, "
+            "last 10 verbatim, re-summarized every 20. The ratio column is the request size against full history."
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print_section(run(parser.parse_args().quick))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The SQLite store at size: save cost by conversation length, listing, and full-text search.
 
-    python -m benchmarks.store            # full sizes, writes benchmarks/RESULTS-store.md
-    python -m benchmarks.store --quick    # tiny sizes, no file (the test suite runs this)
+    python -m benchmarks.store            # full sizes
+    python -m benchmarks.store --quick    # tiny sizes (the test suite runs this)
 
 Every figure is a median over repeated runs, reported against a baseline measured in the same
 run: saves against the save at turn 1, listing and search against an indexed one-row lookup.
@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
-import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 
+from benchmarks.common import Row, Samples, Section, print_section
 from storage.sqlite_store import SQLiteConversationStore
 
-RESULTS = Path(__file__).with_name("RESULTS-store.md")
+SAVE_GOAL = 1.5
 WORDS_EN = ["tofu", "pepper", "garlic", "ginger", "scallion", "bean", "sauce", "rice", "noodle", "broth"]
 WORDS_ZH = ["麻婆豆腐", "花椒", "大蒜", "生姜", "葱花", "豆瓣酱", "米饭", "面条", "高汤", "牛肉"]
 
@@ -36,16 +34,16 @@ def turn(n: int) -> list:
     ]
 
 
-def timed(operation, repeat: int = 7) -> float:
+def timed(operation, repeat: int = 7) -> Samples:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
         operation()
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    return Samples.of(samples)
 
 
-async def save_cost_at(store: SQLiteConversationStore, turns: int, conversation_id: str) -> float:
+async def save_cost_at(store: SQLiteConversationStore, turns: int, conversation_id: str) -> Samples:
     conversation = Conversation(conversation_id=conversation_id)
     for n in range(turns - 1):
         conversation.messages.extend(turn(n))
@@ -57,7 +55,7 @@ async def save_cost_at(store: SQLiteConversationStore, turns: int, conversation_
         started = time.perf_counter()
         await store.save(loaded, scope="bench")
         samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    return Samples.of(samples)
 
 
 async def fill(store: SQLiteConversationStore, conversations: int, messages_each: int) -> None:
@@ -68,18 +66,17 @@ async def fill(store: SQLiteConversationStore, conversations: int, messages_each
         await store.save(conversation, scope=f"owner-{c % 10}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    long_turns = 20 if args.quick else 1000
-    conversations, messages_each = (100, 10) if args.quick else (10_000, 10)
+def run(quick: bool) -> Section:
+    long_turns = 20 if quick else 1000
+    conversations, messages_each = (100, 10) if quick else (10_000, 10)
 
     with tempfile.TemporaryDirectory() as folder:
         store = SQLiteConversationStore(Path(folder) / "bench.db")
-        save_1 = asyncio.run(save_cost_at(store, 1, "turn-1"))
-        save_100 = asyncio.run(save_cost_at(store, 100, "turn-100")) if not args.quick else None
-        save_long = asyncio.run(save_cost_at(store, long_turns, "turn-long"))
+        asyncio.run(save_cost_at(store, 1, "warm-up"))  # the first save builds pydantic's serializers
+        saves = {1: asyncio.run(save_cost_at(store, 1, "turn-1"))}
+        if not quick:
+            saves[100] = asyncio.run(save_cost_at(store, 100, "turn-100"))
+        saves[long_turns] = asyncio.run(save_cost_at(store, long_turns, "turn-long"))
         asyncio.run(fill(store, conversations, messages_each))
         total_messages = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
         lookup = timed(lambda: store.session("fill-7", "owner-7"))
@@ -87,26 +84,36 @@ def main() -> None:
         search_en = timed(lambda: store.search("owner-3", "garlic"))
         search_zh = timed(lambda: store.search("owner-3", "麻婆豆腐"))
 
-    rows = [
-        ("save at turn 1", save_1, save_1, "baseline"),
-        *([("save at turn 100", save_100, save_1, "<= 1.5")] if save_100 is not None else []),
-        (f"save at turn {long_turns}", save_long, save_1, "<= 1.5"),
-        ("one-row lookup by id and owner", lookup, lookup, "baseline"),
-        (f"list 50 of {conversations:,} conversations", listing, lookup, "report"),
-        (f"FTS search 'garlic' over {total_messages:,} messages", search_en, lookup, "report"),
-        (f"FTS search '麻婆豆腐' over {total_messages:,} messages", search_zh, lookup, "report"),
-    ]
-    table = "\n".join(
-        ["| benchmark | median | ratio to its baseline | goal |", "|---|---|---|---|"]
-        + [f"| {name} | {value * 1000:.2f} ms | {value / base:.2f} | {goal} |" for name, value, base, goal in rows]
+    first = saves[1]
+    rows = [Row("save at turn 1", first.ms(2), "", None, "baseline")]
+    for turn, cost in saves.items():
+        if turn != 1:
+            ratio = cost.median / first.median
+            rows.append(
+                Row(f"save at turn {turn:,}", cost.ms(2), first.ms(2), ratio, f"<= {SAVE_GOAL:g}", ratio <= SAVE_GOAL)
+            )
+    rows.append(Row("one-row lookup by id and owner", lookup.ms(3), "", None, "baseline"))
+    for name, cost in (
+        (f"list 50 of {conversations:,} conversations", listing),
+        (f"FTS search 'garlic' over {total_messages:,} messages", search_en),
+        (f"FTS search '麻婆豆腐' over {total_messages:,} messages", search_zh),
+    ):
+        rows.append(Row(name, cost.ms(2), lookup.ms(3), cost.median / lookup.median))
+    return Section(
+        "SQLite store",
+        rows,
+        [
+            "A real SQLite file; a save appends one turn to a conversation of that length (21 saves each), "
+            "lookups and searches are repeated 7 times. Search matches every owner's rows, then keeps the "
+            "visitor's own: its cost grows with the whole database, not with one visitor's share."
+        ],
     )
-    print(table)
-    if not args.quick:
-        RESULTS.write_text(
-            "# Store benchmark results\n\n"
-            f"`python -m benchmarks.store` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-            f"Python {platform.python_version()}; medians of 7 runs (saves: 21).\n\n{table}\n"
-        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print_section(run(parser.parse_args().quick))
 
 
 if __name__ == "__main__":

@@ -73,12 +73,21 @@ def queue_call(url: str, handler: str, data: list, session_hash: str) -> list:
 @contextmanager
 def app_process(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
     """`python app.py` as a user runs it (README command 1), on a free port; yields the process and its URL."""
-    import httpx
-
     port = free_port()
     environment = {**environment, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    with serving_process([sys.executable, "app.py"], environment, port) as served:
+        yield served
+
+
+@contextmanager
+def serving_process(
+    command: list[str], environment: dict[str, str], port: int
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Start a server process from the project folder; yield it and its URL once `GET /` answers 200."""
+    import httpx
+
     process = subprocess.Popen(
-        [sys.executable, "app.py"],
+        command,
         cwd=Path(__file__).resolve().parent.parent,
         env=environment,
         stdout=subprocess.PIPE,
@@ -95,8 +104,8 @@ def app_process(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen,
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "the app did not answer"
-            time.sleep(0.2)
+            assert time.monotonic() < deadline, f"{' '.join(command)} did not answer"
+            time.sleep(0.05)
         yield process, url
     finally:
         if process.poll() is None:

@@ -1,4 +1,4 @@
-"""The benchmark scripts run (tiny sizes, no thresholds), so they cannot rot between benchmark runs."""
+"""The benchmarks run end to end in quick mode (tiny sizes, no thresholds), so they cannot rot between full runs."""
 
 from __future__ import annotations
 
@@ -9,29 +9,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_first_token_benchmark_quick_mode_prints_its_table():
+def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
+    results = ROOT / "benchmarks" / "RESULTS.md"
+    before = results.read_bytes() if results.exists() else None
     finished = subprocess.run(
-        [sys.executable, "-m", "benchmarks.first_token", "--quick"],
+        [sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    for title in (
+        "## Time to first token",
+        "-token answer at full speed",
+        "## Simultaneous chats",
+        "## SQLite store",
+        "## Recipe: partial structured output",
+        "## Context: input tokens per request",
+        "## Start-up",
+    ):
+        assert title in finished.stdout, title
+    assert "| first token, app in Chromium" in finished.stdout
+    assert " goals met." in finished.stdout
+    assert "errors in 6 chats | 0 |" in finished.stdout  # the quick crowd chats without a failure
+    assert (results.read_bytes() if results.exists() else None) == before  # quick mode never overwrites results
+
+
+def test_one_benchmark_can_run_alone_and_a_wrong_name_is_refused():
+    alone = subprocess.run(
+        [sys.executable, "-m", "benchmarks.context", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert "| window: input tokens" in alone.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--only", "nonsense"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=120,
     )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    assert "| time to first token" in finished.stdout
-
-
-def test_store_benchmark_quick_mode_prints_its_table():
-    finished = subprocess.run(
-        [sys.executable, "-m", "benchmarks.store", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    assert "| save at turn 1 |" in finished.stdout and "FTS search" in finished.stdout
-
-
-def test_context_benchmark_quick_mode_prints_its_table():
-    finished = subprocess.run(
-        [sys.executable, "-m", "benchmarks.context", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    assert "| window |" in finished.stdout and "| summary |" in finished.stdout
+    assert wrong.returncode != 0 and "unknown benchmark nonsense" in wrong.stderr

@@ -1,0 +1,250 @@
+"""What every benchmark shares: samples with median/min/max, result rows, and the app as a user starts it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.apps import app_process, free_port, serving_process
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Repeated measurements of one figure; every report shows the median with its min and max."""
+
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: list[float]) -> Samples:
+        if not values:
+            raise ValueError("no samples")
+        return cls(tuple(values))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def describe(self, unit: str = "ms", scale: float = 1000.0, digits: int = 0) -> str:
+        low, mid, high = (v * scale for v in (min(self.values), self.median, max(self.values)))
+        return f"{mid:,.{digits}f} {unit} ({low:,.{digits}f}–{high:,.{digits}f})"
+
+    def ms(self, digits: int = 0) -> str:
+        return self.describe("ms", 1000.0, digits)
+
+    def seconds(self, digits: int = 2) -> str:
+        return self.describe("s", 1.0, digits)
+
+    def count(self, unit: str = "") -> str:
+        return self.describe(unit, 1.0, 0).replace("  ", " ").rstrip()
+
+
+def repeat(runs: int, measure: Callable[[], float]) -> Samples:
+    return Samples.of([measure() for _ in range(runs)])
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    measured: str
+    baseline: str
+    ratio: float | None = None
+    goal: str = "report"
+    met: bool | None = None
+    """None when the goal is only to report."""
+
+    def cells(self) -> list[str]:
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
+        verdict = {True: "met", False: "**missed**", None: ""}[self.met]
+        return [self.benchmark, self.measured, self.baseline, ratio, f"{self.goal} {verdict}".strip()]
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        header = ["benchmark", "measured (median, min–max)", "baseline, same run", "ratio", "goal"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row.cells()) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        notes = "".join(f"\n- {note}" for note in self.notes)
+        return f"## {self.title}\n\n{self.table()}\n{notes}\n".rstrip() + "\n"
+
+
+def print_section(section: Section) -> None:
+    print(section.markdown(), flush=True)
+
+
+def goal_row(benchmark: str, measured: Samples, baseline: Samples, limit: float, **describe) -> Row:
+    ratio = measured.median / baseline.median
+    return Row(
+        benchmark,
+        measured.ms(**describe),
+        baseline.ms(**describe),
+        ratio,
+        f"<= {limit:g}",
+        ratio <= limit,
+    )
+
+
+@dataclass(frozen=True)
+class ServedApp:
+    url: str
+    pid: int
+
+    def rss_mb(self) -> float:
+        return _status_kb(self.pid, "VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        return _status_kb(self.pid, "VmHWM") / 1024
+
+
+def _status_kb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return float(line.split()[1])
+    return float("nan")
+
+
+@contextlib.contextmanager
+def served_app(first_token_delay: float, tokens_per_second: float, **environment: str) -> Iterator[ServedApp]:
+    """`python app.py` in its own process (as a user runs it), on a fresh database and a free port."""
+    import os
+
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as folder:
+        env = {
+            **os.environ,
+            "CHAT_DB": str(Path(folder) / "bench.db"),
+            "CHAT_DEMO_DELAY": str(first_token_delay),
+            "CHAT_DEMO_TPS": str(tokens_per_second),
+            **environment,
+        }
+        with app_process(env) as (process, url):
+            yield ServedApp(url, process.pid)
+
+
+@contextlib.contextmanager
+def served_baseline(kind: str, first_token_delay: float, tokens_per_second: float) -> Iterator[ServedApp]:
+    """A baseline of `benchmarks/baselines.py` (minimal Gradio or minimal FastAPI SSE) in its own process."""
+    import os
+    import sys
+
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.baselines", kind, "--port", str(port)]
+    command += ["--delay", str(first_token_delay), "--tps", str(tokens_per_second)]
+    with serving_process(command, dict(os.environ), port) as (process, url):
+        yield ServedApp(url, process.pid)
+
+
+def chat_fn_index(base_url: str) -> int:
+    config = httpx.get(f"{base_url}config", timeout=30).json()
+    for index, dependency in enumerate(config["dependencies"]):
+        if dependency.get("api_name") == "chat":
+            return dependency.get("id", index)
+    raise RuntimeError("no /chat endpoint")
+
+
+@dataclass
+class StreamTiming:
+    """One streamed answer as a client saw it."""
+
+    first_token: float | None = None
+    total: float = 0.0
+    updates: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+
+def chat_payload(fn_index: int, prompt: str, owner: str, session_hash: str) -> dict:
+    # /chat's inputs: message, model, owner token, conversation id (None starts a new one), context policy.
+    return {
+        "data": [prompt, "demo", owner, None, "window"],
+        "fn_index": fn_index,
+        "session_hash": session_hash,
+        "event_data": None,
+    }
+
+
+async def open_session(client: httpx.AsyncClient, session_hash: str) -> None:
+    """Do what a page load does before any chat: run the page's first load event in this session.
+
+    Gradio builds a session's state (a config for every component) on its first event; a browser
+    pays that when the page loads, not on its first Send, and so must a benchmark visitor.
+    """
+    config = (await client.get("config")).json()
+    fn_index = next(d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d.get("targets", [])))
+    body = {"data": [None], "fn_index": fn_index, "session_hash": session_hash, "event_data": None}
+    (await client.post("gradio_api/queue/join", json=body)).raise_for_status()
+    async with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
+        async for line in stream.aiter_lines():
+            if '"process_completed"' in line:
+                return
+
+
+async def queue_chat(
+    client: httpx.AsyncClient, fn_index: int, prompt: str, owner: str, session_hash: str | None = None
+) -> StreamTiming:
+    """One chat turn the way the page runs it: join Gradio's queue, then read its SSE stream to the end."""
+    timing = StreamTiming()
+    session = session_hash or uuid.uuid4().hex
+    started = time.perf_counter()
+    try:
+        joined = await client.post("gradio_api/queue/join", json=chat_payload(fn_index, prompt, owner, session))
+        joined.raise_for_status()
+        async with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            async for line in stream.aiter_lines():
+                timing.bytes += len(line.encode()) + 1
+                if not line.startswith("data:"):
+                    continue
+                if '"process_generating"' in line:
+                    timing.updates += 1
+                    # The app's first update echoes the prompt; the first token comes in the update after it.
+                    if timing.first_token is None and not (timing.updates == 1 and _is_echo(json.loads(line[5:]))):
+                        timing.first_token = time.perf_counter() - started
+                elif '"process_completed"' in line:
+                    timing.error = _failure_in(json.loads(line[5:]))
+                    if timing.error is None and timing.first_token is None:
+                        timing.error = "completed without streaming"
+                    break
+    except httpx.HTTPError as error:
+        timing.error = f"{type(error).__name__}: {error}"
+    timing.total = time.perf_counter() - started
+    return timing
+
+
+def _is_echo(generating: dict) -> bool:
+    """A first update (sent whole, later ones are diffs) whose chat ends with the visitor's own prompt."""
+    data = (generating.get("output") or {}).get("data") or []
+    chat = data[0] if data else None
+    return isinstance(chat, list) and bool(chat) and isinstance(chat[-1], dict) and chat[-1].get("role") == "user"
+
+
+def _failure_in(completed: dict) -> str | None:
+    """A failed turn: Gradio's own error, or our handler's failure notice in the usage line."""
+    if not completed.get("success", False):
+        return str(completed.get("output"))[:200]
+    data = (completed.get("output") or {}).get("data") or []
+    usage = data[1] if len(data) > 1 else None
+    if isinstance(usage, str) and usage.startswith("⚠️"):
+        return usage[:200]
+    return None
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]

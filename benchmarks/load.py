@@ -1,0 +1,145 @@
+"""Many visitors at once: 50 and 200 simultaneous chats vs one chat alone, on one `python app.py`.
+
+    python -m benchmarks.load            # 300-token answers at 30 tokens/s, 5 runs of each
+    python -m benchmarks.load --quick    # 3 and 6 visitors, 20-token answers (the test suite runs this)
+
+Each visitor has its own page session (opened first, as a page load does) and owner, and chats
+through Gradio's queue like the page. The server runs in its own process; its memory is read from
+/proc. The load generator is one asyncio process, as light as a browser tab per visitor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+
+import httpx
+
+from benchmarks.common import (
+    Row,
+    Samples,
+    Section,
+    StreamTiming,
+    chat_fn_index,
+    open_session,
+    p95,
+    print_section,
+    queue_chat,
+    served_app,
+)
+
+FIRST_TOKEN_DELAY = 0.3
+WALL_GOAL = 1.3
+FIRST_TOKEN_GOAL = 2.0
+
+
+class Crowd:
+    """`size` visitors, each with an open page session, chatting at the same moment."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self.sessions = [uuid.uuid4().hex for _ in range(size)]
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            timeout=120,
+            limits=httpx.Limits(max_connections=size * 2 + 10, max_keepalive_connections=size * 2),
+        )
+        self.fn_index = chat_fn_index(url)
+
+    async def open(self) -> None:
+        await asyncio.gather(*(open_session(self.client, session) for session in self.sessions))
+
+    async def chat_at_once(self, prompt: str) -> tuple[float, list[StreamTiming]]:
+        started = time.perf_counter()
+        timings = await asyncio.gather(
+            *(queue_chat(self.client, self.fn_index, prompt, f"crowd-{s}", s) for s in self.sessions)
+        )
+        return time.perf_counter() - started, list(timings)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def measure(url: str, size: int, prompt: str, runs: int) -> tuple[Samples, Samples, int]:
+    """Wall time of each run, the p95 first-token time of each run, and the errors over all runs."""
+    crowd = Crowd(url, size)
+    try:
+        await crowd.open()
+        walls, first_tokens, errors = [], [], 0
+        for _ in range(runs):
+            wall, timings = await crowd.chat_at_once(prompt)
+            walls.append(wall)
+            errors += sum(1 for t in timings if t.error)
+            first_tokens.append(p95([t.first_token for t in timings if t.first_token is not None] or [float("nan")]))
+        return Samples.of(walls), Samples.of(first_tokens), errors
+    finally:
+        await crowd.close()
+
+
+def run(quick: bool) -> Section:
+    runs, tokens, pace, crowds = (2, 20, 100.0, (3, 6)) if quick else (5, 300, 30.0, (50, 200))
+    prompt = f"count to {tokens}"
+    rows: list[Row] = []
+    with served_app(FIRST_TOKEN_DELAY, pace) as app:
+        idle_mb = app.rss_mb()
+        alone_wall, alone_first, alone_errors = asyncio.run(measure(app.url, 1, prompt, runs))
+        rows.append(Row(f"one chat alone: {tokens} tokens at {pace:g} tokens/s", alone_wall.seconds(), "", None))
+        rows.append(Row("one chat alone: first token", alone_first.ms(), "", None))
+        for size in crowds:
+            wall, first, errors = asyncio.run(measure(app.url, size, prompt, runs))
+            wall_ratio, first_ratio = wall.median / alone_wall.median, first.median / alone_first.median
+            strict = size == crowds[0]
+            rows += [
+                Row(
+                    f"{size} chats at once: wall time",
+                    wall.seconds(),
+                    alone_wall.seconds(),
+                    wall_ratio,
+                    f"<= {WALL_GOAL:g}" if strict else "report",
+                    wall_ratio <= WALL_GOAL if strict else None,
+                ),
+                Row(
+                    f"{size} chats at once: p95 first token",
+                    first.ms(),
+                    alone_first.ms(),
+                    first_ratio,
+                    f"<= {FIRST_TOKEN_GOAL:g}" if strict else "report",
+                    first_ratio <= FIRST_TOKEN_GOAL if strict else None,
+                ),
+                Row(
+                    f"{size} chats at once: errors in {size * runs} chats",
+                    str(errors),
+                    str(alone_errors),
+                    None,
+                    "0" if strict else "report",
+                    errors == 0 if strict else None,
+                ),
+            ]
+        rows.append(
+            Row(
+                f"server memory after {crowds[-1]} at once (peak)",
+                f"{app.peak_rss_mb():,.0f} MiB",
+                f"{idle_mb:,.0f} MiB idle",
+                None,
+            )
+        )
+    return Section(
+        "Simultaneous chats",
+        rows,
+        [
+            f"Each figure over {runs} runs; a run's first-token figure is its p95 over all its chats. "
+            f"Baseline: one chat alone on the same server in the same run."
+        ],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    print_section(run(parser.parse_args().quick))
+
+
+if __name__ == "__main__":
+    main()
