@@ -71,19 +71,16 @@ def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
 
 
 def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
-    from gradio_client.exceptions import AppError
-
     client = Client(app.url, verbose=False)
-    with pytest.raises(AppError, match="Type a message first"):
-        client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    chat, usage, *_ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    assert "Type a message first" in usage
     assert stored_conversations(app, "empty-owner") == []
 
 
 def test_an_unknown_model_is_explained_in_the_chat(app):
     client = Client(app.url, verbose=False)
-    chat, usage, prompt_box, *_ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
-    assert "Unknown model 'gpt-4o'" in last_answer(chat)
-    assert prompt_box == "hi"  # the prompt comes back to the box
+    chat, usage, *_ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
+    assert "Unknown model 'gpt-4o'" in last_answer(chat) and "Unknown model" in usage
 
 
 def test_only_the_chat_and_recipe_endpoints_are_advertised(app):

@@ -118,7 +118,8 @@ def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
     huge = "x" * (app.service.max_prompt_chars + 1)
     send(page, huge)
     page.get_by_text("the limit is").first.wait_for()
-    assert page.locator("#prompt textarea").input_value() == huge
+    page.wait_for_function("(n) => document.querySelector('#prompt textarea').value.length == n", arg=len(huge))
+    assert page.locator("#prompt textarea").input_value() == huge  # back in the box, nothing lost
     assert page.locator("[data-testid='user']").count() == 0
     page.close()
 

@@ -49,19 +49,29 @@ def sent(handlers, prompt, owner="owner", conversation_id=None, request=None):
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
-async def test_a_rejected_prompt_raises_a_visible_error_and_sends_nothing(handlers, prompt):
-    with pytest.raises(gr.Error):
-        await sent(handlers, prompt).__anext__()
+async def test_a_rejected_prompt_is_explained_returned_for_the_box_and_sends_nothing(handlers, prompt):
+    outputs = [out async for out in sent(handlers, prompt)]
+    assert len(outputs) == 1
+    chat, usage, returned, *_ = outputs[0]
+    assert usage.startswith("⚠️ Not sent") and returned == prompt
     assert handlers.service.store.list_sessions("owner") == []
+
+
+def test_a_returned_prompt_goes_back_to_an_empty_box_but_never_over_new_typing(handlers):
+    assert handlers.restore_prompt("my long question", "") == ("my long question", None)
+    assert handlers.restore_prompt("my long question", "my long question") == ("my long question", None)
+    box, returned = handlers.restore_prompt("my long question", "a new question")
+    assert box == gr.skip() and returned is None
+    assert handlers.restore_prompt(None, "")[0] == gr.skip()
 
 
 async def test_a_sent_prompt_is_echoed_before_the_model_answers_and_cleared_from_the_box(handlers):
     updates = sent(handlers, "hello")
-    chat, usage, box, owner, conversation_id, context = await updates.__anext__()
-    assert box == "" and owner == "owner" and conversation_id
+    chat, usage, returned, owner, conversation_id, context = await updates.__anext__()
+    assert returned == gr.skip() and owner == "owner" and conversation_id
     assert chat == [{"role": "user", "content": "hello"}]
     assert not handlers.service.active.is_running("owner", conversation_id)  # the echo precedes the run
-    *_, (chat, usage, box, *_) = [out async for out in updates]
+    *_, (chat, usage, *_) = [out async for out in updates]
     assert [b["role"] for b in chat] == ["user", "assistant"] and "**demo**" in usage
     assert len(await handlers.service.load_messages("owner", conversation_id)) == 2
 
@@ -69,8 +79,8 @@ async def test_a_sent_prompt_is_echoed_before_the_model_answers_and_cleared_from
 async def test_a_second_prompt_while_streaming_is_refused(handlers):
     updates = handlers.service.run_turn("owner", "c1", "count to 3000", "demo")
     await updates.__anext__()
-    with pytest.raises(gr.Error):
-        await sent(handlers, "another", conversation_id="c1").__anext__()
+    chat, usage, returned, *_ = await sent(handlers, "another", conversation_id="c1").__anext__()
+    assert "Still answering" in usage and returned == "another"
     await updates.aclose()
 
 

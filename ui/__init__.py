@@ -182,8 +182,13 @@ def build_demo(
                 )
         # Regenerate and edit hand their prompt to the stream through this hidden box.
         pending = gr.Textbox(visible=False, label="message")
-        stream_outputs = [chatbot, usage, prompt, owner, conversation_id, inspector]
+        # A prompt that was refused or failed, on its way back to the box. A State, not the box itself:
+        # a streamed update must not touch the box the visitor may be typing in, and `gr.skip()` on a
+        # component costs Gradio a component rebuild per update (benchmarks/ANALYSIS.md).
+        returned_prompt = gr.State(None)
+        stream_outputs = [chatbot, usage, returned_prompt, owner, conversation_id, inspector]
         refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
+        restore_prompt = (chat.restore_prompt, [returned_prompt, prompt], [prompt, returned_prompt])
 
         demo.load(chat.ensure_owner, owner, owner, **private).then(*refresh_sidebar, **private).then(
             None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private
@@ -197,7 +202,10 @@ def build_demo(
             stream_outputs,
             api_name="chat",
             concurrency_limit=settings.max_concurrent_streams,
-        ).then(*refresh_sidebar, **private)
+        ).then(*restore_prompt, **private).then(*refresh_sidebar, **private)
+        # Empties the box in the page itself, with no round trip; registered after `chat.send`, which
+        # has read the prompt by then.
+        gr.on([prompt.submit, send.click], None, None, prompt, js="() => ''", **private)
         for retry_event, handler, inputs, api_name in (
             (chatbot.retry, chat.regenerate, [owner, conversation_id], "chat_regenerated"),
             (chatbot.edit, chat.edit_last, [owner, conversation_id, chatbot], "chat_edited"),
@@ -209,7 +217,7 @@ def build_demo(
                 api_name=api_name,
                 api_visibility="private",
                 concurrency_limit=settings.max_concurrent_streams,
-            ).then(*refresh_sidebar, **private)
+            ).then(*restore_prompt, **private).then(*refresh_sidebar, **private)
         stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
 
         # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.

@@ -17,6 +17,12 @@ from chat.identity import visitor
 from chat.render import FAILED_PREFIX, Bubble, format_context, format_stats, status_label, to_bubbles
 from chat.turns import ChatService, TurnStatus
 
+# While an answer streams, the usage line and the context panel show these rather than `gr.skip()`:
+# Gradio 6.31 handles a skipped output by building a new component (tens of µs of `inspect.signature`
+# each), on every streamed update, which made 50 simultaneous chats CPU-bound (benchmarks/ANALYSIS.md).
+ANSWERING = "*Answering…*"
+CONTEXT_AFTER_TURN = "*Shown when this answer ends.*"
+
 
 def new_owner_token() -> str:
     """An opaque visitor id: 128 random bits, kept in the visitor's browser."""
@@ -79,18 +85,18 @@ class ChatHandlers:
         """Send from the prompt box in one event: the prompt shows at once, then the answer streams.
 
         One event rather than an echo event chained to a streaming one: the chain cost a second
-        queue round trip (about 40 ms) before the first token (benchmarks/RESULTS.md).
-        A rejected prompt raises before anything is shown, so it stays in the box.
+        queue round trip (about 40 ms) before the first token (benchmarks/ANALYSIS.md). The page
+        empties the box itself; a prompt that is refused or fails comes back through the third
+        output (a State), and `restore_prompt` puts it back in the box.
         """
         token = self.browser_token(owner, request)
         try:
             self.service.check_idle(visitor(token, profile), conversation_id)
             self.service.check_prompt(message)
         except PromptRejected as rejected:
-            raise gr.Error(str(rejected), title="Not sent") from rejected
+            yield gr.skip(), f"⚠️ Not sent: {rejected}", message, token, gr.skip(), gr.skip()
+            return
         updates = self.stream_reply(message, model_name, token, conversation_id, policy, request, profile)
-        chat, usage, _, *rest = await updates.__anext__()
-        yield chat, usage, "", *rest  # the echo empties the box
         async for outputs in updates:
             yield outputs
 
@@ -111,18 +117,26 @@ class ChatHandlers:
         earlier = to_bubbles(await self.service.load_messages(owner, conversation_id))
         asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
         identity: tuple[Any, Any] = (browser_token, conversation_id)
-        yield [*earlier, *asked], gr.skip(), gr.skip(), *identity, gr.skip()  # shown before the model answers
+        yield [*earlier, *asked], ANSWERING, gr.skip(), *identity, CONTEXT_AFTER_TURN  # before the model answers
         identity = (gr.skip(), gr.skip())
         async for update in self.service.run_turn(owner, conversation_id, message, model_name, policy):
             if update.status is TurnStatus.FAILED:
                 answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
-                yield [*earlier, *asked, *answer], f"⚠️ {update.error}", message, *identity, gr.skip()
+                yield [*earlier, *asked, *answer], f"⚠️ {update.error}", message, *identity, CONTEXT_AFTER_TURN
                 return
             label = status_label(update.status)
             answer = [{"role": "assistant", "content": update.text + label}] if update.text or label else []
-            summary = format_stats(update.stats, update.status) if update.stats else gr.skip()
-            context = format_context(update.context, update.stats) if update.context else gr.skip()
+            summary = format_stats(update.stats, update.status) if update.stats else ANSWERING
+            context = format_context(update.context, update.stats) if update.context else CONTEXT_AFTER_TURN
             yield [*earlier, *asked, *answer], summary, gr.skip(), *identity, context
+
+    def restore_prompt(self, returned: str | None, box: str | None) -> tuple[Any, None]:
+        """Put a prompt that was not answered back in the box, unless the visitor has typed a new one."""
+        # The box may still read as the returned prompt: the page empties it on Send, possibly after
+        # this event read it.
+        if returned and (not (box or "").strip() or box == returned):
+            return returned, None
+        return gr.skip(), None
 
     def stop_reply(
         self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
