@@ -69,6 +69,10 @@ class ActiveTurns:
             if self._tokens.get((owner, run_id)) is token:
                 del self._tokens[(owner, run_id)]
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._tokens)
+
     def is_running(self, owner: str, run_id: str) -> bool:
         with self._lock:
             return (owner, run_id) in self._tokens
@@ -90,13 +94,14 @@ async def stream_from_own_task(
     produce: Callable[[CancellationToken, Report[U]], Awaitable[None]],
     crashed: Callable[[BaseException], U],
     *,
-    min_update_interval: float | None = None,
+    min_update_interval: float | Callable[[], float] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AsyncIterator[U]:
     """Run `produce(token, report)` in its own task and yield what it reports; the last update is final.
 
     `crashed(error)` makes the final update when `produce` ends without reporting one. With
-    `min_update_interval`, updates are coalesced: at most one per interval, the latest one winning.
+    `min_update_interval`, updates are coalesced: at most one per interval, the latest one winning
+    (a callable is asked again after each update, so the interval can follow the load).
     """
     updates: asyncio.Queue[U] = asyncio.Queue()
     finals: list[U] = []
@@ -133,7 +138,8 @@ async def stream_from_own_task(
             if update.final:
                 return
             if min_update_interval is not None:
-                next_due = clock() + min_update_interval
+                interval = min_update_interval() if callable(min_update_interval) else min_update_interval
+                next_due = clock() + interval
     finally:
         # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
         token.cancel()

@@ -37,7 +37,8 @@ from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_TURN = 20
-MAX_REQUESTS_PER_TURN = 20
+MAX_UPDATES_PER_SECOND = 200
+"""What the server sends in total to all streaming chats; see `ChatService.update_interval`."""
 STOPPED = "stopped"
 CONNECTION_LOST = "connection_lost"
 END_KEY = "ended"
@@ -125,6 +126,15 @@ class ChatService:
     def stop(self, owner: str, conversation_id: str) -> bool:
         return self.active.stop(_required(owner), conversation_id)
 
+    def update_interval(self) -> float:
+        """At least `min_update_interval` between a turn's updates, longer as more turns stream at once.
+
+        Each update costs the server a fixed amount (Gradio post-processes and diffs the whole chat),
+        so the server as a whole sends at most about `MAX_UPDATES_PER_SECOND`; with 200 turns
+        streaming, each shows new text about once a second instead of the server falling behind.
+        """
+        return max(self.min_update_interval, len(self.active) / MAX_UPDATES_PER_SECOND)
+
     def check_idle(self, owner: str | None, conversation_id: str | None) -> None:
         """`PromptRejected` while this conversation is still streaming an answer for this visitor."""
         if owner and conversation_id and self.active.is_running(owner, conversation_id):
@@ -164,7 +174,7 @@ class ChatService:
                 conversation_id,
                 produce,
                 crashed,
-                min_update_interval=self.min_update_interval,
+                min_update_interval=self.update_interval,
                 clock=self._clock,
             )
         ) as updates:

@@ -240,3 +240,15 @@ def test_visible_text_joins_an_emoji_split_across_deltas_and_hides_a_lone_half()
     assert streamed.text == "Tofu 🍲 is ready"
     assert streamed.text.encode("utf-8")  # always encodable: the page and the store can take it
     assert streamed.raw == "Tofu \ud83c\udf72 is ready"
+
+
+def test_updates_slow_down_as_more_turns_stream_at_once(store):
+    from chat.turns import MAX_UPDATES_PER_SECOND
+
+    service = make_service(store)
+    assert service.update_interval() == service.min_update_interval
+    tokens = [service.active.start(f"visitor-{n}", "c1") for n in range(MAX_UPDATES_PER_SECOND)]
+    assert service.update_interval() == 1.0  # each of 200 streams: one update a second
+    for n, token in enumerate(tokens):
+        service.active.finish(f"visitor-{n}", "c1", token)
+    assert service.update_interval() == service.min_update_interval

@@ -118,7 +118,8 @@ class ChatHandlers:
         asked: list[Bubble] = [{"role": "user", "content": message}] if (message or "").strip() else []
         identity: tuple[Any, Any] = (browser_token, conversation_id)
         yield [*earlier, *asked], ANSWERING, gr.skip(), *identity, CONTEXT_AFTER_TURN  # before the model answers
-        identity = (gr.skip(), gr.skip())
+        # The token again rather than gr.skip(): BrowserState is a component, rebuilt on every skip.
+        identity = (browser_token, gr.skip())
         async for update in self.service.run_turn(owner, conversation_id, message, model_name, policy):
             if update.status is TurnStatus.FAILED:
                 answer = [{"role": "assistant", "content": f"{FAILED_PREFIX}{update.error}"}]
