@@ -180,15 +180,18 @@ def chat_payload(fn_index: int, prompt: str, owner: str, session_hash: str) -> d
     }
 
 
-async def open_session(client: httpx.AsyncClient, session_hash: str) -> None:
+def page_load_fn_index(base_url: str) -> int:
+    config = httpx.get(f"{base_url}config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d.get("targets", [])))
+
+
+async def open_session(client: httpx.AsyncClient, session_hash: str, load_fn_index: int) -> None:
     """Do what a page load does before any chat: run the page's first load event in this session.
 
     Gradio builds a session's state (a config for every component) on its first event; a browser
     pays that when the page loads, not on its first Send, and so must a benchmark visitor.
     """
-    config = (await client.get("config")).json()
-    fn_index = next(d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d.get("targets", [])))
-    body = {"data": [None], "fn_index": fn_index, "session_hash": session_hash, "event_data": None}
+    body = {"data": [None], "fn_index": load_fn_index, "session_hash": session_hash, "event_data": None}
     (await client.post("gradio_api/queue/join", json=body)).raise_for_status()
     async with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
         async for line in stream.aiter_lines():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
 
@@ -25,6 +26,7 @@ from benchmarks.common import (
     chat_fn_index,
     open_session,
     p95,
+    page_load_fn_index,
     print_section,
     queue_chat,
     served_app,
@@ -47,9 +49,17 @@ class Crowd:
             limits=httpx.Limits(max_connections=size * 2 + 10, max_keepalive_connections=size * 2),
         )
         self.fn_index = chat_fn_index(url)
+        self.load_fn_index = page_load_fn_index(url)
 
     async def open(self) -> None:
-        await asyncio.gather(*(open_session(self.client, session) for session in self.sessions))
+        """Open every visitor's page, 20 at a time: a workshop's pages do not all load in the same instant."""
+        loading = asyncio.Semaphore(20)
+
+        async def load(session: str) -> None:
+            async with loading:
+                await open_session(self.client, session, self.load_fn_index)
+
+        await asyncio.gather(*(load(session) for session in self.sessions))
 
     async def chat_at_once(self, prompt: str) -> tuple[float, list[StreamTiming]]:
         started = time.perf_counter()
@@ -68,8 +78,9 @@ async def measure(url: str, size: int, prompt: str, runs: int) -> tuple[Samples,
     try:
         await crowd.open()
         walls, first_tokens, errors = [], [], 0
-        for _ in range(runs):
+        for run_number in range(runs):
             wall, timings = await crowd.chat_at_once(prompt)
+            print(f"  {size} at once, run {run_number + 1}/{runs}: {wall:.1f} s", file=sys.stderr, flush=True)
             walls.append(wall)
             errors += sum(1 for t in timings if t.error)
             first_tokens.append(p95([t.first_token for t in timings if t.first_token is not None] or [float("nan")]))

@@ -24,6 +24,7 @@ from benchmarks.common import (
     StreamTiming,
     chat_fn_index,
     open_session,
+    page_load_fn_index,
     print_section,
     queue_chat,
     served_app,
@@ -61,12 +62,12 @@ async def sse_stream(
 
 async def through_queue(url: str, prompt: str, runs: int) -> list[StreamTiming]:
     """Each answer in a new page session, so each starts a new conversation (no long history to send)."""
-    fn_index = chat_fn_index(url)
+    fn_index, load_fn_index = chat_fn_index(url), page_load_fn_index(url)
     timings = []
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for _ in range(runs):
             session = uuid.uuid4().hex
-            await open_session(client, session)
+            await open_session(client, session, load_fn_index)
             timing = await queue_chat(client, fn_index, prompt, f"long-{session}", session)
             if timing.error:
                 raise RuntimeError(f"chat failed: {timing.error}")
