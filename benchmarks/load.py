@@ -73,7 +73,9 @@ class Crowd:
 
 
 async def measure(url: str, size: int, prompt: str, runs: int) -> tuple[Samples, Samples, int]:
-    """Wall time of each run, the p95 first-token time of each run, and the errors over all runs."""
+    """Wall time of each run, the p95 first-token time of each run, and the errors over all runs.
+
+    Each distinct error is printed to stderr with its count, so a failure can be looked into."""
     crowd = Crowd(url, size)
     try:
         await crowd.open()
@@ -82,7 +84,10 @@ async def measure(url: str, size: int, prompt: str, runs: int) -> tuple[Samples,
             wall, timings = await crowd.chat_at_once(prompt)
             print(f"  {size} at once, run {run_number + 1}/{runs}: {wall:.1f} s", file=sys.stderr, flush=True)
             walls.append(wall)
-            errors += sum(1 for t in timings if t.error)
+            failed = [t.error for t in timings if t.error]
+            errors += len(failed)
+            for message in sorted(set(failed)):
+                print(f"  error x{failed.count(message)}: {message[:300]}", file=sys.stderr, flush=True)
             first_tokens.append(p95([t.first_token for t in timings if t.first_token is not None] or [float("nan")]))
         return Samples.of(walls), Samples.of(first_tokens), errors
     finally:
