@@ -133,7 +133,10 @@ class ChatService:
         so the server as a whole sends at most about `MAX_UPDATES_PER_SECOND`; with 200 turns
         streaming, each shows new text about once a second instead of the server falling behind.
         """
-        return max(self.min_update_interval, len(self.active) / MAX_UPDATES_PER_SECOND)
+        streams = len(self.active)
+        if streams <= 1:
+            return self.min_update_interval  # alone, a turn keeps the pace it was configured for
+        return max(self.min_update_interval, streams / MAX_UPDATES_PER_SECOND)
 
     def check_idle(self, owner: str | None, conversation_id: str | None) -> None:
         """`PromptRejected` while this conversation is still streaming an answer for this visitor."""
