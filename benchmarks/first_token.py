@@ -120,6 +120,7 @@ def browser_first_tokens(url: str, runs: int) -> Samples:
         for n in range(runs + 1):
             if page.locator("#new-chat").count():
                 page.locator("#new-chat").click()
+                page.wait_for_function("() => !document.querySelector(\"[data-testid='bot']\")")
             page.locator("#prompt textarea").fill("hello")
             elapsed = page.evaluate(_CLICK_UNTIL_TEXT) / 1000
             if elapsed < 0:

@@ -46,7 +46,11 @@ class Crowd:
         self.client = httpx.AsyncClient(
             base_url=url,
             timeout=120,
-            limits=httpx.Limits(max_connections=size * 2 + 10, max_keepalive_connections=size * 2),
+            # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: a POST
+            # on a connection the server has just closed fails with ReadError, which a browser retries.
+            limits=httpx.Limits(
+                max_connections=size * 2 + 10, max_keepalive_connections=size * 2, keepalive_expiry=4.0
+            ),
         )
         self.fn_index = chat_fn_index(url)
         self.load_fn_index = page_load_fn_index(url)
