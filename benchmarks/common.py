@@ -90,6 +90,15 @@ def print_section(section: Section) -> None:
     print(section.markdown(), flush=True)
 
 
+def run_as_script(run: Callable[[bool], Section], doc: str) -> None:
+    """`python -m benchmarks.<name> [--quick]`: run one benchmark and print its table."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the test suite runs this)")
+    print_section(run(parser.parse_args().quick))
+
+
 def goal_row(benchmark: str, measured: Samples, baseline: Samples, limit: float, **describe) -> Row:
     ratio = measured.median / baseline.median
     return Row(

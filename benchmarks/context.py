@@ -10,12 +10,11 @@ are deterministic, so one run is enough. "Flat" means turn N costs at most 1.2x 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import Row, Section, print_section
+from benchmarks.common import Row, Section, run_as_script
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
@@ -72,11 +71,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

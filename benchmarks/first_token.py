@@ -11,7 +11,6 @@ serving the same agent (benchmarks/baselines.py) shows how much of the overhead 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import time
@@ -29,8 +28,8 @@ from benchmarks.common import (
     goal_row,
     open_session,
     page_load_fn_index,
-    print_section,
     queue_chat,
+    run_as_script,
     served_app,
     served_baseline,
 )
@@ -193,11 +192,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="two runs each")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

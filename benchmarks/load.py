@@ -10,7 +10,6 @@ through Gradio's queue like the page. The server runs in its own process; its me
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
@@ -27,8 +26,8 @@ from benchmarks.common import (
     open_session,
     p95,
     page_load_fn_index,
-    print_section,
     queue_chat,
+    run_as_script,
     served_app,
 )
 
@@ -155,11 +154,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

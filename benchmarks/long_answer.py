@@ -10,7 +10,6 @@ Bytes must grow linearly with the answer: re-sending the whole message on every 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 import uuid
@@ -25,8 +24,8 @@ from benchmarks.common import (
     chat_fn_index,
     open_session,
     page_load_fn_index,
-    print_section,
     queue_chat,
+    run_as_script,
     served_app,
     served_baseline,
 )
@@ -146,11 +145,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

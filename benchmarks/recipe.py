@@ -10,11 +10,10 @@ as tool-call argument deltas. The baseline is the raw stream of the same run wit
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 
-from benchmarks.common import Row, Samples, Section, print_section
+from benchmarks.common import Row, Samples, Section, run_as_script
 from chat.demo_model import DemoModel, DemoPace
 from chat.recipes import build_recipe_agent
 
@@ -86,11 +85,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

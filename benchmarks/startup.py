@@ -10,7 +10,6 @@ what our own start-up adds before the server launches.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import ROOT, Row, Samples, Section, print_section
+from benchmarks.common import ROOT, Row, Samples, Section, run_as_script
 from tests.apps import free_port
 
 
@@ -87,11 +86,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)

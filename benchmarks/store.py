@@ -9,7 +9,6 @@ run: saves against the save at turn 1, listing and search against an indexed one
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 
-from benchmarks.common import Row, Samples, Section, print_section
+from benchmarks.common import Row, Samples, Section, run_as_script
 from storage.sqlite_store import SQLiteConversationStore
 
 SAVE_GOAL = 1.5
@@ -110,11 +109,5 @@ def run(quick: bool) -> Section:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print_section(run(parser.parse_args().quick))
-
-
 if __name__ == "__main__":
-    main()
+    run_as_script(run, __doc__)
