@@ -78,17 +78,22 @@ class _Facts:
     age: str | None = None
 
 
+# What ends a name: spaces and punctuation, ASCII or full-width as Chinese and Japanese are really typed.
+_NAME_END = r"\s,，。.!！?？、;；:：「」『』()（）"
 _NAME_PATTERNS = [
-    re.compile(r"我叫\s*([^\s,,。.!!??、;;]{1,12})"),
-    re.compile(r"我的名字是\s*([^\s,,。.!!??、;;]{1,12})"),
+    re.compile(rf"我叫\s*([^{_NAME_END}]{{1,12}})"),
+    re.compile(rf"我的名字(?:是|叫)\s*([^{_NAME_END}]{{1,12}})"),
+    re.compile(rf"(?:私|わたし|僕|ぼく|俺)の名前は\s*([^{_NAME_END}]{{1,12}}?)\s*(?:です|だ|と申します|[{_NAME_END}]|$)"),
+    re.compile(rf"(?:私|わたし|僕|ぼく)は\s*([^{_NAME_END}\d]{{1,12}}?)\s*(?:です|と申します)"),
     re.compile(r"\bmy name is\s+([A-Za-z][\w'-]*)", re.IGNORECASE),
     re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.IGNORECASE),
     re.compile(r"\bI(?:'m| am)\s+(?!\d)([A-Z][\w'-]*)"),
 ]
-_NOT_NAMES = {"什么", "什麼", "谁", "誰", "啥", "what", "who"}
+# A question ("我叫什么名字?", "私の名前は何ですか") names nobody.
+_NOT_NAMES = re.compile(r"^(?:什么|什麼|谁|誰|啥|何|なん|だれ|what|who)", re.IGNORECASE)
 _AGE_PATTERNS = [
     re.compile(r"今年\s*(\d{1,3})"),
-    re.compile(r"(\d{1,3})\s*岁"),
+    re.compile(r"(\d{1,3})\s*[岁歲歳才]"),
     re.compile(r"\bI(?:'m| am)\s+(\d{1,3})\b", re.IGNORECASE),
     re.compile(r"\b(\d{1,3})\s+years?\s+old\b", re.IGNORECASE),
 ]
@@ -110,7 +115,7 @@ def _remembered_facts(texts: Iterable[str]) -> _Facts:
     for text in texts:
         for pattern in _NAME_PATTERNS:
             match = pattern.search(text)
-            if match and match.group(1).lower() not in _NOT_NAMES:
+            if match and not _NOT_NAMES.match(match.group(1)):
                 facts.name = match.group(1)
                 break
         for pattern in _AGE_PATTERNS:
@@ -124,19 +129,39 @@ def _has_cjk(text: str) -> bool:
     return re.search(rf"[{_CJK}]", text) is not None
 
 
+def _has_kana(text: str) -> bool:
+    return re.search("[\u3040-\u30ff]", text) is not None
+
+
+def _is_question(text: str) -> bool:
+    return re.search(r"[?？吗嗎呢か]", text) is not None
+
+
 def _answer_from_memory(prompt: str, facts: _Facts, told_now: _Facts) -> str | None:
     lower = prompt.lower()
+    if _has_kana(prompt):
+        if "何歳" in prompt or "なんさい" in prompt or "いくつ" in prompt or "年齢" in prompt:
+            return f"あなたは{facts.age}歳です。" if facts.age else "まだ年齢を教えてもらっていません。"
+        if "名前" in prompt and _is_question(prompt) or "誰" in prompt or "だれ" in prompt:
+            return f"あなたの名前は{facts.name}です。" if facts.name else "まだ名前を教えてもらっていません。"
+        if told_now.name or told_now.age:
+            said = ([f"お名前は{told_now.name}"] if told_now.name else []) + (
+                [f"{told_now.age}歳"] if told_now.age else []
+            )
+            greeting = f"はじめまして、{told_now.name}さん！" if told_now.name else "わかりました！"
+            return f"{greeting}覚えました：{'、'.join(said)}。あとで聞いてください。"
+        return None
     if _has_cjk(prompt):
-        if "多大" in prompt or "几岁" in prompt or "年龄" in prompt:
+        if "多大" in prompt or "几岁" in prompt or "幾歲" in prompt or "年龄" in prompt:
             return f"你今年 {facts.age} 岁。" if facts.age else "你还没有告诉我你的年龄。"
-        if "我叫什么" in prompt or "我是谁" in prompt or "我的名字" in prompt and "?" in prompt:
+        if "我叫什么" in prompt or "我是谁" in prompt or "我的名字" in prompt and _is_question(prompt):
             return f"你叫{facts.name}。" if facts.name else "你还没有告诉我你的名字。"
         if told_now.name or told_now.age:
-            said = [f"你叫{told_now.name}" for _ in [1] if told_now.name] + [
-                f"你今年 {told_now.age} 岁" for _ in [1] if told_now.age
-            ]
-            greeting = f"很高兴认识你,{told_now.name}!" if told_now.name else "好的!"
-            return f"{greeting}我记住了:{','.join(said)}。之后问我就知道了。"
+            said = ([f"你叫{told_now.name}"] if told_now.name else []) + (
+                [f"你今年 {told_now.age} 岁"] if told_now.age else []
+            )
+            greeting = f"很高兴认识你，{told_now.name}！" if told_now.name else "好的！"
+            return f"{greeting}我记住了：{'，'.join(said)}。之后问我就知道了。"
         return None
     if "how old am i" in lower or "my age" in lower:
         return f"You are {facts.age} years old." if facts.age else "You haven't told me your age yet."
@@ -162,7 +187,7 @@ def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False) -
     if _has_cjk(prompt):
         return (
             f"**演示模型**(离线,无需 API key)。你说的是:「{prompt[:80]}」。"
-            f"这段对话里我能看到之前的 {earlier_turns} 轮{'(更早的部分是摘要)' if summarized else ''}:试试先说「我叫小王,今年 28。」再问「我多大了?」。"
+            f"这段对话里我能看到之前的 {earlier_turns} 轮{'(更早的部分是摘要)' if summarized else ''}:试试先说「我叫小王，今年28岁。」再问「我多大了？」。"
             "这里的回答是逐字流式输出的,按 Stop 可以随时停止,已经生成的部分会保留。"
             "想用真正的模型:在 Model 菜单里选择,或运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`。"
         )

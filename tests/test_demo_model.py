@@ -93,3 +93,24 @@ def test_count_request_gives_a_long_deterministic_answer():
 
     reply = compose_reply([ModelRequest(parts=[UserPromptPart("please count to 300")])])
     assert reply.startswith("1 2 3") and reply.endswith("300.")
+
+
+@pytest.mark.parametrize(
+    ("told", "name_question", "age_question", "name", "age"),
+    [
+        ("我叫陈静，今年35岁。", "我叫什么名字？", "我今年多大？", "陈静", "35"),
+        ("你好！我叫欧阳娜娜；我 19 岁。", "我的名字是什么？", "我几岁？", "欧阳娜娜", "19"),
+        ("私は山田です。今年４２歳です！", "私の名前は何ですか？", "私は何歳ですか？", "山田", "４２"),
+        ("わたしの名前は花子、７歳です。", "名前は？", "いくつ？", "花子", "７"),
+    ],
+)
+async def test_recalls_names_and_ages_told_with_full_width_punctuation(
+    agent, told, name_question, age_question, name, age
+):
+    _, conversation, _ = await ask(agent, told, Conversation())
+    _, _, by_name = await ask(agent, name_question, conversation)
+    _, _, by_age = await ask(agent, age_question, conversation)
+    # The name exactly, not the sentence that followed it, and no punctuation echoed back from the question.
+    assert name in by_name.output and name + "，" not in by_name.output and "？" not in by_name.output
+    assert by_name.output.count("。") == 1
+    assert age in by_age.output and name not in by_age.output
