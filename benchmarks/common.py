@@ -180,9 +180,10 @@ class StreamTiming:
 
 
 def chat_payload(fn_index: int, prompt: str, owner: str, session_hash: str) -> dict:
-    # /chat's inputs: message, model, owner token, conversation id (None starts a new one), context policy.
+    # /chat (the ChatInterface endpoint): message, history (its session state), model, owner token,
+    # conversation id (None starts a new one), context policy.
     return {
-        "data": [prompt, "demo", owner, None, "window"],
+        "data": [prompt, [], "demo", owner, None, "window"],
         "fn_index": fn_index,
         "session_hash": session_hash,
         "event_data": None,

@@ -35,7 +35,9 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
             f"The connection to the provider of '{model_name}' broke in the middle of the answer "
             f"({str(error).rstrip('.')}). Nothing was saved; your message is back in the box: send it again."
         )
-    if isinstance(error, (ModelUnavailable, PromptRejected, ConversationUnavailable, CorruptConversation)):
+    if isinstance(error, ModelUnavailable):
+        return f"'{model_name}' cannot answer here: {error.for_visitor} Pick another model in the Model menu."
+    if isinstance(error, (PromptRejected, ConversationUnavailable, CorruptConversation)):
         return str(error)
     if isinstance(error, ModelAuthenticationError):
         return (

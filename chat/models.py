@@ -6,6 +6,7 @@ starting: it becomes a `ModelUnavailable` whose message names the exact fix, sho
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from pydantic_ai.exceptions import UserError
@@ -14,11 +15,20 @@ from pydantic_ai.models import Model, infer_model
 from chat.config import DEMO_MODEL, Settings
 from chat.demo_model import DemoModel, DemoPace
 
+log = logging.getLogger(__name__)
+
 MODEL_STRING_EXAMPLES = "'openai-chat:gpt-4o-mini', 'anthropic:claude-sonnet-4-5', 'ollama:llama3.2' or 'demo'"
 
 
 class ModelUnavailable(Exception):
-    """A model that cannot be used as configured; the message says why and how to fix it."""
+    """A model that cannot be used as configured; the message says why and how the operator fixes it.
+
+    `for_visitor` is the same in one short sentence for someone using the page, who cannot fix it.
+    """
+
+    def __init__(self, message: str, for_visitor: str = "it is not set up on this server.") -> None:
+        super().__init__(message)
+        self.for_visitor = for_visitor
 
 
 def model_choices(settings: Settings) -> list[str]:
@@ -38,6 +48,11 @@ class ModelResolver:
         )
         self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
+        self._logged: set[str] = set()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def resolve(self, name: str) -> Model:
         name = (name or "").strip()
@@ -54,9 +69,22 @@ class ModelResolver:
             return str(error)
         return None
 
+    def visitor_problem(self, name: str) -> str | None:
+        """Why `name` cannot answer, in one sentence for the visitor; the operator's fix goes to the log once."""
+        try:
+            self.resolve(name)
+        except ModelUnavailable as error:
+            if name not in self._logged:
+                self._logged.add(name)
+                log.warning("model %r is offered but cannot run: %s", name, error)
+            return error.for_visitor
+        return None
+
     def _build(self, name: str) -> Model:
         if not name:
-            raise ModelUnavailable(f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.")
+            raise ModelUnavailable(
+                f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.", "no model is selected."
+            )
         if name == DEMO_MODEL:
             return DemoModel(pace=self._demo_pace)
         if name == self._settings.compatible_model_label:
@@ -77,12 +105,19 @@ class ModelResolver:
         try:
             return infer_model(name)
         except ImportError as error:
-            raise ModelUnavailable(f"Model '{name}' needs a provider package that is not installed. {error}") from error
+            raise ModelUnavailable(
+                f"Model '{name}' needs a provider package that is not installed. {error}",
+                "its provider package is not installed on this server.",
+            ) from error
         except UserError as error:
             if str(error).startswith("Unknown model"):
                 raise ModelUnavailable(
                     f"Unknown model '{name}'. Use a pydantic-ai model string with its provider prefix, "
                     f"e.g. {MODEL_STRING_EXAMPLES}. For an OpenAI-compatible server set CHAT_BASE_URL "
-                    "and CHAT_MODEL to the name it serves."
+                    "and CHAT_MODEL to the name it serves.",
+                    "this app does not know that model name.",
                 ) from error
-            raise ModelUnavailable(f"Model '{name}' is not configured: {error} Then restart the app.") from error
+            raise ModelUnavailable(
+                f"Model '{name}' is not configured: {error} Then restart the app.",
+                "its API key is not configured on this server.",
+            ) from error

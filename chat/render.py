@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
 from chat.history import ContextReport
-from chat.turns import CONNECTION_LOST, END_KEY, STOPPED, TurnStats, TurnStatus
+from chat.turns import CONNECTION_LOST, END_KEY, STOPPED, TurnStats, TurnStatus, TurnUpdate
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
 CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
@@ -22,6 +22,26 @@ def ended_label(reason: str | None) -> str:
 
 def status_label(status: TurnStatus) -> str:
     return {TurnStatus.STOPPED: STOPPED_LABEL, TurnStatus.CONNECTION_LOST: CONNECTION_LOST_LABEL}.get(status, "")
+
+
+def answer_markdown(update: TurnUpdate) -> str:
+    """The answer bubble for a turn update: the text so far, labelled if it ended early, or the failure."""
+    if update.status is TurnStatus.FAILED:
+        return f"{FAILED_PREFIX}{update.error}"
+    return update.text + status_label(update.status)
+
+
+def prompts_in(chat: Sequence[dict]) -> list[str]:
+    """The user prompts a chat shows, as text: Gradio sends a message's content as a string (API) or as
+    a list of `{"type": "text", "text": ...}` parts (the page)."""
+    prompts = []
+    for message in chat or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            prompts.append(content if isinstance(content, str) else str(content or ""))
+    return prompts
 
 
 def to_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:

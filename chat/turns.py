@@ -114,8 +114,8 @@ class ChatService:
             raise PromptRejected("Type a message first.")
         if len(prompt) > self.max_prompt_chars:
             raise PromptRejected(
-                f"Your message is {len(prompt):,} characters; the limit is {self.max_prompt_chars:,}. "
-                "Shorten it (it is still in the box) or raise CHAT_MAX_PROMPT_CHARS."
+                f"Your message is {len(prompt):,} characters; the limit here is {self.max_prompt_chars:,}. "
+                "Shorten it: it is still in the box."
             )
         return prompt
 
@@ -152,13 +152,26 @@ class ChatService:
         return self.default_policy
 
     async def run_turn(
-        self, owner: str, conversation_id: str, prompt: str, model_name: str, policy: str | None = None
+        self,
+        owner: str | None,
+        conversation_id: str,
+        prompt: str,
+        model_name: str,
+        policy: str | None = None,
+        *,
+        shown_prompts: Sequence[str] | None = None,
     ) -> AsyncIterator[TurnUpdate]:
-        """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final."""
+        """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final.
+
+        `shown_prompts`: the prompts the page shows before this one; the stored conversation is first cut
+        back to them (`keep_shown`), which is how editing any message, retry and undo reach the store.
+        """
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
-        except (PromptRejected, ConversationUnavailable) as error:
+            if shown_prompts is not None:
+                await self.keep_shown(owner, conversation_id, shown_prompts)
+        except (PromptRejected, ConversationUnavailable, CorruptConversation) as error:
             yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=str(error))
             return
 
@@ -243,7 +256,7 @@ class ChatService:
             conversation.messages.extend(new_messages)
             conversation.usage = result.conversation.usage
             await self._save(conversation, owner, new_messages)
-            self._describe(owner, conversation_id, prompt, model_name, titled=status is TurnStatus.COMPLETED)
+            self._describe(owner, conversation_id, prompt, model_name)
             self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
             this_turn = _this_turn_usage(result.usage, earlier_usage)
@@ -312,14 +325,36 @@ class ChatService:
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage
         await self._save(loaded, owner, new_messages)
-        self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None, titled=False)
+        self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None)
 
-    def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None, *, titled: bool) -> None:
-        """The app's metadata beside the conversation: the model of the last turn, and a title from the first prompt."""
+    def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None) -> None:
+        """The app's metadata beside the conversation: the model of the last turn, and a title from the first
+        prompt (also when its answer was stopped: the prompt names the chat either way)."""
         if model_name:
             self.store.set_model(conversation_id, owner, model_name)
-        if titled:
-            self.store.set_title(conversation_id, owner, title_from_prompt(prompt), only_if_untitled=True)
+        self.store.set_title(conversation_id, owner, title_from_prompt(prompt), only_if_untitled=True)
+
+    async def keep_shown(self, owner: str, conversation_id: str, shown_prompts: Sequence[str]) -> bool:
+        """Cut the stored conversation back to the prompts the page still shows; True when something was cut.
+
+        Editing any message, retrying or undoing in the chat leaves the page showing fewer prompts than
+        the store holds: the conversation branches before the first stored prompt no longer shown, and the
+        replaced messages stay stored as a branch. Prompts are matched in order, so a failed turn the page
+        shows but the store never saved does not confuse the count.
+        """
+        owner = _required(owner)
+        conversation = await self.store.load(conversation_id, scope=owner)
+        if conversation is None:
+            return False
+        remaining = iter(_comparable(prompt) for prompt in shown_prompts)
+        for index, message in enumerate(conversation.messages):
+            prompt = _prompt_of(message)
+            # `any` consumes the shown prompts up to the match: an in-order (subsequence) match.
+            if prompt is not None and not any(shown == _comparable(prompt) for shown in remaining):
+                self.check_idle(owner, conversation_id)
+                await self.store.branch(conversation_id, at=index, expected_revision=conversation.revision, scope=owner)
+                return True
+        return False
 
     async def rewind_to_last_prompt(self, owner: str, conversation_id: str) -> str:
         """Branch the conversation back to just before its last prompt, and return that prompt.
@@ -380,6 +415,11 @@ def _prompt_of(message: ModelMessage) -> str | None:
             if isinstance(part, UserPromptPart) and isinstance(part.content, str):
                 return part.content
     return None
+
+
+def _comparable(prompt: str) -> str:
+    # The page shows a prompt with its common indentation stripped (Gradio's `inspect.cleandoc`).
+    return " ".join(prompt.split())
 
 
 def _last_prompt(messages: Sequence[ModelMessage]) -> str | None:

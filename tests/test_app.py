@@ -32,24 +32,25 @@ def stored_conversations(app, owner: str):
     return asyncio.run(read())
 
 
-def last_answer(chat: list[dict]) -> str:
-    content = chat[-1]["content"]
+def last_answer(response: str | list[dict]) -> str:
+    """`/chat` returns the answer as text (the ChatInterface API); a chat's last bubble otherwise."""
+    if isinstance(response, str):
+        return response
+    content = response[-1]["content"]
     return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
 
 
 def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
     client = Client(app.url, verbose=False)
-    job = client.submit("My name is Sam and I am 41.", "demo", OWNER, api_name="/chat")
-    outputs = list(job)
-    echo = outputs[0][0]  # the prompt is shown before the model answers
-    assert echo[-1]["role"] == "user" and last_answer(echo) == "My name is Sam and I am 41."
-    updates = [last_answer(output[0]) for output in outputs[1:]]
+    job = client.submit("Je suis Zoé et j'ai 52 ans. My name is Zoe and I am 52.", "demo", OWNER, api_name="/chat")
+    updates = [last_answer(output[0]) for output in job]
     assert len(updates) >= 3
     assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
-    assert "Sam" in updates[-1]
-    answer = client.predict("How old am I?", "demo", OWNER, api_name="/chat")
-    assert "41" in last_answer(answer[0])
-    assert "**demo**" in answer[1] and "tokens" in answer[1]
+    assert "Zoe" in updates[-1]
+    answer, usage, context = client.predict("How old am I?", "demo", OWNER, api_name="/chat")
+    assert "52" in answer
+    assert "**demo**" in usage and "tokens" in usage
+    assert "Sent:** 3 of 3 messages" in context
 
 
 def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
@@ -72,15 +73,18 @@ def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
 
 def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
     client = Client(app.url, verbose=False)
-    chat, usage, *_ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
-    assert "Type a message first" in usage
+    answer, usage, _ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    assert "Type a message first" in answer and usage == ""
     assert stored_conversations(app, "empty-owner") == []
 
 
-def test_an_unknown_model_is_explained_in_the_chat(app):
+def test_a_model_the_app_does_not_offer_is_refused(app):
+    from gradio_client.exceptions import AppError
+
     client = Client(app.url, verbose=False)
-    chat, usage, *_ = client.predict("hi", "gpt-4o", "model-owner", api_name="/chat")
-    assert "Unknown model 'gpt-4o'" in last_answer(chat) and "Unknown model" in usage
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("hi", "openai:o1-pro", "model-owner", api_name="/chat")
+    assert stored_conversations(app, "model-owner") == []
 
 
 def test_only_the_chat_and_recipe_endpoints_are_advertised(app):
@@ -136,7 +140,7 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
     def visitor(number: int) -> None:
         session = uuid.uuid4().hex
         payload = {
-            "data": ["count to 60", "demo", f"visitor-{number}", None, "window"],
+            "data": ["count to 60", [], "demo", f"visitor-{number}", None, "window"],
             "fn_index": fn_index,
             "session_hash": session,
         }
@@ -190,9 +194,12 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     queue_call(app.url, "rename", [attacker, None, "pwned"], session)
     queue_call(app.url, "export_json", [attacker, None], session)
     queue_call(app.url, "delete", [attacker, None], session)
-    queue_call(app.url, "stop_reply", [attacker, None], session)
-    queue_call(app.url, "refresh", [attacker, None], session)
-    queue_call(app.url, "chat", ["what is the PIN?", "demo", attacker, None, "full"], session)
+    queue_call(app.url, "stop", [attacker, stolen_id], session)
+    queue_call(app.url, "refresh", [attacker, stolen_id], session)
+    queue_call(app.url, "open_from_url", [attacker], session)
+    queue_call(app.url, "undo", [attacker, stolen_id, []], session)
+    answer = queue_call(app.url, "chat", ["what is the PIN?", [], "demo", attacker, stolen_id, "full"], session)
+    assert "4321" not in str(answer)
 
     assert app.service.store.session(stolen_id, victim).title == "my bank PIN is 4321"
     assert [s.conversation_id for s in app.service.store.list_sessions(victim)] == [stolen_id]

@@ -131,7 +131,7 @@ async def test_a_model_error_is_an_error_event(client):
             )
         ).text
     )
-    assert events[-1][0] == "error" and "Unknown model 'gpt-4o'" in json.loads(events[-1][1])["error"]
+    assert events[-1][0] == "error" and "'gpt-4o' cannot answer here" in json.loads(events[-1][1])["error"]
 
 
 def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():

@@ -144,7 +144,7 @@ async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
 
 @pytest.mark.parametrize(
     ("prompt", "message"),
-    [("", "Type a message first"), ("   \n ", "Type a message first"), ("x" * 101, "limit is 100")],
+    [("", "Type a message first"), ("   \n ", "Type a message first"), ("x" * 101, "limit here is 100")],
 )
 async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
     service = make_service(store)
@@ -156,7 +156,7 @@ async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
 async def test_unknown_model_is_reported_in_the_turn(store):
     updates = await collect(make_service(store), "hi", model="gpt-4o")
     assert updates[-1].status is TurnStatus.FAILED
-    assert "Unknown model 'gpt-4o'" in updates[-1].error
+    assert "'gpt-4o' cannot answer here: this app does not know that model name." in updates[-1].error
 
 
 async def test_another_visitor_cannot_read_or_continue_a_conversation(store):

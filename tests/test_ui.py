@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from types import SimpleNamespace
+
 import gradio as gr
 import pytest
 
@@ -10,109 +13,161 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
+from chat.render import to_bubbles
 from chat.sessions import Sessions
 from chat.turns import ChatService
-from ui import ChatHandlers, build_demo, launch_options
+from ui import ChatTab, SessionHandlers, Visitors, build_demo, launch_options
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def handlers(store) -> ChatHandlers:
-    settings = Settings()
+def tab(store) -> ChatTab:
+    settings = Settings(extra_models=("openai-chat:gpt-4o-mini",))
     service = ChatService(build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50)
-    return ChatHandlers(service, settings)
-
-
-def test_the_chat_event_streams_many_visitors_at_once_and_is_the_only_public_endpoint(handlers):
-    demo = build_demo(
-        handlers.service,
-        Sessions(handlers.service.store),
-        RecipeService(handlers.service.store, handlers.service.models),
-        handlers.settings,
-    )
-    chat_events = [fn for fn in demo.fns.values() if fn.api_name == "chat"]
-    assert len(chat_events) == 1
-    assert chat_events[0].concurrency_limit >= 50
-    assert launch_options(handlers.settings)["max_threads"] > chat_events[0].concurrency_limit
-    assert demo.api_open is False  # nothing bypasses the queue
-
-
-def test_model_notice_names_the_fix(handlers, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert handlers.check_model("demo") == ""
-    assert "OPENAI_API_KEY" in handlers.check_model("openai-chat:gpt-4o-mini")
-
-
-def sent(handlers, prompt, owner="owner", conversation_id=None, request=None):
-    return handlers.send(prompt, "demo", owner, conversation_id, None, request)
-
-
-@pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
-async def test_a_rejected_prompt_is_explained_returned_for_the_box_and_sends_nothing(handlers, prompt):
-    outputs = [out async for out in sent(handlers, prompt)]
-    assert len(outputs) == 1
-    chat, usage, returned, *_ = outputs[0]
-    assert usage.startswith("⚠️ Not sent") and returned == prompt
-    assert handlers.service.store.list_sessions("owner") == []
-
-
-def test_a_returned_prompt_goes_back_to_an_empty_box_but_never_over_new_typing(handlers):
-    assert handlers.restore_prompt("my long question", "") == ("my long question", None)
-    assert handlers.restore_prompt("my long question", "my long question") == ("my long question", None)
-    box, returned = handlers.restore_prompt("my long question", "a new question")
-    assert box == gr.skip() and returned is None
-    assert handlers.restore_prompt(None, "")[0] == gr.skip()
-
-
-async def test_a_sent_prompt_is_echoed_before_the_model_answers_and_cleared_from_the_box(handlers):
-    updates = sent(handlers, "hello")
-    chat, usage, returned, owner, conversation_id, context = await updates.__anext__()
-    assert returned == gr.skip() and owner == "owner" and conversation_id
-    assert chat == [{"role": "user", "content": "hello"}]
-    assert not handlers.service.active.is_running("owner", conversation_id)  # the echo precedes the run
-    *_, (chat, usage, *_) = [out async for out in updates]
-    assert [b["role"] for b in chat] == ["user", "assistant"] and "**demo**" in usage
-    assert len(await handlers.service.load_messages("owner", conversation_id)) == 2
-
-
-async def test_a_second_prompt_while_streaming_is_refused(handlers):
-    updates = handlers.service.run_turn("owner", "c1", "count to 3000", "demo")
-    await updates.__anext__()
-    chat, usage, returned, *_ = await sent(handlers, "another", conversation_id="c1").__anext__()
-    assert "Still answering" in usage and returned == "another"
-    await updates.aclose()
-
-
-async def test_stream_reply_shows_history_from_the_store_and_restores_the_prompt_on_failure(handlers):
-    outputs = [out async for out in handlers.stream_reply("My name is Ann.", "demo", "owner", "c1", None, None)]
-    chat, usage, box, owner, conversation_id, context = outputs[-1]
-    assert [b["role"] for b in chat] == ["user", "assistant"] and "Ann" in chat[-1]["content"]
-    assert "**demo**" in usage
-    failed = [out async for out in handlers.stream_reply("hi", "nonsense-model", "owner", "c1", None, None)]
-    chat, usage, box, *_ = failed[-1]
-    assert box == "hi"
-    assert [b["role"] for b in chat] == ["user", "assistant", "user", "assistant"]
-    assert chat[-1]["content"].startswith("⚠️ Unknown model")
+    return ChatTab(service, Visitors())
 
 
 @pytest.fixture
-def side(handlers):
-    from ui import SessionHandlers
+def demo(tab) -> gr.Blocks:
+    service = tab.service
+    return build_demo(service, Sessions(service.store), RecipeService(service.store, service.models), Settings())
 
-    return SessionHandlers(Sessions(handlers.service.store), handlers.service)
+
+def page(session: str = "page-1") -> SimpleNamespace:
+    return SimpleNamespace(session_hash=session, query_params={})
 
 
-async def test_switching_to_someone_elses_conversation_shows_nothing(handlers, side):
-    [_ async for _ in handlers.stream_reply("secret", "demo", "alice", "c1", None, None)]
+async def answered(tab: ChatTab, prompt: str, owner: str, conversation_id: str, history=()) -> list[tuple]:
+    return [out async for out in tab.answer(prompt, list(history), "demo", owner, conversation_id, None, page())]
+
+
+def test_the_chat_is_a_chat_interface_streaming_many_visitors_at_once(demo):
+    chat_events = [fn for fn in demo.fns.values() if fn.api_name == "chat"]
+    assert len(chat_events) == 1
+    assert chat_events[0].concurrency_limit >= 50
+    assert launch_options(Settings())["max_threads"] > chat_events[0].concurrency_limit
+    assert demo.api_open is False  # nothing bypasses the queue
+    # The endpoint is a gr.ChatInterface's, and its fn is the chat tab's generator.
+    assert chat_events[0].fn.__wrapped__.__func__ is ChatTab.answer
+    owners = [cell.cell_contents for cell in chat_events[0].fn.__closure__ if hasattr(cell.cell_contents, "__self__")]
+    assert any(isinstance(bound.__self__, gr.ChatInterface) for bound in owners)
+
+
+def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_answer(demo):
+    textbox = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "prompt")
+    for fn in demo.fns.values():
+        if fn.outputs == [textbox] and not fn.inputs and fn.fn is not None and not inspect.iscoroutinefunction(fn.fn):
+            update = fn.fn()
+            assert "value" not in (update if isinstance(update, dict) else {}), fn.name
+            assert getattr(update, "interactive", None) is not False and (
+                not isinstance(update, dict) or update.get("interactive") is not False
+            ), fn.name
+    answers = {fn._id for fn in demo.fns.values() if fn.name == "_submit_fn"}
+    assert len(answers) >= 4  # send, example, retry, edit
+    sidebar = {b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) in ("sessions", "new-chat")}
+    cancelling = [fn for fn in demo.fns.values() if fn.cancels and {t for t, _ in fn.targets} & sidebar]
+    assert len(cancelling) == 2 and all(set(fn.cancels) >= answers for fn in cancelling)
+
+
+def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    side = SessionHandlers(Sessions(tab.service.store), tab.service)
+    menu = dict((value, label) for label, value in side.model_menu())
+    assert menu["demo"] == "demo"
+    assert menu["openai-chat:gpt-4o-mini"] == "openai-chat:gpt-4o-mini (unavailable: its API key is not configured on this server.)"
+    assert side.model_notice("demo") == ""
+    notice = side.model_notice("openai-chat:gpt-4o-mini")
+    assert "API key" in notice and "Agent(" not in notice and "restart" not in notice
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
+def test_a_refused_prompt_stays_in_the_box_with_the_reason(tab, prompt):
+    verdict = tab.validate(prompt)
+    assert verdict["is_valid"] is False and verdict["message"]
+    assert "CHAT_" not in verdict["message"]  # a visitor cannot change the server's settings
+    assert tab.validate("hello")["is_valid"] is True
+
+
+async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
+    outputs = await answered(tab, "My name is Ann.", "owner", "c1")
+    assert len(outputs) >= 2
+    bubble, usage, context, conversation_id = outputs[-1]
+    assert "Ann" in bubble and "**demo**" in usage and conversation_id == "c1"
+    assert len(await tab.service.load_messages("owner", "c1")) == 2
+
+
+async def test_a_failure_is_named_once_in_the_bubble_and_keeps_the_prompt_in_the_chat(tab):
+    outputs = await answered(tab, "hi", "owner", "c1") + [
+        out async for out in tab.answer("hi", [], "openai-chat:gpt-4o-mini", "owner", "c1", None, page())
+    ]
+    bubble, usage, *_ = outputs[-1]
+    assert bubble.startswith("⚠️") and "cannot answer here" in bubble and "Agent(" not in bubble
+    assert usage == ""
+
+
+async def test_editing_an_earlier_message_answers_it_again_and_keeps_the_rest_as_a_branch(tab):
+    history = []
+    for prompt in ("Je m'appelle Zoé.", "count to 4", "How old am I?"):
+        *_, (bubble, *_) = await answered(tab, prompt, "owner", "c1", history)
+        history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": bubble}]
+    # The page cut the chat at the second prompt and sends the edited text with what stays above it.
+    *_, (bubble, *_) = await answered(tab, "count to 2", "owner", "c1", history[:2])
+    assert bubble == "1 2."
+    stored = [b["content"] for b in to_bubbles(await tab.service.load_messages("owner", "c1"))]
+    assert stored == [history[0]["content"], history[1]["content"], "count to 2", "1 2."]
+
+
+async def test_undo_takes_the_last_exchange_out_of_the_store(tab):
+    history = []
+    for prompt in ("first ✓", "second ✓"):
+        *_, (bubble, *_) = await answered(tab, prompt, "owner", "c1", history)
+        history += [{"role": "user", "content": [{"type": "text", "text": prompt}]}, {"role": "assistant", "content": bubble}]
+    await tab.undo("owner", "c1", history, page())
+    assert [b["content"] for b in to_bubbles(await tab.service.load_messages("owner", "c1"))][0::2] == ["first ✓"]
+    await tab.undo("mallory", "c1", history[:2], page())  # someone else's: nothing happens
+    assert len(await tab.service.load_messages("owner", "c1")) == 2
+
+
+async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(tab):
+    updates = tab.answer("count to 5000 please", [], "demo", "owner", "c9", None, page())
+    await updates.__anext__()
+    tab.stop("owner", "c9", page())
+    *_, (bubble, usage, *_) = [out async for out in updates]
+    assert "stopped" in bubble and "stopped" in usage
+    assert tab.service.store.session("c9", "owner").title == "count to 5000 please"
+
+
+async def test_the_address_reopens_only_the_owners_chat(tab):
+    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
+    await answered(tab, "Ein Geheimnis", "alice", "c1")
+    shown, conversation_id, title, policy, _ = await side.open_from_url(
+        "alice", SimpleNamespace(session_hash="s", query_params={"c": "c1"})
+    )
+    assert conversation_id == "c1" and shown[0]["content"] == "Ein Geheimnis" and title == "Ein Geheimnis"
+    for token, wanted in (("mallory", "c1"), ("alice", "no-such-chat"), ("alice", None)):
+        query = {"c": wanted} if wanted else {}
+        shown, conversation_id, title, *_ = await side.open_from_url(
+            token, SimpleNamespace(session_hash="s", query_params=query)
+        )
+        assert shown == [] and conversation_id not in ("c1", None) and title == ""
+
+
+@pytest.fixture
+def side(tab):
+    return SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
+
+
+async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
+    await answered(tab, "secret", "alice", "c1")
     chat, conversation_id, title, usage, notice, policy = await side.switch("mallory", "c1")
     assert chat == [] and conversation_id is None and "does not exist" in notice
     chat, conversation_id, title, *_ = await side.switch("alice", "c1")
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
 
 
-async def test_export_writes_a_download_and_import_reads_it_back(handlers, side, tmp_path):
-    [_ async for _ in handlers.stream_reply("Remember 42", "demo", "alice", "c1", None, None)]
+async def test_export_writes_a_download_and_import_reads_it_back(tab, side, tmp_path):
+    await answered(tab, "Remember 42", "alice", "c1")
     download, notice = await side.export_json("alice", "c1")
     exported = download["value"]
     assert exported.endswith("Remember-42.json")
@@ -125,8 +180,8 @@ async def test_export_writes_a_download_and_import_reads_it_back(handlers, side,
     assert len(side.sessions.list("bob")) == 1
 
 
-async def test_markdown_export_is_named_after_the_title(handlers, side):
-    [_ async for _ in handlers.stream_reply("Plan a picnic", "demo", "alice", "c1", None, None)]
+async def test_markdown_export_is_named_after_the_title(tab, side):
+    await answered(tab, "Plan a picnic", "alice", "c1")
     download, _ = await side.export_markdown("alice", "c1")
     assert download["value"].endswith("Plan-a-picnic.md")
     assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")
@@ -144,19 +199,16 @@ def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
     assert parse_settings({}, ["--db", "elsewhere.db"]).db_path == "elsewhere.db"
 
 
-async def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token(handlers):
-    from types import SimpleNamespace
-
-    page = SimpleNamespace(session_hash="session-1")
-    loaded = handlers.ensure_owner("", page)
-    chat, usage, box, sent_with, conversation_id, context = await sent(handlers, "hi", "", request=page).__anext__()
-    assert loaded == sent_with and len(loaded) >= 22  # 128 random bits, url-safe
-    assert handlers.ensure_owner("", SimpleNamespace(session_hash="session-2")) != loaded
-    assert handlers.ensure_owner("hf:alice", page) == loaded  # a token cannot claim an account
+def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token():
+    visitors = Visitors()
+    loaded = visitors.browser_token("", page("session-1"))
+    assert visitors.owner("", page("session-1"), None) == loaded and len(loaded) >= 22  # 128 random bits
+    assert visitors.browser_token("", page("session-2")) != loaded
+    assert visitors.owner("hf:alice", page("session-1"), None) == loaded  # a token cannot claim an account
 
 
-async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(handlers, side):
-    [_ async for _ in handlers.stream_reply("hello", "demo", "alice", "c1", None, None)]
+async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(tab, side):
+    await answered(tab, "hello", "alice", "c1")
     side.remember_policy("alice", "c1", "summary")
     side.remember_policy("mallory", "c1", "full")  # someone else's conversation: ignored
     *_, policy = await side.switch("alice", "c1")

@@ -13,20 +13,17 @@ from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
-from ui.chat_handlers import ChatHandlers, new_conversation_id, new_owner_token
+from ui.chat_tab import QUEUE_FOLLOW_UPS, ChatTab, chat_pane
 from ui.handoff_handlers import HandoffHandlers
 from ui.inspector_handlers import COLUMNS, InspectorHandlers
+from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL
 from ui.recipe_handlers import RecipeHandlers
 from ui.session_handlers import SessionHandlers
+from ui.visitors import Visitors, new_conversation_id, new_owner_token
 
-__all__ = ["ChatHandlers", "SessionHandlers", "build_demo", "launch_options", "new_conversation_id", "new_owner_token"]
+__all__ = ["ChatTab", "SessionHandlers", "Visitors", "build_demo", "launch_options", "new_conversation_id", "new_owner_token"]
 
 OWNER_STORAGE_KEY = "pydantic-ai-chat-owner"
-
-INTRO = """# 💬 pydantic-ai chat
-Streaming, multi-turn chat with [pydantic-ai](https://ai.pydantic.dev). The **demo** model runs offline
-with no API key: it remembers what you tell it, streams word by word, and stops when you press **Stop**."""
-
 
 SHARE_OWNER_WITH_SSE_PAGE = """(owner) => {
     // The SSE API and /sse-demo identify this visitor by the same token, sent as a cookie.
@@ -37,25 +34,26 @@ SHARE_OWNER_WITH_SSE_PAGE = """(owner) => {
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Options for `demo.launch()`. Gradio's queue runs at most `max_threads` events at once (40 by
     default), whatever the concurrency limits say, so it must exceed the streams we allow."""
-    return {"max_threads": settings.max_concurrent_streams + 16}
+    return {"max_threads": settings.max_concurrent_streams + 16, "css": CSS}
 
 
 def build_demo(
     service: ChatService, sessions: Sessions, recipe_service: RecipeService, settings: Settings
 ) -> gr.Blocks:
-    chat = ChatHandlers(service, settings)
-    recipes = RecipeHandlers(recipe_service, chat)
+    visitors = Visitors()
+    chat = ChatTab(service, visitors)
+    recipes = RecipeHandlers(recipe_service, visitors)
     stream_probe = InspectorHandlers(StreamInspector(service.agent, service.models))
     handoffs = HandoffHandlers(
-        HandoffService(service.store, service.models, request_timeout=service.request_timeout), chat
+        HandoffService(service.store, service.models, request_timeout=service.request_timeout), visitors
     )
-    side = SessionHandlers(sessions, service)
+    side = SessionHandlers(sessions, service, visitors)
     private: dict[str, Any] = {"api_visibility": "private"}
-    with gr.Blocks(title="pydantic-ai chat") as demo:
+    with gr.Blocks(title="pydantic-ai chat", fill_height=True) as demo:
         owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
         conversation_id = gr.State(None)
 
-        with gr.Sidebar(label="Conversations", width=340):
+        with gr.Sidebar(label="Conversations", width=300, elem_id="sidebar"):
             if settings.storage_notice:
                 gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
             if settings.hf_login:
@@ -78,45 +76,48 @@ def build_demo(
             import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
             sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
 
-        gr.Markdown(INTRO)
-        model = gr.Dropdown(
-            choices=model_choices(settings),
-            value=settings.default_model,
-            allow_custom_value=True,
-            label="Model",
-            info="demo, or any pydantic-ai model string (openai-chat:gpt-4o-mini, anthropic:…, ollama:…)",
-        )
-        model_notice = gr.Markdown(chat.check_model(settings.default_model), elem_id="model-notice")
+        with gr.Row(equal_height=True, elem_id="header"):
+            gr.Markdown("### 💬 pydantic-ai chat", elem_id="app-title")
+            model = gr.Dropdown(
+                choices=side.model_menu(),
+                value=settings.default_model,
+                show_label=False,
+                container=False,
+                min_width=160,
+                elem_id="model",
+            )
+        model_notice = gr.Markdown(side.model_notice(settings.default_model), elem_id="model-notice")
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat-tab"):
-                chatbot = gr.Chatbot(
-                    label="Chat", height=480, buttons=["copy", "copy_all"], editable="user", elem_id="chat"
+            with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
+                usage = gr.Markdown(elem_id="usage", label="usage", render=False)
+                policy = gr.Radio(
+                    [
+                        ("Full history", "full"),
+                        (f"Last {service.default_policy.window} messages", "window"),
+                        (f"Summary past {service.default_policy.summary_threshold} messages", "summary"),
+                    ],
+                    value=service.default_policy.kind,
+                    label="Context policy (remembered per conversation)",
+                    elem_id="context-policy",
+                    render=False,
                 )
-                with gr.Row(equal_height=True):
-                    prompt = gr.Textbox(
-                        placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
-                        label="message",  # names the parameter of the `chat` API endpoint
-                        show_label=False,
-                        lines=1,
-                        max_lines=8,
-                        scale=8,
-                        elem_id="prompt",
-                    )
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
-                usage = gr.Markdown(elem_id="usage")
-                with gr.Accordion("Context: what the model is sent", open=False, elem_id="context"):
-                    policy = gr.Radio(
-                        [
-                            ("Full history", "full"),
-                            (f"Last {service.default_policy.window} messages", "window"),
-                            (f"Summary past {service.default_policy.summary_threshold} messages", "summary"),
-                        ],
-                        value=service.default_policy.kind,
-                        label="Context policy (remembered per conversation)",
-                        elem_id="context-policy",
-                    )
-                    inspector = gr.Markdown("*Send a message to see what the model was sent.*", elem_id="inspector")
+                inspector = gr.Markdown(
+                    "*Send a message to see what the model was sent.*", elem_id="inspector", label="context", render=False
+                )
+                pane = chat_pane(
+                    chat,
+                    model=model,
+                    owner=owner,
+                    conversation_id=conversation_id,
+                    policy=policy,
+                    usage=usage,
+                    inspector=inspector,
+                    concurrency_limit=settings.max_concurrent_streams,
+                )
+                gr.HTML("", elem_id="queued-note")
+                usage.render()
+                with gr.Accordion("What the last answer was sent", open=False, elem_id="inspector-box"):
+                    inspector.render()
             with gr.Tab("Recipe", id="recipe-tab"):
                 gr.Markdown(
                     "Ask for a dish and watch a typed `Recipe` fill in: pydantic-ai validates each partial "
@@ -180,56 +181,39 @@ def build_demo(
                 probe_table = gr.Dataframe(
                     headers=COLUMNS, interactive=False, wrap=True, elem_id="probe-table", max_height=480
                 )
-        # Regenerate and edit hand their prompt to the stream through this hidden box.
-        pending = gr.Textbox(visible=False, label="message")
-        # A prompt that was refused or failed, on its way back to the box. A State, not the box itself:
-        # a streamed update must not touch the box the visitor may be typing in, and `gr.skip()` on a
-        # component costs Gradio a component rebuild per update (benchmarks/ANALYSIS.md).
-        returned_prompt = gr.State(None)
-        stream_outputs = [chatbot, usage, returned_prompt, owner, conversation_id, inspector]
+        chat_shown = pane.chatbot_value  # writing it shows a conversation in the ChatInterface
         refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
-        restore_prompt = (chat.restore_prompt, [returned_prompt, prompt], [prompt, returned_prompt])
+        answered = [dependency_of(pane, block_fn) for block_fn in pane.answer_events]
+        show_in_url = (None, conversation_id, None)
+        for answer in answered:
+            answer.then(*refresh_sidebar, **private).then(*show_in_url, js=SHOW_CONVERSATION_IN_URL, **private)
+        switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": PHONE_SIDEBAR, **private}
 
-        demo.load(chat.ensure_owner, owner, owner, **private).then(*refresh_sidebar, **private).then(
-            None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private
+        demo.load(visitors_token(visitors), owner, owner, **private).then(
+            side.open_from_url, owner, [chat_shown, conversation_id, title, policy, session_list], **private
+        ).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private).then(
+            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
         )
-        model.change(chat.check_model, model, model_notice, **private)
+        demo.load(None, None, None, js=QUEUE_FOLLOW_UPS, **private)
+        model.change(side.model_notice, model, model_notice, **private)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)
-        gr.on(
-            [prompt.submit, send.click],
-            chat.send,
-            [prompt, model, owner, conversation_id, policy],
-            stream_outputs,
-            api_name="chat",
-            concurrency_limit=settings.max_concurrent_streams,
-        ).then(*restore_prompt, **private).then(*refresh_sidebar, **private)
-        # Empties the box in the page itself, with no round trip; registered after `chat.send`, which
-        # has read the prompt by then.
-        gr.on([prompt.submit, send.click], None, None, prompt, js="() => ''", **private)
-        for retry_event, handler, inputs, api_name in (
-            (chatbot.retry, chat.regenerate, [owner, conversation_id], "chat_regenerated"),
-            (chatbot.edit, chat.edit_last, [owner, conversation_id, chatbot], "chat_edited"),
-        ):
-            retry_event(handler, inputs, [chatbot, pending], **private).success(
-                chat.stream_reply,
-                [pending, model, owner, conversation_id, policy],
-                stream_outputs,
-                api_name=api_name,
-                api_visibility="private",
-                concurrency_limit=settings.max_concurrent_streams,
-            ).then(*restore_prompt, **private).then(*refresh_sidebar, **private)
-        stop.click(chat.stop_reply, [owner, conversation_id], None, **private)
+        pane.chatbot.undo(chat.undo, [owner, conversation_id, pane.chatbot], None, **private)
 
-        # The chat's own trash button starts a new chat; the cleared one stays in the sidebar.
-        chatbot.clear(
-            side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private
+        fresh_chat = [chat_shown, conversation_id, title, usage, session_list, sidebar_notice]
+        new_chat.click(side.new_chat, None, fresh_chat, **switching).then(
+            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
         )
-        new_chat.click(
-            side.new_chat, None, [chatbot, conversation_id, title, usage, session_list, sidebar_notice], **private
+        # The chat's own trash button starts a new chat too; the cleared one stays in the sidebar.
+        pane.chatbot.clear(side.new_chat, None, fresh_chat, **switching).then(
+            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
         )
-        switch_outputs = [chatbot, conversation_id, title, usage, sidebar_notice, policy]
-        session_list.input(side.switch, [owner, session_list], switch_outputs, **private)
-        results.input(side.switch, [owner, results], switch_outputs, **private)
+        switch_outputs = [chat_shown, conversation_id, title, usage, sidebar_notice, policy]
+        session_list.input(side.switch, [owner, session_list], switch_outputs, **switching).then(
+            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
+        )
+        results.input(side.switch, [owner, results], switch_outputs, **switching).then(
+            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
+        )
         gr.on(
             [search.submit, search.change], side.search, [owner, search], results, **private, trigger_mode="always_last"
         )
@@ -239,25 +223,24 @@ def build_demo(
         confirm_delete.click(
             side.delete,
             [owner, conversation_id],
-            [chatbot, conversation_id, session_list, title, confirm_delete, results, search, sidebar_notice],
-            **private,
+            [chat_shown, conversation_id, session_list, title, confirm_delete, results, search, sidebar_notice],
+            **switching,
         )
         export_json.click(side.export_json, [owner, conversation_id], [download, sidebar_notice], **private)
         export_markdown.click(side.export_markdown, [owner, conversation_id], [download, sidebar_notice], **private)
         import_button.upload(
             side.import_file,
             [owner, import_button],
-            [chatbot, conversation_id, session_list, title, sidebar_notice],
-            **private,
+            [chat_shown, conversation_id, session_list, title, sidebar_notice],
+            **switching,
         )
-        generated = gr.on([dish.submit, generate.click], recipes.prepare, dish, recipe_run, **private).success(
+        gr.on([dish.submit, generate.click], recipes.prepare, dish, recipe_run, **private).success(
             recipes.generate,
             [dish, model, output_mode, debounce, owner, recipe_run],
             [card, recipe_view, counters, saved_recipes],
             api_name="recipe",
             concurrency_limit=settings.max_concurrent_streams,
         )
-        del generated
         stop_recipe.click(recipes.stop, [owner, recipe_run], None, **private)
         gr.on([handoff_go.click, handoff_data.submit], handoffs.prepare, handoff_data, handoff_run, **private).success(
             handoffs.run,
@@ -278,3 +261,18 @@ def build_demo(
         demo.load(recipes.refresh, owner, saved_recipes, **private)
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
     return demo
+
+
+def visitors_token(visitors: Visitors) -> Any:
+    def ensure_owner(token: str | None, request: gr.Request) -> str:
+        """The browser's token, minted on the first visit; a signed-in account never replaces it."""
+        return visitors.browser_token(token, request)
+
+    return ensure_owner
+
+
+def dependency_of(blocks: gr.Blocks, block_fn: Any) -> Any:
+    """A `Dependency` for an event Gradio wired inside a ChatInterface, so more can be chained after it."""
+    from gradio.events import Dependency
+
+    return Dependency(None, block_fn.get_config(), block_fn._id, block_fn.fn)

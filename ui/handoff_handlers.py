@@ -8,13 +8,13 @@ from typing import Any
 import gradio as gr
 
 from chat.handoff import HandoffService, HandoffStatus
-from ui.chat_handlers import ChatHandlers, new_conversation_id
+from ui.visitors import Visitors, new_conversation_id
 
 
 class HandoffHandlers:
-    def __init__(self, handoff: HandoffService, chat: ChatHandlers) -> None:
+    def __init__(self, handoff: HandoffService, visitors: Visitors) -> None:
         self.handoff = handoff
-        self.chat = chat
+        self.visitors = visitors
 
     def prepare(self, data: str) -> str:
         if not (data or "").strip():
@@ -30,7 +30,7 @@ class HandoffHandlers:
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        owner = self.chat.visitor_of(owner, request, profile)
+        owner = self.visitors.owner(owner, request, profile)
         async for update in self.handoff.run(owner or "", run_id or new_conversation_id(), data, model_name):
             note = {
                 HandoffStatus.STREAMING: f"**{update.stage.value}** is writing…",
@@ -43,6 +43,6 @@ class HandoffHandlers:
     def stop(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
-        owner = self.chat.visitor_of(owner, request, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if owner and run_id:
             self.handoff.stop(owner, run_id)

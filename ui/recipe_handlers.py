@@ -10,14 +10,14 @@ import gradio as gr
 from chat.errors import ConversationUnavailable, PromptRejected
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
-from ui.chat_handlers import ChatHandlers, new_conversation_id
+from ui.visitors import Visitors, new_conversation_id
 from ui.session_handlers import session_label
 
 
 class RecipeHandlers:
-    def __init__(self, recipes: RecipeService, chat: ChatHandlers) -> None:
+    def __init__(self, recipes: RecipeService, visitors: Visitors) -> None:
         self.recipes = recipes
-        self.chat = chat
+        self.visitors = visitors
 
     def prepare(self, dish: str) -> str:
         """Check the request and name the run first, so Stop can reach it from its first moment."""
@@ -39,7 +39,7 @@ class RecipeHandlers:
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream the recipe card, its JSON and the counters; the last update is the validated recipe."""
-        owner = self.chat.visitor_of(owner, request, profile)
+        owner = self.visitors.owner(owner, request, profile)
         run_id = run_id or new_conversation_id()
         rendered = 0
         async for update in self.recipes.run(
@@ -64,7 +64,7 @@ class RecipeHandlers:
     def stop(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
-        owner = self.chat.visitor_of(owner, request, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if owner and run_id:
             self.recipes.stop(owner, run_id)
 
@@ -73,12 +73,12 @@ class RecipeHandlers:
         return gr.update(choices=items, value=None)
 
     def refresh(self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
-        return self.choices(self.chat.visitor_of(owner, request, profile))
+        return self.choices(self.visitors.owner(owner, request, profile))
 
     async def reopen(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
-        owner = self.chat.visitor_of(owner, request, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if not run_id:
             return gr.skip(), gr.skip(), gr.skip()
         try:

@@ -11,18 +11,21 @@ import gradio as gr
 
 from chat.errors import ConversationUnavailable
 from chat.identity import visitor
+from chat.models import model_choices
 from chat.render import Bubble
 from chat.sessions import ImportRejected, Sessions, relative_time
 from chat.turns import ChatService
 from storage.sqlite_store import SessionSummary
+from ui.visitors import Visitors, new_conversation_id
 
 Choices = list[tuple[str, str]]
 
 
 class SessionHandlers:
-    def __init__(self, sessions: Sessions, service: ChatService) -> None:
+    def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors | None = None) -> None:
         self.sessions = sessions
         self.service = service
+        self.visitors = visitors or Visitors()
         self._exports = Path(tempfile.mkdtemp(prefix="chat-exports-"))
 
     def session_choices(self, owner: str | None) -> Choices:
@@ -62,8 +65,41 @@ class SessionHandlers:
         if owner and conversation_id and policy in ("full", "window", "summary"):
             self.sessions.store.set_context_policy(conversation_id, owner, policy)
 
-    def new_chat(self) -> tuple[list[Bubble], None, str, str, Any, str]:
-        return [], None, "", "", gr.update(value=None), ""
+    def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:
+        """An empty chat with its id already chosen, so a Stop pressed during its first answer finds it."""
+        return [], new_conversation_id(), "", "", gr.update(value=None), ""
+
+    async def open_from_url(
+        self, token: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
+        """On page load: the chat named in the address (`?c=<id>`) if it is this visitor's, else a new one.
+
+        Someone else's id, a deleted one and a made-up one all give the same new chat: no hint that it exists.
+        """
+        owner = self.visitors.owner(token, request, profile)
+        wanted = dict(getattr(request, "query_params", None) or {}).get("c")
+        choices = self.session_choices(owner)
+        if owner and wanted and wanted in {value for _, value in choices}:
+            try:
+                opened = await self.sessions.open(owner, wanted)
+            except ConversationUnavailable:
+                pass
+            else:
+                policy = self.service.context_policy(owner, wanted).kind
+                return opened.bubbles, wanted, opened.title, policy, gr.update(choices=choices, value=wanted)
+        return [], new_conversation_id(), "", gr.skip(), gr.update(choices=choices, value=None)
+
+    def model_menu(self) -> list[tuple[str, str]]:
+        """The models the operator offers; one that cannot run says so in its label."""
+        menu = []
+        for name in model_choices(self.service.models.settings):
+            problem = self.service.models.visitor_problem(name)
+            menu.append((f"{name} (unavailable: {problem})" if problem else name, name))
+        return menu
+
+    def model_notice(self, model_name: str) -> str:
+        problem = self.service.models.visitor_problem(model_name)
+        return f"⚠️ **{model_name}** cannot answer here: {problem} Pick another model." if problem else ""
 
     def rename(
         self, owner: str | None, conversation_id: str | None, title: str, profile: gr.OAuthProfile | None = None

@@ -1,0 +1,249 @@
+"""The chat tab: a `gr.ChatInterface` whose fn streams one pydantic-ai turn into the answer bubble.
+
+The turn itself (load the conversation, `agent.run_stream(...)`, accumulate `stream_text(delta=True)`
+deltas, stop, save) lives in `chat/turns.py`; this module only shows it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import gradio as gr
+from gradio.context import get_blocks_context
+
+from chat.errors import PromptRejected
+from chat.render import answer_markdown, format_context, format_stats, prompts_in
+from chat.turns import ChatService, TurnStatus, TurnUpdate
+from ui.visitors import Visitors, new_conversation_id
+
+# While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
+# Gradio 6.31 rebuilds a component for each skipped output on every update (benchmarks/ANALYSIS.md).
+ANSWERING = "*Answering…*"
+CONTEXT_AFTER_TURN = "*Shown when this answer ends.*"
+
+EXAMPLES = [
+    ["My name is Sam and I am 41."],
+    ["我叫小王，今年28岁。"],
+    ["count to 200"],
+    ["What can you do offline?"],
+]
+
+QUEUE_FOLLOW_UPS = """() => {
+    // Enter while an answer streams queues the message; it is sent as soon as the answer ends.
+    if (window.__chatQueue) return;
+    const queued = window.__chatQueue = [];
+    let draft = null;
+    const box = () => document.querySelector('#prompt textarea');
+    const answering = () => document.querySelector('#prompt .stop-button') !== null;
+    const note = () => document.querySelector('#queued-note');
+    const setBox = (text) => {
+        const el = box();
+        Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, text);
+        el.dispatchEvent(new Event('input', {bubbles: true}));
+    };
+    const show = () => {
+        const n = note();
+        if (!n) return;
+        n.textContent = queued.length ? `Queued: “${queued[0].slice(0, 60)}”` +
+            (queued.length > 1 ? ` and ${queued.length - 1} more` : '') + ' (sent when this answer ends)' : '';
+        n.classList.toggle('visible', queued.length > 0);
+    };
+    const hold = (event) => {
+        if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+        if (event.target !== box() || !answering()) return;
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        if (event.type === 'keydown' && box().value.trim()) {
+            queued.push(box().value);
+            setBox('');
+            show();
+        }
+    };
+    for (const type of ['keydown', 'keypress']) document.addEventListener(type, hold, true);
+    setInterval(() => {
+        if (draft !== null && answering()) {  // the queued message is on its way: give the draft back
+            if (!box().value) setBox(draft);
+            draft = null;
+        }
+        const send = document.querySelector('#prompt .submit-button');
+        if (!queued.length || answering() || !send || send.disabled) return;
+        draft = box().value || null;
+        setBox(queued.shift());
+        show();
+        setTimeout(() => send.click(), 30);
+    }, 150);
+}"""
+
+
+class ChatPane(gr.ChatInterface):
+    """`gr.ChatInterface`, with two changes to what an answer does to the message box.
+
+    - The box stays usable while an answer streams (Gradio disables and then clears it): a draft typed
+      meanwhile is kept, and Enter queues it (`QUEUE_FOLLOW_UPS`).
+    - Stop ends the run through `chat/` (`on_stop`) instead of cancelling the event, so the answer ends
+      with its "stopped" label and its usage like any other; Gradio's cancel would freeze the bubble
+      mid-word and show the label only after a reload. Switching chats still cancels (`answer_events`).
+    """
+
+    def __init__(self, fn: Callable, *, on_stop: tuple[Callable, list[Any]], **options: Any) -> None:
+        self._on_stop = on_stop
+        self.answer_events: list[Any] = []
+        super().__init__(fn, **options)
+
+    def _clear_and_save_textbox(self, message: Any) -> tuple[Any, Any]:
+        return gr.update(value=""), message
+
+    def _show_stop(self) -> gr.Textbox:
+        return gr.Textbox(submit_btn=False, stop_btn=self.original_stop_btn)
+
+    def _show_send(self) -> gr.Textbox:
+        return gr.Textbox(submit_btn=self._send_button, stop_btn=False)
+
+    def _setup_stop_events(self, event_triggers: list[Any], events_to_cancel: list[Any], after_success: Any) -> None:
+        self._send_button = self.textbox.submit_btn
+        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
+        after_success.success(self._show_stop, None, [self.textbox], **quiet)
+        for trigger in event_triggers:
+            trigger(self._show_stop, None, [self.textbox], **quiet)
+        for event in events_to_cancel:
+            event.then(self._show_send, None, [self.textbox], **quiet)
+        stop_fn, stop_inputs = self._on_stop
+        # Not queued: a Stop must not wait behind the answers it is meant to end.
+        self.textbox.stop(stop_fn, stop_inputs, None, **quiet)
+
+    def _setup_events(self) -> None:
+        # Inside a page, Gradio registers the ChatInterface's events on the page itself, not on `self`.
+        page = get_blocks_context() or self
+        earlier = set(page.fns)
+        super()._setup_events()
+        own = [block_fn for fn_id, block_fn in page.fns.items() if fn_id not in earlier]
+        # Gradio's events that disable the box for an answer (retry, edit) or re-enable and clear it after
+        # one (every answer) become the Send <-> Stop swap: the box is never disabled nor cleared by them.
+        for block_fn in own:
+            if (
+                block_fn.outputs == [self.textbox]
+                and not block_fn.inputs
+                and block_fn.name == "<lambda>"
+                and not inspect.iscoroutinefunction(block_fn.fn)
+            ):
+                update = block_fn.fn()
+                if isinstance(update, dict) and "interactive" in update:
+                    block_fn.fn = self._show_send if update["interactive"] else self._show_stop
+        self.answer_events = [block_fn for block_fn in own if block_fn.name == "_submit_fn"]
+
+    def cancel_answers(self) -> list[dict[str, Any]]:
+        """For `cancels=`: every event that streams an answer (send, example, retry, edit)."""
+        return [block_fn.get_config() for block_fn in self.answer_events]
+
+
+class ChatTab:
+    """The chat tab's handlers; each resolves its visitor itself, since every event is also an API call."""
+
+    def __init__(self, service: ChatService, visitors: Visitors) -> None:
+        self.service = service
+        self.visitors = visitors
+
+    async def answer(
+        self,
+        message: str,
+        history: list[dict[str, Any]],
+        model: str,
+        owner: str | None,
+        conversation_id: str | None,
+        policy: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """ChatInterface's fn: it has shown `message` already; each yield replaces the answer bubble.
+
+        `owner` is the browser's token (the API caller's own id); the signed-in account wins over it.
+        """
+        scope = self.visitors.owner(owner, request, profile)
+        conversation_id = conversation_id or new_conversation_id()
+        shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
+        async for update in self.service.run_turn(scope, conversation_id, message, model, policy, shown_prompts=shown):
+            yield answer_markdown(update), usage_line(update), context_panel(update), conversation_id
+
+    def stop(
+        self, token: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> None:
+        owner = self.visitors.owner(token, request, profile)
+        if owner and conversation_id:
+            self.service.stop(owner, conversation_id)
+
+    def validate(self, message: str) -> dict[str, Any]:
+        """Checked before the message leaves the box: a refused one stays there, with the reason beside it."""
+        try:
+            self.service.check_prompt(message)
+        except PromptRejected as rejected:
+            return gr.validate(False, str(rejected))
+        return gr.validate(True, "")
+
+    async def undo(
+        self,
+        token: str | None,
+        conversation_id: str | None,
+        chat: list[dict[str, Any]],
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> None:
+        """Undo takes the last exchange off the page (and the prompt back to the box): the store follows."""
+        owner = self.visitors.owner(token, request, profile)
+        if owner and conversation_id:
+            await self.service.keep_shown(owner, conversation_id, prompts_in(chat)[:-1])
+
+
+def usage_line(update: TurnUpdate) -> str:
+    if update.stats:
+        return format_stats(update.stats, update.status)
+    return "" if update.status is TurnStatus.FAILED else ANSWERING
+
+
+def context_panel(update: TurnUpdate) -> str:
+    return format_context(update.context, update.stats) if update.context else CONTEXT_AFTER_TURN
+
+
+def chat_pane(
+    tab: ChatTab,
+    *,
+    model: gr.Component,
+    owner: gr.Component,
+    conversation_id: gr.State,
+    policy: gr.Component,
+    usage: gr.Component,
+    inspector: gr.Component,
+    concurrency_limit: int,
+    examples: Sequence[list[str]] = EXAMPLES,
+) -> ChatPane:
+    return ChatPane(
+        tab.answer,
+        on_stop=(tab.stop, [owner, conversation_id]),
+        chatbot=gr.Chatbot(
+            elem_id="chat",
+            buttons=["copy", "copy_all"],
+            show_label=False,
+            placeholder="**pydantic-ai chat**: streaming, multi-turn, offline on the demo model. Try an example:",
+        ),
+        textbox=gr.Textbox(
+            placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
+            elem_id="prompt",
+            lines=1,
+            max_lines=8,
+            submit_btn=True,
+            stop_btn=True,
+        ),
+        additional_inputs=[model, owner, conversation_id, policy],
+        additional_inputs_accordion=gr.Accordion(
+            "Context: what the model is sent", open=False, elem_id="context", render=False
+        ),
+        additional_outputs=[usage, inspector, conversation_id],
+        editable=True,
+        examples=list(examples),
+        save_history=False,
+        fill_height=True,
+        api_name="chat",
+        concurrency_limit=concurrency_limit,
+        validator=tab.validate,
+    )

@@ -1,0 +1,44 @@
+"""Page layout that Gradio's components do not set themselves: CSS and small page scripts."""
+
+from __future__ import annotations
+
+# The chat fills the window under a one-line header, so the message box is on screen at first load
+# (1280x800 and 390x844 alike); the sidebar's toggle is a 44 px target.
+CSS = """
+#header { align-items: center; gap: 8px; flex-wrap: nowrap; }
+#header #app-title { flex: 1 1 auto; min-width: 0; }
+#header #app-title h3 { margin: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+#header #model { flex: 0 1 260px; }
+#model-notice:empty, #model-notice:has(.prose:empty) { display: none; }
+#chat-tab { padding-top: 4px; }
+#chat { height: calc(100dvh - 250px) !important; min-height: 240px; flex-grow: 1; }
+#queued-note { display: none; font-size: 0.9em; opacity: 0.8; }
+#queued-note.visible { display: block; }
+#usage { font-size: 0.85em; min-height: 1.2em; }
+.sidebar .toggle-button, .sidebar-toggle, button[aria-label='Toggle Sidebar'] {
+    min-width: 44px !important; min-height: 44px !important;
+}
+@media (max-width: 767px) {
+    #chat { height: calc(100dvh - 230px) !important; }
+    .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
+}
+"""
+
+PHONE = "window.matchMedia('(max-width: 767px)').matches"
+
+# On a phone the sidebar covers the chat: it starts closed, and closes again once a chat is picked.
+PHONE_SIDEBAR = f"""(...args) => {{
+    if ({PHONE}) {{
+        const sidebar = document.querySelector('.sidebar');
+        const toggle = sidebar && sidebar.querySelector('.toggle-button, button');
+        if (sidebar && sidebar.classList.contains('open') && toggle) toggle.click();
+    }}
+    return args;
+}}"""
+
+# The address names the open chat (`?c=<id>`), so a reload or a bookmark reopens it.
+SHOW_CONVERSATION_IN_URL = """(id) => {
+    const url = new URL(window.location.href);
+    if (id) url.searchParams.set('c', id); else url.searchParams.delete('c');
+    window.history.replaceState(null, '', url);
+}"""
