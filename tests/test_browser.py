@@ -47,6 +47,12 @@ def browser():
         launched.close()
 
 
+def goto(page, url: str) -> None:
+    """Open the chat page and wait until it is ready: the load events end by naming the chat in the address."""
+    page.goto(url)
+    page.wait_for_function("() => new URLSearchParams(location.search).has('c')")
+
+
 def bot_text(page) -> str:
     bubbles = page.locator("[data-testid='bot']")
     return bubbles.last.inner_text() if bubbles.count() else ""
@@ -54,12 +60,16 @@ def bot_text(page) -> str:
 
 def send(page, text: str) -> None:
     page.locator("#prompt textarea").fill(text)
-    page.locator("#send").click()
+    page.locator("#prompt .submit-button").click()
+
+
+def stop(page) -> None:
+    page.locator("#prompt .stop-button").click()
 
 
 def test_type_send_watch_it_grow_then_stop(app, browser):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    page.goto(app.url)
+    goto(page, app.url)
     send(page, "count to 3000")
     page.wait_for_function(
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('5'); }"
@@ -71,7 +81,7 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
     )
     grown = bot_text(page)
     assert grown.startswith(early.strip()[:5]) and len(grown) > len(early)
-    page.locator("#stop").click()
+    stop(page)
     page.wait_for_function(
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.includes('stopped'); }"
     )
@@ -92,19 +102,20 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
 
 def test_an_empty_prompt_is_not_sent(app, browser):
     page = browser.new_page()
-    page.goto(app.url)
-    send(page, "   ")
-    page.get_by_text("Type a message first").first.wait_for()
+    goto(page, app.url)
+    page.locator("#prompt textarea").fill("   ")
+    page.locator("#prompt textarea").press("Enter")
+    page.wait_for_timeout(800)
     assert page.locator("[data-testid='user']").count() == 0
     page.close()
 
 
 def test_memory_across_turns_in_chinese(app, browser):
     page = browser.new_page()
-    page.goto(app.url)
-    send(page, "我叫小王,今年 28。")
+    goto(page, app.url)
+    send(page, "我叫小王，今年28岁。")
     page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
-    send(page, "我多大了?")
+    send(page, "我多大了？")
     page.wait_for_function(
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length == 2 && b[1].innerText.includes('28'); }"
     )
@@ -114,10 +125,11 @@ def test_memory_across_turns_in_chinese(app, browser):
 
 def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
     page = browser.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     huge = "x" * (app.service.max_prompt_chars + 1)
     send(page, huge)
-    page.get_by_text("the limit is").first.wait_for()
+    page.get_by_text("the limit here is").first.wait_for()
+    assert page.get_by_text("the limit here is").first.is_visible()  # on screen, beside the box
     page.wait_for_function("(n) => document.querySelector('#prompt textarea').value.length == n", arg=len(huge))
     assert page.locator("#prompt textarea").input_value() == huge  # back in the box, nothing lost
     assert page.locator("[data-testid='user']").count() == 0
@@ -138,7 +150,7 @@ def test_closing_the_tab_mid_stream_keeps_the_partial_answer(app, browser):
         return answers
 
     page = browser.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     send(page, "count to 2500")
     page.wait_for_function(
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }"
@@ -178,7 +190,7 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
     port = free_port()
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     with running_app(settings, port=port) as app:
-        page.goto(app.url)
+        goto(page, app.url)
         send(page, "我想做麻婆豆腐")
         _wait_answered(page, 1)
         page.locator("#new-chat").click()
@@ -234,12 +246,12 @@ def _owners(app) -> set[str]:
 def test_a_second_browser_sees_none_of_the_first_ones_conversations(app, browser):
     first = browser.new_context()
     page = first.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     send(page, "a private thought about 麻婆豆腐")
     page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('private thought')")
     second = browser.new_context()  # another browser profile: its own localStorage, its own visitor id
     other = second.new_page()
-    other.goto(app.url)
+    goto(other, app.url)
     other.wait_for_timeout(1000)
     assert "private thought" not in other.locator("#sessions").inner_text()
     other.locator("#search textarea, #search input").first.fill("private")
@@ -251,7 +263,7 @@ def test_a_second_browser_sees_none_of_the_first_ones_conversations(app, browser
 
 def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
     page = browser.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     send(page, "<img src=x onerror=window.__pwned=1> count to 3 <script>window.__ran=1</script>")
     page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('count to 3')")
     assert page.evaluate("() => [window.__pwned, window.__ran]") == [None, None]  # message HTML is inert
@@ -279,7 +291,7 @@ def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
 
 def test_editing_the_last_message_answers_the_new_text(app, browser):
     page = browser.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     send(page, "count to 3")
     page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
     page.locator("#chat button[aria-label='Edit']").click()
@@ -300,7 +312,7 @@ RECORD_CARD_RENDERS = """() => {
 
 def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app.url)
+    goto(page, app.url)
     page.get_by_role("tab", name="Recipe").click()
     page.evaluate(RECORD_CARD_RENDERS)
     page.locator("#dish textarea, #dish input").first.fill("麻婆豆腐")
@@ -335,9 +347,9 @@ def test_the_inspector_shows_the_summary_once_past_the_threshold(browser, tmp_pa
     )
     with running_app(settings) as app:
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(app.url)
-        page.locator("#context").get_by_text("Context: what the model is sent").click()
-        prompts = ["我叫小王,今年 28。", "Tell me about bread", "And about rice", "What about noodles?", "我多大了?"]
+        goto(page, app.url)
+        page.locator("#inspector-box").get_by_text("What the last answer was sent").click()
+        prompts = ["我叫小王，今年28岁。", "Tell me about bread", "And about rice", "What about noodles?", "我多大了？"]
         for number, prompt in enumerate(prompts, start=1):
             send(page, prompt)
             page.wait_for_function(
@@ -357,7 +369,7 @@ def test_the_inspector_shows_the_summary_once_past_the_threshold(browser, tmp_pa
 def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, browser):
     context = browser.new_context()
     page = context.new_page()
-    page.goto(app.url)
+    goto(page, app.url)
     page.wait_for_function("() => document.cookie.includes('chat_owner=')")  # the chat page shares its visitor id
     page.goto(f"{app.url}sse-demo")
     page.locator("#message").fill("我叫小王,今年 28。")
@@ -367,14 +379,14 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     assert "event: start" in events and "event: delta" in events
     assert "小王" in page.locator("#answer").inner_text()
     page.screenshot(path=str(ARTIFACTS / "sse-demo.png"), full_page=True)
-    page.goto(app.url)
+    goto(page, app.url)
     page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('我叫小王')")
     context.close()
 
 
 def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app.url)
+    goto(page, app.url)
     page.get_by_role("tab", name="Analyst → writer").click()
     page.locator("#handoff-data textarea").fill("Monthly sales: 120, 135, 128, 160, 190")
     page.locator("#handoff-go").click()
@@ -387,7 +399,7 @@ def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
 
 def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app.url)
+    goto(page, app.url)
     page.get_by_role("tab", name="Stream inspector").click()
     page.locator("#probe-go").click()
     page.wait_for_function("() => document.querySelector('#probe-note').innerText.includes('no debounce')")
@@ -399,7 +411,7 @@ def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, brows
 
 def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    page.goto(app.url)
+    goto(page, app.url)
     page.get_by_role("tab", name="Recipe").click()
     page.locator("#dish textarea, #dish input").first.fill("pancakes")
     page.locator("#generate").click()

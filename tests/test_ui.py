@@ -160,8 +160,8 @@ def side(tab):
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
     await answered(tab, "secret", "alice", "c1")
-    chat, conversation_id, title, usage, notice, policy = await side.switch("mallory", "c1")
-    assert chat == [] and conversation_id is None and "does not exist" in notice
+    chat, conversation_id, title, usage, notice, policy, listed = await side.switch("mallory", "c1")
+    assert chat == [] and conversation_id != "c1" and "does not exist" in notice and listed == gr.skip()
     chat, conversation_id, title, *_ = await side.switch("alice", "c1")
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
 
@@ -211,5 +211,5 @@ async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(
     await answered(tab, "hello", "alice", "c1")
     side.remember_policy("alice", "c1", "summary")
     side.remember_policy("mallory", "c1", "full")  # someone else's conversation: ignored
-    *_, policy = await side.switch("alice", "c1")
+    *_, policy, _ = await side.switch("alice", "c1")
     assert policy == "summary"

@@ -52,6 +52,8 @@ def build_demo(
     with gr.Blocks(title="pydantic-ai chat", fill_height=True) as demo:
         owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
         conversation_id = gr.State(None)
+        # A State never reaches the page; this copy does, so a page script can put the id in the address.
+        address = gr.Textbox(visible="hidden", elem_id="conversation-address")
 
         with gr.Sidebar(label="Conversations", width=300, elem_id="sidebar"):
             if settings.storage_notice:
@@ -184,36 +186,33 @@ def build_demo(
         chat_shown = pane.chatbot_value  # writing it shows a conversation in the ChatInterface
         refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
         answered = [dependency_of(pane, block_fn) for block_fn in pane.answer_events]
-        show_in_url = (None, conversation_id, None)
+        def show_in_url(event: Any) -> Any:
+            return event.then(copy_id, conversation_id, address, **private).then(
+                None, address, None, js=SHOW_CONVERSATION_IN_URL, **private
+            )
+
         for answer in answered:
-            answer.then(*refresh_sidebar, **private).then(*show_in_url, js=SHOW_CONVERSATION_IN_URL, **private)
+            # Not after a cancelled answer: the chat the visitor switched to refreshes the sidebar itself.
+            show_in_url(answer.success(*refresh_sidebar, **private))
         switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": PHONE_SIDEBAR, **private}
 
-        demo.load(visitors_token(visitors), owner, owner, **private).then(
+        opened = demo.load(visitors_token(visitors), owner, owner, **private).then(
             side.open_from_url, owner, [chat_shown, conversation_id, title, policy, session_list], **private
-        ).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private).then(
-            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
         )
+        show_in_url(opened).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private)
         demo.load(None, None, None, js=QUEUE_FOLLOW_UPS, **private)
+        demo.load(None, None, None, js=PHONE_SIDEBAR, **private)
         model.change(side.model_notice, model, model_notice, **private)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)
         pane.chatbot.undo(chat.undo, [owner, conversation_id, pane.chatbot], None, **private)
 
         fresh_chat = [chat_shown, conversation_id, title, usage, session_list, sidebar_notice]
-        new_chat.click(side.new_chat, None, fresh_chat, **switching).then(
-            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
-        )
+        show_in_url(new_chat.click(side.new_chat, None, fresh_chat, **switching))
         # The chat's own trash button starts a new chat too; the cleared one stays in the sidebar.
-        pane.chatbot.clear(side.new_chat, None, fresh_chat, **switching).then(
-            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
-        )
-        switch_outputs = [chat_shown, conversation_id, title, usage, sidebar_notice, policy]
-        session_list.input(side.switch, [owner, session_list], switch_outputs, **switching).then(
-            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
-        )
-        results.input(side.switch, [owner, results], switch_outputs, **switching).then(
-            *show_in_url, js=SHOW_CONVERSATION_IN_URL, **private
-        )
+        show_in_url(pane.chatbot.clear(side.new_chat, None, fresh_chat, **switching))
+        switch_outputs = [chat_shown, conversation_id, title, usage, sidebar_notice, policy, session_list]
+        show_in_url(session_list.input(side.switch, [owner, session_list], switch_outputs, **switching))
+        show_in_url(results.input(side.switch, [owner, results], switch_outputs, **switching))
         gr.on(
             [search.submit, search.change], side.search, [owner, search], results, **private, trigger_mode="always_last"
         )
@@ -276,3 +275,7 @@ def dependency_of(blocks: gr.Blocks, block_fn: Any) -> Any:
     from gradio.events import Dependency
 
     return Dependency(None, block_fn.get_config(), block_fn._id, block_fn.fn)
+
+
+def copy_id(conversation_id: str | None) -> str:
+    return conversation_id or ""

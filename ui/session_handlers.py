@@ -46,16 +46,17 @@ class SessionHandlers:
     async def switch(
         self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
-        """Open a conversation from the list: the chat is re-read from the store."""
+        """Open a conversation from the list: the chat is re-read from the store, and it is the one highlighted."""
         owner = visitor(owner, profile)
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), gr.skip()
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            return [], None, "", "", f"⚠️ {problem}", gr.skip()
+            return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
         policy = self.service.context_policy(owner or "", conversation_id).kind
-        return opened.bubbles, opened.conversation_id, opened.title, "", "", policy
+        listed = gr.update(choices=self.session_choices(owner), value=conversation_id)
+        return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
 
     def remember_policy(
         self, owner: str | None, conversation_id: str | None, policy: str, profile: gr.OAuthProfile | None = None

@@ -1,0 +1,154 @@
+"""The chat tab as a new user meets it, in Chromium at desktop (1280x800) and phone (390x844) sizes."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, app, bot_text, browser, goto, send, stop  # noqa: F401 (fixtures)
+
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(SIZES))
+def page(request, browser):  # noqa: F811
+    size = request.param
+    context = browser.new_context(viewport=SIZES[size], is_mobile=size == "phone", has_touch=size == "phone")
+    opened = context.new_page()
+    opened.size = size
+    yield opened
+    context.close()
+
+
+def wait_idle(page, answers: int) -> None:
+    """Until `answers` answers are shown and none is streaming (the send button is back)."""
+    page.wait_for_function(
+        "(n) => document.querySelectorAll(\"[data-testid='bot']\").length >= n"
+        " && document.querySelector('#prompt .submit-button') && !document.querySelector('#prompt .stop-button')"
+        " && document.querySelector('#usage').innerText.includes('total')",
+        arg=answers,
+    )
+
+
+def stored_prompts(app, owner_filter: str = "") -> list[list[str]]:  # noqa: F811
+    async def read() -> list[list[str]]:
+        found = []
+        for record in await app.service.store.read_records():
+            conversation = await app.service.store.load(record.conversation_id, scope=record.scope)
+            prompts = [
+                part.content
+                for message in conversation.messages
+                for part in message.parts
+                if getattr(part, "part_kind", "") == "user-prompt"
+            ]
+            if any(owner_filter in prompt for prompt in prompts):
+                found.append(prompts)
+        return found
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        return pool.submit(asyncio.run, read()).result()
+
+
+def open_sidebar_on_phone(page) -> None:
+    if page.size == "phone":
+        page.locator(".sidebar .toggle-button").click()
+        page.wait_for_function("() => document.querySelector('.sidebar').classList.contains('open')")
+
+
+def test_first_load_shows_the_box_and_examples_on_screen(app, page):  # noqa: F811
+    goto(page, app.url)
+    viewport = page.viewport_size
+    box = page.locator("#prompt textarea").bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= viewport["height"]  # no scrolling needed
+    assert page.get_by_text("count to 200").first.is_visible()  # examples on an empty chat
+    toggle = page.locator(".sidebar .toggle-button").bounding_box()
+    assert toggle["width"] >= 44 and toggle["height"] >= 44
+    sidebar_open = page.evaluate("() => document.querySelector('.sidebar').classList.contains('open')")
+    assert sidebar_open is (page.size == "desktop")  # on a phone the chat comes first
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"chat-first-load-{page.size}.png"))
+
+
+def test_a_follow_up_typed_during_an_answer_is_queued_and_sent_after_it(app, page):  # noqa: F811
+    goto(page, app.url)
+    box = page.locator("#prompt textarea")
+    send(page, "count to 90")
+    page.wait_for_function("() => document.querySelector('#prompt .stop-button')")
+    assert box.input_value() == "" and not box.is_disabled()  # cleared at once, still usable
+    assert page.locator("#prompt .submit-button").count() == 0  # one control: Send became Stop
+    follow_up = f"Je m'appelle Léa ({page.size}) ; my name is Lea and I am 19."
+    box.fill(follow_up)
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#queued-note').innerText.includes('Queued')")
+    assert "90." not in bot_text(page)  # it was queued while the first answer still streamed
+    wait_idle(page, 2)
+    users = [bubble.inner_text() for bubble in page.locator("[data-testid='user']").all()]
+    assert users == ["count to 90", follow_up]
+    assert "Lea" in bot_text(page) and "19" in bot_text(page)
+    assert [["count to 90", follow_up]] == stored_prompts(app, follow_up)
+
+
+def test_editing_the_first_message_answers_it_again_and_keeps_the_rest_as_a_branch(app, page):  # noqa: F811
+    goto(page, app.url)
+    marker = f"count to 3 ({page.size})"
+    send(page, marker)
+    wait_idle(page, 1)
+    send(page, "count to 4")
+    wait_idle(page, 2)
+    page.locator("#chat button[aria-label='Edit']").first.click()
+    page.locator("#chat textarea").fill(f"count to 2 ({page.size})")
+    page.locator("#chat button[aria-label='Submit']").click()
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('1 2.')")
+    wait_idle(page, 1)
+    assert page.locator("[data-testid='user']").count() == 1 and "1 2 3 4." not in page.locator("#chat").inner_text()
+    assert page.get_by_text("Error").count() == 0
+    page.reload()  # what is shown is what is stored
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('1 2.')")
+    assert page.locator("[data-testid='user']").count() == 1
+    assert stored_prompts(app, f"count to 2 ({page.size})") == [[f"count to 2 ({page.size})"]]
+
+
+def test_switching_chats_during_an_answer_keeps_pane_highlight_and_next_message_together(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, f"Mein Name ist Ines, I am 30 ({page.size}). My name is Ines.")
+    wait_idle(page, 1)
+    open_sidebar_on_phone(page)
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => document.querySelectorAll(\"[data-testid='user']\").length == 0")
+    send(page, "count to 3000")
+    page.wait_for_function("() => (document.querySelector(\"[data-testid='bot']\")?.innerText || '').includes('9')")
+    open_sidebar_on_phone(page)
+    page.locator("#sessions label", has_text="Ines").click()
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('Ines')")
+    shown = page.locator("#chat").inner_text()
+    page.wait_for_timeout(600)
+    assert page.locator("#chat").inner_text() == shown and "count to 3000" not in shown  # nothing else streams in
+    checked = page.locator("#sessions input:checked").evaluate("e => e.closest('label').innerText")
+    assert "Ines" in checked
+    if page.size == "phone":
+        assert not page.evaluate("() => document.querySelector('.sidebar').classList.contains('open')")
+    send(page, "How old am I?")
+    wait_idle(page, 2)
+    assert "30" in bot_text(page)
+    counting = [prompts for prompts in stored_prompts(app, "count to 3000")]
+    assert all(prompts == ["count to 3000"] for prompts in counting)  # the next message went to Ines's chat
+
+
+def test_reload_reopens_the_chat_and_its_address_opens_nothing_for_anyone_else(app, browser, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, f"Ciao, mi chiamo Luca ({page.size}) — count to 4000")
+    page.wait_for_function("() => (document.querySelector(\"[data-testid='bot']\")?.innerText || '').includes('20')")
+    stop(page)  # a stopped first answer still names the chat
+    page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('Ciao, mi chiamo Luca')")
+    address = page.url
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('stopped')")
+    assert "mi chiamo Luca" in page.locator("#chat").inner_text() and page.url == address
+    stranger = browser.new_context()
+    other = stranger.new_page()
+    other.goto(address)
+    other.wait_for_function("(a) => location.href != a && new URLSearchParams(location.search).has('c')", arg=address)
+    assert "Luca" not in other.locator("body").inner_text()
+    stranger.close()
