@@ -94,7 +94,7 @@ _CLICK_UNTIL_TEXT = """async () => {
   const before = bots().length;
   const shown = () => { const b = bots(); return b.length > before && b[b.length - 1].innerText.trim().length > 0; };
   const started = performance.now();
-  document.querySelector('#send').click();
+  (document.querySelector('#prompt .submit-button') || document.querySelector('#send')).click();
   return await new Promise((resolve) => {
     const observer = new MutationObserver(() => {
       if (shown()) { observer.disconnect(); resolve(performance.now() - started); }

@@ -275,7 +275,7 @@ def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
 
     def branches() -> list:
         rows = app.service.store.db.execute(
-            "SELECT branches_json FROM conversations WHERE title LIKE '%count to 3%'"
+            "SELECT branches_json FROM conversations WHERE title LIKE '%pwned=1> count to 3%'"
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
 

@@ -163,8 +163,11 @@ class ChatTab:
         scope = self.visitors.owner(owner, request, profile)
         conversation_id = conversation_id or new_conversation_id()
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
+        chat_of_this_answer: Any = conversation_id
         async for update in self.service.run_turn(scope, conversation_id, message, model, policy, shown_prompts=shown):
-            yield answer_markdown(update), usage_line(update), context_panel(update), conversation_id
+            yield answer_markdown(update), usage_line(update), context_panel(update), chat_of_this_answer
+            # Once only: a late update of an answer cancelled by a switch must not take the page back.
+            chat_of_this_answer = gr.skip()
 
     def stop(
         self, token: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
