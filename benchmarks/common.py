@@ -241,20 +241,23 @@ async def queue_chat(
 
 
 def _is_echo(generating: dict) -> bool:
-    """A first update (sent whole, later ones are diffs) whose chat ends with the visitor's own prompt."""
+    """A first update (sent whole, later ones are diffs) whose chat ends with the visitor's own prompt.
+
+    The chat tab's `/chat` streams the answer alone, so it never echoes; a Chatbot-shaped floor does.
+    """
     data = (generating.get("output") or {}).get("data") or []
     chat = data[0] if data else None
     return isinstance(chat, list) and bool(chat) and isinstance(chat[-1], dict) and chat[-1].get("role") == "user"
 
 
 def _failure_in(completed: dict) -> str | None:
-    """A failed turn: Gradio's own error, or our handler's failure notice in the usage line."""
+    """A failed turn: Gradio's own error, or our handler's failure notice (a ⚠️ line) in any text output."""
     if not completed.get("success", False):
         return str(completed.get("output"))[:200]
     data = (completed.get("output") or {}).get("data") or []
-    usage = data[1] if len(data) > 1 else None
-    if isinstance(usage, str) and usage.startswith("⚠️"):
-        return usage[:200]
+    for output in data:
+        if isinstance(output, str) and output.startswith("⚠️"):
+            return output[:200]
     return None
 
 
