@@ -152,3 +152,29 @@ def test_reload_reopens_the_chat_and_its_address_opens_nothing_for_anyone_else(a
     other.wait_for_function("(a) => location.href != a && new URLSearchParams(location.search).has('c')", arg=address)
     assert "Luca" not in other.locator("body").inner_text()
     stranger.close()
+
+
+def test_what_cannot_be_sent_stays_in_the_box_with_the_reason_on_screen(app, page):  # noqa: F811
+    goto(page, app.url)
+    box, note = page.locator("#prompt textarea"), page.locator("#prompt-note")
+    box.press("Enter")  # an empty box sends nothing
+    oversized = "ё" * (app.service.max_prompt_chars + 2)
+    box.fill(oversized)
+    box.press("Enter")
+    note.wait_for(state="visible")
+    assert f"{app.service.max_prompt_chars + 2:,} characters" in note.inner_text()
+    placed = note.bounding_box()
+    assert placed and placed["y"] + placed["height"] <= page.viewport_size["height"]  # on screen
+    page.locator("#prompt .submit-button").click()  # the button refuses it as well
+    assert box.input_value() == oversized
+    send(page, f"count to 5 ({page.size})")
+    note.wait_for(state="hidden")  # shortened: the reason goes away
+    page.wait_for_function("() => document.querySelector('#prompt .stop-button')")
+    box.fill(oversized)
+    box.press("Enter")  # during an answer: refused, not queued
+    note.wait_for(state="visible")
+    assert not page.locator("#queued-note").is_visible() and box.input_value() == oversized
+    box.fill("")
+    wait_idle(page, 1)
+    users = [bubble.inner_text() for bubble in page.locator("[data-testid='user']").all()]
+    assert users == [f"count to 5 ({page.size})"]

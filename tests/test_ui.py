@@ -17,6 +17,7 @@ from chat.render import to_bubbles
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from ui import ChatTab, SessionHandlers, Visitors, build_demo, launch_options
+from ui.chat_tab import composer_script
 
 pytestmark = pytest.mark.anyio
 
@@ -81,12 +82,17 @@ def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkey
     assert "API key" in notice and "Agent(" not in notice and "restart" not in notice
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", "y" * 51])
-def test_a_refused_prompt_stays_in_the_box_with_the_reason(tab, prompt):
-    verdict = tab.validate(prompt)
-    assert verdict["is_valid"] is False and verdict["message"]
-    assert "CHAT_" not in verdict["message"]  # a visitor cannot change the server's settings
-    assert tab.validate("hello")["is_valid"] is True
+@pytest.mark.parametrize("prompt", ["", "   ", "y" * 51, "长" * 51])
+async def test_a_refused_prompt_gets_the_reason_and_stores_nothing(tab, prompt):
+    # The page refuses these before sending (composer_script); an API caller gets the same reason.
+    bubble, usage, _, _ = (await answered(tab, prompt, "owner-9", "c9"))[-1]
+    assert bubble.startswith("⚠️") and "CHAT_" not in bubble  # a visitor cannot change the server's settings
+    assert await tab.service.store.load("c9", scope="owner-9") is None
+
+
+def test_the_page_refuses_over_the_same_limit_as_the_server(tab):
+    script = composer_script(tab.service.max_prompt_chars)
+    assert "const limit = 50;" in script and "MAX_PROMPT_CHARS" not in script
 
 
 async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):

@@ -13,7 +13,7 @@ from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
-from ui.chat_tab import QUEUE_FOLLOW_UPS, ChatTab, chat_pane
+from ui.chat_tab import ChatTab, chat_pane, composer_script
 from ui.handoff_handlers import HandoffHandlers
 from ui.inspector_handlers import COLUMNS, InspectorHandlers
 from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL
@@ -117,6 +117,7 @@ def build_demo(
                     concurrency_limit=settings.max_concurrent_streams,
                 )
                 gr.HTML("", elem_id="queued-note")
+                gr.HTML("", elem_id="prompt-note")
                 usage.render()
                 with gr.Accordion("What the last answer was sent", open=False, elem_id="inspector-box"):
                     inspector.render()
@@ -200,7 +201,7 @@ def build_demo(
             side.open_from_url, owner, [chat_shown, conversation_id, title, policy, session_list], **private
         )
         show_in_url(opened).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **private)
-        demo.load(None, None, None, js=QUEUE_FOLLOW_UPS, **private)
+        demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **private)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **private)
         model.change(side.model_notice, model, model_notice, **private)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **private)

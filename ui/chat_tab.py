@@ -13,7 +13,6 @@ from typing import Any
 import gradio as gr
 from gradio.context import get_blocks_context
 
-from chat.errors import PromptRejected
 from chat.render import answer_markdown, format_context, format_stats, prompts_in
 from chat.turns import ChatService, TurnStatus, TurnUpdate
 from ui.visitors import Visitors, new_conversation_id
@@ -30,38 +29,73 @@ EXAMPLES = [
     ["What can you do offline?"],
 ]
 
-QUEUE_FOLLOW_UPS = """() => {
-    // Enter while an answer streams queues the message; it is sent as soon as the answer ends.
+def composer_script(max_prompt_chars: int) -> str:
+    """The page script of the message box: it refuses what cannot be sent and queues follow-ups.
+
+    - A message over the limit stays in the box with the reason above it (the server refuses it too, for
+      API callers); an empty one is not sent. Checked here rather than by a Gradio `validator=`, which
+      would put every Send through the queue once more (45 ms in benchmarks/first_token.py).
+    - Enter while an answer streams queues the message; it is sent as soon as the answer ends.
+    """
+    return COMPOSER.replace("MAX_PROMPT_CHARS", str(int(max_prompt_chars)))
+
+
+COMPOSER = """() => {
     if (window.__chatQueue) return;
     const queued = window.__chatQueue = [];
+    const limit = MAX_PROMPT_CHARS;
     let draft = null;
     const box = () => document.querySelector('#prompt textarea');
     const answering = () => document.querySelector('#prompt .stop-button') !== null;
-    const note = () => document.querySelector('#queued-note');
     const setBox = (text) => {
         const el = box();
         Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, text);
         el.dispatchEvent(new Event('input', {bubbles: true}));
     };
-    const show = () => {
-        const n = note();
+    const noteText = (selector, text) => {
+        const n = document.querySelector(selector);
         if (!n) return;
-        n.textContent = queued.length ? `Queued: “${queued[0].slice(0, 60)}”` +
-            (queued.length > 1 ? ` and ${queued.length - 1} more` : '') + ' (sent when this answer ends)' : '';
-        n.classList.toggle('visible', queued.length > 0);
+        n.textContent = text;
+        n.classList.toggle('visible', text !== '');
     };
-    const hold = (event) => {
-        if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
-        if (event.target !== box() || !answering()) return;
+    const refusal = (text) => {
+        if (!text.trim()) return '';
+        if (text.length <= limit) return null;
+        const n = (x) => x.toLocaleString('en-US');
+        return `Your message is ${n(text.length)} characters; the limit here is ${n(limit)}. ` +
+            'Shorten it: it is still in the box.';
+    };
+    const showQueue = () => noteText('#queued-note', queued.length ?
+        `Queued: “${queued[0].slice(0, 60)}”` + (queued.length > 1 ? ` and ${queued.length - 1} more` : '') +
+        ' (sent when this answer ends)' : '');
+    const onEnter = (event) => {
+        if (event.key !== 'Enter' || event.shiftKey || event.isComposing || event.target !== box()) return;
+        const refused = refusal(box().value);
+        if (refused === null && !answering()) return;  // Gradio sends it
         event.preventDefault();
         event.stopImmediatePropagation();
-        if (event.type === 'keydown' && box().value.trim()) {
+        if (event.type !== 'keydown') return;
+        if (refused !== null) {
+            noteText('#prompt-note', refused);
+        } else {
             queued.push(box().value);
             setBox('');
-            show();
+            showQueue();
         }
     };
-    for (const type of ['keydown', 'keypress']) document.addEventListener(type, hold, true);
+    const onSendClick = (event) => {
+        if (!event.target.closest || !event.target.closest('#prompt .submit-button')) return;
+        const refused = refusal(box().value);
+        if (refused === null) return;
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        noteText('#prompt-note', refused);
+    };
+    for (const type of ['keydown', 'keypress']) document.addEventListener(type, onEnter, true);
+    document.addEventListener('click', onSendClick, true);
+    document.addEventListener('input', (event) => {
+        if (event.target === box() && refusal(box().value) === null) noteText('#prompt-note', '');
+    }, true);
     setInterval(() => {
         if (draft !== null && answering()) {  // the queued message is on its way: give the draft back
             if (!box().value) setBox(draft);
@@ -71,7 +105,7 @@ QUEUE_FOLLOW_UPS = """() => {
         if (!queued.length || answering() || !send || send.disabled) return;
         draft = box().value || null;
         setBox(queued.shift());
-        show();
+        showQueue();
         setTimeout(() => send.click(), 30);
     }, 150);
 }"""
@@ -81,7 +115,7 @@ class ChatPane(gr.ChatInterface):
     """`gr.ChatInterface`, with two changes to what an answer does to the message box.
 
     - The box stays usable while an answer streams (Gradio disables and then clears it): a draft typed
-      meanwhile is kept, and Enter queues it (`QUEUE_FOLLOW_UPS`).
+      meanwhile is kept, and Enter queues it (`composer_script`).
     - Stop ends the run through `chat/` (`on_stop`) instead of cancelling the event, so the answer ends
       with its "stopped" label and its usage like any other; Gradio's cancel would freeze the bubble
       mid-word and show the label only after a reload. Switching chats still cancels (`answer_events`).
@@ -94,6 +128,10 @@ class ChatPane(gr.ChatInterface):
 
     def _clear_and_save_textbox(self, message: Any) -> tuple[Any, Any]:
         return gr.update(value=""), message
+
+    def _take_message(self, message: Any, shown: list[Any]) -> tuple[Any, Any, list[Any]]:
+        """Clear the box and show the message in the chat in one request (Gradio makes it two)."""
+        return gr.update(value=""), message, self._append_message_to_history(message, shown)
 
     def _show_stop(self) -> gr.Textbox:
         return gr.Textbox(submit_btn=False, stop_btn=self.original_stop_btn)
@@ -132,6 +170,25 @@ class ChatPane(gr.ChatInterface):
                 if isinstance(update, dict) and "interactive" in update:
                     block_fn.fn = self._show_send if update["interactive"] else self._show_stop
         self.answer_events = [block_fn for block_fn in own if block_fn.name == "_submit_fn"]
+        self._merge_take_and_show(own)
+
+    def _merge_take_and_show(self, own: list[Any]) -> None:
+        """Send clears the box and shows the message in one round trip instead of two chained ones.
+
+        Each chained event costs the page a request and a render before the next starts; this one was
+        about 30 ms of every Send (benchmarks/first_token.py). The second step stays, without a backend
+        call, so what Gradio chained after it still runs.
+        """
+        take = next(block_fn for block_fn in own if block_fn.name == "_clear_and_save_textbox")
+        show = next(
+            block_fn
+            for block_fn in own
+            if block_fn.trigger_after == take._id and block_fn.name == "_append_message_to_history"
+        )
+        take.fn, take.name = self._take_message, "_take_message"
+        take.inputs = [self.textbox, self.chatbot]
+        take.outputs = [self.textbox, self.saved_input, self.chatbot]
+        show.fn, show.name, show.inputs, show.outputs, show.queue = None, None, [], [], False
 
     def cancel_answers(self) -> list[dict[str, Any]]:
         """For `cancels=`: every event that streams an answer (send, example, retry, edit)."""
@@ -175,14 +232,6 @@ class ChatTab:
         owner = self.visitors.owner(token, request, profile)
         if owner and conversation_id:
             self.service.stop(owner, conversation_id)
-
-    def validate(self, message: str) -> dict[str, Any]:
-        """Checked before the message leaves the box: a refused one stays there, with the reason beside it."""
-        try:
-            self.service.check_prompt(message)
-        except PromptRejected as rejected:
-            return gr.validate(False, str(rejected))
-        return gr.validate(True, "")
 
     async def undo(
         self,
@@ -248,5 +297,4 @@ def chat_pane(
         fill_height=True,
         api_name="chat",
         concurrency_limit=concurrency_limit,
-        validator=tab.validate,
     )

@@ -13,13 +13,14 @@ CSS = """
 #chat-tab { padding-top: 4px; }
 #chat { height: calc(100dvh - 250px) !important; min-height: 240px; flex-grow: 1; }
 /* Just above the message box, wherever the page is scrolled: the box sits at the bottom of the window. */
-#queued-note { display: none; }
-#queued-note.visible {
+#queued-note, #prompt-note { display: none; }
+#queued-note.visible, #prompt-note.visible {
     display: block; position: fixed; bottom: 116px; right: 24px; z-index: 50; max-width: min(520px, 80vw);
     padding: 6px 12px; border-radius: 8px; font-size: 0.9em;
     background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary);
     box-shadow: var(--shadow-drop-lg);
 }
+#prompt-note.visible { border-color: var(--error-border-color); color: var(--error-text-color); }
 #usage { font-size: 0.85em; min-height: 1.2em; }
 .sidebar .toggle-button, .sidebar-toggle, button[aria-label='Toggle Sidebar'] {
     min-width: 44px !important; min-height: 44px !important;
@@ -27,7 +28,7 @@ CSS = """
 @media (max-width: 767px) {
     #chat { height: calc(100dvh - 230px) !important; }
     #header { padding-left: 40px; }  /* clear of the sidebar toggle */
-    #queued-note.visible { bottom: 96px; right: 12px; }
+    #queued-note.visible, #prompt-note.visible { bottom: 96px; right: 12px; }
     .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
 }
 """
