@@ -53,7 +53,7 @@ PANCAKES = {
 
 COOKBOOK = {"麻婆豆腐": MAPO_TOFU, "mapo tofu": MAPO_TOFU, "mapo": MAPO_TOFU, "pancake": PANCAKES}
 
-_NOT_FOOD = re.compile(r"\d\s*[-+*/x×÷]\s*\d|\b(weather|stock|capital of|who is|what is the time)\b", re.I)
+_NOT_FOOD = re.compile(r"\d\s*[-+*/x×÷]\s*\d|\b(weather|stock|capital of|who is|what is the time)\b", re.IGNORECASE)
 
 
 def _dish_name(request: str) -> str:

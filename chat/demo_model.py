@@ -83,7 +83,9 @@ _NAME_END = r"\s,，。.!！?？、;；:：「」『』()（）"
 _NAME_PATTERNS = [
     re.compile(rf"我叫\s*([^{_NAME_END}]{{1,12}})"),
     re.compile(rf"我的名字(?:是|叫)\s*([^{_NAME_END}]{{1,12}})"),
-    re.compile(rf"(?:私|わたし|僕|ぼく|俺)の名前は\s*([^{_NAME_END}]{{1,12}}?)\s*(?:です|だ|と申します|[{_NAME_END}]|$)"),
+    re.compile(
+        rf"(?:私|わたし|僕|ぼく|俺)の名前は\s*([^{_NAME_END}]{{1,12}}?)\s*(?:です|だ|と申します|[{_NAME_END}]|$)"
+    ),
     re.compile(rf"(?:私|わたし|僕|ぼく)は\s*([^{_NAME_END}\d]{{1,12}}?)\s*(?:です|と申します)"),
     re.compile(r"\bmy name is\s+([A-Za-z][\w'-]*)", re.IGNORECASE),
     re.compile(r"\bcall me\s+([A-Za-z][\w'-]*)", re.IGNORECASE),

@@ -28,7 +28,6 @@ from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)
 
-HANDOFF_KIND = "handoff"
 ANALYST_INSTRUCTIONS = (
     "You are the ANALYST. Analyse the data or question the user gives: the key numbers, the trend, "
     "anything unusual, and the caveats. Answer as a short Markdown bullet list; no prose article."
@@ -151,6 +150,6 @@ class HandoffService:
     async def _store(self, owner: str, run_id: str, data: str, messages: list[ModelMessage]) -> None:
         if not messages:
             return
+        # An ordinary chat: listed and searchable in the sidebar, and it can be continued there.
         await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
-        self.store.set_kind(run_id, owner, HANDOFF_KIND)
         self.store.set_title(run_id, owner, "Analysis: " + title_from_prompt(data, limit=40))

@@ -83,7 +83,8 @@ class ModelResolver:
     def _build(self, name: str) -> Model:
         if not name:
             raise ModelUnavailable(
-                f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.", "no model is selected."
+                f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.",
+                "no model is selected.",
             )
         if name == DEMO_MODEL:
             return DemoModel(pace=self._demo_pace)

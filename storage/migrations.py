@@ -63,3 +63,9 @@ def m004_context_policy_and_summaries(db: Database) -> None:
         {"conversation_id": str, "scope": str, "summary": str, "covered": int, "updated_at": str},
         pk="conversation_id",
     )
+
+
+@migrations()
+def m005_handoff_runs_are_chats(db: Database) -> None:
+    # Analyst -> writer runs were kept out of the sidebar; they are conversations a visitor looks for.
+    db.execute("UPDATE conversations SET kind = 'chat' WHERE kind = 'handoff'")

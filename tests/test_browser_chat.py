@@ -57,6 +57,16 @@ def open_sidebar_on_phone(page) -> None:
         page.wait_for_function("() => document.querySelector('.sidebar').classList.contains('open')")
 
 
+def open_tab(page, name: str) -> None:
+    """A tab by its name; on a phone the later ones sit in Gradio's "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count():
+        tab.click()
+    else:
+        page.get_by_label("More tabs").click()
+        page.locator(".overflow-dropdown button", has_text=name).click()
+
+
 def test_first_load_shows_the_box_and_examples_on_screen(app, page):  # noqa: F811
     goto(page, app.url)
     viewport = page.viewport_size
@@ -178,3 +188,57 @@ def test_what_cannot_be_sent_stays_in_the_box_with_the_reason_on_screen(app, pag
     wait_idle(page, 1)
     users = [bubble.inner_text() for bubble in page.locator("[data-testid='user']").all()]
     assert users == [f"count to 5 ({page.size})"]
+
+
+def test_an_analyst_to_writer_run_is_listed_searchable_and_opens_in_the_chat(app, page):  # noqa: F811
+    goto(page, app.url)
+    data = f"Wochenumsatz ({page.size}): 42, 57, 61, 48, 73"
+    open_tab(page, "Analyst → writer")
+    page.locator("#handoff-data textarea").fill(data)
+    page.locator("#handoff-go").click()
+    page.wait_for_function("() => document.querySelector('#handoff-note').innerText.includes('Done')")
+    open_sidebar_on_phone(page)
+    page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Analysis: Wochenumsatz')")
+    page.locator("#search textarea, #search input").first.fill("numbers say")  # a phrase of the writer's article
+    found = page.locator("#search-results label", has_text="Wochenumsatz")
+    found.wait_for()
+    found.click()  # from the analyst's tab: the chat it opens comes forward
+    page.wait_for_function("(d) => document.querySelector('#chat')?.innerText.includes(d)", arg=data)
+    assert page.locator("#chat").is_visible() and page.locator("#prompt textarea").is_visible()
+    assert "56.20" in page.locator("#chat").inner_text()  # the analyst's mean, then the writer's article
+    assert page.locator("[data-testid='bot']").count() == 2
+
+
+def test_no_loading_spinner_flashes_over_the_box_or_the_sidebar_after_a_turn(app, page):  # noqa: F811
+    goto(page, app.url)
+    page.evaluate("""() => {
+        window.__spinners = [];
+        const watch = () => document.querySelectorAll("[data-testid='status-tracker']").forEach((tracker) => {
+            const where = tracker.closest('#prompt, #sidebar, #sessions, #title, #usage');
+            if (where && !tracker.classList.contains('hide')) window.__spinners.push(where.id + ' ' + tracker.className);
+        });
+        new MutationObserver(watch).observe(document.body, {subtree: true, attributes: true, childList: true});
+    }""")
+    send(page, f"Hola, soy Nuria ({page.size})")
+    wait_idle(page, 1)
+    page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('Nuria')")
+    page.wait_for_timeout(300)  # the events chained after the answer have run
+    assert page.evaluate("() => window.__spinners") == []
+
+
+def test_an_export_of_a_chinese_titled_chat_shows_and_keeps_its_name(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, f"我叫小林，今年35岁。我住在大阪，喜欢拉面和咖喱（{page.size}）")
+    wait_idle(page, 1)
+    open_sidebar_on_phone(page)
+    page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('小林')")
+    page.locator("#conversation-tools").click()
+    page.locator("#export-json").click()
+    stem = page.locator("#download .stem")
+    stem.wait_for()
+    assert stem.inner_text().startswith("我叫小林-今年35岁")
+    assert stem.bounding_box()["width"] >= 40  # the start of the name is on screen, not only ".json"
+    with page.expect_download() as download:
+        page.locator("#download a").first.click()
+    assert download.value.suggested_filename.startswith("我叫小林-今年35岁")
+    assert download.value.suggested_filename.endswith(".json")

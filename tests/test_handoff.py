@@ -32,8 +32,10 @@ async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stor
     stored = (await store.load("h1", scope="alice")).messages
     assert [m.kind for m in stored] == ["request", "response", "request", "response"]
     assert stored[3].parts[0].content == "ARTICLE about 146.6"
-    assert store.list_sessions("alice", kind="handoff")[0].title.startswith("Analysis: 120, 135, 190")
-    assert store.list_sessions("alice") == []  # not in the chat sidebar
+    # Listed and searchable in the chat sidebar like any conversation, and only for its owner.
+    assert store.list_sessions("alice")[0].title.startswith("Analysis: 120, 135, 190")
+    assert [hit.conversation_id for hit in store.search("alice", "ARTICLE about")] == ["h1"]
+    assert store.list_sessions("bob") == [] and store.search("bob", "ARTICLE about") == []
 
 
 async def test_the_demo_personas_analyse_then_write_with_no_key(store):

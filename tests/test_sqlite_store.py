@@ -50,8 +50,40 @@ def test_migrating_twice_changes_nothing(tmp_path):
             "m002_full_text_search_over_messages",
             "m003_conversation_kind",
             "m004_context_policy_and_summaries",
+            "m005_handoff_runs_are_chats",
         ]
     )
+
+
+async def test_analyst_runs_stored_before_m005_join_the_sidebar(tmp_path):
+    from sqlite_utils import Database
+
+    path = tmp_path / "older.db"
+    older = Database(path)
+    migrations.apply(older, stop_before="m005_handoff_runs_are_chats")
+    older["conversations"].insert(
+        {
+            "id": "run-7",
+            "scope": "zoë",
+            "title": "Analysis: Q3 Umsatz",
+            "kind": "handoff",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-01-01T00:00:00+00:00",
+        }
+    )
+    older["conversations"].insert(
+        {
+            "id": "recipe-2",
+            "scope": "zoë",
+            "title": "Ramen",
+            "kind": "recipe",
+            "created_at": "2026-01-02T00:00:00+00:00",
+            "updated_at": "2026-01-02T00:00:00+00:00",
+        }
+    )
+    older.close()
+    reopened = SQLiteConversationStore(path)
+    assert [s.conversation_id for s in reopened.list_sessions("zoë")] == ["run-7"]  # recipes stay apart
 
 
 def test_connections_use_wal_busy_timeout_and_foreign_keys(store):

@@ -76,7 +76,10 @@ def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkey
     side = SessionHandlers(Sessions(tab.service.store), tab.service)
     menu = dict((value, label) for label, value in side.model_menu())
     assert menu["demo"] == "demo"
-    assert menu["openai-chat:gpt-4o-mini"] == "openai-chat:gpt-4o-mini (unavailable: its API key is not configured on this server.)"
+    assert (
+        menu["openai-chat:gpt-4o-mini"]
+        == "openai-chat:gpt-4o-mini (unavailable: its API key is not configured on this server.)"
+    )
     assert side.model_notice("demo") == ""
     notice = side.model_notice("openai-chat:gpt-4o-mini")
     assert "API key" in notice and "Agent(" not in notice and "restart" not in notice
@@ -85,7 +88,7 @@ def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkey
 @pytest.mark.parametrize("prompt", ["", "   ", "y" * 51, "长" * 51])
 async def test_a_refused_prompt_gets_the_reason_and_stores_nothing(tab, prompt):
     # The page refuses these before sending (composer_script); an API caller gets the same reason.
-    bubble, usage, _, _ = (await answered(tab, prompt, "owner-9", "c9"))[-1]
+    bubble, *_ = (await answered(tab, prompt, "owner-9", "c9"))[-1]
     assert bubble.startswith("⚠️") and "CHAT_" not in bubble  # a visitor cannot change the server's settings
     assert await tab.service.store.load("c9", scope="owner-9") is None
 
@@ -129,7 +132,10 @@ async def test_undo_takes_the_last_exchange_out_of_the_store(tab):
     history = []
     for prompt in ("first ✓", "second ✓"):
         *_, (bubble, *_) = await answered(tab, prompt, "owner", "c1", history)
-        history += [{"role": "user", "content": [{"type": "text", "text": prompt}]}, {"role": "assistant", "content": bubble}]
+        history += [
+            {"role": "user", "content": [{"type": "text", "text": prompt}]},
+            {"role": "assistant", "content": bubble},
+        ]
     await tab.undo("owner", "c1", history, page())
     assert [b["content"] for b in to_bubbles(await tab.service.load_messages("owner", "c1"))][0::2] == ["first ✓"]
     await tab.undo("mallory", "c1", history[:2], page())  # someone else's: nothing happens

@@ -8,7 +8,6 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.handoff import HandoffService
-from chat.models import model_choices
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
@@ -16,12 +15,20 @@ from chat.turns import ChatService
 from ui.chat_tab import ChatTab, chat_pane, composer_script
 from ui.handoff_handlers import HandoffHandlers
 from ui.inspector_handlers import COLUMNS, InspectorHandlers
-from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL
+from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_handlers import RecipeHandlers
 from ui.session_handlers import SessionHandlers
 from ui.visitors import Visitors, new_conversation_id, new_owner_token
 
-__all__ = ["ChatTab", "SessionHandlers", "Visitors", "build_demo", "launch_options", "new_conversation_id", "new_owner_token"]
+__all__ = [
+    "ChatTab",
+    "SessionHandlers",
+    "Visitors",
+    "build_demo",
+    "launch_options",
+    "new_conversation_id",
+    "new_owner_token",
+]
 
 OWNER_STORAGE_KEY = "pydantic-ai-chat-owner"
 
@@ -48,7 +55,8 @@ def build_demo(
         HandoffService(service.store, service.models, request_timeout=service.request_timeout), visitors
     )
     side = SessionHandlers(sessions, service, visitors)
-    private: dict[str, Any] = {"api_visibility": "private"}
+    # Page-internal events: no API endpoint, and no spinner over the sidebar or the box while they run.
+    private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}
     with gr.Blocks(title="pydantic-ai chat", fill_height=True) as demo:
         owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
         conversation_id = gr.State(None)
@@ -104,7 +112,10 @@ def build_demo(
                     render=False,
                 )
                 inspector = gr.Markdown(
-                    "*Send a message to see what the model was sent.*", elem_id="inspector", label="context", render=False
+                    "*Send a message to see what the model was sent.*",
+                    elem_id="inspector",
+                    label="context",
+                    render=False,
                 )
                 pane = chat_pane(
                     chat,
@@ -187,6 +198,7 @@ def build_demo(
         chat_shown = pane.chatbot_value  # writing it shows a conversation in the ChatInterface
         refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
         answered = [dependency_of(pane, block_fn) for block_fn in pane.answer_events]
+
         def show_in_url(event: Any) -> Any:
             return event.then(copy_id, conversation_id, address, **private).then(
                 None, address, None, js=SHOW_CONVERSATION_IN_URL, **private
@@ -195,7 +207,7 @@ def build_demo(
         for answer in answered:
             # Not after a cancelled answer: the chat the visitor switched to refreshes the sidebar itself.
             show_in_url(answer.success(*refresh_sidebar, **private))
-        switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": PHONE_SIDEBAR, **private}
+        switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": SHOW_PICKED_CHAT, **private}
 
         opened = demo.load(visitors_token(visitors), owner, owner, **private).then(
             side.open_from_url, owner, [chat_shown, conversation_id, title, policy, session_list], **private
@@ -248,7 +260,7 @@ def build_demo(
             [analysis, article, handoff_note],
             concurrency_limit=settings.max_concurrent_streams,
             **private,
-        )
+        ).then(*refresh_sidebar, **private)  # the run is a conversation of its own in the list
         handoff_stop.click(handoffs.stop, [owner, handoff_run], None, **private)
         gr.on(
             [probe_go.click, probe.submit],

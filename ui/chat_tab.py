@@ -29,6 +29,7 @@ EXAMPLES = [
     ["What can you do offline?"],
 ]
 
+
 def composer_script(max_prompt_chars: int) -> str:
     """The page script of the message box: it refuses what cannot be sent and queues follow-ups.
 
@@ -141,7 +142,8 @@ class ChatPane(gr.ChatInterface):
 
     def _setup_stop_events(self, event_triggers: list[Any], events_to_cancel: list[Any], after_success: Any) -> None:
         self._send_button = self.textbox.submit_btn
-        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False}
+        # No progress spinner: the swap is instant, and a spinner over the box flashed after every answer.
+        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False, "show_progress": "hidden"}
         after_success.success(self._show_stop, None, [self.textbox], **quiet)
         for trigger in event_triggers:
             trigger(self._show_stop, None, [self.textbox], **quiet)
@@ -169,7 +171,10 @@ class ChatPane(gr.ChatInterface):
                 update = block_fn.fn()
                 if isinstance(update, dict) and "interactive" in update:
                     block_fn.fn = self._show_send if update["interactive"] else self._show_stop
+                    block_fn.show_progress = "hidden"
         self.answer_events = [block_fn for block_fn in own if block_fn.name == "_submit_fn"]
+        for answer in self.answer_events:  # the answer's progress shows in the chat, not on the usage line
+            answer.show_progress_on = [self.chatbot]
         self._merge_take_and_show(own)
 
     def _merge_take_and_show(self, own: list[Any]) -> None:
@@ -188,6 +193,7 @@ class ChatPane(gr.ChatInterface):
         take.fn, take.name = self._take_message, "_take_message"
         take.inputs = [self.textbox, self.chatbot]
         take.outputs = [self.textbox, self.saved_input, self.chatbot]
+        take.show_progress = "hidden"  # it takes a few ms; a spinner over the box would only flash
         show.fn, show.name, show.inputs, show.outputs, show.queue = None, None, [], [], False
 
     def cancel_answers(self) -> list[dict[str, Any]]:
@@ -227,7 +233,11 @@ class ChatTab:
             chat_of_this_answer = gr.skip()
 
     def stop(
-        self, token: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        token: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> None:
         owner = self.visitors.owner(token, request, profile)
         if owner and conversation_id:

@@ -21,6 +21,9 @@ CSS = """
     box-shadow: var(--shadow-drop-lg);
 }
 #prompt-note.visible { border-color: var(--error-border-color); color: var(--error-text-color); }
+/* Gradio's file table gives the size column the room and hides the name: the name comes first. */
+#download td.filename { width: 100%; }
+#download td.download { width: auto; min-width: 0; padding-left: 8px; }
 #usage { font-size: 0.85em; min-height: 1.2em; }
 .sidebar .toggle-button, .sidebar-toggle, button[aria-label='Toggle Sidebar'] {
     min-width: 44px !important; min-height: 44px !important;
@@ -43,6 +46,14 @@ PHONE_SIDEBAR = f"""(...args) => {{
         if (sidebar && sidebar.classList.contains('open') && toggle) toggle.click();
     }}
     return args;
+}}"""
+
+# A chat picked from the sidebar (or a new one) is shown: the Chat tab comes forward, and on a phone
+# the sidebar gets out of the way.
+SHOW_PICKED_CHAT = f"""(...args) => {{
+    const chatTab = document.querySelector('#chat-tab-button');
+    if (chatTab && chatTab.getAttribute('aria-selected') !== 'true') chatTab.click();
+    return ({PHONE_SIDEBAR})(...args);
 }}"""
 
 # The address names the open chat (`?c=<id>`), so a reload or a bookmark reopens it.

@@ -10,8 +10,8 @@ import gradio as gr
 from chat.errors import ConversationUnavailable, PromptRejected
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
-from ui.visitors import Visitors, new_conversation_id
 from ui.session_handlers import session_label
+from ui.visitors import Visitors, new_conversation_id
 
 
 class RecipeHandlers:

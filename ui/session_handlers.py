@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,18 @@ def session_label(summary: SessionSummary) -> str:
     return f"{summary.title} · {relative_time(summary.updated_at)}"
 
 
-def _file_stem(title: str) -> str:
-    stem = re.sub(r"[^\w\- ]+", "", title, flags=re.UNICODE).strip().replace(" ", "-")
-    return stem[:60] or "conversation"
+def _file_stem(title: str, columns: int = 28) -> str:
+    """A download's name from a title: words joined by '-', short enough to show whole in the sidebar.
+
+    Chinese and Japanese characters are twice as wide as Latin ones, so the cut counts columns.
+    """
+    words = re.sub(r"[\W_]+", "-", title, flags=re.UNICODE).strip("-")
+    stem, width = "", 0
+    for char in words:
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if width > columns:
+            break
+        stem += char
+    if len(stem) < len(words) and "-" in stem[len(stem) // 2 :]:
+        stem = stem[: stem.rfind("-")]  # on a word boundary when there is one
+    return stem.strip("-") or "conversation"
