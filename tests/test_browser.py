@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -323,6 +324,10 @@ def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browse
     assert "嫩豆腐" in renders[-1] and "葱花" in renders[-1]
     assert any("嫩豆腐" in text and "出锅" not in text for text in renders)  # ingredients came before steps
     assert '"name": "麻婆豆腐"' in page.locator("#recipe-json").inner_text()
+    counted = re.search(
+        r"(\d+) partial snapshots received · (\d+) rendered", page.locator("#recipe-counters").inner_text()
+    )
+    assert counted and 0 < int(counted[2]) <= int(counted[1])  # never more shown than received
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "recipe.png"), full_page=True)
 

@@ -242,3 +242,35 @@ def test_an_export_of_a_chinese_titled_chat_shows_and_keeps_its_name(app, page):
         page.locator("#download a").first.click()
     assert download.value.suggested_filename.startswith("我叫小林-今年35岁")
     assert download.value.suggested_filename.endswith(".json")
+
+
+def test_delete_asks_beside_its_button_and_never_for_another_chat(app, page):  # noqa: F811
+    goto(page, app.url)
+    for name in ("Olga", "Piet"):
+        open_sidebar_on_phone(page)
+        page.locator("#new-chat").click()
+        page.wait_for_function("() => document.querySelectorAll(\"[data-testid='user']\").length == 0")
+        send(page, f"I am {name} ({page.size})")
+        wait_idle(page, 1)
+    open_sidebar_on_phone(page)
+    page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+    page.locator("#conversation-tools").click()
+    ask, confirm = page.locator("#delete"), page.locator("#confirm-delete")
+    ask.click()
+    confirm.wait_for()
+    asked, shown = ask.bounding_box(), confirm.bounding_box()
+    assert 0 <= shown["y"] - (asked["y"] + asked["height"]) <= 24  # right under the button pressed
+    assert ask.inner_text() == "Keep it"
+    ask.click()  # changed my mind
+    confirm.wait_for(state="hidden")
+    ask.click()
+    confirm.wait_for()
+    page.locator("#sessions label", has_text="Olga").click()  # another chat: the question is withdrawn
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('Olga')")
+    confirm.wait_for(state="hidden")
+    open_sidebar_on_phone(page)
+    assert page.locator("#sessions label").count() == 2
+    ask.click()
+    confirm.click()
+    page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 1")
+    assert "Piet" in page.locator("#sessions").inner_text() and ask.inner_text() == "Delete…"

@@ -17,7 +17,7 @@ from ui.handoff_handlers import HandoffHandlers
 from ui.inspector_handlers import COLUMNS, InspectorHandlers
 from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_handlers import RecipeHandlers
-from ui.session_handlers import SessionHandlers
+from ui.session_handlers import ASK_TO_DELETE, CONFIRM_DELETE, SessionHandlers
 from ui.visitors import Visitors, new_conversation_id, new_owner_token
 
 __all__ = [
@@ -79,9 +79,9 @@ def build_demo(
                     export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
                     export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
                 download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
-                delete = gr.Button("Delete…", variant="stop", size="sm", elem_id="delete")
+                delete = gr.Button(ASK_TO_DELETE, variant="stop", size="sm", elem_id="delete")
                 confirm_delete = gr.Button(
-                    "Confirm delete", variant="stop", size="sm", visible=False, elem_id="confirm-delete"
+                    CONFIRM_DELETE, variant="stop", size="sm", visible=False, elem_id="confirm-delete"
                 )
             import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
             sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
@@ -231,7 +231,22 @@ def build_demo(
         )
         rename.click(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
         title.submit(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **private)
-        delete.click(side.ask_to_delete, conversation_id, [confirm_delete, sidebar_notice], **private)
+        delete.click(side.ask_to_delete, [conversation_id, delete], [delete, confirm_delete, sidebar_notice], **private)
+        gr.on(
+            [
+                new_chat.click,
+                pane.chatbot.clear,
+                session_list.input,
+                results.input,
+                import_button.upload,
+                confirm_delete.click,
+            ],
+            side.put_delete_away,
+            None,
+            [delete, confirm_delete],
+            queue=False,
+            **private,
+        )
         confirm_delete.click(
             side.delete,
             [owner, conversation_id],

@@ -50,7 +50,8 @@ class RecipeHandlers:
             debounce=float(debounce or 0),
             mode=mode,  # type: ignore[arg-type]
         ):
-            rendered += 1
+            if not update.final:  # the final update is the validated recipe, not one more snapshot
+                rendered += 1
             card = render_card(update.recipe, incomplete=update.status is RecipeStatus.STOPPED)
             if update.error:
                 card = f"> ⚠️ {update.error}\n\n{card}"

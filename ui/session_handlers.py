@@ -21,6 +21,10 @@ from ui.visitors import Visitors, new_conversation_id
 
 Choices = list[tuple[str, str]]
 
+ASK_TO_DELETE = "Delete…"
+KEEP_IT = "Keep it"
+CONFIRM_DELETE = "Delete this conversation for good"
+
 
 class SessionHandlers:
     def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors | None = None) -> None:
@@ -116,10 +120,17 @@ class SessionHandlers:
         choices, _ = self.refresh(owner, conversation_id)
         return choices, title, "Renamed."
 
-    def ask_to_delete(self, conversation_id: str | None) -> tuple[Any, str]:
+    def ask_to_delete(self, conversation_id: str | None, asked: str | None) -> tuple[Any, Any, str]:
+        """Delete… turns into "Keep it" and the confirmation appears right under it; a second press keeps it."""
         if not conversation_id:
-            return gr.update(visible=False), "Nothing to delete yet."
-        return gr.update(visible=True), "Delete this conversation for good? Press **Confirm delete**."
+            return gr.skip(), gr.update(visible=False), "Nothing to delete yet."
+        if asked == KEEP_IT:
+            return gr.update(value=ASK_TO_DELETE), gr.update(visible=False), ""
+        return gr.update(value=KEEP_IT), gr.update(visible=True), ""
+
+    def put_delete_away(self) -> tuple[Any, Any]:
+        """Another chat shown: a confirmation asked for the previous one must not delete this one."""
+        return gr.update(value=ASK_TO_DELETE), gr.update(visible=False)
 
     async def delete(
         self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
