@@ -13,7 +13,8 @@ import argparse
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,13 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.history import ContextPolicy
+from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.turns import ChatService
 from storage import open_store
+from storage.turn_journal import TurnJournal
 from ui import build_demo, launch_options
 from web.sse import ChatStreamAPI
 
@@ -141,11 +144,26 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     )
 
 
+def run_to_completion(work: Coroutine[Any, Any, Any]) -> Any:
+    """Run start-up work to its end, also when the caller already runs an event loop (a test, a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(1) as own_loop:
+        return own_loop.submit(asyncio.run, work).result()
+
+
 def build_service(settings: Settings) -> ChatService:
+    store = open_store(settings.db_path)
+    journal = TurnJournal(store)
+    # Before serving: answers a killed server was writing go back into their conversations, labelled.
+    run_to_completion(recover_unfinished_turns(journal, store))
     return ChatService(
         build_chat_agent(),
-        open_store(settings.db_path),
+        store,
         ModelResolver(settings),
+        journal=journal,
         max_prompt_chars=settings.max_prompt_chars,
         request_timeout=settings.request_timeout,
         default_policy=ContextPolicy(
@@ -168,7 +186,7 @@ def warm_up(service: ChatService) -> None:
             async for _ in run.stream_text(delta=True, debounce_by=None):
                 pass
 
-    asyncio.run(run_once())
+    run_to_completion(run_once())
 
 
 def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:

@@ -19,11 +19,11 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
+from chat.endings import END_KEY, STOPPED
 from chat.errors import PromptRejected, describe_failure
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import title_from_prompt, visible_prefix
-from chat.turns import END_KEY, STOPPED
 from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelResponse
 
+from chat.endings import END_KEY, STOPPED
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.models import ModelResolver
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import title_from_prompt
-from chat.turns import END_KEY, STOPPED
 from storage.sqlite_store import SessionSummary, SQLiteConversationStore
 
 log = logging.getLogger(__name__)

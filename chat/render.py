@@ -6,18 +6,21 @@ from collections.abc import Sequence
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
+from chat.endings import CONNECTION_LOST, END_KEY, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
-from chat.turns import CONNECTION_LOST, END_KEY, STOPPED, TurnStats, TurnStatus, TurnUpdate
+from chat.turns import TurnStats, TurnStatus, TurnUpdate
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
 CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
+SERVER_RESTARTED_LABEL = "\n\n*⚠️ interrupted: the server restarted while this answer was being written*"
 FAILED_PREFIX = "⚠️ "
 
 Bubble = dict[str, str]
 
 
 def ended_label(reason: str | None) -> str:
-    return {STOPPED: STOPPED_LABEL, CONNECTION_LOST: CONNECTION_LOST_LABEL}.get(reason or "", "")
+    labels = {STOPPED: STOPPED_LABEL, CONNECTION_LOST: CONNECTION_LOST_LABEL, SERVER_RESTARTED: SERVER_RESTARTED_LABEL}
+    return labels.get(reason or "", "")
 
 
 def status_label(status: TurnStatus) -> str:

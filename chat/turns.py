@@ -26,23 +26,22 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
+from chat.endings import CONNECTION_LOST, END_KEY, STOPPED
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
+from chat.journal import Checkpoints
 from chat.models import ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import VisibleText, repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
+from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_TURN = 20
 MAX_UPDATES_PER_SECOND = 200
 """What the server sends in total to all streaming chats; see `ChatService.update_interval`."""
-STOPPED = "stopped"
-CONNECTION_LOST = "connection_lost"
-END_KEY = "ended"
-"""`ModelResponse.metadata` key saying why an answer ended early (never sent to the model)."""
 
 
 class TurnStatus(enum.StrEnum):
@@ -95,6 +94,7 @@ class ChatService:
         min_update_interval: float = 0.05,
         default_policy: ContextPolicy | None = None,
         summarizer: Summarizer | None = None,
+        journal: TurnJournal | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.agent = agent
@@ -106,6 +106,8 @@ class ChatService:
         self.request_timeout = request_timeout
         self.min_update_interval = min_update_interval
         self.active = ActiveTurns()
+        self.journal = journal
+        """Keeps each turn's prompt and partial answer on disk until the turn is saved (chat/journal.py)."""
         self._clock = clock
 
     def check_prompt(self, prompt: str | None) -> str:
@@ -216,6 +218,8 @@ class ChatService:
         first_token_at: float | None = None
         streamed = VisibleText()
         conversation: Conversation | None = None
+        # The prompt is on disk before the model is asked, and the answer every few seconds after.
+        checkpoints = Checkpoints.begin(self.journal, owner, conversation_id, prompt, model_name)
 
         def stats(usage: RunUsage, messages: Sequence[ModelMessage], answer: str) -> TurnStats:
             return _turn_stats(model_name, usage, messages, answer, started, first_token_at, self._clock())
@@ -237,6 +241,7 @@ class ChatService:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     streamed.append(delta)
                     report(TurnUpdate(conversation_id, streamed.text))
+                    checkpoints.saw(streamed.raw)
                     if first_token_at is None:
                         first_token_at = self._clock()
                         await report.first_delivered()
@@ -293,6 +298,8 @@ class ChatService:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
                 log.exception("turn failed in conversation %s", conversation_id)
             report(self._failure(conversation_id, streamed.raw, error, model_name))
+        finally:
+            checkpoints.end()  # saved, or failed as the visitor was told: nothing to put back after a restart
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
         return TurnUpdate(

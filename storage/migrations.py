@@ -69,3 +69,22 @@ def m004_context_policy_and_summaries(db: Database) -> None:
 def m005_handoff_runs_are_chats(db: Database) -> None:
     # Analyst -> writer runs were kept out of the sidebar; they are conversations a visitor looks for.
     db.execute("UPDATE conversations SET kind = 'chat' WHERE kind = 'handoff'")
+
+
+@migrations()
+def m006_running_turns(db: Database) -> None:
+    # storage/turn_journal.py: a turn's prompt and partial answer until the turn is saved.
+    db["running_turns"].create(
+        {
+            "turn_id": str,
+            "scope": str,
+            "conversation_id": str,
+            "prompt": str,
+            "model": str,
+            "server_id": str,
+            "started_at": str,
+        },
+        pk="turn_id",
+    )
+    db["running_turn_text"].create({"id": int, "turn_id": str, "text": str}, pk="id")
+    db["running_turn_text"].create_index(["turn_id"])

@@ -210,11 +210,13 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
         assert "4321" not in str(messages)
 
 
-def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
-    """SIGKILL while an answer streams: after a restart the earlier turns are intact and the file is sound."""
+def test_killed_mid_stream_the_prompt_and_the_answer_so_far_survive_a_restart(tmp_path):
+    """SIGKILL while an answer streams: after a restart the earlier turns are intact, the file is sound, and
+    the killed turn is back in its conversation: its prompt, its answer up to the last checkpoint, labelled."""
     import os
     import signal
 
+    from chat.render import to_bubbles
     from storage.sqlite_store import SQLiteConversationStore
     from tests.apps import app_process
 
@@ -223,21 +225,26 @@ def test_killed_mid_stream_every_earlier_turn_survives_a_restart(tmp_path):
     with app_process(environment) as (process, url):
         client = Client(url, verbose=False)
         client.predict("My name is Sam and I am 41.", "demo", "killed-owner", api_name="/chat")
-        job = client.submit("count to 5000", "demo", "killed-owner", api_name="/chat")
-        while len(job.outputs()) < 3:
+        job = client.submit("Cuenta hasta 5000, por favor: count to 5000", "demo", "killed-owner", api_name="/chat")
+        while not job.outputs():
             time.sleep(0.02)
+        time.sleep(3.0)  # longer than one checkpoint interval (2 s)
+        seen = job.outputs()[-1][0]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
     with app_process(environment) as (_, url):
         store = SQLiteConversationStore(database)
         assert store.integrity_ok()
-        (summary,) = store.list_sessions("killed-owner")
-        messages = asyncio.run(store.load(summary.conversation_id, scope="killed-owner")).messages
-        assert "Sam" in messages[1].parts[0].content
+        (summary,) = store.list_sessions("killed-owner")  # one client session: one conversation
+        shown = to_bubbles(asyncio.run(store.load(summary.conversation_id, scope="killed-owner")).messages)
+        assert "Sam" in shown[1]["content"]
+        assert shown[2] == {"role": "user", "content": "Cuenta hasta 5000, por favor: count to 5000"}
+        partial, label = shown[3]["content"].split("\n\n*⚠️ interrupted")
+        assert "server restarted" in label
+        assert len(partial) > 20 and seen.startswith(partial)  # at most the last 2 s of text are lost
         answer = Client(url, verbose=False).predict("How old am I?", "demo", "killed-owner", api_name="/chat")
-        assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation...
-        assert len(store.list_sessions("killed-owner")) == 2  # ...and the first one is still listed
+        assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation
 
 
 def test_recipe_endpoint_streams_partial_json(app):

@@ -9,8 +9,9 @@ from pydantic_ai import models
 
 from chat.agents import build_chat_agent
 from chat.config import Settings
+from chat.endings import END_KEY
 from chat.models import ModelResolver
-from chat.turns import END_KEY, ChatService, TurnStatus
+from chat.turns import ChatService, TurnStatus
 from tests.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.agents import build_chat_agent
+from chat.endings import END_KEY
 from chat.render import to_bubbles
-from chat.turns import END_KEY, ChatService, TurnStatus, TurnUpdate
+from chat.turns import ChatService, TurnStatus, TurnUpdate
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio

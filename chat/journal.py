@@ -1,0 +1,91 @@
+"""A turn's prompt and partial answer kept on disk while it streams, and put back after a crash.
+
+A killed server (kill -9, an out-of-memory kill, a power cut) loses at most the last `every` seconds of
+an answer, and never the prompt: at the next start, `recover_unfinished_turns` saves each unfinished
+turn into its conversation, its answer marked as interrupted by a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from chat.endings import END_KEY, SERVER_RESTARTED
+from chat.text import title_from_prompt
+from storage.sqlite_store import SQLiteConversationStore
+from storage.turn_journal import TurnJournal
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 2.0
+"""Seconds between checkpoints of a streaming answer: the most text a crash can lose."""
+
+
+@dataclasses.dataclass
+class Checkpoints:
+    """One turn's entry in the journal: `saw` as the answer grows, `end` once the turn is saved."""
+
+    journal: TurnJournal | None
+    turn_id: str | None
+    every: float = CHECKPOINT_EVERY
+    clock: Callable[[], float] = time.monotonic
+    written: int = 0
+    last: float = dataclasses.field(default=0.0)
+
+    @classmethod
+    def begin(
+        cls,
+        journal: TurnJournal | None,
+        owner: str,
+        conversation_id: str,
+        prompt: str,
+        model: str,
+        *,
+        every: float = CHECKPOINT_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Checkpoints:
+        turn_id = journal.begin(owner, conversation_id, prompt, model) if journal else None
+        return cls(journal, turn_id, every, clock, last=clock())
+
+    def saw(self, text: str) -> None:
+        """The whole answer so far; written down when `every` seconds have passed since the last time."""
+        if self.journal is None or self.turn_id is None or self.clock() - self.last < self.every:
+            return
+        self.journal.append(self.turn_id, text[self.written :])
+        self.written, self.last = len(text), self.clock()
+
+    def end(self) -> None:
+        if self.journal is not None and self.turn_id is not None:
+            self.journal.finish(self.turn_id)
+            self.turn_id = None
+
+
+async def recover_unfinished_turns(journal: TurnJournal, store: SQLiteConversationStore) -> int:
+    """Save every turn a previous server left unfinished; returns how many. Run once, before serving."""
+    recovered = 0
+    for turn in journal.left_by_earlier_servers():
+        conversation = await store.load(turn.conversation_id, scope=turn.scope)
+        if conversation is None and await store.read_record(turn.conversation_id) is not None:
+            journal.finish(turn.turn_id)  # deleted meanwhile, or not this owner's: nothing to put back
+            continue
+        conversation = conversation or Conversation(conversation_id=turn.conversation_id)
+        answer = ModelResponse(
+            parts=[TextPart(turn.partial)],
+            model_name=turn.model,
+            state="interrupted",
+            metadata={END_KEY: SERVER_RESTARTED},
+        )
+        conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
+        await store.save(conversation, scope=turn.scope)
+        store.set_title(turn.conversation_id, turn.scope, title_from_prompt(turn.prompt), only_if_untitled=True)
+        store.set_model(turn.conversation_id, turn.scope, turn.model)
+        journal.finish(turn.turn_id)
+        recovered += 1
+    if recovered:
+        log.warning("put back %d turn(s) a previous server left unfinished (marked: server restarted)", recovered)
+    return recovered
