@@ -24,11 +24,13 @@ from pydantic_ai.conversation import Conversation
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
+from chat.handoff import HandoffService
 from chat.history import ContextPolicy
 from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
+from chat.shutdown import drain, wait_for_stop_signal
 from chat.turns import ChatService
 from storage import open_store
 from storage.turn_journal import TurnJournal
@@ -90,6 +92,12 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         help="answers streamed at once [CHAT_MAX_STREAMS]",
     )
     parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=float(environ.get("CHAT_SHUTDOWN_GRACE", defaults.shutdown_grace)),
+        help="on SIGTERM or Ctrl-C, seconds to let running answers stop and save [CHAT_SHUTDOWN_GRACE]",
+    )
+    parser.add_argument(
         "--demo-delay",
         type=float,
         default=float(environ.get("CHAT_DEMO_DELAY", defaults.demo_first_token_delay)),
@@ -131,6 +139,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         max_prompt_chars=args.max_prompt_chars,
         request_timeout=args.request_timeout,
         max_concurrent_streams=args.max_streams,
+        shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
         owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
@@ -193,8 +202,17 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     service = build_service(settings)
     if settings.warm_up:
         warm_up(service)
-    recipes = RecipeService(service.store, service.models, request_timeout=settings.request_timeout)
-    return build_demo(service, Sessions(service.store), recipes, settings), service
+    # One registry of running turns for chats, recipes and hand-offs: Stop finds each, a shutdown drains all.
+    shared = {"request_timeout": settings.request_timeout, "active": service.active}
+    recipes = RecipeService(service.store, service.models, **shared)
+    handoffs = HandoffService(service.store, service.models, **shared)
+    return build_demo(service, Sessions(service.store), recipes, handoffs, settings), service
+
+
+def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None:
+    """Drain (chat/shutdown.py): refuse new turns, stop and save the running ones, then close the server."""
+    drain(service.active, settings.shutdown_grace)
+    demo.close()
 
 
 def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: Any) -> None:
@@ -214,4 +232,5 @@ if __name__ == "__main__":
     if settings != parse_settings(os.environ):
         demo, service = build_app(settings)
     serve(demo, service, settings)
-    demo.block_thread()
+    logging.getLogger(__name__).info("stopping on %s", wait_for_stop_signal().name)
+    shut_down(demo, service, settings)

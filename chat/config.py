@@ -22,6 +22,8 @@ class Settings:
     provider_retries: int = 2
     """Retries of a failed request to an OpenAI-compatible server (the OpenAI client's own back-off)."""
     max_concurrent_streams: int = 200
+    shutdown_grace: float = 10.0
+    """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
     demo_first_token_delay: float = 0.3
     demo_tokens_per_second: float = 30.0
     owner_secret: str = "pydantic-ai-gradio-chat"

@@ -24,6 +24,13 @@ class PromptRejected(ValueError):
     """A prompt that is not sent; the message tells the user why."""
 
 
+class ServerClosing(PromptRejected):
+    """The server is shutting down (a redeploy, a restart, Ctrl-C): nothing new starts."""
+
+    def __init__(self) -> None:
+        super().__init__("The server is restarting. Send this again in a minute; nothing sent before is lost.")
+
+
 class ConversationUnavailable(LookupError):
     """The conversation does not exist for this visitor (never created, deleted, or someone else's)."""
 

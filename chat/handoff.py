@@ -19,8 +19,8 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
-from chat.endings import END_KEY, STOPPED
-from chat.errors import PromptRejected, describe_failure
+from chat.endings import END_KEY
+from chat.errors import PromptRejected, ServerClosing, describe_failure
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import title_from_prompt, visible_prefix
@@ -65,7 +65,14 @@ class HandoffUpdate:
 
 
 class HandoffService:
-    def __init__(self, store: SQLiteConversationStore, models: ModelResolver, *, request_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: SQLiteConversationStore,
+        models: ModelResolver,
+        *,
+        request_timeout: float = 60.0,
+        active: ActiveTurns | None = None,
+    ) -> None:
         self.store = store
         self.models = models
         self.request_timeout = request_timeout
@@ -75,7 +82,8 @@ class HandoffService:
         self.writer = Agent(
             None, output_type=str, instructions=WRITER_INSTRUCTIONS, name="writer", defer_model_check=True
         )
-        self.active = ActiveTurns()
+        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
+        """Shared with the chat service in the app, so one shutdown drains every kind of run."""
 
     def stop(self, owner: str, run_id: str) -> bool:
         return bool(owner) and self.active.stop(owner, run_id)
@@ -84,6 +92,9 @@ class HandoffService:
         if not owner or not (data or "").strip():
             message = "Give the analyst some data or a question first." if owner else "Reload the page."
             yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, message)
+            return
+        if self.active.closing:
+            yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, str(ServerClosing()))
             return
 
         async def produce(token: CancellationToken, report: Report[HandoffUpdate]) -> None:
@@ -137,7 +148,7 @@ class HandoffService:
         except RunCancelled as stopped:
             partial = [*stored, *stopped.new_messages()] if stage is Stage.WRITER else list(stopped.new_messages())
             if partial and isinstance(partial[-1], ModelResponse):
-                ended = {**(partial[-1].metadata or {}), END_KEY: STOPPED}
+                ended = {**(partial[-1].metadata or {}), END_KEY: self.active.stop_reason}
                 partial[-1] = dataclasses.replace(partial[-1], state="interrupted", metadata=ended)
             await self._store(owner, run_id, data, partial)
             report(update(HandoffStatus.STOPPED))

@@ -15,7 +15,7 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelResponse
 
-from chat.endings import END_KEY, STOPPED
+from chat.endings import END_KEY
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.models import ModelResolver
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
@@ -65,13 +65,15 @@ class RecipeService:
         models: ModelResolver,
         *,
         request_timeout: float = 60.0,
+        active: ActiveTurns | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.store = store
         self.models = models
         self.request_timeout = request_timeout
         self.agents = {mode: build_recipe_agent(mode) for mode in OUTPUT_MODES}
-        self.active = ActiveTurns()
+        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
+        """Shared with the chat service in the app, so one shutdown drains every kind of run."""
         self._clock = clock
 
     def check_request(self, request: str | None) -> str:
@@ -111,6 +113,7 @@ class RecipeService:
             if not owner:
                 raise ConversationUnavailable("Your visitor id is missing: reload the page.")
             request = self.check_request(request)
+            self.active.check_open()
             if mode not in OUTPUT_MODES:
                 raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")
         except (PromptRejected, ConversationUnavailable) as error:
@@ -171,7 +174,9 @@ class RecipeService:
             messages = list(stopped.all_messages())
             if messages and isinstance(messages[-1], ModelResponse):
                 messages[-1] = dataclasses.replace(
-                    messages[-1], state="interrupted", metadata={**(messages[-1].metadata or {}), END_KEY: STOPPED}
+                    messages[-1],
+                    state="interrupted",
+                    metadata={**(messages[-1].metadata or {}), END_KEY: self.active.stop_reason},
                 )
             last = recipe_from_messages(messages) or last
             await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)

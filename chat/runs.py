@@ -17,6 +17,9 @@ from typing import Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
+from chat.endings import SERVER_RESTARTED, STOPPED
+from chat.errors import ServerClosing
+
 log = logging.getLogger(__name__)
 
 
@@ -57,12 +60,36 @@ class ActiveTurns:
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
         self._lock = threading.Lock()
+        self.closing = False
+        """The server is shutting down: new runs are refused, running ones were stopped (`close`)."""
 
     def start(self, owner: str, run_id: str) -> CancellationToken:
         token = CancellationToken()
         with self._lock:
             self._tokens[(owner, run_id)] = token
+            closing = self.closing
+        if closing:  # began as the server closed: it ends at once, and saves what it has
+            token.cancel()
         return token
+
+    def check_open(self) -> None:
+        """`ServerClosing` once `close` was called: a run must not start while the server drains."""
+        if self.closing:
+            raise ServerClosing()
+
+    @property
+    def stop_reason(self) -> str:
+        """How a stopped run's answer is labelled: stopped by its visitor, or by the server going down."""
+        return SERVER_RESTARTED if self.closing else STOPPED
+
+    def close(self) -> int:
+        """Refuse new runs and stop every running one; each saves its partial result. Returns how many."""
+        with self._lock:
+            self.closing = True
+            tokens = list(self._tokens.values())
+        for token in tokens:
+            token.cancel()
+        return len(tokens)
 
     def finish(self, owner: str, run_id: str, token: CancellationToken) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
-from chat.endings import CONNECTION_LOST, END_KEY, STOPPED
+from chat.endings import CONNECTION_LOST, END_KEY
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
@@ -171,6 +171,7 @@ class ChatService:
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
+            self.active.check_open()
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation) as error:
@@ -327,7 +328,7 @@ class ChatService:
         new_messages = list(stopped.new_messages())
         if not new_messages:
             return
-        _mark_ended(new_messages, STOPPED)
+        _mark_ended(new_messages, self.active.stop_reason)
         repair_responses(new_messages)
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage

@@ -11,6 +11,7 @@ import pytest
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
+from chat.handoff import HandoffService
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
@@ -32,7 +33,8 @@ def tab(store) -> ChatTab:
 @pytest.fixture
 def demo(tab) -> gr.Blocks:
     service = tab.service
-    return build_demo(service, Sessions(service.store), RecipeService(service.store, service.models), Settings())
+    recipes, handoffs = RecipeService(service.store, service.models), HandoffService(service.store, service.models)
+    return build_demo(service, Sessions(service.store), recipes, handoffs, Settings())
 
 
 def page(session: str = "page-1") -> SimpleNamespace:

@@ -45,15 +45,17 @@ def launch_options(settings: Settings) -> dict[str, Any]:
 
 
 def build_demo(
-    service: ChatService, sessions: Sessions, recipe_service: RecipeService, settings: Settings
+    service: ChatService,
+    sessions: Sessions,
+    recipe_service: RecipeService,
+    handoff_service: HandoffService,
+    settings: Settings,
 ) -> gr.Blocks:
     visitors = Visitors()
     chat = ChatTab(service, visitors)
     recipes = RecipeHandlers(recipe_service, visitors)
     stream_probe = InspectorHandlers(StreamInspector(service.agent, service.models))
-    handoffs = HandoffHandlers(
-        HandoffService(service.store, service.models, request_timeout=service.request_timeout), visitors
-    )
+    handoffs = HandoffHandlers(handoff_service, visitors)
     side = SessionHandlers(sessions, service, visitors)
     # Page-internal events: no API endpoint, and no spinner over the sidebar or the box while they run.
     private: dict[str, Any] = {"api_visibility": "private", "show_progress": "hidden"}

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.errors import PromptRejected
+from chat.errors import PromptRejected, ServerClosing
 from chat.identity import visitor
 from chat.turns import ChatService, TurnStatus
 
@@ -89,6 +89,8 @@ class ChatStreamAPI:
             message = self.service.check_prompt(body.message)
         except PromptRejected as rejected:
             return _error(400 if not (body.message or "").strip() else 413, str(rejected))
+        if self.service.active.closing:  # draining for a restart: come back in a moment
+            return JSONResponse({"error": str(ServerClosing())}, status_code=503, headers={"Retry-After": "10"})
         conversation_id = body.conversation_id or str(uuid.uuid4())
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
