@@ -31,10 +31,11 @@ from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.shutdown import drain, wait_for_stop_signal
+from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
 from storage.turn_journal import TurnJournal
-from ui import build_demo, launch_options
+from ui import ServicesShown, build_demo, launch_options
 from web.sse import ChatStreamAPI
 
 SPACE_STORAGE = Path("/data")
@@ -204,9 +205,14 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
         warm_up(service)
     # One registry of running turns for chats, recipes and hand-offs: Stop finds each, a shutdown drains all.
     shared = {"request_timeout": settings.request_timeout, "active": service.active}
-    recipes = RecipeService(service.store, service.models, **shared)
-    handoffs = HandoffService(service.store, service.models, **shared)
-    return build_demo(service, Sessions(service.store), recipes, handoffs, settings), service
+    shown = ServicesShown(
+        chat=service,
+        sessions=Sessions(service.store),
+        recipes=RecipeService(service.store, service.models, **shared),
+        handoffs=HandoffService(service.store, service.models, **shared),
+        inspector=StreamInspector(service.agent, service.models),
+    )
+    return build_demo(shown, settings), service
 
 
 def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None:
@@ -216,10 +222,15 @@ def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None
 
 
 def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: Any) -> None:
-    """Launch the UI, then add the SSE chat API and its demo page to the same server and port."""
-    demo.launch(prevent_thread_lock=True, **launch_options(settings), **launch)
+    """Launch the UI with the SSE chat API and its demo page on the same server and port.
+
+    The API's routes go into the app as Gradio creates it, so they answer from the server's first request
+    (added after `launch()`, they answered 404 for the moment between the two).
+    """
     api = ChatStreamAPI(service, default_model=settings.default_model)
-    demo.app.include_router(api.router())
+    demo.launch(
+        prevent_thread_lock=True, app_kwargs={"routes": api.router().routes}, **launch_options(settings), **launch
+    )
 
 
 demo, service = build_app(parse_settings(os.environ))

@@ -70,7 +70,8 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
         return f"The turn was stopped by a usage limit: {error}"
     if isinstance(error, UnexpectedModelBehavior):
         return f"'{model_name}' sent an answer that could not be used: {error.message}"
-    return f"Something went wrong ({type(error).__name__}: {error}). Your message is kept: send it again."
+    # Internal exception text stays in the server log (the caller logs it); it may name files, SQL or keys.
+    return "Something went wrong on the server (the details are in its log). Your message is kept: send it again."
 
 
 def _status(error: ModelAPIError) -> str:

@@ -23,7 +23,7 @@ from chat.endings import END_KEY
 from chat.errors import PromptRejected, ServerClosing, describe_failure
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns, Report, stream_from_own_task
-from chat.text import title_from_prompt, visible_prefix
+from chat.text import join_surrogates, title_from_prompt, visible_prefix
 from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class HandoffService:
             return
 
         async def produce(token: CancellationToken, report: Report[HandoffUpdate]) -> None:
-            await self._produce(owner, run_id, data.strip(), model_name, token, report)
+            await self._produce(owner, run_id, join_surrogates(data.strip()), model_name, token, report)
 
         def crashed(error: BaseException) -> HandoffUpdate:
             return HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, describe_failure(error, model_name))

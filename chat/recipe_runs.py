@@ -20,7 +20,7 @@ from chat.errors import ConversationUnavailable, PromptRejected, describe_failur
 from chat.models import ModelResolver
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
 from chat.runs import ActiveTurns, Report, stream_from_own_task
-from chat.text import title_from_prompt
+from chat.text import join_surrogates, title_from_prompt
 from storage.sqlite_store import SessionSummary, SQLiteConversationStore
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class RecipeService:
             raise PromptRejected("Name a dish first, for example 麻婆豆腐 or pancakes.")
         if len(request) > MAX_REQUEST_CHARS:
             raise PromptRejected(f"Keep the request under {MAX_REQUEST_CHARS:,} characters.")
-        return request.strip()
+        return join_surrogates(request.strip())
 
     def stop(self, owner: str, run_id: str) -> bool:
         return bool(owner) and self.active.stop(owner, run_id)

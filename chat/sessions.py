@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime
 
 import pydantic
@@ -13,7 +15,7 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 
 from chat.errors import ConversationUnavailable
 from chat.render import to_bubbles, to_markdown
-from chat.text import title_from_prompt
+from chat.text import join_surrogates, title_from_prompt
 from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
 
 MAX_TITLE_CHARS = 80
@@ -83,11 +85,26 @@ class Sessions:
     async def export_json(self, owner: str, conversation_id: str) -> str:
         """The whole conversation as pydantic-ai writes it (messages and usage): lossless, and importable."""
         owner = _owner(owner)
-        conversation = await self.store.load(conversation_id, scope=owner)
+        try:
+            conversation = await self.store.load(conversation_id, scope=owner)
+        except CorruptConversation:
+            return self._salvage(owner, conversation_id)
         if conversation is None:
             raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
         conversation.revision = None
         return ConversationTypeAdapter.dump_json(conversation, indent=2).decode()
+
+    def _salvage(self, owner: str, conversation_id: str) -> str:
+        """A damaged conversation's messages exactly as stored, so what is still readable can be rescued."""
+        summary = self.store.session(conversation_id, owner)
+        if summary is None:
+            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+        salvaged = {
+            "damaged": "Some stored messages of this conversation could not be read; here they are as stored.",
+            "title": summary.title,
+            "stored_messages": self.store.raw_messages(conversation_id, owner),
+        }
+        return json.dumps(salvaged, ensure_ascii=False, indent=2)
 
     async def export_markdown(self, owner: str, conversation_id: str) -> str:
         opened = await self.open(owner, conversation_id)
@@ -109,6 +126,7 @@ class Sessions:
 
 
 def _parse_conversation(payload: bytes | str) -> Conversation:
+    payload = _without_lone_surrogates(payload)
     errors = []
     try:
         conversation = ConversationTypeAdapter.validate_json(payload)
@@ -127,6 +145,28 @@ def _parse_conversation(payload: bytes | str) -> Conversation:
     if not conversation.messages:
         raise ImportRejected("This file holds no messages. Nothing was imported.")
     return conversation
+
+
+def _without_lone_surrogates(payload: bytes | str) -> bytes | str:
+    """An exported file may hold an escaped lone surrogate (`\\ud800`, half an emoji): pydantic's JSON reader
+    refuses the whole file for it, Python's reads it. Each one becomes U+FFFD and the rest imports."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    if "\\ud" not in text.lower():
+        return payload
+    try:
+        return json.dumps(_repaired(json.loads(text)))
+    except ValueError:
+        return payload  # not JSON at all: the validation below says so
+
+
+def _repaired(value: Any) -> Any:
+    if isinstance(value, str):
+        return join_surrogates(value)
+    if isinstance(value, list):
+        return [_repaired(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _repaired(item) for key, item in value.items()}
+    return value
 
 
 def _first_prompt(messages: Sequence[ModelMessage]) -> str | None:

@@ -33,7 +33,7 @@ from chat.journal import Checkpoints
 from chat.models import ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.summaries import Summarizer
-from chat.text import VisibleText, repair_responses, title_from_prompt, visible_prefix
+from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 from storage.turn_journal import TurnJournal
 
@@ -119,7 +119,7 @@ class ChatService:
                 f"Your message is {len(prompt):,} characters; the limit here is {self.max_prompt_chars:,}. "
                 "Shorten it: it is still in the box."
             )
-        return prompt
+        return join_surrogates(prompt)  # a lone surrogate (broken emoji) cannot be stored or sent
 
     async def load_messages(self, owner: str, conversation_id: str) -> list[ModelMessage]:
         conversation = await self.store.load(conversation_id, scope=_required(owner))

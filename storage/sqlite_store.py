@@ -341,6 +341,15 @@ class SQLiteConversationStore(ConversationStore):
                 hits[conversation_id] = SearchHit(conversation_id, title or "New chat", snippet)
         return list(hits.values())[:limit]
 
+    def raw_messages(self, conversation_id: str, scope: str) -> list[str]:
+        """Every stored message of a conversation as written, unparsed: what can be saved of a damaged one."""
+        rows = self.db.execute(
+            "SELECT e.message_json FROM entries AS e JOIN conversations AS c ON c.id = e.conversation_id"
+            " WHERE c.id = ? AND c.scope = ? ORDER BY e.rowid",
+            [conversation_id, scope],
+        ).fetchall()
+        return [message_json for (message_json,) in rows]
+
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

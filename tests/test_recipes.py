@@ -120,7 +120,7 @@ def test_a_stopped_tool_call_is_read_back_partially():
     assert json.loads(json.dumps(recipe.model_dump()))["name"] == "Mapo"
 
 
-async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store, monkeypatch):
+async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store, monkeypatch, caplog):
     recipes = service(store, DemoPace(0, 100))
 
     async def disk_full(*args, **kwargs):
@@ -136,4 +136,6 @@ async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store,
                 recipes.stop("alice", "r1")
 
     await asyncio.wait_for(consume(), timeout=30)  # a lost final update would hang here
-    assert updates[-1].status is RecipeStatus.FAILED and "disk full" in updates[-1].error
+    assert updates[-1].status is RecipeStatus.FAILED and "send it again" in updates[-1].error
+    assert "disk full" not in updates[-1].error  # the internal error stays in the server's log
+    assert "disk full" in caplog.text

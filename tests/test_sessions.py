@@ -137,3 +137,33 @@ def test_titles_are_cut_on_word_boundaries():
     assert title_from_prompt("") == "New chat"
     long = title_from_prompt("word " * 30)
     assert long.endswith("…") and not long.endswith(" …")
+
+
+async def test_an_import_with_half_an_emoji_imports_the_rest(sessions, store):
+    payload = (
+        '[{"kind": "request", "parts": [{"part_kind": "user-prompt", "content": "Olá \\ud83d, tudo bem? \\ud83d\\ude00"}]},'
+        ' {"kind": "response", "parts": [{"part_kind": "text", "content": "Tudo \\udc00 ótimo"}]}]'
+    )
+    imported = await sessions.import_json("rui", payload.encode())
+    messages = (await store.load(imported, scope="rui")).messages
+    assert messages[0].parts[0].content == "Olá \ufffd, tudo bem? \U0001f600"  # the lone half only is replaced
+    assert messages[1].parts[0].content == "Tudo \ufffd ótimo"
+
+
+async def test_a_damaged_conversation_can_still_be_exported_raw_and_deleted(service, sessions, store):
+    await say(service, "Notizen über Käse", conversation="harmed")
+    store.db.execute(
+        "UPDATE entries SET message_json = '{\"kind\": \"respo' WHERE conversation_id = 'harmed' AND rowid = "
+        "(SELECT max(rowid) FROM entries WHERE conversation_id = 'harmed')"
+    )
+    with pytest.raises(ConversationUnavailable, match="could not be read"):
+        await sessions.open("alice", "harmed")
+    salvaged = json.loads(await sessions.export_json("alice", "harmed"))
+    assert (
+        "Notizen über Käse" in salvaged["stored_messages"][0] and salvaged["stored_messages"][-1] == '{"kind": "respo'
+    )
+    with pytest.raises(ConversationUnavailable):
+        await sessions.export_json("mallory", "harmed")  # damaged or not, only its owner gets it
+    await sessions.delete("alice", "harmed")
+    assert store.session("harmed", "alice") is None
+    assert store.db.execute("SELECT count(*) FROM entries WHERE conversation_id = 'harmed'").fetchone()[0] == 0

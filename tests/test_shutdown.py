@@ -110,7 +110,9 @@ def test_sigterm_mid_answer_saves_every_running_turn_and_exits(tmp_path):
         readers = [threading.Thread(target=stream, args=(owner,), daemon=True) for owner in owners]
         for reader in readers:
             reader.start()
+        deadline = time.monotonic() + 30
         while len(seen) < len(owners) or min(len(text) for text in seen.values()) < 30:
+            assert time.monotonic() < deadline, f"the answers did not stream: {seen}"
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0  # exits by itself, within its 10 s grace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -23,18 +24,32 @@ pytestmark = pytest.mark.anyio
 
 
 def parse(body: str) -> list[tuple[str, str]]:
-    """SSE events as (event, data) pairs, joining multi-line data as EventSource does."""
-    events = []
-    for block in body.split("\n\n"):
-        if not block.strip() or block.startswith(":"):
+    """SSE events as (event, data) pairs, as the WHATWG spec's parser (and so EventSource) reads them."""
+    return [(name, data) for name, data, _, _ in parse_fields(body)]
+
+
+def parse_fields(body: str) -> list[tuple[str, str, str | None, int | None]]:
+    """(event, data, id, retry) per dispatched event. Lines end at CRLF, CR or LF alike, as the spec says."""
+    events: list[tuple[str, str, str | None, int | None]] = []
+    name, data, last_id, retry = "", [], None, None
+    for line in re.split(r"\r\n|\r|\n", body):
+        if line == "":
+            if data:
+                events.append((name or "message", "\n".join(data), last_id, retry))
+            name, data, retry = "", [], None
             continue
-        name, data = "message", []
-        for line in block.split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
-        events.append((name, "\n".join(data)))
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            last_id = value
+        elif field == "retry" and value.isdigit():
+            retry = int(value)
     return events
 
 
@@ -69,6 +84,31 @@ async def test_multiline_cjk_and_emoji_deltas_survive_the_framing(client):
     done = json.loads(events[-1][1])
     assert done["status"] == "completed" and done["usage"]["output_tokens"] > 0
     assert [s.conversation_id for s in service.store.list_sessions("alice")] == [done["conversation_id"]]
+
+
+async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_an_id(store):
+    pieces = ["uno\rdos tres\r\n", "cuatro\r", "\ncinco ", "сеть\r\rend"]
+
+    async def carriage(messages, info):
+        for piece in pieces:
+            yield piece
+
+    service = ChatService(
+        build_chat_agent(), store, ScriptedResolver(cr=FunctionModel(stream_function=carriage)), min_update_interval=0
+    )
+    app = FastAPI()
+    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        response = await http.post("/api/chat", json={"message": "cr", "model": "cr"}, headers={"x-chat-owner": "ines"})
+    events = parse_fields(response.text)
+    text = "".join(data for name, data, _, _ in events if name == "delta")
+    assert text == re.sub(r"\r\n|\r", "\n", "".join(pieces))  # every word arrives; line ends as LF
+    ids = [event_id for _, _, event_id, _ in events]
+    assert None not in ids and len(set(ids)) == len(ids)  # an id on every event, never repeated
+    assert events[0][3] and events[0][3] > 0  # a retry: for EventSource
+    (summary,) = service.store.list_sessions("ines")
+    stored = (await service.store.load(summary.conversation_id, scope="ines")).messages[-1].parts[0].content
+    assert stored == "".join(pieces)  # the store keeps the text exactly
 
 
 async def test_post_continues_a_conversation_with_its_history(client):
@@ -173,3 +213,23 @@ async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
     first_delta = body.index("event: delta")
     assert ": keep-alive" in body[:first_delta]
     assert parse(body)[-1][0] == "done"
+
+
+async def test_a_lone_surrogate_in_a_prompt_is_answered_saved_and_never_leaks_an_exception(client):
+    http, service = client
+    for attempt in range(2):  # and sending it again works too
+        # Escaped as a browser's JSON.stringify sends it: "\\ud83d" with nothing after it.
+        body = json.dumps({"message": f"half an emoji \ud83d ({attempt})", "model": "poem"})
+        response = await http.post(
+            "/api/chat", content=body, headers={"x-chat-owner": "yui", "content-type": "application/json"}
+        )
+        names = [name for name, _ in parse(response.text)]
+        assert names[0] == "start" and names[-1] == "done" and "error" not in names
+        assert "Error" not in response.text and "pydantic" not in response.text
+    prompts = [
+        m.parts[0].content
+        for summary in service.store.list_sessions("yui")
+        for m in (await service.store.load(summary.conversation_id, scope="yui")).messages
+        if m.kind == "request"
+    ]
+    assert sorted(prompts) == ["half an emoji \ufffd (0)", "half an emoji \ufffd (1)"]

@@ -211,7 +211,7 @@ async def test_updates_are_coalesced_by_time(store):
     assert len(updates) < 400 / 4  # the 400 chunks reached the consumer merged into a few updates
 
 
-async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store, monkeypatch):
+async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store, monkeypatch, caplog):
     started = asyncio.Event()
     service = make_service(store, endless=endless_model(started=started))
 
@@ -226,7 +226,9 @@ async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store
     stopper = asyncio.create_task(press_stop())
     updates = await asyncio.wait_for(collect(service, "go", model="endless"), timeout=30)
     await stopper
-    assert updates[-1].status is TurnStatus.FAILED and "disk full" in updates[-1].error
+    assert updates[-1].status is TurnStatus.FAILED and "send it again" in updates[-1].error
+    assert "disk full" not in updates[-1].error and "OSError" not in updates[-1].error  # internals stay inside
+    assert "disk full" in caplog.text  # ...in the server's log
 
 
 def test_visible_text_joins_an_emoji_split_across_deltas_and_hides_a_lone_half():
@@ -256,3 +258,12 @@ def test_updates_slow_down_as_more_turns_stream_at_once(store):
     for n, token in enumerate(tokens):
         service.active.finish(f"visitor-{n}", "c1", token)
     assert service.update_interval() == service.min_update_interval
+
+
+async def test_a_prompt_with_half_an_emoji_is_answered_and_stored_repaired(store):
+    service = make_service(store)
+    first = await collect(service, "Hallo \ud83d Welt", owner="kim", conversation="c-s")
+    again = await collect(service, "noch einmal \udc00", owner="kim", conversation="c-s")
+    assert first[-1].status is TurnStatus.COMPLETED and again[-1].status is TurnStatus.COMPLETED
+    prompts = [m.parts[0].content for m in await service.load_messages("kim", "c-s") if m.kind == "request"]
+    assert prompts == ["Hallo \ufffd Welt", "noch einmal \ufffd"]

@@ -16,8 +16,9 @@ from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.sessions import Sessions
+from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
-from ui import ChatTab, SessionHandlers, Visitors, build_demo, launch_options
+from ui import ChatTab, ServicesShown, SessionHandlers, Visitors, build_demo, launch_options
 from ui.chat_tab import composer_script
 
 pytestmark = pytest.mark.anyio
@@ -33,8 +34,14 @@ def tab(store) -> ChatTab:
 @pytest.fixture
 def demo(tab) -> gr.Blocks:
     service = tab.service
-    recipes, handoffs = RecipeService(service.store, service.models), HandoffService(service.store, service.models)
-    return build_demo(service, Sessions(service.store), recipes, handoffs, Settings())
+    shown = ServicesShown(
+        chat=service,
+        sessions=Sessions(service.store),
+        recipes=RecipeService(service.store, service.models),
+        handoffs=HandoffService(service.store, service.models),
+        inspector=StreamInspector(service.agent, service.models),
+    )
+    return build_demo(shown, Settings())
 
 
 def page(session: str = "page-1") -> SimpleNamespace:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,10 +39,20 @@ class ChatRequest(BaseModel):
     context: str | None = None
 
 
-def sse_event(event: str, data: str) -> str:
-    """One SSE event; each line of `data` gets its own `data:` field, so newlines survive the framing."""
-    lines = data.split("\n")
-    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+RETRY_MILLISECONDS = 3000
+"""Sent once per stream: how long an `EventSource` waits before reconnecting."""
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def sse_event(event: str, data: str, event_id: int | None = None, retry: int | None = None) -> str:
+    """One SSE event. Each line of `data` gets its own `data:` field, split at CR, LF and CRLF alike: a
+    bare CR ends a line for every conformant parser, so left in a field it would cut the text there."""
+    head = f"event: {event}\n"
+    if event_id is not None:
+        head += f"id: {event_id}\n"
+    if retry is not None:
+        head += f"retry: {retry}\n"
+    return head + "".join(f"data: {line}\n" for line in _LINE_END.split(data)) + "\n"
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -104,8 +116,10 @@ class ChatStreamAPI:
     async def _events(self, updates: AsyncIterator[Any], conversation_id: str) -> AsyncIterator[str]:
         sent = ""
         pending: asyncio.Future[Any] | None = None
+        ids = itertools.count(1)
         try:
-            yield sse_event("start", json.dumps({"conversation_id": conversation_id}))
+            start = json.dumps({"conversation_id": conversation_id})
+            yield sse_event("start", start, next(ids), retry=RETRY_MILLISECONDS)
             while True:
                 pending = asyncio.ensure_future(updates.__anext__())
                 while not pending.done():
@@ -118,11 +132,14 @@ class ChatStreamAPI:
                     return
                 finally:
                     pending = None
-                if update.text[len(sent) :]:
-                    yield sse_event("delta", update.text[len(sent) :])
-                    sent = update.text
+                fresh = update.text[len(sent) :]
+                if fresh.endswith("\r") and not update.final:
+                    fresh = fresh[:-1]  # held back: with the next "\n" it is one line end (CRLF), not two
+                if fresh:
+                    yield sse_event("delta", fresh, next(ids))
+                    sent += fresh
                 if update.status is TurnStatus.FAILED:
-                    yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False))
+                    yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), next(ids))
                     return
                 if update.final:
                     stats = update.stats
@@ -137,7 +154,7 @@ class ChatStreamAPI:
                         }
                     )
                     done = {"conversation_id": conversation_id, "status": update.status.value, "usage": usage}
-                    yield sse_event("done", json.dumps(done, ensure_ascii=False))
+                    yield sse_event("done", json.dumps(done, ensure_ascii=False), next(ids))
                     return
         finally:
             # A client that went away stops the run like the Stop button: the partial answer is saved as

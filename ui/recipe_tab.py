@@ -1,4 +1,4 @@
-"""Recipe tab handlers: start a run, stream the growing card, stop it, reopen earlier recipes."""
+"""The Recipe tab: start a run, stream the growing card, stop it, reopen earlier recipes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import gradio as gr
 from chat.errors import ConversationUnavailable, PromptRejected
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
+from ui.events import PRIVATE
 from ui.session_handlers import session_label
 from ui.visitors import Visitors, new_conversation_id
 
@@ -92,3 +93,44 @@ class RecipeHandlers:
             recipe_json(stored.recipe),
             f"reopened · **{status}**",
         )
+
+
+def recipe_tab(
+    handlers: RecipeHandlers, *, page: gr.Blocks, model: gr.Component, owner: gr.Component, concurrency_limit: int
+) -> None:
+    """The tab's content and events; call inside its `gr.Tab`."""
+    gr.Markdown(
+        "Ask for a dish and watch a typed `Recipe` fill in: pydantic-ai validates each partial "
+        "object as it streams (name first, then ingredients one by one, then steps)."
+    )
+    with gr.Row(equal_height=True):
+        dish = gr.Textbox(placeholder="A dish, e.g. 麻婆豆腐 or pancakes", show_label=False, scale=6, elem_id="dish")
+        generate = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
+        stop_recipe = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-recipe")
+    with gr.Row():
+        output_mode = gr.Radio(
+            ["tool", "native", "prompted"],
+            value="tool",
+            label="Output mode",
+            info="tool calls (default); native JSON schema or a prompted JSON for models without tools",
+        )
+        debounce = gr.Slider(
+            0, 0.5, value=0.05, step=0.01, label="Debounce (s)", info="how long pydantic-ai merges chunks"
+        )
+    counters = gr.Markdown(elem_id="recipe-counters")
+    with gr.Row():
+        card = gr.Markdown("*Your recipe appears here as it streams.*", elem_id="recipe-card")
+        recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
+    saved_recipes = gr.Dropdown([], label="Your recipes", elem_id="saved-recipes")
+    recipe_run = gr.State(None)
+
+    gr.on([dish.submit, generate.click], handlers.prepare, dish, recipe_run, **PRIVATE).success(
+        handlers.generate,
+        [dish, model, output_mode, debounce, owner, recipe_run],
+        [card, recipe_view, counters, saved_recipes],
+        api_name="recipe",
+        concurrency_limit=concurrency_limit,
+    )
+    stop_recipe.click(handlers.stop, [owner, recipe_run], None, **PRIVATE)
+    saved_recipes.input(handlers.reopen, [owner, saved_recipes], [card, recipe_view, counters], **PRIVATE)
+    page.load(handlers.refresh, owner, saved_recipes, **PRIVATE)
