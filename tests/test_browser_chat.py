@@ -274,3 +274,18 @@ def test_delete_asks_beside_its_button_and_never_for_another_chat(app, page):  #
     confirm.click()
     page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 1")
     assert "Piet" in page.locator("#sessions").inner_text() and ask.inner_text() == "Delete…"
+
+
+def test_every_tab_says_what_is_wrong_the_same_way_on_its_status_line(app, page):  # noqa: F811
+    goto(page, app.url)
+    for tab, box, go, status in (
+        ("Recipe", "#dish", "#generate", "#recipe-counters"),
+        ("Analyst → writer", "#handoff-data", "#handoff-go", "#handoff-note"),
+        ("Stream inspector", "#probe", "#probe-go", "#probe-note"),
+    ):
+        open_tab(page, tab)
+        page.locator(f"{box} textarea, {box} input").first.fill("   ")
+        page.locator(go).click()
+        page.wait_for_function("(s) => document.querySelector(s).innerText.startsWith('⚠️')", arg=status)
+        assert page.locator(status).is_visible()
+        assert page.locator(".toast-body").count() == 0  # no pop-up in one tab and a line in another

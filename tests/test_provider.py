@@ -53,7 +53,8 @@ async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service
 
 
 async def test_history_goes_back_to_the_server_as_messages(service, server):
-    await turn(service, "first question", conversation="history")
+    first = await turn(service, "first question", conversation="history")
+    assert first[-1].status is TurnStatus.COMPLETED, first[-1].error  # (0.5 s request timeout in this module)
     await turn(service, "second question", conversation="history")
     roles = [(m["role"], m.get("content")) for m in server.log.requests[-1]["messages"]]
     assert ("user", "first question") in roles

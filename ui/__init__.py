@@ -19,7 +19,7 @@ from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
 from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_tab import RecipeHandlers, recipe_tab
-from ui.session_handlers import ASK_TO_DELETE, CONFIRM_DELETE, SessionHandlers
+from ui.sidebar import SessionHandlers, sidebar
 from ui.visitors import Visitors, new_conversation_id, new_owner_token
 
 __all__ = [
@@ -73,28 +73,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         # A State never reaches the page; this copy does, so a page script can put the id in the address.
         address = gr.Textbox(visible="hidden", elem_id="conversation-address")
 
-        with gr.Sidebar(label="Conversations", width=300, elem_id="sidebar"):
-            if settings.storage_notice:
-                gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
-            if settings.hf_login:
-                gr.LoginButton(size="sm")
-            new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
-            search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
-            results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
-            session_list = gr.Radio([], label="Your conversations", elem_id="sessions")
-            with gr.Accordion("This conversation", open=False, elem_id="conversation-tools"):
-                title = gr.Textbox(label="Title", max_lines=1, elem_id="title")
-                rename = gr.Button("Rename", size="sm", elem_id="rename")
-                with gr.Row():
-                    export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
-                    export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
-                download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
-                delete = gr.Button(ASK_TO_DELETE, variant="stop", size="sm", elem_id="delete")
-                confirm_delete = gr.Button(
-                    CONFIRM_DELETE, variant="stop", size="sm", visible=False, elem_id="confirm-delete"
-                )
-            import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
-            sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
+        bar = sidebar(settings)
 
         with gr.Row(equal_height=True, elem_id="header"):
             gr.Markdown("### 💬 pydantic-ai chat", elem_id="app-title")
@@ -107,7 +86,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 elem_id="model",
             )
         model_notice = gr.Markdown(side.model_notice(settings.default_model), elem_id="model-notice")
-        refresh_sidebar = (side.refresh, [owner, conversation_id], [session_list, title])
+        refresh_sidebar = (side.refresh, [owner, conversation_id], [bar.sessions, bar.title])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
@@ -163,7 +142,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": SHOW_PICKED_CHAT, **PRIVATE}
 
         opened = demo.load(visitors_token(visitors), owner, owner, **PRIVATE).then(
-            side.open_from_url, owner, [chat_shown, conversation_id, title, policy, session_list], **PRIVATE
+            side.open_from_url, owner, [chat_shown, conversation_id, bar.title, policy, bar.sessions], **PRIVATE
         )
         show_in_url(opened).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **PRIVATE)
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
@@ -172,46 +151,66 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **PRIVATE)
         pane.chatbot.undo(chat.undo, [owner, conversation_id, pane.chatbot], None, **PRIVATE)
 
-        fresh_chat = [chat_shown, conversation_id, title, usage, session_list, sidebar_notice]
-        show_in_url(new_chat.click(side.new_chat, None, fresh_chat, **switching))
+        fresh_chat = [chat_shown, conversation_id, bar.title, usage, bar.sessions, bar.notice]
+        show_in_url(bar.new_chat.click(side.new_chat, None, fresh_chat, **switching))
         # The chat's own trash button starts a new chat too; the cleared one stays in the sidebar.
         show_in_url(pane.chatbot.clear(side.new_chat, None, fresh_chat, **switching))
-        switch_outputs = [chat_shown, conversation_id, title, usage, sidebar_notice, policy, session_list]
-        show_in_url(session_list.input(side.switch, [owner, session_list], switch_outputs, **switching))
-        show_in_url(results.input(side.switch, [owner, results], switch_outputs, **switching))
+        switch_outputs = [chat_shown, conversation_id, bar.title, usage, bar.notice, policy, bar.sessions]
+        show_in_url(bar.sessions.input(side.switch, [owner, bar.sessions], switch_outputs, **switching))
+        show_in_url(bar.results.input(side.switch, [owner, bar.results], switch_outputs, **switching))
         gr.on(
-            [search.submit, search.change], side.search, [owner, search], results, **PRIVATE, trigger_mode="always_last"
+            [bar.search.submit, bar.search.change],
+            side.search,
+            [owner, bar.search],
+            bar.results,
+            **PRIVATE,
+            trigger_mode="always_last",
         )
-        rename.click(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **PRIVATE)
-        title.submit(side.rename, [owner, conversation_id, title], [session_list, title, sidebar_notice], **PRIVATE)
-        delete.click(side.ask_to_delete, [conversation_id, delete], [delete, confirm_delete, sidebar_notice], **PRIVATE)
+        bar.rename.click(
+            side.rename, [owner, conversation_id, bar.title], [bar.sessions, bar.title, bar.notice], **PRIVATE
+        )
+        bar.title.submit(
+            side.rename, [owner, conversation_id, bar.title], [bar.sessions, bar.title, bar.notice], **PRIVATE
+        )
+        bar.delete.click(
+            side.ask_to_delete, [conversation_id, bar.delete], [bar.delete, bar.confirm_delete, bar.notice], **PRIVATE
+        )
         gr.on(
             [
-                new_chat.click,
+                bar.new_chat.click,
                 pane.chatbot.clear,
-                session_list.input,
-                results.input,
-                import_button.upload,
-                confirm_delete.click,
+                bar.sessions.input,
+                bar.results.input,
+                bar.import_button.upload,
+                bar.confirm_delete.click,
             ],
             side.put_delete_away,
             None,
-            [delete, confirm_delete],
+            [bar.delete, bar.confirm_delete],
             queue=False,
             **PRIVATE,
         )
-        confirm_delete.click(
+        bar.confirm_delete.click(
             side.delete,
             [owner, conversation_id],
-            [chat_shown, conversation_id, session_list, title, confirm_delete, results, search, sidebar_notice],
+            [
+                chat_shown,
+                conversation_id,
+                bar.sessions,
+                bar.title,
+                bar.confirm_delete,
+                bar.results,
+                bar.search,
+                bar.notice,
+            ],
             **switching,
         )
-        export_json.click(side.export_json, [owner, conversation_id], [download, sidebar_notice], **PRIVATE)
-        export_markdown.click(side.export_markdown, [owner, conversation_id], [download, sidebar_notice], **PRIVATE)
-        import_button.upload(
+        bar.export_json.click(side.export_json, [owner, conversation_id], [bar.download, bar.notice], **PRIVATE)
+        bar.export_markdown.click(side.export_markdown, [owner, conversation_id], [bar.download, bar.notice], **PRIVATE)
+        bar.import_button.upload(
             side.import_file,
-            [owner, import_button],
-            [chat_shown, conversation_id, session_list, title, sidebar_notice],
+            [owner, bar.import_button],
+            [chat_shown, conversation_id, bar.sessions, bar.title, bar.notice],
             **switching,
         )
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)

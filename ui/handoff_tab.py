@@ -17,11 +17,6 @@ class HandoffHandlers:
         self.handoff = handoff
         self.visitors = visitors
 
-    def prepare(self, data: str) -> str:
-        if not (data or "").strip():
-            raise gr.Error("Give the analyst some data or a question first.", title="Not sent")
-        return new_conversation_id()
-
     async def run(
         self,
         data: str,
@@ -80,7 +75,8 @@ def handoff_tab(
         article = gr.Markdown("*The article appears here.*", elem_id="article", label="Writer")
     handoff_run = gr.State(None)
 
-    gr.on([handoff_go.click, handoff_data.submit], handlers.prepare, handoff_data, handoff_run, **PRIVATE).success(
+    # The run is named first, so Stop reaches it from its first moment; bad input fails in the run itself.
+    gr.on([handoff_go.click, handoff_data.submit], new_conversation_id, None, handoff_run, **PRIVATE).success(
         handlers.run,
         [handoff_data, model, owner, handoff_run],
         [analysis, article, handoff_note],

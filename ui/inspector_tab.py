@@ -20,7 +20,8 @@ class InspectorHandlers:
 
     async def inspect(self, prompt: str, model_name: str, debounce: float) -> AsyncIterator[tuple[Any, str]]:
         if not (prompt or "").strip():
-            raise gr.Error("Type a prompt first.", title="Not sent")
+            yield [], "⚠️ Type a prompt first."
+            return
         rows: list[list[Any]] = []
         try:
             async for event in self.inspector.events(prompt, model_name, debounce):

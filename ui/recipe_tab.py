@@ -7,11 +7,11 @@ from typing import Any
 
 import gradio as gr
 
-from chat.errors import ConversationUnavailable, PromptRejected
+from chat.errors import ConversationUnavailable
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
 from ui.events import PRIVATE
-from ui.session_handlers import session_label
+from ui.sidebar import session_label
 from ui.visitors import Visitors, new_conversation_id
 
 
@@ -19,14 +19,6 @@ class RecipeHandlers:
     def __init__(self, recipes: RecipeService, visitors: Visitors) -> None:
         self.recipes = recipes
         self.visitors = visitors
-
-    def prepare(self, dish: str) -> str:
-        """Check the request and name the run first, so Stop can reach it from its first moment."""
-        try:
-            self.recipes.check_request(dish)
-        except PromptRejected as rejected:
-            raise gr.Error(str(rejected), title="Not sent") from rejected
-        return new_conversation_id()
 
     async def generate(
         self,
@@ -54,12 +46,12 @@ class RecipeHandlers:
             if not update.final:  # the final update is the validated recipe, not one more snapshot
                 rendered += 1
             card = render_card(update.recipe, incomplete=update.status is RecipeStatus.STOPPED)
-            if update.error:
-                card = f"> ⚠️ {update.error}\n\n{card}"
             counters = (
                 f"{update.snapshots} partial snapshots received · {rendered} rendered · "
                 f"{update.elapsed:.2f} s · **{update.status.value}**"
             )
+            if update.error:  # like every tab: the reason, on the tab's status line
+                counters = f"⚠️ {update.error}"
             recipes = self.choices(owner) if update.final else gr.skip()
             yield card, recipe_json(update.recipe), counters, recipes
 
@@ -86,7 +78,7 @@ class RecipeHandlers:
         try:
             stored = await self.recipes.open(owner or "", run_id)
         except ConversationUnavailable as problem:
-            return f"> ⚠️ {problem}", "{}", ""
+            return gr.skip(), gr.skip(), f"⚠️ {problem}"
         status = "stopped" if stored.incomplete else "completed"
         return (
             render_card(stored.recipe, incomplete=stored.incomplete),
@@ -124,7 +116,8 @@ def recipe_tab(
     saved_recipes = gr.Dropdown([], label="Your recipes", elem_id="saved-recipes")
     recipe_run = gr.State(None)
 
-    gr.on([dish.submit, generate.click], handlers.prepare, dish, recipe_run, **PRIVATE).success(
+    # The run is named first, so Stop reaches it from its first moment; bad input fails in the run itself.
+    gr.on([dish.submit, generate.click], new_conversation_id, None, recipe_run, **PRIVATE).success(
         handlers.generate,
         [dish, model, output_mode, debounce, owner, recipe_run],
         [card, recipe_view, counters, saved_recipes],

@@ -1,15 +1,17 @@
-"""Sidebar handlers: a visitor's conversations. Each one passes the owner down; an id alone opens nothing."""
+"""The sidebar: a visitor's conversations. Each handler passes the owner down; an id alone opens nothing."""
 
 from __future__ import annotations
 
 import re
 import tempfile
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from chat.config import Settings
 from chat.errors import ConversationUnavailable
 from chat.identity import visitor
 from chat.models import model_choices
@@ -226,3 +228,63 @@ def _file_stem(title: str, columns: int = 28) -> str:
     if len(stem) < len(words) and "-" in stem[len(stem) // 2 :]:
         stem = stem[: stem.rfind("-")]  # on a word boundary when there is one
     return stem.strip("-") or "conversation"
+
+
+@dataclass(frozen=True)
+class SidebarParts:
+    """The sidebar's components, for the page to wire to the chat they open."""
+
+    new_chat: gr.Button
+    search: gr.Textbox
+    results: gr.Radio
+    sessions: gr.Radio
+    title: gr.Textbox
+    rename: gr.Button
+    export_json: gr.Button
+    export_markdown: gr.Button
+    download: gr.File
+    delete: gr.Button
+    confirm_delete: gr.Button
+    import_button: gr.UploadButton
+    notice: gr.Markdown
+
+
+def sidebar(settings: Settings) -> SidebarParts:
+    """Conversations, newest first, with search, and the tools for the one shown (rename, export, delete)."""
+    with gr.Sidebar(label="Conversations", width=300, elem_id="sidebar"):
+        if settings.storage_notice:
+            gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
+        if settings.hf_login:
+            gr.LoginButton(size="sm")
+        new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
+        search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
+        results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
+        session_list = gr.Radio([], label="Your conversations", elem_id="sessions")
+        with gr.Accordion("This conversation", open=False, elem_id="conversation-tools"):
+            title = gr.Textbox(label="Title", max_lines=1, elem_id="title")
+            rename = gr.Button("Rename", size="sm", elem_id="rename")
+            with gr.Row():
+                export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
+                export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
+            download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
+            delete = gr.Button(ASK_TO_DELETE, variant="stop", size="sm", elem_id="delete")
+            confirm_delete = gr.Button(
+                CONFIRM_DELETE, variant="stop", size="sm", visible=False, elem_id="confirm-delete"
+            )
+        import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
+        sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
+    return SidebarParts(
+        new_chat,
+        search,
+        results,
+        session_list,
+        title,
+        rename,
+        export_json,
+        export_markdown,
+        download,
+        delete,
+        confirm_delete,
+        import_button,
+        sidebar_notice,
+    )
