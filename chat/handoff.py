@@ -20,7 +20,7 @@ from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import ModelMessage, ModelResponse
 
 from chat.endings import END_KEY
-from chat.errors import PromptRejected, ServerClosing, describe_failure
+from chat.errors import PromptRejected, describe_failure
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.text import join_surrogates, title_from_prompt, visible_prefix
@@ -92,9 +92,6 @@ class HandoffService:
         if not owner or not (data or "").strip():
             message = "Give the analyst some data or a question first." if owner else "Reload the page."
             yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, message)
-            return
-        if self.active.closing:
-            yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, str(ServerClosing()))
             return
 
         async def produce(token: CancellationToken, report: Report[HandoffUpdate]) -> None:

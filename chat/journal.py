@@ -35,7 +35,7 @@ class Checkpoints:
     every: float = CHECKPOINT_EVERY
     clock: Callable[[], float] = time.monotonic
     written: int = 0
-    last: float = dataclasses.field(default=0.0)
+    last: float = 0.0
 
     @classmethod
     def begin(

@@ -113,7 +113,6 @@ class RecipeService:
             if not owner:
                 raise ConversationUnavailable("Your visitor id is missing: reload the page.")
             request = self.check_request(request)
-            self.active.check_open()
             if mode not in OUTPUT_MODES:
                 raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")
         except (PromptRejected, ConversationUnavailable) as error:

@@ -149,6 +149,9 @@ async def stream_from_own_task(
                 updates.put_nowait(crashed(error))
             raise
 
+    if active.closing:  # the server drains for a restart: no run of any kind starts
+        yield crashed(ServerClosing())
+        return
     token = active.start(owner, run_id)
     producer = asyncio.create_task(guarded(token))
     try:

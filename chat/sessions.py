@@ -6,8 +6,8 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import pydantic
 from pydantic_ai.conversation import Conversation, ConversationTypeAdapter

@@ -171,7 +171,7 @@ class ChatService:
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
-            self.active.check_open()
+            self.active.check_open()  # also refused in `stream_from_own_task`; here before `keep_shown` writes
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation) as error:

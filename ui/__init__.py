@@ -166,11 +166,12 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             **PRIVATE,
             trigger_mode="always_last",
         )
-        bar.rename.click(
-            side.rename, [owner, conversation_id, bar.title], [bar.sessions, bar.title, bar.notice], **PRIVATE
-        )
-        bar.title.submit(
-            side.rename, [owner, conversation_id, bar.title], [bar.sessions, bar.title, bar.notice], **PRIVATE
+        gr.on(
+            [bar.rename.click, bar.title.submit],
+            side.rename,
+            [owner, conversation_id, bar.title],
+            [bar.sessions, bar.title, bar.notice],
+            **PRIVATE,
         )
         bar.delete.click(
             side.ask_to_delete, [conversation_id, bar.delete], [bar.delete, bar.confirm_delete, bar.notice], **PRIVATE

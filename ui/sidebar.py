@@ -60,11 +60,11 @@ class SessionHandlers:
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            if self.sessions.store.session(conversation_id, owner or "") is None:
+            damaged = self.sessions.store.session(conversation_id, owner or "")
+            if damaged is None:
                 return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
             # Damaged but still this visitor's: it stays the current chat, so Delete and Export reach it.
-            title = self.sessions.store.session(conversation_id, owner or "").title
-            return [], conversation_id, title, "", f"⚠️ {problem}", gr.skip(), gr.update(value=conversation_id)
+            return [], conversation_id, damaged.title, "", f"⚠️ {problem}", gr.skip(), gr.update(value=conversation_id)
         policy = self.service.context_policy(owner or "", conversation_id).kind
         listed = gr.update(choices=self.session_choices(owner), value=conversation_id)
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed

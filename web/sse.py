@@ -55,8 +55,8 @@ def sse_event(event: str, data: str, event_id: int | None = None, retry: int | N
     return head + "".join(f"data: {line}\n" for line in _LINE_END.split(data)) + "\n"
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class ChatStreamAPI:
@@ -102,7 +102,7 @@ class ChatStreamAPI:
         except PromptRejected as rejected:
             return _error(400 if not (body.message or "").strip() else 413, str(rejected))
         if self.service.active.closing:  # draining for a restart: come back in a moment
-            return JSONResponse({"error": str(ServerClosing())}, status_code=503, headers={"Retry-After": "10"})
+            return _error(503, str(ServerClosing()), headers={"Retry-After": "10"})
         conversation_id = body.conversation_id or str(uuid.uuid4())
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
