@@ -13,6 +13,7 @@ from chat.turns import TurnStats, TurnStatus, TurnUpdate
 STOPPED_LABEL = "\n\n*⏹ stopped*"
 CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
 SERVER_RESTARTED_LABEL = "\n\n*⚠️ interrupted: the server restarted while this answer was being written*"
+ENDED_LABELS = (STOPPED_LABEL, CONNECTION_LOST_LABEL, SERVER_RESTARTED_LABEL)
 FAILED_PREFIX = "⚠️ "
 
 Bubble = dict[str, str]

@@ -289,3 +289,18 @@ def test_every_tab_says_what_is_wrong_the_same_way_on_its_status_line(app, page)
         page.wait_for_function("(s) => document.querySelector(s).innerText.startsWith('⚠️')", arg=status)
         assert page.locator(status).is_visible()
         assert page.locator(".toast-body").count() == 0  # no pop-up in one tab and a line in another
+
+
+def test_copying_a_stopped_answer_copies_the_answer_without_its_label(app, page):  # noqa: F811
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    goto(page, app.url)
+    send(page, "count to 4000")
+    page.wait_for_function("() => document.querySelector(\"[data-testid='bot']\")?.innerText.includes('7')")
+    stop(page)
+    wait_idle(page, 1)
+    assert "stopped" in bot_text(page)
+    page.locator("[data-testid='bot']").last.hover()
+    page.get_by_label("Copy message").last.click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("1") and "7" in copied  # the answer as far as it went...
+    assert "stopped" not in copied and "⏹" not in copied and not copied.endswith("\n")  # ...and nothing else

@@ -13,7 +13,7 @@ from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
-from ui.chat_tab import ChatTab, chat_pane, composer_script
+from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
 from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
@@ -147,6 +147,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         show_in_url(opened).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **PRIVATE)
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
+        demo.load(None, None, None, js=copy_script(), **PRIVATE)
         model.change(side.model_notice, model, model_notice, **PRIVATE)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **PRIVATE)
         pane.chatbot.undo(chat.undo, [owner, conversation_id, pane.chatbot], None, **PRIVATE)

@@ -7,13 +7,14 @@ deltas, stop, save) lives in `chat/turns.py`; this module only shows it.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import gradio as gr
 from gradio.context import get_blocks_context
 
-from chat.render import answer_markdown, format_context, format_stats, prompts_in
+from chat.render import ENDED_LABELS, answer_markdown, format_context, format_stats, prompts_in
 from chat.turns import ChatService, TurnStatus, TurnUpdate
 from ui.visitors import Visitors, new_conversation_id
 
@@ -109,6 +110,27 @@ COMPOSER = """() => {
         showQueue();
         setTimeout(() => send.click(), 30);
     }, 150);
+}"""
+
+
+def copy_script() -> str:
+    """The page script that keeps an early end's label ("⏹ stopped") out of what the copy buttons copy.
+
+    Gradio's copy buttons copy a message's Markdown source, and the label is part of it (it is shown and
+    stored with the answer); the clipboard gets the answer as written.
+    """
+    return COPY_WITHOUT_LABELS.replace("LABELS", json.dumps(ENDED_LABELS))
+
+
+COPY_WITHOUT_LABELS = """() => {
+    const clipboard = navigator.clipboard;
+    if (!clipboard || clipboard.__withoutLabels) return;
+    clipboard.__withoutLabels = true;
+    const write = clipboard.writeText.bind(clipboard);
+    clipboard.writeText = (text) => {
+        if (typeof text === 'string') for (const label of LABELS) text = text.split(label).join('');
+        return write(text);
+    };
 }"""
 
 
