@@ -29,6 +29,7 @@ from chat.history import ContextPolicy
 from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
+from chat.runs import ActiveTurns
 from chat.sessions import Sessions
 from chat.shutdown import drain, wait_for_stop_signal
 from chat.stream_inspector import StreamInspector
@@ -93,6 +94,13 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         help="answers streamed at once [CHAT_MAX_STREAMS]",
     )
     parser.add_argument(
+        "--max-running-per-visitor",
+        type=int,
+        default=int(environ.get("CHAT_MAX_RUNNING_PER_VISITOR", defaults.max_running_per_visitor)),
+        help="answers (chats, recipes, hand-offs) one visitor may have running at once; 0: no limit "
+        "[CHAT_MAX_RUNNING_PER_VISITOR]",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=float,
         default=float(environ.get("CHAT_SHUTDOWN_GRACE", defaults.shutdown_grace)),
@@ -140,6 +148,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         max_prompt_chars=args.max_prompt_chars,
         request_timeout=args.request_timeout,
         max_concurrent_streams=args.max_streams,
+        max_running_per_visitor=args.max_running_per_visitor,
         shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
@@ -174,6 +183,7 @@ def build_service(settings: Settings) -> ChatService:
         store,
         ModelResolver(settings),
         journal=journal,
+        active=ActiveTurns(max_per_owner=settings.max_running_per_visitor or None),
         max_prompt_chars=settings.max_prompt_chars,
         request_timeout=settings.request_timeout,
         default_policy=ContextPolicy(

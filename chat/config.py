@@ -22,6 +22,8 @@ class Settings:
     provider_retries: int = 2
     """Retries of a failed request to an OpenAI-compatible server (the OpenAI client's own back-off)."""
     max_concurrent_streams: int = 200
+    max_running_per_visitor: int = 3
+    """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
     shutdown_grace: float = 10.0
     """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
     demo_first_token_delay: float = 0.3

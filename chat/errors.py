@@ -31,6 +31,28 @@ class ServerClosing(PromptRejected):
         super().__init__("The server is restarting. Send this again in a minute; nothing sent before is lost.")
 
 
+class ConversationBusy(PromptRejected):
+    """This conversation is already answering (another tab, or an API client): one turn at a time."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This chat is still answering (in another tab or app). Wait for that answer or press Stop there, "
+            "then send again."
+        )
+
+
+class TooManyRunning(PromptRejected):
+    """The visitor already has as many answers running as one visitor may."""
+
+    retry_after_seconds = 5
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} answers being written, the most one visitor can run at once here. "
+            "Wait for one to end or stop one, then send again."
+        )
+
+
 class ConversationUnavailable(LookupError):
     """The conversation does not exist for this visitor (never created, deleted, or someone else's)."""
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 
 from pydantic_ai.conversation import Conversation
-from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.messages import ModelRequest, UserPromptPart
 
-from chat.endings import END_KEY, SERVER_RESTARTED
+from chat.endings import SERVER_RESTARTED, interrupted_answer
 from chat.text import title_from_prompt
 from storage.sqlite_store import SQLiteConversationStore
 from storage.turn_journal import TurnJournal
@@ -74,12 +74,7 @@ async def recover_unfinished_turns(journal: TurnJournal, store: SQLiteConversati
             journal.finish(turn.turn_id)  # deleted meanwhile, or not this owner's: nothing to put back
             continue
         conversation = conversation or Conversation(conversation_id=turn.conversation_id)
-        answer = ModelResponse(
-            parts=[TextPart(turn.partial)],
-            model_name=turn.model,
-            state="interrupted",
-            metadata={END_KEY: SERVER_RESTARTED},
-        )
+        answer = interrupted_answer(turn.partial, SERVER_RESTARTED, turn.model)
         conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
         await store.save(conversation, scope=turn.scope)
         store.set_title(turn.conversation_id, turn.scope, title_from_prompt(turn.prompt), only_if_untitled=True)

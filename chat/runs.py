@@ -12,13 +12,14 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
 from chat.endings import SERVER_RESTARTED, STOPPED
-from chat.errors import ServerClosing
+from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +56,60 @@ class Report(Generic[U]):
 
 
 class ActiveTurns:
-    """The runs streaming right now, by owner and run id, so Stop can reach them from another event."""
+    """The runs streaming right now, by owner and run id, so Stop can reach them from another event.
 
-    def __init__(self) -> None:
+    - One run per key: a chat answering in one tab (or over the API) refuses a second turn elsewhere
+      (`ConversationBusy`) instead of two answers racing into one conversation.
+    - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`): one visitor cannot
+      take every slot of a shared server.
+    - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
+      for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
+      it is ignored, so it cannot stop the next one.
+    """
+
+    LATE_STOP_SECONDS = 3.0
+    """A Stop this soon after its key's run ended was meant for that run (the page was behind)."""
+    EARLY_STOP_SECONDS = 120.0
+    """A Stop waits this long for a run that has not started (queued behind others) before it lapses."""
+    _REMEMBERED = 10_000
+    """Waiting Stops and end times kept at most (oldest dropped): a flood of Stops costs bounded memory."""
+
+    def __init__(self, max_per_owner: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_per_owner = max_per_owner
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
+        self._per_owner: Counter[str] = Counter()
+        self._stops_waiting: dict[tuple[str, str], float] = {}
+        self._ended: dict[tuple[str, str], float] = {}
+        self._clock = clock
         self._lock = threading.Lock()
         self.closing = False
         """The server is shutting down: new runs are refused, running ones were stopped (`close`)."""
 
+    def check_can_start(self, owner: str, run_id: str) -> None:
+        """The refusal `start` would raise now (`PromptRejected`), for callers that answer before streaming."""
+        with self._lock:
+            self._refusal(owner, run_id)
+
     def start(self, owner: str, run_id: str) -> CancellationToken:
+        """Register a run; `PromptRejected` (busy, too many, closing) when it must not start."""
+        key = (owner, run_id)
         token = CancellationToken()
         with self._lock:
-            self._tokens[(owner, run_id)] = token
-            closing = self.closing
-        if closing:  # began as the server closed: it ends at once, and saves what it has
-            token.cancel()
+            self._refusal(owner, run_id)
+            self._tokens[key] = token
+            self._per_owner[owner] += 1
+            stop_pressed = self._stops_waiting.pop(key, None)
+        if stop_pressed is not None and self._clock() - stop_pressed <= self.EARLY_STOP_SECONDS:
+            token.cancel()  # Stop came first: the run ends at once and saves the prompt, labelled stopped
         return token
 
-    def check_open(self) -> None:
-        """`ServerClosing` once `close` was called: a run must not start while the server drains."""
+    def _refusal(self, owner: str, run_id: str) -> None:
         if self.closing:
             raise ServerClosing()
+        if (owner, run_id) in self._tokens:
+            raise ConversationBusy()
+        if self.max_per_owner is not None and self._per_owner[owner] >= self.max_per_owner:
+            raise TooManyRunning(self.max_per_owner)
 
     @property
     def stop_reason(self) -> str:
@@ -92,9 +126,14 @@ class ActiveTurns:
         return len(tokens)
 
     def finish(self, owner: str, run_id: str, token: CancellationToken) -> None:
+        key = (owner, run_id)
         with self._lock:
-            if self._tokens.get((owner, run_id)) is token:
-                del self._tokens[(owner, run_id)]
+            if self._tokens.get(key) is token:
+                del self._tokens[key]
+                self._per_owner[owner] -= 1
+                if not self._per_owner[owner]:
+                    del self._per_owner[owner]
+                _remember(self._ended, key, self._clock())
 
     def __len__(self) -> int:
         with self._lock:
@@ -104,14 +143,34 @@ class ActiveTurns:
         with self._lock:
             return (owner, run_id) in self._tokens
 
-    def stop(self, owner: str, run_id: str) -> bool:
-        """Stop the owner's running run with this id; False when none is running."""
+    def running_for(self, owner: str) -> int:
         with self._lock:
-            token = self._tokens.get((owner, run_id))
-        if token is None:
-            return False
+            return self._per_owner[owner]
+
+    def stop(self, owner: str, run_id: str) -> bool:
+        """Stop the owner's run with this id: True when one was running, False when there was none.
+
+        With none running, the Stop waits for the run to start (`start` ends it at once), unless a run of
+        this id has just ended: then it was pressed as that one ended, and is dropped.
+        """
+        key = (owner, run_id)
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None:
+                now = self._clock()
+                ended = self._ended.get(key)
+                if ended is None or now - ended > self.LATE_STOP_SECONDS:
+                    _remember(self._stops_waiting, key, now)
+                return False
         token.cancel()
         return True
+
+
+def _remember(times: dict[tuple[str, str], float], key: tuple[str, str], moment: float) -> None:
+    times.pop(key, None)  # re-inserted last: the dict stays in time order, oldest first
+    times[key] = moment
+    while len(times) > ActiveTurns._REMEMBERED:
+        del times[next(iter(times))]
 
 
 async def stream_from_own_task(
@@ -149,10 +208,11 @@ async def stream_from_own_task(
                 updates.put_nowait(crashed(error))
             raise
 
-    if active.closing:  # the server drains for a restart: no run of any kind starts
-        yield crashed(ServerClosing())
+    try:
+        token = active.start(owner, run_id)
+    except PromptRejected as refused:  # draining for a restart, busy elsewhere, or too many at once
+        yield crashed(refused)
         return
-    token = active.start(owner, run_id)
     producer = asyncio.create_task(guarded(token))
     try:
         next_due = 0.0

@@ -26,7 +26,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
-from chat.endings import CONNECTION_LOST, END_KEY
+from chat.endings import CONNECTION_LOST, mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
@@ -95,6 +95,7 @@ class ChatService:
         default_policy: ContextPolicy | None = None,
         summarizer: Summarizer | None = None,
         journal: TurnJournal | None = None,
+        active: ActiveTurns | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.agent = agent
@@ -105,7 +106,8 @@ class ChatService:
         self.max_prompt_chars = max_prompt_chars
         self.request_timeout = request_timeout
         self.min_update_interval = min_update_interval
-        self.active = ActiveTurns()
+        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
+        """Every run of the server, chats, recipes and hand-offs alike: Stop, limits and the drain use it."""
         self.journal = journal
         """Keeps each turn's prompt and partial answer on disk until the turn is saved (chat/journal.py)."""
         self._clock = clock
@@ -171,7 +173,7 @@ class ChatService:
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
-            self.active.check_open()  # also refused in `stream_from_own_task`; here before `keep_shown` writes
+            self.active.check_can_start(owner, conversation_id)  # `start` checks again; here before `keep_shown` writes
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation) as error:
@@ -252,7 +254,7 @@ class ChatService:
             status = TurnStatus.COMPLETED
             if new_messages and _connection_was_lost(new_messages[-1]):
                 status = TurnStatus.CONNECTION_LOST
-                _mark_ended(new_messages, CONNECTION_LOST)
+                mark_ended(new_messages, CONNECTION_LOST)
             repair_responses(new_messages)
             earlier_usage = conversation.usage
             # Extend the loaded conversation rather than saving `result.conversation`: in pydantic-ai 2.68
@@ -279,7 +281,7 @@ class ChatService:
             report(self._failure(conversation_id, streamed.raw, error, model_name))
         except RunCancelled as stopped:
             usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
-            await self._save_stopped(stopped, conversation, owner)
+            await self._save_stopped(stopped, conversation, owner, prompt, model_name)
             answer = streamed.text
             report(
                 TurnUpdate(
@@ -293,7 +295,7 @@ class ChatService:
         except asyncio.CancelledError as cancelled:
             stopped = RunCancelled.from_cancellation(cancelled)
             if stopped is not None:
-                await _shielded(self._save_stopped(stopped, conversation, owner))
+                await _shielded(self._save_stopped(stopped, conversation, owner, prompt, model_name))
             raise
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
@@ -321,14 +323,16 @@ class ChatService:
             )
         return Conversation(conversation_id=conversation_id)
 
-    async def _save_stopped(self, stopped: RunCancelled, loaded: Conversation | None, owner: str) -> None:
+    async def _save_stopped(
+        self, stopped: RunCancelled, loaded: Conversation | None, owner: str, prompt: str, model_name: str
+    ) -> None:
         if loaded is None:
             return
         # new_messages(), not all_messages(): the history the run was sent may have been trimmed.
-        new_messages = list(stopped.new_messages())
-        if not new_messages:
-            return
-        _mark_ended(new_messages, self.active.stop_reason)
+        # Stopped before the model was asked (Stop pressed while the turn waited to start): the prompt
+        # is kept all the same, with an empty answer labelled stopped.
+        new_messages = list(stopped.new_messages()) or [ModelRequest(parts=[UserPromptPart(prompt)])]
+        mark_ended(new_messages, self.active.stop_reason, model_name)
         repair_responses(new_messages)
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage
@@ -451,14 +455,6 @@ def _connection_was_lost(message: ModelMessage) -> bool:
         return False
     sent_finish_reason = (message.provider_details or {}).get("finish_reason") is not None
     return not sent_finish_reason and message.usage.unmeasured_requests > 0
-
-
-def _mark_ended(messages: list[ModelMessage], reason: str) -> None:
-    last = messages[-1] if messages else None
-    if isinstance(last, ModelResponse):
-        messages[-1] = dataclasses.replace(
-            last, state="interrupted", metadata={**(last.metadata or {}), END_KEY: reason}
-        )
 
 
 def _this_turn_usage(run_usage: RunUsage, earlier: RunUsage | None) -> RunUsage:

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from chat.config import Settings
+from tests.apps import running_app
 from tests.test_browser import ARTIFACTS, app, bot_text, browser, goto, send, stop  # noqa: F401 (fixtures)
 
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
@@ -304,3 +306,43 @@ def test_copying_a_stopped_answer_copies_the_answer_without_its_label(app, page)
     copied = page.evaluate("() => navigator.clipboard.readText()")
     assert copied.startswith("1") and "7" in copied  # the answer as far as it went...
     assert "stopped" not in copied and "⏹" not in copied and not copied.endswith("\n")  # ...and nothing else
+
+
+def test_stop_pressed_while_the_answer_waits_for_a_free_slot_ends_it_before_it_runs(browser, tmp_path):  # noqa: F811
+    settings = Settings(
+        max_concurrent_streams=1, demo_first_token_delay=0.05, demo_tokens_per_second=40, warm_up=False,
+        db_path=str(tmp_path / "chat.db"),
+    )
+    with running_app(settings) as one_slot:
+        busy = browser.new_page(viewport=SIZES["desktop"])
+        goto(busy, one_slot.url)
+        send(busy, "count to 3000")
+        busy.wait_for_function("() => document.querySelector(\"[data-testid='bot']\")?.innerText.includes('3')")
+        waiting = browser.new_page(viewport=SIZES["phone"])
+        goto(waiting, one_slot.url)
+        send(waiting, "count to 2000, s'il vous plaît")
+        waiting.wait_for_function("() => document.querySelector('#prompt .stop-button')")
+        assert len(one_slot.service.active) == 1  # only the other visitor's answer runs: this one is queued
+        stop(waiting)
+        stop(busy)  # the only slot comes free, and the waiting answer gets it
+        wait_idle(waiting, 1)
+        answer = bot_text(waiting)
+        assert "stopped" in answer and not any(character.isdigit() for character in answer)  # ended as it began
+        assert [["count to 2000, s'il vous plaît"]] == stored_prompts(one_slot, "s'il vous")  # the prompt is kept
+
+
+def test_a_chat_answering_in_the_page_refuses_a_turn_from_the_api_and_the_page_answer_goes_on(app, browser):  # noqa: F811
+    page = browser.new_page(viewport=SIZES["desktop"])
+    goto(page, app.url)
+    send(page, "count to 400")
+    page.wait_for_function("() => document.querySelector(\"[data-testid='bot']\")?.innerText.includes('4')")
+    chat = page.evaluate("() => new URLSearchParams(location.search).get('c')")
+    owner = page.evaluate("() => decodeURIComponent(document.cookie.match(/chat_owner=([^;]+)/)[1])")
+    refused = page.request.post(
+        f"{app.url}api/chat", data={"message": "Wie alt bin ich?", "conversation_id": chat}, headers={"x-chat-owner": owner}
+    )
+    assert refused.status == 409 and "still answering" in refused.json()["error"]
+    wait_idle(page, 1)
+    assert "400." in bot_text(page) and "stopped" not in bot_text(page)
+    assert [["count to 400"]] == stored_prompts(app, "count to 400")
+    page.close()

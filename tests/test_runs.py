@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic_ai import CancellationToken
 
+from chat.errors import ConversationBusy, TooManyRunning
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 
 pytestmark = pytest.mark.anyio
@@ -60,3 +61,74 @@ async def test_a_consumer_gone_after_the_first_update_releases_the_run_which_sti
     assert await updates.__anext__() == Step(1)
     await asyncio.wait_for(updates.aclose(), timeout=5)
     assert ended.is_set() and not active.is_running("alice", "run-1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stop_pressed_before_its_run_started_ends_that_run_as_it_starts():
+    clock = Clock()
+    active = ActiveTurns(clock=clock)
+    assert active.stop("bob", "chat-9") is False  # nothing runs yet: the answer is still queued
+    clock.now += 40  # queued a long while behind other answers
+    token = active.start("bob", "chat-9")
+    assert token.cancelled
+    active.finish("bob", "chat-9", token)
+    clock.now += 60
+    assert not active.start("bob", "chat-9").cancelled  # used once: the next run is not stopped by it
+
+
+def test_a_stop_that_arrives_as_its_run_ends_does_not_stop_the_next_run():
+    clock = Clock()
+    active = ActiveTurns(clock=clock)
+    first = active.start("bob", "chat-9")
+    active.finish("bob", "chat-9", first)
+    clock.now += 0.4  # the page still showed Stop when the answer ended
+    assert active.stop("bob", "chat-9") is False
+    clock.now += 5
+    assert not active.start("bob", "chat-9").cancelled
+
+
+def test_an_early_stop_lapses_and_stops_only_its_own_key():
+    clock = Clock()
+    active = ActiveTurns(clock=clock)
+    active.stop("bob", "chat-9")
+    assert not active.start("bob", "chat-10").cancelled
+    assert not active.start("eve", "chat-9").cancelled  # another visitor's run with the same id
+    clock.now += ActiveTurns.EARLY_STOP_SECONDS + 1
+    assert not active.start("bob", "chat-9").cancelled
+
+
+def test_one_run_per_conversation_and_a_limit_per_visitor():
+    active = ActiveTurns(max_per_owner=2)
+    first = active.start("bob", "chat-1")
+    with pytest.raises(ConversationBusy):
+        active.start("bob", "chat-1")  # a second tab on the same chat
+    active.start("bob", "recipe-7")
+    with pytest.raises(TooManyRunning):
+        active.check_can_start("bob", "chat-2")
+    with pytest.raises(TooManyRunning):
+        active.start("bob", "chat-2")
+    assert not active.start("carol", "chat-2").cancelled  # others keep their own allowance
+    active.finish("bob", "chat-1", first)
+    active.start("bob", "chat-2")  # a slot came free
+    assert active.running_for("bob") == 2 and len(active) == 3
+
+
+async def test_a_refused_run_ends_with_a_final_update_and_never_runs():
+    ran: list[str] = []
+
+    async def produce(token: CancellationToken, report: Report[Step]) -> None:
+        ran.append("ran")
+        report(Step(1, final=True))
+
+    active = ActiveTurns()
+    active.start("alice", "run-1")
+    updates = [step async for step in stream_from_own_task(active, "alice", "run-1", produce, crashed)]
+    assert updates == [Step(-1, final=True)] and ran == []
+    assert active.is_running("alice", "run-1")  # the first run keeps its registration

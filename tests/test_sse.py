@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -233,3 +234,53 @@ async def test_a_lone_surrogate_in_a_prompt_is_answered_saved_and_never_leaks_an
         if m.kind == "request"
     ]
     assert sorted(prompts) == ["half an emoji \ufffd (0)", "half an emoji \ufffd (1)"]
+
+
+def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_act_on():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        owner = {"x-chat-owner": "quartet-7f3a9c"}
+        with contextlib.ExitStack() as streams:
+            started, readers = [], []  # a dropped reader closes its stream, which stops its answer
+            for n in range(3):
+                response = streams.enter_context(
+                    http.stream("POST", "api/chat", json={"message": f"count to {900 + n}"}, headers=owner)
+                )
+                lines = response.iter_lines()
+                readers.append(lines)
+                assert next(lines) == "event: start"
+                started.append(json.loads(next(line for line in lines if line.startswith("data:"))[5:]))
+                assert next(line for line in lines if line == "event: delta")  # running, so counted
+            fourth = http.post("api/chat", json={"message": "one more"}, headers=owner)
+            assert fourth.status_code == 429 and int(fourth.headers["retry-after"]) > 0
+            assert "3 answers" in fourth.json()["error"]
+            same_chat = {"message": "again, here", "conversation_id": started[0]["conversation_id"]}
+            assert http.post("api/chat", json=same_chat, headers=owner).status_code in (409, 429)
+            other = http.post("api/chat", json={"message": "count to 3"}, headers={"x-chat-owner": "someone-else-2b"})
+            assert other.status_code == 200 and "event: done" in other.text  # others keep their own allowance
+        deadline = time.monotonic() + 15
+        while app.service.active.running_for("quartet-7f3a9c"):
+            assert time.monotonic() < deadline, "closed streams still hold their slots"
+            time.sleep(0.05)
+        again = http.post("api/chat", json={"message": "count to 2"}, headers=owner)
+        assert again.status_code == 200 and "event: done" in again.text
+
+
+def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        owner = {"x-chat-owner": "two-clients-91c2"}
+        with http.stream("POST", "api/chat", json={"message": "count to 4000"}, headers=owner) as first:
+            lines = first.iter_lines()
+            next(lines)
+            chat = json.loads(next(line for line in lines if line.startswith("data:"))[5:])["conversation_id"]
+            assert next(line for line in lines if line == "event: delta")
+            second = http.post("api/chat", json={"message": "¿y ahora?", "conversation_id": chat}, headers=owner)
+            assert second.status_code == 409 and "still answering" in second.json()["error"]
+            assert next(line for line in lines if line == "event: delta")  # the first answer goes on
+        deadline = time.monotonic() + 15
+        while app.service.active.is_running("two-clients-91c2", chat):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        after = http.post("api/chat", json={"message": "¿y ahora?", "conversation_id": chat}, headers=owner)
+        assert after.status_code == 200 and "event: done" in after.text

@@ -183,26 +183,6 @@ async def test_an_emoji_split_into_surrogates_is_joined_before_saving(store):
     assert stored[-1].parts[0].content == "Smile \U0001f600 done"
 
 
-async def test_a_second_tab_writing_the_same_conversation_loses_nothing(store):
-    release = asyncio.Event()
-
-    async def waits(messages, info):
-        yield "slow answer "
-        await release.wait()
-        yield "done"
-
-    service = make_service(store, waiting=FunctionModel(stream_function=waits, model_name="waiting"))
-    await collect(service, "first")
-    slow_tab = asyncio.create_task(collect(service, "from tab one", model="waiting"))
-    await asyncio.sleep(0.05)
-    fast = await collect(service, "from tab two")
-    release.set()
-    slow = await slow_tab
-    assert fast[-1].status is TurnStatus.COMPLETED and slow[-1].status is TurnStatus.COMPLETED
-    prompts = [b["content"] for b in to_bubbles(await service.load_messages("alice", "c1")) if b["role"] == "user"]
-    assert prompts == ["first", "from tab two", "from tab one"]
-
-
 async def test_updates_are_coalesced_by_time(store):
     service = ChatService(build_chat_agent(), store, ScriptedResolver(), min_update_interval=0.5)
     updates = await collect(service, "count to 400")
@@ -267,3 +247,27 @@ async def test_a_prompt_with_half_an_emoji_is_answered_and_stored_repaired(store
     assert first[-1].status is TurnStatus.COMPLETED and again[-1].status is TurnStatus.COMPLETED
     prompts = [m.parts[0].content for m in await service.load_messages("kim", "c-s") if m.kind == "request"]
     assert prompts == ["Hallo \ufffd Welt", "noch einmal \ufffd"]
+
+
+async def test_stop_pressed_while_the_turn_waits_to_start_stops_it_and_keeps_the_prompt(store):
+    service = make_service(store, endless=endless_model())
+    assert service.stop("alice", "c1") is False  # the page's Stop, before the queued turn began
+    final = (await collect(service, "écris sans fin, s'il te plaît", model="endless"))[-1]
+    assert final.status is TurnStatus.STOPPED
+    assert len(final.text) < 40  # ended as it began, not after 10,000 words
+    stored = to_bubbles(await service.load_messages("alice", "c1"))
+    assert stored[0] == {"role": "user", "content": "écris sans fin, s'il te plaît"}
+    assert "stopped" in stored[-1]["content"]
+
+
+async def test_a_second_turn_on_a_chat_that_is_answering_is_refused_and_the_first_goes_on(store):
+    started = asyncio.Event()
+    service = make_service(store, endless=endless_model(started=started, words=200))
+    first = asyncio.create_task(collect(service, "first, long", model="endless"))
+    await started.wait()
+    second = await collect(service, "second, from another tab", model="endless")
+    assert [update.status for update in second] == [TurnStatus.FAILED]
+    assert "still answering" in second[0].error
+    assert (await first)[-1].status is TurnStatus.COMPLETED
+    assert [bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))][0] == "first, long"
+    assert len(await service.load_messages("alice", "c1")) == 2  # the refused prompt cut nothing and added nothing

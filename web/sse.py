@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.errors import PromptRejected, ServerClosing
+from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning
 from chat.identity import visitor
 from chat.turns import ChatService, TurnStatus
 
@@ -101,9 +101,15 @@ class ChatStreamAPI:
             message = self.service.check_prompt(body.message)
         except PromptRejected as rejected:
             return _error(400 if not (body.message or "").strip() else 413, str(rejected))
-        if self.service.active.closing:  # draining for a restart: come back in a moment
-            return _error(503, str(ServerClosing()), headers={"Retry-After": "10"})
         conversation_id = body.conversation_id or str(uuid.uuid4())
+        try:  # refused now with a status a client can act on; the run checks again as it starts
+            self.service.active.check_can_start(owner, conversation_id)
+        except ServerClosing as closing:  # draining for a restart: come back in a moment
+            return _error(503, str(closing), headers={"Retry-After": "10"})
+        except TooManyRunning as too_many:
+            return _error(429, str(too_many), headers={"Retry-After": str(too_many.retry_after_seconds)})
+        except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
+            return _error(409, str(busy))
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
         updates = self.service.run_turn(owner, conversation_id, message, body.model or self.default_model, body.context)
