@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -258,3 +259,31 @@ def test_recipe_endpoint_streams_partial_json(app):
     final = json.loads(job.outputs()[-1][1])
     assert final["name"] == "麻婆豆腐" and len(final["ingredients"]) == 9
     assert len(partial_names) >= 3 and "completed" in job.outputs()[-1][2]
+
+
+def test_an_idle_connection_stays_open_longer_than_clients_keep_theirs():
+    """Uvicorn's default closes it after 5 s: a client reusing it then has its request dropped."""
+    with running_app(Settings(warm_up=False)) as served:
+        host, port = served.url.removeprefix("http://").strip("/").split(":")
+        request = f"GET /config HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request)
+            assert read_response(connection).startswith(b"HTTP/1.1 200")
+            time.sleep(6)  # idle longer than httpx's pool (5 s) keeps a connection
+            connection.sendall(request)
+            assert read_response(connection).startswith(b"HTTP/1.1 200")
+
+
+def read_response(connection: socket.socket) -> bytes:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(65536)
+        assert chunk, "the server closed the connection"
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        assert chunk, "the server closed the connection"
+        body += chunk
+    return head
