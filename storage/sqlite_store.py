@@ -194,6 +194,9 @@ class SQLiteConversationStore(ConversationStore):
             if not deleted:
                 raise ConversationConflict(conversation_id)
             connection.execute("DELETE FROM summaries WHERE conversation_id = ?", [conversation_id])
+            # Not only this conversation's entries: those of one deleted earlier that a fork still reached
+            # may be free now too (left behind, they kept their parents from ever being deleted).
+            # One statement, so the foreign key from child to parent is checked once, at its end.
             connection.execute(
                 """
                 WITH RECURSIVE tips(id) AS (
@@ -205,9 +208,9 @@ class SQLiteConversationStore(ConversationStore):
                     UNION SELECT entries.parent_id FROM entries JOIN reachable ON entries.id = reachable.id
                     WHERE entries.parent_id IS NOT NULL
                 )
-                DELETE FROM entries WHERE conversation_id = ? AND id NOT IN (SELECT id FROM reachable)
-                """,
-                [conversation_id],
+                DELETE FROM entries
+                WHERE conversation_id NOT IN (SELECT id FROM conversations) AND id NOT IN (SELECT id FROM reachable)
+                """
             )
 
     async def read_entry(self, entry_id: str) -> ConversationEntry:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict, InMemoryConversationStore
@@ -141,3 +143,105 @@ async def test_load_entries_identifies_each_message(store):
     entries = await store.load_entries("c1", scope="alice")
     assert [e.parent_id for e in entries[1:]] == [e.id for e in entries[:-1]]
     assert entries[0].parent_id is None
+
+
+def stored_messages(store) -> int:
+    """Messages the store still holds on disk (or in memory), whoever they belonged to."""
+    if isinstance(store, InMemoryConversationStore):
+        return len(store._entries)
+    return store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+
+async def fork_chain(store) -> dict[str, list[str]]:
+    """X, Y forked from X with a turn of its own, Z forked from Y with one more: what each should load."""
+    await saved(store, "X", turns=1)
+    y = await store.fork("X", new_conversation_id="Y", source_scope="alice")
+    y.messages.extend(turn("y asks", "y hears"))
+    await store.save(y, scope="alice")
+    z = await store.fork("Y", new_conversation_id="Z", source_scope="alice")
+    z.messages.extend(turn("z asks", "z hears"))
+    await store.save(z, scope="alice")
+    return {
+        "X": ["q0", "a0"],
+        "Y": ["q0", "a0", "y asks", "y hears"],
+        "Z": ["q0", "a0", "y asks", "y hears", "z asks", "z hears"],
+    }
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations("XYZ")), ids="".join)
+async def test_a_fork_chain_deletes_in_any_order_and_leaves_nothing_behind(store, order):
+    expected = await fork_chain(store)
+    for name in order:
+        await store.delete(name, scope="alice")
+        del expected[name]
+        for remaining, messages in expected.items():  # the others still load whole
+            assert texts(await store.load(remaining, scope="alice")) == messages
+    assert await store.list_conversations(scope="alice") == []
+    assert stored_messages(store) == 0
+
+
+async def test_deleting_a_fork_and_its_original_leaves_no_messages_or_search_text(store):
+    await saved(store, turns=2)
+    fork = await store.fork("c1", new_conversation_id="f1", source_scope="alice")
+    fork.messages.extend(turn("ζήτημα δικό μου", "απάντηση"))
+    await store.save(fork, scope="alice")
+    await store.delete("c1", scope="alice")
+    await store.delete("f1", scope="alice")
+    assert stored_messages(store) == 0
+    if isinstance(store, SQLiteConversationStore):
+        assert store.search("alice", "q1") == [] and store.search("alice", "ζήτημα") == []
+
+
+async def test_deleting_keeps_what_a_branch_still_reaches_and_drops_what_only_it_reached(store):
+    await saved(store, turns=2)
+    loaded = await store.load("c1", scope="alice")
+    branched = await store.branch("c1", at=2, expected_revision=loaded.revision, scope="alice")
+    branched.messages.extend(turn("other way", "sure"))
+    await store.save(branched, scope="alice")
+    await saved(store, "c2", turns=1)
+    await store.delete("c1", scope="alice")
+    assert stored_messages(store) == 2  # c2's two; c1's branch went with it
+    assert texts(await store.load("c2", scope="alice")) == ["q0", "a0"]
+
+
+async def test_read_history_walks_from_a_head_with_or_without_a_limit(store):
+    await saved(store, turns=3)
+    record = await store.read_record("c1")
+    whole = await store.read_history(record.head_id)
+    assert [entry.message.parts[0].content for entry in whole] == ["q0", "a0", "q1", "a1", "q2", "a2"]
+    assert [entry.id for entry in await store.read_history(record.head_id, limit=2)] == [e.id for e in whole[-2:]]
+    assert await store.read_history(None) == []
+    middle = await store.read_history(whole[2].id)
+    assert [entry.id for entry in middle] == [entry.id for entry in whole[:3]]
+
+
+async def test_a_fork_at_a_point_starts_fresh_usage_and_a_whole_fork_copies_it(store):
+    await saved(store, turns=2)
+    part = await store.fork("c1", at=2, new_conversation_id="part", source_scope="alice")
+    whole = await store.fork("c1", new_conversation_id="whole", source_scope="alice", scope="bob")
+    assert part.usage == RunUsage() and whole.usage == RunUsage(input_tokens=5, requests=1)
+    assert await store.load("whole", scope="alice") is None  # the fork took the scope it was given
+    assert texts(await store.load("whole", scope="bob")) == ["q0", "a0", "q1", "a1"]
+    with pytest.raises(ConversationConflict):
+        await store.fork("c1", new_conversation_id="part", source_scope="alice")
+    with pytest.raises(UserError):
+        await store.fork("c1", new_conversation_id="x", source_scope="bob")  # not bob's to fork
+
+
+async def test_saving_onto_a_deleted_conversation_conflicts(store):
+    await saved(store)
+    stale = await store.load("c1", scope="alice")
+    await store.delete("c1", scope="alice")
+    stale.messages.extend(turn("too late", "gone"))
+    with pytest.raises(ConversationConflict):
+        await store.save(stale, scope="alice")
+
+
+async def test_a_reopened_sqlite_file_holds_the_same_conversations(tmp_path):
+    first = SQLiteConversationStore(tmp_path / "kept.db")
+    expected = await fork_chain(first)
+    reopened = SQLiteConversationStore(tmp_path / "kept.db")
+    for name, messages in expected.items():
+        assert texts(await reopened.load(name, scope="alice")) == messages
+    await reopened.delete("Y", scope="alice")
+    assert texts(await reopened.load("Z", scope="alice")) == expected["Z"]
