@@ -82,6 +82,13 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         help="longest prompt accepted [CHAT_MAX_PROMPT_CHARS]",
     )
     parser.add_argument(
+        "--max-answer-chars",
+        type=int,
+        default=int(environ.get("CHAT_MAX_ANSWER_CHARS", defaults.max_answer_chars)),
+        help="longest answer written and kept; the model is stopped there, labelled cut; 0: no limit "
+        "[CHAT_MAX_ANSWER_CHARS]",
+    )
+    parser.add_argument(
         "--request-timeout",
         type=float,
         default=float(environ.get("CHAT_REQUEST_TIMEOUT", defaults.request_timeout)),
@@ -146,6 +153,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         base_url=args.base_url or None,
         api_key=environ.get("CHAT_API_KEY"),
         max_prompt_chars=args.max_prompt_chars,
+        max_answer_chars=args.max_answer_chars,
         request_timeout=args.request_timeout,
         max_concurrent_streams=args.max_streams,
         max_running_per_visitor=args.max_running_per_visitor,
@@ -185,6 +193,7 @@ def build_service(settings: Settings) -> ChatService:
         journal=journal,
         active=ActiveTurns(max_per_owner=settings.max_running_per_visitor or None),
         max_prompt_chars=settings.max_prompt_chars,
+        max_answer_chars=settings.max_answer_chars or None,
         request_timeout=settings.request_timeout,
         default_policy=ContextPolicy(
             kind=settings.context_policy,  # type: ignore[arg-type]

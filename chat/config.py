@@ -17,6 +17,9 @@ class Settings:
     """An OpenAI-compatible server (Ollama, vLLM, llama.cpp); `model` is then the name it serves."""
     api_key: str | None = None
     max_prompt_chars: int = 20_000
+    max_answer_chars: int = 40_000
+    """The longest answer (about 10,000 tokens of English): one visitor's "count to 999999" must not cost
+    the server its memory. 0: no limit."""
     request_timeout: float = 60.0
     """Seconds without a byte from the provider before a turn fails."""
     provider_retries: int = 2

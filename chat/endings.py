@@ -9,6 +9,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 END_KEY = "ended"
 STOPPED = "stopped"
 """The visitor pressed Stop, or left for another chat."""
+LENGTH_LIMIT = "length_limit"
+"""The answer reached the server's longest answer and was cut there."""
 CONNECTION_LOST = "connection_lost"
 """The provider's stream was cut off."""
 SERVER_RESTARTED = "server_restarted"

@@ -6,26 +6,33 @@ from collections.abc import Sequence
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
-from chat.endings import CONNECTION_LOST, END_KEY, SERVER_RESTARTED, STOPPED
+from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
 from chat.turns import TurnStats, TurnStatus, TurnUpdate
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
+CUT_LABEL = "\n\n*✂️ cut: this answer reached the longest this server writes*"
 CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
 SERVER_RESTARTED_LABEL = "\n\n*⚠️ interrupted: the server restarted while this answer was being written*"
-ENDED_LABELS = (STOPPED_LABEL, CONNECTION_LOST_LABEL, SERVER_RESTARTED_LABEL)
+ENDED_LABELS = (STOPPED_LABEL, CUT_LABEL, CONNECTION_LOST_LABEL, SERVER_RESTARTED_LABEL)
 FAILED_PREFIX = "⚠️ "
 
 Bubble = dict[str, str]
 
 
 def ended_label(reason: str | None) -> str:
-    labels = {STOPPED: STOPPED_LABEL, CONNECTION_LOST: CONNECTION_LOST_LABEL, SERVER_RESTARTED: SERVER_RESTARTED_LABEL}
+    labels = {
+        STOPPED: STOPPED_LABEL,
+        LENGTH_LIMIT: CUT_LABEL,
+        CONNECTION_LOST: CONNECTION_LOST_LABEL,
+        SERVER_RESTARTED: SERVER_RESTARTED_LABEL,
+    }
     return labels.get(reason or "", "")
 
 
 def status_label(status: TurnStatus) -> str:
-    return {TurnStatus.STOPPED: STOPPED_LABEL, TurnStatus.CONNECTION_LOST: CONNECTION_LOST_LABEL}.get(status, "")
+    labels = {TurnStatus.STOPPED: STOPPED_LABEL, TurnStatus.CUT: CUT_LABEL, TurnStatus.CONNECTION_LOST: CONNECTION_LOST_LABEL}
+    return labels.get(status, "")
 
 
 def answer_markdown(update: TurnUpdate) -> str:
@@ -77,6 +84,8 @@ def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) ->
     parts.append(f"total {stats.total_seconds:.2f} s")
     if status is TurnStatus.STOPPED:
         parts.append("stopped")
+    elif status is TurnStatus.CUT:
+        parts.append("cut at the length limit")
     elif status is TurnStatus.CONNECTION_LOST:
         parts.append("connection lost")
     return " · ".join(parts)

@@ -26,7 +26,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.demo_model import estimate_message_tokens, estimate_tokens
-from chat.endings import CONNECTION_LOST, mark_ended
+from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
@@ -48,6 +48,8 @@ class TurnStatus(enum.StrEnum):
     STREAMING = "streaming"
     COMPLETED = "completed"
     STOPPED = "stopped"
+    CUT = "cut"
+    """Ended at the server's longest answer (`max_answer_chars`)."""
     CONNECTION_LOST = "connection_lost"
     FAILED = "failed"
 
@@ -90,6 +92,7 @@ class ChatService:
         models: ModelResolver,
         *,
         max_prompt_chars: int = 20_000,
+        max_answer_chars: int | None = None,
         request_timeout: float = 60.0,
         min_update_interval: float = 0.05,
         default_policy: ContextPolicy | None = None,
@@ -104,6 +107,8 @@ class ChatService:
         self.default_policy = default_policy or ContextPolicy()
         self.summarizer = summarizer or Summarizer(models)
         self.max_prompt_chars = max_prompt_chars
+        self.max_answer_chars = max_answer_chars
+        """The longest answer streamed and kept; the run is stopped there, whatever the model."""
         self.request_timeout = request_timeout
         self.min_update_interval = min_update_interval
         self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
@@ -221,6 +226,7 @@ class ChatService:
         first_token_at: float | None = None
         streamed = VisibleText()
         conversation: Conversation | None = None
+        too_long = False
         # The prompt is on disk before the model is asked, and the answer every few seconds after.
         checkpoints = Checkpoints.begin(self.journal, owner, conversation_id, prompt, model_name)
 
@@ -242,7 +248,12 @@ class ChatService:
                 usage_limits=UsageLimits(request_limit=conversation.usage.requests + MAX_REQUESTS_PER_TURN),
             ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
+                    if too_long:
+                        continue  # the run ends at its next await; nothing more is shown or kept
                     streamed.append(delta)
+                    if self.max_answer_chars is not None and len(streamed.raw) >= self.max_answer_chars:
+                        too_long = True
+                        token.cancel()
                     report(TurnUpdate(conversation_id, streamed.text))
                     checkpoints.saw(streamed.raw)
                     if first_token_at is None:
@@ -281,13 +292,14 @@ class ChatService:
             report(self._failure(conversation_id, streamed.raw, error, model_name))
         except RunCancelled as stopped:
             usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
-            await self._save_stopped(stopped, conversation, owner, prompt, model_name)
+            reason = LENGTH_LIMIT if too_long else self.active.stop_reason
+            await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason)
             answer = streamed.text
             report(
                 TurnUpdate(
                     conversation_id,
                     answer,
-                    TurnStatus.STOPPED,
+                    TurnStatus.CUT if too_long else TurnStatus.STOPPED,
                     stats(usage, stopped.all_messages(), answer),
                     context=compactor.report,
                 )
@@ -295,7 +307,8 @@ class ChatService:
         except asyncio.CancelledError as cancelled:
             stopped = RunCancelled.from_cancellation(cancelled)
             if stopped is not None:
-                await _shielded(self._save_stopped(stopped, conversation, owner, prompt, model_name))
+                reason = self.active.stop_reason
+                await _shielded(self._save_stopped(stopped, conversation, owner, prompt, model_name, reason))
             raise
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
@@ -324,7 +337,13 @@ class ChatService:
         return Conversation(conversation_id=conversation_id)
 
     async def _save_stopped(
-        self, stopped: RunCancelled, loaded: Conversation | None, owner: str, prompt: str, model_name: str
+        self,
+        stopped: RunCancelled,
+        loaded: Conversation | None,
+        owner: str,
+        prompt: str,
+        model_name: str,
+        reason: str,
     ) -> None:
         if loaded is None:
             return
@@ -332,7 +351,7 @@ class ChatService:
         # Stopped before the model was asked (Stop pressed while the turn waited to start): the prompt
         # is kept all the same, with an empty answer labelled stopped.
         new_messages = list(stopped.new_messages()) or [ModelRequest(parts=[UserPromptPart(prompt)])]
-        mark_ended(new_messages, self.active.stop_reason, model_name)
+        mark_ended(new_messages, reason, model_name)
         repair_responses(new_messages)
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage

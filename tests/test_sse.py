@@ -284,3 +284,13 @@ def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
             time.sleep(0.05)
         after = http.post("api/chat", json={"message": "¿y ahora?", "conversation_id": chat}, headers=owner)
         assert after.status_code == 200 and "event: done" in after.text
+
+
+def test_count_to_a_million_is_cut_at_the_longest_answer_and_said_so():
+    settings = Settings(demo_first_token_delay=0.01, demo_tokens_per_second=0, warm_up=False, max_answer_chars=5_000)
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=60) as http:
+        body = http.post("api/chat", json={"message": "count to 999999"}, headers={"x-chat-owner": "greedy-41d0e2"}).text
+        events = parse(body)
+        answer = "".join(data for event, data in events if event == "delta")
+        done = json.loads(next(data for event, data in events if event == "done"))
+        assert done["status"] == "cut" and 5_000 <= len(answer) < 5_200 and "999999" not in answer

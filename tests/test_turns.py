@@ -271,3 +271,15 @@ async def test_a_second_turn_on_a_chat_that_is_answering_is_refused_and_the_firs
     assert (await first)[-1].status is TurnStatus.COMPLETED
     assert [bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))][0] == "first, long"
     assert len(await service.load_messages("alice", "c1")) == 2  # the refused prompt cut nothing and added nothing
+
+
+async def test_an_answer_is_cut_at_the_longest_the_server_writes_and_kept_labelled(store):
+    service = make_service(store, endless=endless_model(words=100_000))
+    service.max_answer_chars = 700
+    final = (await collect(service, "écris pour toujours", model="endless"))[-1]
+    assert final.status is TurnStatus.CUT
+    assert 700 <= len(final.text) < 760  # stopped there, not 100,000 words later
+    stored = await service.load_messages("alice", "c1")
+    assert stored[-1].metadata[END_KEY] == "length_limit"
+    assert to_bubbles(stored)[-1]["content"].startswith(final.text[:600]) and "cut" in to_bubbles(stored)[-1]["content"]
+    assert (await collect(service, "and now, briefly?"))[-1].status is TurnStatus.COMPLETED  # the chat goes on
