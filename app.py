@@ -108,6 +108,13 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         "[CHAT_MAX_RUNNING_PER_VISITOR]",
     )
     parser.add_argument(
+        "--max-messages-per-minute",
+        type=int,
+        default=int(environ.get("CHAT_MAX_MESSAGES_PER_MINUTE", defaults.max_messages_per_minute)),
+        help="answers (chats, recipes, hand-offs) one visitor may start in any minute; 0: no limit "
+        "[CHAT_MAX_MESSAGES_PER_MINUTE]",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=float,
         default=float(environ.get("CHAT_SHUTDOWN_GRACE", defaults.shutdown_grace)),
@@ -157,6 +164,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         request_timeout=args.request_timeout,
         max_concurrent_streams=args.max_streams,
         max_running_per_visitor=args.max_running_per_visitor,
+        max_messages_per_minute=args.max_messages_per_minute,
         shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
@@ -191,7 +199,10 @@ def build_service(settings: Settings) -> ChatService:
         store,
         ModelResolver(settings),
         journal=journal,
-        active=ActiveTurns(max_per_owner=settings.max_running_per_visitor or None),
+        active=ActiveTurns(
+            max_per_owner=settings.max_running_per_visitor or None,
+            starts_per_minute=settings.max_messages_per_minute or None,
+        ),
         max_prompt_chars=settings.max_prompt_chars,
         max_answer_chars=settings.max_answer_chars or None,
         request_timeout=settings.request_timeout,

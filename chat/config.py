@@ -27,6 +27,8 @@ class Settings:
     max_concurrent_streams: int = 200
     max_running_per_visitor: int = 3
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
+    max_messages_per_minute: int = 20
+    """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
     shutdown_grace: float = 10.0
     """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
     demo_first_token_delay: float = 0.3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelAuthenticationError,
@@ -45,11 +47,23 @@ class TooManyRunning(PromptRejected):
     """The visitor already has as many answers running as one visitor may."""
 
     retry_after_seconds = 5
+    """An answer usually ends within this (`Retry-After` on the API)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(
             f"You already have {limit} answers being written, the most one visitor can run at once here. "
             "Wait for one to end or stop one, then send again."
+        )
+
+
+class TooManyStarts(PromptRejected):
+    """The visitor started as many answers in the last minute as one visitor may."""
+
+    def __init__(self, per_minute: int, retry_after: float) -> None:
+        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"You have sent {per_minute} messages in the last minute, the most this server takes from one "
+            f"visitor. Send again in {self.retry_after_seconds} s."
         )
 
 

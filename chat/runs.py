@@ -12,14 +12,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
 from chat.endings import SERVER_RESTARTED, STOPPED
-from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning
+from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning, TooManyStarts
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ class ActiveTurns:
 
     - One run per key: a chat answering in one tab (or over the API) refuses a second turn elsewhere
       (`ConversationBusy`) instead of two answers racing into one conversation.
-    - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`): one visitor cannot
-      take every slot of a shared server.
+    - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`), and at most
+      `starts_per_minute` started in any minute (`TooManyStarts`): one visitor cannot take every slot
+      of a shared server, nor fill its disk with a script.
     - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
       for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
       it is ignored, so it cannot stop the next one.
@@ -74,8 +75,15 @@ class ActiveTurns:
     _REMEMBERED = 10_000
     """Waiting Stops and end times kept at most (oldest dropped): a flood of Stops costs bounded memory."""
 
-    def __init__(self, max_per_owner: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_per_owner: int | None = None,
+        starts_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_per_owner = max_per_owner
+        self.starts_per_minute = starts_per_minute
+        self._starts: dict[str, deque[float]] = {}
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
         self._per_owner: Counter[str] = Counter()
         self._stops_waiting: dict[tuple[str, str], float] = {}
@@ -98,6 +106,8 @@ class ActiveTurns:
             self._refusal(owner, run_id)
             self._tokens[key] = token
             self._per_owner[owner] += 1
+            if self.starts_per_minute is not None:
+                self._starts.setdefault(owner, deque()).append(self._clock())
             stop_pressed = self._stops_waiting.pop(key, None)
         if stop_pressed is not None and self._clock() - stop_pressed <= self.EARLY_STOP_SECONDS:
             token.cancel()  # Stop came first: the run ends at once and saves the prompt, labelled stopped
@@ -110,6 +120,21 @@ class ActiveTurns:
             raise ConversationBusy()
         if self.max_per_owner is not None and self._per_owner[owner] >= self.max_per_owner:
             raise TooManyRunning(self.max_per_owner)
+        if self.starts_per_minute is not None:
+            starts = self._recent_starts(owner)
+            if len(starts) >= self.starts_per_minute:
+                raise TooManyStarts(self.starts_per_minute, retry_after=starts[0] + 60 - self._clock())
+
+    def _recent_starts(self, owner: str) -> deque[float]:
+        starts = self._starts.get(owner, deque())
+        while starts and self._clock() - starts[0] >= 60:
+            starts.popleft()
+        if not starts:
+            self._starts.pop(owner, None)
+        if len(self._starts) > self._REMEMBERED:  # visitors seen once long ago: forget them
+            for idle in [name for name, times in self._starts.items() if not times or self._clock() - times[-1] >= 60]:
+                del self._starts[idle]
+        return starts
 
     @property
     def stop_reason(self) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic_ai import CancellationToken
 
-from chat.errors import ConversationBusy, TooManyRunning
+from chat.errors import ConversationBusy, TooManyRunning, TooManyStarts
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +132,17 @@ async def test_a_refused_run_ends_with_a_final_update_and_never_runs():
     updates = [step async for step in stream_from_own_task(active, "alice", "run-1", produce, crashed)]
     assert updates == [Step(-1, final=True)] and ran == []
     assert active.is_running("alice", "run-1")  # the first run keeps its registration
+
+
+def test_a_visitor_may_start_so_many_runs_in_any_minute():
+    clock = Clock()
+    active = ActiveTurns(starts_per_minute=3, clock=clock)
+    for n in range(3):
+        active.finish("dora", f"chat-{n}", active.start("dora", f"chat-{n}"))
+        clock.now += 10
+    with pytest.raises(TooManyStarts) as refused:
+        active.start("dora", "chat-3")
+    assert refused.value.retry_after_seconds == 30  # the first start leaves the minute in 30 s
+    active.start("ezra", "chat-3")  # counted per visitor
+    clock.now += 30
+    active.start("dora", "chat-3")

@@ -294,3 +294,23 @@ def test_count_to_a_million_is_cut_at_the_longest_answer_and_said_so():
         answer = "".join(data for event, data in events if event == "delta")
         done = json.loads(next(data for event, data in events if event == "done"))
         assert done["status"] == "cut" and 5_000 <= len(answer) < 5_200 and "999999" not in answer
+
+
+def test_messages_per_minute_are_counted_across_the_gradio_api_and_the_sse_api():
+    from gradio_client import Client
+
+    settings = Settings(demo_first_token_delay=0.01, demo_tokens_per_second=0, warm_up=False, max_messages_per_minute=3)
+    owner = "scripted-visitor-5ac1"
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        client = Client(app.url, verbose=False)
+        for prompt in ["uno", "dos"]:
+            answer, _, _ = client.predict(prompt, "demo", owner, api_name="/chat")
+            assert not answer.startswith("⚠️")
+        assert http.post("api/chat", json={"message": "tres"}, headers={"x-chat-owner": owner}).status_code == 200
+        refused = http.post("api/chat", json={"message": "cuatro"}, headers={"x-chat-owner": owner})
+        assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+        assert "3 messages in the last minute" in refused.json()["error"]
+        answer, _, _ = client.predict("cinco", "demo", owner, api_name="/chat")
+        assert answer.startswith("⚠️") and "Send again in" in answer
+        other, _, _ = Client(app.url, verbose=False).predict("seis", "demo", "another-visitor-77e0", api_name="/chat")
+        assert not other.startswith("⚠️")

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning
+from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning, TooManyStarts
 from chat.identity import visitor
 from chat.turns import ChatService, TurnStatus
 
@@ -106,7 +106,7 @@ class ChatStreamAPI:
             self.service.active.check_can_start(owner, conversation_id)
         except ServerClosing as closing:  # draining for a restart: come back in a moment
             return _error(503, str(closing), headers={"Retry-After": "10"})
-        except TooManyRunning as too_many:
+        except (TooManyRunning, TooManyStarts) as too_many:
             return _error(429, str(too_many), headers={"Retry-After": str(too_many.retry_after_seconds)})
         except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
             return _error(409, str(busy))
