@@ -334,7 +334,7 @@ def test_stop_pressed_while_the_answer_waits_for_a_free_slot_ends_it_before_it_r
 def test_a_chat_answering_in_the_page_refuses_a_turn_from_the_api_and_the_page_answer_goes_on(app, browser):  # noqa: F811
     page = browser.new_page(viewport=SIZES["desktop"])
     goto(page, app.url)
-    send(page, "count to 400")
+    send(page, "count to 411")
     page.wait_for_function("() => document.querySelector(\"[data-testid='bot']\")?.innerText.includes('4')")
     chat = page.evaluate("() => new URLSearchParams(location.search).get('c')")
     owner = page.evaluate("() => decodeURIComponent(document.cookie.match(/chat_owner=([^;]+)/)[1])")
@@ -343,6 +343,6 @@ def test_a_chat_answering_in_the_page_refuses_a_turn_from_the_api_and_the_page_a
     )
     assert refused.status == 409 and "still answering" in refused.json()["error"]
     wait_idle(page, 1)
-    assert "400." in bot_text(page) and "stopped" not in bot_text(page)
-    assert [["count to 400"]] == stored_prompts(app, "count to 400")
+    assert "411." in bot_text(page) and "stopped" not in bot_text(page)
+    assert [["count to 411"]] == stored_prompts(app, "count to 411")
     page.close()
