@@ -20,12 +20,14 @@ from typing import Any
 
 import gradio as gr
 from pydantic_ai.conversation import Conversation
+from starlette.middleware import Middleware
 
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.handoff import HandoffService
 from chat.history import ContextPolicy
+from chat.identity import VisitorCookie
 from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
@@ -35,9 +37,11 @@ from chat.shutdown import drain, wait_for_stop_signal
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
+from storage.sqlite_store import SQLiteConversationStore
 from storage.turn_journal import TurnJournal
 from ui import ServicesShown, build_demo, launch_options
 from web.sse import ChatStreamAPI
+from web.visitor_cookie import IssueVisitorCookie
 
 SPACE_STORAGE = Path("/data")
 EPHEMERAL_SPACE_NOTICE = (
@@ -168,7 +172,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
-        owner_secret=environ.get("CHAT_SECRET", defaults.owner_secret),
+        cookie_secret=environ.get("CHAT_SECRET") or None,
         db_path=args.db,
         context_policy=args.context,
         context_window=args.context_window,
@@ -241,8 +245,16 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),
         inspector=StreamInspector(service.agent, service.models),
+        visitor_cookie=visitor_cookie(settings, service.store),
     )
     return build_demo(shown, settings), service
+
+
+def visitor_cookie(settings: Settings, store: SQLiteConversationStore) -> VisitorCookie:
+    """The signer of visitor cookies: CHAT_SECRET when set, else a key kept in the database (so visitors
+    keep their chats across restarts, and replicas on one database agree)."""
+    secret = settings.cookie_secret.encode() if settings.cookie_secret else store.server_secret("visitor-cookie")
+    return VisitorCookie(secret)
 
 
 def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None:
@@ -261,9 +273,13 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     The API's routes go into the app as Gradio creates it, so they answer from the server's first request
     (added after `launch()`, they answered 404 for the moment between the two).
     """
-    api = ChatStreamAPI(service, default_model=settings.default_model)
+    cookies = visitor_cookie(settings, service.store)
+    api = ChatStreamAPI(service, cookies, default_model=settings.default_model)
     demo.launch(
-        prevent_thread_lock=True, app_kwargs={"routes": api.router().routes}, **launch_options(settings), **launch
+        prevent_thread_lock=True,
+        app_kwargs={"routes": api.router().routes, "middleware": [Middleware(IssueVisitorCookie, cookies=cookies)]},
+        **launch_options(settings),
+        **launch,
     )
     # Uvicorn, as Gradio starts it, closes an idle connection after 5 s; a busy client reusing one it
     # believes open sends its request into a closing socket (about 1 in 100 failed at 200 chats). Each

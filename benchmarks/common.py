@@ -141,6 +141,7 @@ def served_app(first_token_delay: float, tokens_per_second: float, **environment
             "CHAT_DB": str(Path(folder) / "bench.db"),
             "CHAT_DEMO_DELAY": str(first_token_delay),
             "CHAT_DEMO_TPS": str(tokens_per_second),
+            "CHAT_MAX_MESSAGES_PER_MINUTE": "0",  # a benchmark visitor sends faster than any person may
             **environment,
         }
         with app_process(env) as (process, url):

@@ -59,10 +59,11 @@ async def queue_first_tokens(url: str, runs: int, page_load: bool = True) -> Sam
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         if page_load:
             await open_session(client, session, page_load_fn_index(url))
-        await queue_chat(client, fn_index, "hello", "bench-visitor", session)  # warm-up
+        visitor = f"bench-visitor-{session}"  # an owner token: 128 random bits or more
+        await queue_chat(client, fn_index, "hello", visitor, session)  # warm-up
         samples = []
         for _ in range(runs):
-            timing = await queue_chat(client, fn_index, "hello", "bench-visitor", session)
+            timing = await queue_chat(client, fn_index, "hello", visitor, session)
             if timing.error or timing.first_token is None:
                 raise RuntimeError(f"chat failed: {timing.error}")
             samples.append(timing.first_token)
@@ -73,11 +74,11 @@ def client_first_tokens(url: str, runs: int) -> Samples:
     """Through `gradio_client`, as a Python caller of the `/chat` API sees it (one Client, one session)."""
     from gradio_client import Client
 
-    client = Client(url, verbose=False)
+    client, owner = Client(url, verbose=False), f"bench-client-{uuid.uuid4().hex}"
 
     def first_token() -> float:
         started = time.perf_counter()
-        job = client.submit("hello", "demo", "bench-client", api_name="/chat")
+        job = client.submit("hello", "demo", owner, api_name="/chat")
         for outputs in job:
             answer = outputs[0]  # `/chat` streams (answer so far, usage, context)
             if answer:

@@ -33,8 +33,8 @@ class Settings:
     """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
     demo_first_token_delay: float = 0.3
     demo_tokens_per_second: float = 30.0
-    owner_secret: str = "pydantic-ai-gradio-chat"
-    """Fixes the browser-state key so visitors keep their identity across server restarts."""
+    cookie_secret: str | None = None
+    """Signs the visitor cookies; by default a random key made once and kept in the database."""
     warm_up: bool = True
     db_path: str = "data/chat.db"
     context_policy: str = "window"

@@ -88,3 +88,9 @@ def m006_running_turns(db: Database) -> None:
     )
     db["running_turn_text"].create({"id": int, "turn_id": str, "text": str}, pk="id")
     db["running_turn_text"].create_index(["turn_id"])
+
+
+@migrations()
+def m007_server_secrets(db: Database) -> None:
+    # Secrets the server keeps to itself (the key that signs visitor cookies), made once per database.
+    db["server_secrets"].create({"name": str, "value": str}, pk="name")

@@ -14,6 +14,7 @@ scope-checked by it (`load`, `save`, `delete`, `branch`, `fork` all take `scope=
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -352,6 +353,16 @@ class SQLiteConversationStore(ConversationStore):
             [conversation_id, scope],
         ).fetchall()
         return [message_json for (message_json,) in rows]
+
+    def server_secret(self, name: str) -> bytes:
+        """A random secret the server keeps in its database, made on first use: restarts keep it, and
+        every process on the same database (replicas) shares it."""
+        with self._write() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)", [name, secrets.token_hex(32)]
+            )
+            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = ?", [name]).fetchone()
+        return bytes.fromhex(value)
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

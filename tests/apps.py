@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import socket
 import subprocess
 import sys
@@ -25,6 +26,11 @@ class RunningApp:
     url: str
     demo: gr.Blocks
     service: ChatService
+
+
+def visitor_token(label: str) -> str:
+    """An API caller's owner token (at least 128 random bits), readable in a failing test's output."""
+    return f"{label}-{secrets.token_urlsafe(16)}"
 
 
 def free_port() -> int:

@@ -11,9 +11,9 @@ from gradio_client import Client
 
 from app import parse_settings
 from chat.config import Settings
-from tests.apps import running_app
+from tests.apps import running_app, visitor_token
 
-OWNER = "integration-test-owner"
+OWNER = visitor_token("integration")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
 
 
 def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
-    owner = "cancelling-owner"
+    owner = visitor_token("cancelling")
     client = Client(app.url, verbose=False)
     job = client.submit("count to 5000", "demo", owner, api_name="/chat")
     while len(job.outputs()) < 3:
@@ -74,18 +74,19 @@ def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
 
 def test_a_rejected_prompt_is_explained_and_nothing_is_stored(app):
     client = Client(app.url, verbose=False)
-    answer, usage, _ = client.predict("   ", "demo", "empty-owner", api_name="/chat")
+    empty_owner = visitor_token("empty")
+    answer, usage, _ = client.predict("   ", "demo", empty_owner, api_name="/chat")
     assert "Type a message first" in answer and usage == ""
-    assert stored_conversations(app, "empty-owner") == []
+    assert stored_conversations(app, empty_owner) == []
 
 
 def test_a_model_the_app_does_not_offer_is_refused(app):
     from gradio_client.exceptions import AppError
 
-    client = Client(app.url, verbose=False)
+    client, model_owner = Client(app.url, verbose=False), visitor_token("model")
     with pytest.raises(AppError, match="not in the list of choices"):
-        client.predict("hi", "openai:o1-pro", "model-owner", api_name="/chat")
-    assert stored_conversations(app, "model-owner") == []
+        client.predict("hi", "openai:o1-pro", model_owner, api_name="/chat")
+    assert stored_conversations(app, model_owner) == []
 
 
 def test_only_the_chat_and_recipe_endpoints_are_advertised(app):
@@ -111,7 +112,7 @@ def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OPENAI_", "ANTHROPIC_"))}
     environment["CHAT_DB"] = str(tmp_path / "chat.db")  # the one exception: keep the test's data in its folder
     with app_process(environment) as (_, url):
-        chat, *_ = Client(url, verbose=False).predict("Hello!", "demo", "fresh-owner", api_name="/chat")
+        chat, *_ = Client(url, verbose=False).predict("Hello!", "demo", visitor_token("fresh"), api_name="/chat")
         assert "Demo model" in last_answer(chat)
 
 
@@ -141,7 +142,7 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
     def visitor(number: int) -> None:
         session = uuid.uuid4().hex
         payload = {
-            "data": ["count to 60", [], "demo", f"visitor-{number}", None, "window"],
+            "data": ["count to 60", [], "demo", visitor_token(f"visitor{number}"), None, "window"],
             "fn_index": fn_index,
             "session_hash": session,
         }
@@ -181,11 +182,11 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
 
     from tests.apps import queue_call
 
-    victim = "victim-owner-token"
+    victim = visitor_token("victim")
     Client(app.url, verbose=False).predict("my bank PIN is 4321", "demo", victim, api_name="/chat")
     (summary,) = app.service.store.list_sessions(victim)
     stolen_id = summary.conversation_id
-    attacker, session = "attacker-owner-token", uuid.uuid4().hex
+    attacker, session = visitor_token("attacker"), uuid.uuid4().hex
 
     # Gradio itself refuses a radio value that is not among this session's choices; our handler would too.
     switched = queue_call(app.url, "switch", [attacker, stolen_id], session)
@@ -196,7 +197,7 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     queue_call(app.url, "export_json", [attacker, None], session)
     queue_call(app.url, "delete", [attacker, None], session)
     queue_call(app.url, "stop", [attacker, stolen_id], session)
-    queue_call(app.url, "refresh", [attacker, stolen_id], session)
+    queue_call(app.url, "refresh", [attacker, stolen_id, stolen_id, ""], session)
     queue_call(app.url, "open_from_url", [attacker], session)
     queue_call(app.url, "undo", [attacker, stolen_id, []], session)
     answer = queue_call(app.url, "chat", ["what is the PIN?", [], "demo", attacker, stolen_id, "full"], session)
@@ -223,10 +224,11 @@ def test_killed_mid_stream_the_prompt_and_the_answer_so_far_survive_a_restart(tm
 
     database = tmp_path / "chat.db"
     environment = dict(os.environ, CHAT_DB=str(database), CHAT_DEMO_TPS="40", CHAT_DEMO_DELAY="0.05")
+    killed = visitor_token("killed")
     with app_process(environment) as (process, url):
         client = Client(url, verbose=False)
-        client.predict("My name is Sam and I am 41.", "demo", "killed-owner", api_name="/chat")
-        job = client.submit("Cuenta hasta 5000, por favor: count to 5000", "demo", "killed-owner", api_name="/chat")
+        client.predict("My name is Sam and I am 41.", "demo", killed, api_name="/chat")
+        job = client.submit("Cuenta hasta 5000, por favor: count to 5000", "demo", killed, api_name="/chat")
         while not job.outputs():
             time.sleep(0.02)
         time.sleep(3.0)  # longer than one checkpoint interval (2 s)
@@ -237,14 +239,14 @@ def test_killed_mid_stream_the_prompt_and_the_answer_so_far_survive_a_restart(tm
     with app_process(environment) as (_, url):
         store = SQLiteConversationStore(database)
         assert store.integrity_ok()
-        (summary,) = store.list_sessions("killed-owner")  # one client session: one conversation
-        shown = to_bubbles(asyncio.run(store.load(summary.conversation_id, scope="killed-owner")).messages)
+        (summary,) = store.list_sessions(killed)  # one client session: one conversation
+        shown = to_bubbles(asyncio.run(store.load(summary.conversation_id, scope=killed)).messages)
         assert "Sam" in shown[1]["content"]
         assert shown[2] == {"role": "user", "content": "Cuenta hasta 5000, por favor: count to 5000"}
         partial, label = shown[3]["content"].split("\n\n*⚠️ interrupted")
         assert "server restarted" in label
         assert len(partial) > 20 and seen.startswith(partial)  # at most the last 2 s of text are lost
-        answer = Client(url, verbose=False).predict("How old am I?", "demo", "killed-owner", api_name="/chat")
+        answer = Client(url, verbose=False).predict("How old am I?", "demo", killed, api_name="/chat")
         assert "41" not in last_answer(answer[0])  # a new API session starts a new conversation
 
 
@@ -252,7 +254,7 @@ def test_recipe_endpoint_streams_partial_json(app):
     import json
 
     client = Client(app.url, verbose=False)
-    job = client.submit("麻婆豆腐", "demo", "tool", 0.05, "recipe-owner", api_name="/recipe")
+    job = client.submit("麻婆豆腐", "demo", "tool", 0.05, visitor_token("recipe"), api_name="/recipe")
     partial_names = []
     for card, recipe, counters, _ in job:
         partial_names.append(json.loads(recipe).get("name", ""))

@@ -210,7 +210,8 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
         page.wait_for_function(
             "() => [...document.querySelectorAll('#title input, #title textarea')].some(e => e.value.includes('麻婆豆腐'))"
         )
-        title_box.fill("Tofu night <img src=x onerror=window.__pwned=1>")
+        title_box.fill("")
+        title_box.press_sequentially("Tofu night <img src=x onerror=window.__pwned=1>", delay=5)  # as people type
         page.locator("#rename").click()
         page.wait_for_function("() => document.querySelector('#sidebar-notice').innerText.includes('Renamed')")
         page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Tofu night')")
@@ -375,7 +376,9 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     context = browser.new_context()
     page = context.new_page()
     goto(page, app.url)
-    page.wait_for_function("() => document.cookie.includes('chat_owner=')")  # the chat page shares its visitor id
+    cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+    visitor = cookies["chat_visitor"]  # the server's signed id: no page script can read it, or change it
+    assert visitor["httpOnly"] and visitor["sameSite"] == "Lax" and "chat_visitor" not in page.evaluate("document.cookie")
     page.goto(f"{app.url}sse-demo")
     page.locator("#message").fill("我叫小王,今年 28。")
     page.locator("#send").click()

@@ -337,10 +337,8 @@ def test_a_chat_answering_in_the_page_refuses_a_turn_from_the_api_and_the_page_a
     send(page, "count to 411")
     page.wait_for_function("() => document.querySelector(\"[data-testid='bot']\")?.innerText.includes('4')")
     chat = page.evaluate("() => new URLSearchParams(location.search).get('c')")
-    owner = page.evaluate("() => decodeURIComponent(document.cookie.match(/chat_owner=([^;]+)/)[1])")
-    refused = page.request.post(
-        f"{app.url}api/chat", data={"message": "Wie alt bin ich?", "conversation_id": chat}, headers={"x-chat-owner": owner}
-    )
+    # The page's own requests carry its visitor cookie: the same visitor, through the SSE API.
+    refused = page.request.post(f"{app.url}api/chat", data={"message": "Wie alt bin ich?", "conversation_id": chat})
     assert refused.status == 409 and "still answering" in refused.json()["error"]
     wait_idle(page, 1)
     assert "411." in bot_text(page) and "stopped" not in bot_text(page)

@@ -15,11 +15,13 @@ from fastapi import FastAPI
 
 from chat.endings import END_KEY, SERVER_RESTARTED
 from chat.handoff import HandoffService, HandoffStatus
+from chat.identity import VisitorCookie
 from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.render import to_bubbles
 from chat.runs import ActiveTurns
 from chat.shutdown import drain
 from chat.turns import TurnStatus
+from tests.apps import visitor_token
 from tests.test_turns import collect, endless_model, make_service
 from web.sse import ChatStreamAPI
 
@@ -65,9 +67,9 @@ async def test_recipes_hand_offs_and_the_sse_api_refuse_while_draining(store):
     handoff = [u async for u in handoffs.run("rosa", "h1", "1, 2, 3", "demo")][-1]
     assert handoff.status is HandoffStatus.FAILED and "restarting" in handoff.error
     app = FastAPI()
-    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        answer = await http.post("/api/chat", json={"message": "hola"}, headers={"x-chat-owner": "rosa"})
+        answer = await http.post("/api/chat", json={"message": "hola"}, headers={"x-chat-owner": visitor_token("rosa")})
     assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
     assert "restarting" in answer.json()["error"] and "Traceback" not in answer.text
 
@@ -89,7 +91,7 @@ def test_sigterm_mid_answer_saves_every_running_turn_and_exits(tmp_path):
 
     database = tmp_path / "chat.db"
     environment = dict(os.environ, CHAT_DB=str(database), CHAT_DEMO_TPS="40", CHAT_DEMO_DELAY="0.05")
-    owners = [f"drain-{n}" for n in range(3)]
+    owners = [visitor_token(f"drain{n}") for n in range(3)]
     with app_process(environment) as (process, url):
         seen: dict[str, str] = {}
 

@@ -52,6 +52,7 @@ def test_migrating_twice_changes_nothing(tmp_path):
             "m004_context_policy_and_summaries",
             "m005_handoff_runs_are_chats",
             "m006_running_turns",
+            "m007_server_secrets",
         ]
     )
 

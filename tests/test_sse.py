@@ -15,13 +15,27 @@ from pydantic_ai.models.function import FunctionModel
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
+from chat.identity import VisitorCookie
 from chat.models import ModelResolver
 from chat.turns import ChatService
-from tests.apps import running_app
+from tests.apps import running_app, visitor_token
 from tests.scripted import ScriptedResolver
 from web.sse import ChatStreamAPI, sse_event
 
 pytestmark = pytest.mark.anyio
+
+ALICE = visitor_token("alice")
+BOB = visitor_token("bob")
+INES = visitor_token("ines")
+YUI = visitor_token("yui")
+ANYONE = visitor_token("a")
+LEAVER = visitor_token("leaver")
+QUARTET = visitor_token("quartet")
+SOMEONE_ELSE = visitor_token("someone")
+TWO_CLIENTS = visitor_token("two")
+GREEDY = visitor_token("greedy")
+SCRIPTED = visitor_token("scripted")
+ANOTHER = visitor_token("another")
 
 
 def parse(body: str) -> list[tuple[str, str]]:
@@ -64,7 +78,7 @@ def client(store):
         build_chat_agent(), store, ScriptedResolver(poem=FunctionModel(stream_function=poem)), min_update_interval=0
     )
     app = FastAPI()
-    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), service
 
 
@@ -75,7 +89,7 @@ def test_each_line_of_data_gets_its_own_field():
 async def test_multiline_cjk_and_emoji_deltas_survive_the_framing(client):
     http, service = client
     response = await http.get(
-        "/api/chat/stream", params={"message": "a poem", "model": "poem"}, headers={"x-chat-owner": "alice"}
+        "/api/chat/stream", params={"message": "a poem", "model": "poem"}, headers={"x-chat-owner": ALICE}
     )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     events = parse(response.text)
@@ -84,7 +98,7 @@ async def test_multiline_cjk_and_emoji_deltas_survive_the_framing(client):
     assert text == "line one\nline two\n第三行 \U0001f600\n\nend"
     done = json.loads(events[-1][1])
     assert done["status"] == "completed" and done["usage"]["output_tokens"] > 0
-    assert [s.conversation_id for s in service.store.list_sessions("alice")] == [done["conversation_id"]]
+    assert [s.conversation_id for s in service.store.list_sessions(ALICE)] == [done["conversation_id"]]
 
 
 async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_an_id(store):
@@ -98,17 +112,17 @@ async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_a
         build_chat_agent(), store, ScriptedResolver(cr=FunctionModel(stream_function=carriage)), min_update_interval=0
     )
     app = FastAPI()
-    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        response = await http.post("/api/chat", json={"message": "cr", "model": "cr"}, headers={"x-chat-owner": "ines"})
+        response = await http.post("/api/chat", json={"message": "cr", "model": "cr"}, headers={"x-chat-owner": INES})
     events = parse_fields(response.text)
     text = "".join(data for name, data, _, _ in events if name == "delta")
     assert text == re.sub(r"\r\n|\r", "\n", "".join(pieces))  # every word arrives; line ends as LF
     ids = [event_id for _, _, event_id, _ in events]
     assert None not in ids and len(set(ids)) == len(ids)  # an id on every event, never repeated
     assert events[0][3] and events[0][3] > 0  # a retry: for EventSource
-    (summary,) = service.store.list_sessions("ines")
-    stored = (await service.store.load(summary.conversation_id, scope="ines")).messages[-1].parts[0].content
+    (summary,) = service.store.list_sessions(INES)
+    stored = (await service.store.load(summary.conversation_id, scope=INES)).messages[-1].parts[0].content
     assert stored == "".join(pieces)  # the store keeps the text exactly
 
 
@@ -117,7 +131,7 @@ async def test_post_continues_a_conversation_with_its_history(client):
     first = parse(
         (
             await http.post(
-                "/api/chat", json={"message": "My name is Sam and I am 41."}, headers={"x-chat-owner": "alice"}
+                "/api/chat", json={"message": "My name is Sam and I am 41."}, headers={"x-chat-owner": ALICE}
             )
         ).text
     )
@@ -125,14 +139,14 @@ async def test_post_continues_a_conversation_with_its_history(client):
     second = await http.post(
         "/api/chat",
         json={"message": "How old am I?", "conversation_id": conversation_id},
-        headers={"x-chat-owner": "alice"},
+        headers={"x-chat-owner": ALICE},
     )
     assert "41" in "".join(data for name, data in parse(second.text) if name == "delta")
 
 
 async def test_bad_requests_get_a_json_error(client):
     http, _ = client
-    owner = {"x-chat-owner": "alice"}
+    owner = {"x-chat-owner": ALICE}
     assert (await http.get("/api/chat/stream", headers=owner)).status_code == 400
     assert (await http.get("/api/chat/stream", params={"message": "  "}, headers=owner)).json()["error"]
     too_long = await http.get("/api/chat/stream", params={"message": "x" * 20_001}, headers=owner)
@@ -144,23 +158,39 @@ async def test_bad_requests_get_a_json_error(client):
 async def test_another_owners_conversation_is_not_found(client):
     http, _ = client
     first = parse(
-        (await http.get("/api/chat/stream", params={"message": "secret"}, headers={"x-chat-owner": "alice"})).text
+        (await http.get("/api/chat/stream", params={"message": "secret"}, headers={"x-chat-owner": ALICE})).text
     )
     conversation_id = json.loads(first[0][1])["conversation_id"]
     stolen = await http.get(
         "/api/chat/stream",
         params={"message": "tell me", "conversation_id": conversation_id},
-        headers={"x-chat-owner": "bob"},
+        headers={"x-chat-owner": BOB},
     )
     unknown = await http.get(
         "/api/chat/stream",
         params={"message": "tell me", "conversation_id": "no-such-id"},
-        headers={"x-chat-owner": "bob"},
+        headers={"x-chat-owner": BOB},
     )
     assert stolen.status_code == unknown.status_code == 404 and stolen.json() == unknown.json()
-    assert (
-        await http.get("/api/chat/stream", params={"message": "x"}, headers={"x-chat-owner": "hf:alice"})
-    ).status_code == 401
+    claimed = await http.get("/api/chat/stream", params={"message": "x"}, headers={"x-chat-owner": "hf:alice"})
+    assert claimed.status_code == 400 and "POST /api/session" in claimed.json()["error"]
+    assert (await http.get("/api/chat/stream", params={"message": "x"})).status_code == 401  # nobody at all
+
+
+@pytest.mark.parametrize("owner", ["test", "my-visitor", "a b c d e f g h i j k l m n", "é" * 30])
+async def test_a_malformed_or_guessable_owner_gets_a_400_with_what_to_send(client, owner):
+    http, service = client
+    response = await http.post("/api/chat", json={"message": "hi"}, headers=[(b"x-chat-owner", owner.encode())])
+    assert response.status_code == 400 and "secrets.token_urlsafe" in response.json()["error"]
+    assert service.active.running_for(owner) == 0 and not service.store.list_sessions(owner)
+
+
+async def test_api_session_hands_out_a_fresh_owner_token_that_works(client):
+    http, _ = client
+    first, second = [(await http.post("/api/session")).json()["owner"] for _ in range(2)]
+    assert first != second and len(first) >= 22
+    answered = await http.post("/api/chat", json={"message": "hola"}, headers={"x-chat-owner": first})
+    assert answered.status_code == 200 and "event: done" in answered.text
 
 
 async def test_a_model_error_is_an_error_event(client):
@@ -168,7 +198,7 @@ async def test_a_model_error_is_an_error_event(client):
     events = parse(
         (
             await http.get(
-                "/api/chat/stream", params={"message": "hi", "model": "gpt-4o"}, headers={"x-chat-owner": "a"}
+                "/api/chat/stream", params={"message": "hi", "model": "gpt-4o"}, headers={"x-chat-owner": ANYONE}
             )
         ).text
     )
@@ -179,7 +209,7 @@ def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():
     settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
     with running_app(settings) as app:
         with httpx.stream(
-            "GET", f"{app.url}api/chat/stream", params={"message": "count to 5000"}, headers={"x-chat-owner": "leaver"}
+            "GET", f"{app.url}api/chat/stream", params={"message": "count to 5000"}, headers={"x-chat-owner": LEAVER}
         ) as response:
             deltas = 0
             for line in response.iter_lines():
@@ -188,7 +218,7 @@ def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():
                     break
         deadline = time.monotonic() + 15
         while True:
-            sessions = app.service.store.list_sessions("leaver")
+            sessions = app.service.store.list_sessions(LEAVER)
             if sessions:
                 messages = app.service.store.db.execute(
                     "SELECT message_json FROM entries WHERE conversation_id = ?", [sessions[0].conversation_id]
@@ -208,9 +238,9 @@ async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
         build_chat_agent(), store, ModelResolver(Settings(), DemoPace(first_token_delay=0.3, tokens_per_second=0))
     )
     app = FastAPI()
-    app.include_router(ChatStreamAPI(service, default_model="demo").router())
+    app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-        body = (await http.get("/api/chat/stream", params={"message": "hi"}, headers={"x-chat-owner": "a"})).text
+        body = (await http.get("/api/chat/stream", params={"message": "hi"}, headers={"x-chat-owner": ANYONE})).text
     first_delta = body.index("event: delta")
     assert ": keep-alive" in body[:first_delta]
     assert parse(body)[-1][0] == "done"
@@ -222,15 +252,15 @@ async def test_a_lone_surrogate_in_a_prompt_is_answered_saved_and_never_leaks_an
         # Escaped as a browser's JSON.stringify sends it: "\\ud83d" with nothing after it.
         body = json.dumps({"message": f"half an emoji \ud83d ({attempt})", "model": "poem"})
         response = await http.post(
-            "/api/chat", content=body, headers={"x-chat-owner": "yui", "content-type": "application/json"}
+            "/api/chat", content=body, headers={"x-chat-owner": YUI, "content-type": "application/json"}
         )
         names = [name for name, _ in parse(response.text)]
         assert names[0] == "start" and names[-1] == "done" and "error" not in names
         assert "Error" not in response.text and "pydantic" not in response.text
     prompts = [
         m.parts[0].content
-        for summary in service.store.list_sessions("yui")
-        for m in (await service.store.load(summary.conversation_id, scope="yui")).messages
+        for summary in service.store.list_sessions(YUI)
+        for m in (await service.store.load(summary.conversation_id, scope=YUI)).messages
         if m.kind == "request"
     ]
     assert sorted(prompts) == ["half an emoji \ufffd (0)", "half an emoji \ufffd (1)"]
@@ -239,7 +269,7 @@ async def test_a_lone_surrogate_in_a_prompt_is_answered_saved_and_never_leaks_an
 def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_act_on():
     settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
-        owner = {"x-chat-owner": "quartet-7f3a9c"}
+        owner = {"x-chat-owner": QUARTET}
         with contextlib.ExitStack() as streams:
             started, readers = [], []  # a dropped reader closes its stream, which stops its answer
             for n in range(3):
@@ -256,10 +286,10 @@ def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_
             assert "3 answers" in fourth.json()["error"]
             same_chat = {"message": "again, here", "conversation_id": started[0]["conversation_id"]}
             assert http.post("api/chat", json=same_chat, headers=owner).status_code in (409, 429)
-            other = http.post("api/chat", json={"message": "count to 3"}, headers={"x-chat-owner": "someone-else-2b"})
+            other = http.post("api/chat", json={"message": "count to 3"}, headers={"x-chat-owner": SOMEONE_ELSE})
             assert other.status_code == 200 and "event: done" in other.text  # others keep their own allowance
         deadline = time.monotonic() + 15
-        while app.service.active.running_for("quartet-7f3a9c"):
+        while app.service.active.running_for(QUARTET):
             assert time.monotonic() < deadline, "closed streams still hold their slots"
             time.sleep(0.05)
         again = http.post("api/chat", json={"message": "count to 2"}, headers=owner)
@@ -269,7 +299,7 @@ def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_
 def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
     settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
-        owner = {"x-chat-owner": "two-clients-91c2"}
+        owner = {"x-chat-owner": TWO_CLIENTS}
         with http.stream("POST", "api/chat", json={"message": "count to 4000"}, headers=owner) as first:
             lines = first.iter_lines()
             next(lines)
@@ -279,7 +309,7 @@ def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
             assert second.status_code == 409 and "still answering" in second.json()["error"]
             assert next(line for line in lines if line == "event: delta")  # the first answer goes on
         deadline = time.monotonic() + 15
-        while app.service.active.is_running("two-clients-91c2", chat):
+        while app.service.active.is_running(TWO_CLIENTS, chat):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         after = http.post("api/chat", json={"message": "¿y ahora?", "conversation_id": chat}, headers=owner)
@@ -289,7 +319,7 @@ def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
 def test_count_to_a_million_is_cut_at_the_longest_answer_and_said_so():
     settings = Settings(demo_first_token_delay=0.01, demo_tokens_per_second=0, warm_up=False, max_answer_chars=5_000)
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=60) as http:
-        body = http.post("api/chat", json={"message": "count to 999999"}, headers={"x-chat-owner": "greedy-41d0e2"}).text
+        body = http.post("api/chat", json={"message": "count to 999999"}, headers={"x-chat-owner": GREEDY}).text
         events = parse(body)
         answer = "".join(data for event, data in events if event == "delta")
         done = json.loads(next(data for event, data in events if event == "done"))
@@ -300,7 +330,7 @@ def test_messages_per_minute_are_counted_across_the_gradio_api_and_the_sse_api()
     from gradio_client import Client
 
     settings = Settings(demo_first_token_delay=0.01, demo_tokens_per_second=0, warm_up=False, max_messages_per_minute=3)
-    owner = "scripted-visitor-5ac1"
+    owner = SCRIPTED
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
         client = Client(app.url, verbose=False)
         for prompt in ["uno", "dos"]:
@@ -312,5 +342,5 @@ def test_messages_per_minute_are_counted_across_the_gradio_api_and_the_sse_api()
         assert "3 messages in the last minute" in refused.json()["error"]
         answer, _, _ = client.predict("cinco", "demo", owner, api_name="/chat")
         assert answer.startswith("⚠️") and "Send again in" in answer
-        other, _, _ = Client(app.url, verbose=False).predict("seis", "demo", "another-visitor-77e0", api_name="/chat")
+        other, _, _ = Client(app.url, verbose=False).predict("seis", "demo", ANOTHER, api_name="/chat")
         assert not other.startswith("⚠️")

@@ -12,23 +12,28 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.handoff import HandoffService
+from chat.identity import VisitorCookie
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
+from tests.apps import visitor_token
 from ui import ChatTab, ServicesShown, SessionHandlers, Visitors, build_demo, launch_options
 from ui.chat_tab import composer_script
 
 pytestmark = pytest.mark.anyio
+
+ALICE, BOB, MALLORY, OWNER = (visitor_token(name) for name in ("alice", "bob", "mallory", "owner"))
+COOKIES = VisitorCookie(b"test-secret")
 
 
 @pytest.fixture
 def tab(store) -> ChatTab:
     settings = Settings(extra_models=("openai-chat:gpt-4o-mini",))
     service = ChatService(build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50)
-    return ChatTab(service, Visitors())
+    return ChatTab(service, Visitors(COOKIES))
 
 
 @pytest.fixture
@@ -40,6 +45,7 @@ def demo(tab) -> gr.Blocks:
         recipes=RecipeService(service.store, service.models),
         handoffs=HandoffService(service.store, service.models),
         inspector=StreamInspector(service.agent, service.models),
+        visitor_cookie=COOKIES,
     )
     return build_demo(shown, Settings())
 
@@ -82,7 +88,7 @@ def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_
 
 def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    side = SessionHandlers(Sessions(tab.service.store), tab.service)
+    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
     menu = dict((value, label) for label, value in side.model_menu())
     assert menu["demo"] == "demo"
     assert (
@@ -97,9 +103,9 @@ def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkey
 @pytest.mark.parametrize("prompt", ["", "   ", "y" * 51, "长" * 51])
 async def test_a_refused_prompt_gets_the_reason_and_stores_nothing(tab, prompt):
     # The page refuses these before sending (composer_script); an API caller gets the same reason.
-    bubble, *_ = (await answered(tab, prompt, "owner-9", "c9"))[-1]
+    bubble, *_ = (await answered(tab, prompt, OWNER, "c9"))[-1]
     assert bubble.startswith("⚠️") and "CHAT_" not in bubble  # a visitor cannot change the server's settings
-    assert await tab.service.store.load("c9", scope="owner-9") is None
+    assert await tab.service.store.load("c9", scope=OWNER) is None
 
 
 def test_the_page_refuses_over_the_same_limit_as_the_server(tab):
@@ -108,17 +114,17 @@ def test_the_page_refuses_over_the_same_limit_as_the_server(tab):
 
 
 async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
-    outputs = await answered(tab, "My name is Ann.", "owner", "c1")
+    outputs = await answered(tab, "My name is Ann.", OWNER, "c1")
     assert len(outputs) >= 2
     bubble, usage, context, later_id = outputs[-1]
     assert "Ann" in bubble and "**demo**" in usage
     assert outputs[0][3] == "c1" and later_id == gr.skip()  # the chat is named once, by the first update
-    assert len(await tab.service.load_messages("owner", "c1")) == 2
+    assert len(await tab.service.load_messages(OWNER, "c1")) == 2
 
 
 async def test_a_failure_is_named_once_in_the_bubble_and_keeps_the_prompt_in_the_chat(tab):
-    outputs = await answered(tab, "hi", "owner", "c1") + [
-        out async for out in tab.answer("hi", [], "openai-chat:gpt-4o-mini", "owner", "c1", None, page())
+    outputs = await answered(tab, "hi", OWNER, "c1") + [
+        out async for out in tab.answer("hi", [], "openai-chat:gpt-4o-mini", OWNER, "c1", None, page())
     ]
     bubble, usage, *_ = outputs[-1]
     assert bubble.startswith("⚠️") and "cannot answer here" in bubble and "Agent(" not in bubble
@@ -128,46 +134,46 @@ async def test_a_failure_is_named_once_in_the_bubble_and_keeps_the_prompt_in_the
 async def test_editing_an_earlier_message_answers_it_again_and_keeps_the_rest_as_a_branch(tab):
     history = []
     for prompt in ("Je m'appelle Zoé.", "count to 4", "How old am I?"):
-        *_, (bubble, *_) = await answered(tab, prompt, "owner", "c1", history)
+        *_, (bubble, *_) = await answered(tab, prompt, OWNER, "c1", history)
         history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": bubble}]
     # The page cut the chat at the second prompt and sends the edited text with what stays above it.
-    *_, (bubble, *_) = await answered(tab, "count to 2", "owner", "c1", history[:2])
+    *_, (bubble, *_) = await answered(tab, "count to 2", OWNER, "c1", history[:2])
     assert bubble == "1 2."
-    stored = [b["content"] for b in to_bubbles(await tab.service.load_messages("owner", "c1"))]
+    stored = [b["content"] for b in to_bubbles(await tab.service.load_messages(OWNER, "c1"))]
     assert stored == [history[0]["content"], history[1]["content"], "count to 2", "1 2."]
 
 
 async def test_undo_takes_the_last_exchange_out_of_the_store(tab):
     history = []
     for prompt in ("first ✓", "second ✓"):
-        *_, (bubble, *_) = await answered(tab, prompt, "owner", "c1", history)
+        *_, (bubble, *_) = await answered(tab, prompt, OWNER, "c1", history)
         history += [
             {"role": "user", "content": [{"type": "text", "text": prompt}]},
             {"role": "assistant", "content": bubble},
         ]
-    await tab.undo("owner", "c1", history, page())
-    assert [b["content"] for b in to_bubbles(await tab.service.load_messages("owner", "c1"))][0::2] == ["first ✓"]
-    await tab.undo("mallory", "c1", history[:2], page())  # someone else's: nothing happens
-    assert len(await tab.service.load_messages("owner", "c1")) == 2
+    await tab.undo(OWNER, "c1", history, page())
+    assert [b["content"] for b in to_bubbles(await tab.service.load_messages(OWNER, "c1"))][0::2] == ["first ✓"]
+    await tab.undo(MALLORY, "c1", history[:2], page())  # someone else's: nothing happens
+    assert len(await tab.service.load_messages(OWNER, "c1")) == 2
 
 
 async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(tab):
-    updates = tab.answer("count to 5000 please", [], "demo", "owner", "c9", None, page())
+    updates = tab.answer("count to 5000 please", [], "demo", OWNER, "c9", None, page())
     await updates.__anext__()
-    tab.stop("owner", "c9", page())
+    tab.stop(OWNER, "c9", page())
     *_, (bubble, usage, *_) = [out async for out in updates]
     assert "stopped" in bubble and "stopped" in usage
-    assert tab.service.store.session("c9", "owner").title == "count to 5000 please"
+    assert tab.service.store.session("c9", OWNER).title == "count to 5000 please"
 
 
 async def test_the_address_reopens_only_the_owners_chat(tab):
     side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
-    await answered(tab, "Ein Geheimnis", "alice", "c1")
+    await answered(tab, "Ein Geheimnis", ALICE, "c1")
     shown, conversation_id, title, policy, _ = await side.open_from_url(
-        "alice", SimpleNamespace(session_hash="s", query_params={"c": "c1"})
+        ALICE, SimpleNamespace(session_hash="s", query_params={"c": "c1"})
     )
     assert conversation_id == "c1" and shown[0]["content"] == "Ein Geheimnis" and title == "Ein Geheimnis"
-    for token, wanted in (("mallory", "c1"), ("alice", "no-such-chat"), ("alice", None)):
+    for token, wanted in ((MALLORY, "c1"), (ALICE, "no-such-chat"), (ALICE, None)):
         query = {"c": wanted} if wanted else {}
         shown, conversation_id, title, *_ = await side.open_from_url(
             token, SimpleNamespace(session_hash="s", query_params=query)
@@ -181,30 +187,30 @@ def side(tab):
 
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
-    await answered(tab, "secret", "alice", "c1")
-    chat, conversation_id, title, usage, notice, policy, listed = await side.switch("mallory", "c1")
+    await answered(tab, "secret", ALICE, "c1")
+    chat, conversation_id, title, usage, notice, policy, listed = await side.switch(MALLORY, "c1", page())
     assert chat == [] and conversation_id != "c1" and "does not exist" in notice and listed == gr.skip()
-    chat, conversation_id, title, *_ = await side.switch("alice", "c1")
+    chat, conversation_id, title, *_ = await side.switch(ALICE, "c1", page())
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
 
 
 async def test_export_writes_a_download_and_import_reads_it_back(tab, side, tmp_path):
-    await answered(tab, "Remember 42", "alice", "c1")
-    download, notice = await side.export_json("alice", "c1")
+    await answered(tab, "Remember 42", ALICE, "c1")
+    download, notice = await side.export_json(ALICE, "c1", page())
     exported = download["value"]
     assert exported.endswith("Remember-42.json")
-    chat, new_id, choices, title, notice = await side.import_file("bob", exported)
+    chat, new_id, choices, title, notice = await side.import_file(BOB, exported, page())
     assert new_id != "c1" and chat[0]["content"] == "Remember 42" and "Imported 2 messages" in notice
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": "nope"}')
-    *_, notice = await side.import_file("bob", str(bad))
+    *_, notice = await side.import_file(BOB, str(bad), page())
     assert notice.startswith("⚠️") and "Nothing was imported" in notice
-    assert len(side.sessions.list("bob")) == 1
+    assert len(side.sessions.list(BOB)) == 1
 
 
 async def test_markdown_export_is_named_after_the_title(tab, side):
-    await answered(tab, "Plan a picnic", "alice", "c1")
-    download, _ = await side.export_markdown("alice", "c1")
+    await answered(tab, "Plan a picnic", ALICE, "c1")
+    download, _ = await side.export_markdown(ALICE, "c1", page())
     assert download["value"].endswith("Plan-a-picnic.md")
     assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")
 
@@ -221,17 +227,39 @@ def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
     assert parse_settings({}, ["--db", "elsewhere.db"]).db_path == "elsewhere.db"
 
 
-def test_page_load_and_a_quick_first_send_agree_on_the_new_visitors_token():
-    visitors = Visitors()
-    loaded = visitors.browser_token("", page("session-1"))
-    assert visitors.owner("", page("session-1"), None) == loaded and len(loaded) >= 22  # 128 random bits
-    assert visitors.browser_token("", page("session-2")) != loaded
-    assert visitors.owner("hf:alice", page("session-1"), None) == loaded  # a token cannot claim an account
+def test_the_visitor_is_the_signed_cookie_an_api_token_or_one_per_session_without_either():
+    visitors = Visitors(COOKIES)
+    issued, cookie = COOKIES.issue()
+    with_cookie = SimpleNamespace(session_hash="s-1", cookies={"chat_visitor": cookie}, query_params={})
+    assert visitors.owner("", with_cookie, None) == issued
+    forged = SimpleNamespace(session_hash="s-1", cookies={"chat_visitor": issued + ".bm90LXNpZ25lZA"})
+    assert visitors.owner("", forged, None) != issued  # a cookie this server did not sign names no one
+    assert visitors.owner(ALICE, with_cookie, None) == ALICE  # an API caller's own token wins
+    assert visitors.owner("", with_cookie, SimpleNamespace(username="zoe")) == "hf:zoe"
+    # Cookies refused (an embedding iframe): one visitor per page session, never shared between sessions.
+    first = visitors.owner("", page("session-1"), None)
+    assert visitors.owner(None, page("session-1"), None) == first and len(first) >= 22
+    assert visitors.owner("", page("session-2"), None) != first
+
+
+@pytest.mark.parametrize("token", ["hf:alice", "short", "has spaces in it and is long", "x" * 129, "ünïcödé-" * 4])
+def test_a_malformed_owner_token_is_refused_with_what_to_send_instead(token):
+    with pytest.raises(gr.Error, match="POST /api/session"):
+        Visitors(COOKIES).owner(token, page(), None)
 
 
 async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(tab, side):
-    await answered(tab, "hello", "alice", "c1")
-    side.remember_policy("alice", "c1", "summary")
-    side.remember_policy("mallory", "c1", "full")  # someone else's conversation: ignored
-    *_, policy, _ = await side.switch("alice", "c1")
+    await answered(tab, "hello", ALICE, "c1")
+    side.remember_policy(ALICE, "c1", "summary", page())
+    side.remember_policy(MALLORY, "c1", "full", page())  # someone else's conversation: ignored
+    *_, policy, _ = await side.switch(ALICE, "c1", page())
     assert policy == "summary"
+
+
+async def test_a_refresh_after_a_turn_names_a_new_chat_but_never_overwrites_a_title_or_another_chat(tab, side):
+    await answered(tab, "Koch mir was", ALICE, "c1")
+    listed, title = side.refresh(ALICE, "c1", "c1", "", page())
+    assert title == "Koch mir was" and listed["value"] == "c1"
+    assert side.refresh(ALICE, "c1", "c1", "Mein Titel, halb getippt", page())[1] == gr.skip()
+    listed, title = side.refresh(ALICE, "c1", "c2", "", page())  # landed after a switch to another chat
+    assert title == gr.skip() and listed["value"] is None

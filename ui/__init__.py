@@ -9,6 +9,7 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.handoff import HandoffService
+from chat.identity import VisitorCookie
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
@@ -20,7 +21,7 @@ from ui.inspector_tab import InspectorHandlers, inspector_tab
 from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_tab import RecipeHandlers, recipe_tab
 from ui.sidebar import SessionHandlers, sidebar
-from ui.visitors import Visitors, new_conversation_id, new_owner_token
+from ui.visitors import Visitors, new_conversation_id
 
 __all__ = [
     "ChatTab",
@@ -30,15 +31,7 @@ __all__ = [
     "build_demo",
     "launch_options",
     "new_conversation_id",
-    "new_owner_token",
 ]
-
-OWNER_STORAGE_KEY = "pydantic-ai-chat-owner"
-
-SHARE_OWNER_WITH_SSE_PAGE = """(owner) => {
-    // The SSE API and /sse-demo identify this visitor by the same token, sent as a cookie.
-    if (owner) document.cookie = "chat_owner=" + encodeURIComponent(owner) + "; path=/; SameSite=Strict";
-}"""
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -56,11 +49,12 @@ class ServicesShown:
     recipes: RecipeService
     handoffs: HandoffService
     inspector: StreamInspector
+    visitor_cookie: VisitorCookie
 
 
 def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
     service = services.chat
-    visitors = Visitors()
+    visitors = Visitors(services.visitor_cookie)
     chat = ChatTab(service, visitors)
     recipes = RecipeHandlers(services.recipes, visitors)
     stream_probe = InspectorHandlers(services.inspector)
@@ -68,7 +62,8 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
     side = SessionHandlers(services.sessions, service, visitors)
     streams = settings.max_concurrent_streams
     with gr.Blocks(title="pydantic-ai chat", fill_height=True) as demo:
-        owner = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=settings.owner_secret)
+        # An API caller's own owner token (the page sends none: its visitor is the signed cookie).
+        owner = gr.Textbox(visible=False, label="owner")
         conversation_id = gr.State(None)
         # A State never reaches the page; this copy does, so a page script can put the id in the address.
         address = gr.Textbox(visible="hidden", elem_id="conversation-address")
@@ -86,7 +81,8 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 elem_id="model",
             )
         model_notice = gr.Markdown(side.model_notice(settings.default_model), elem_id="model-notice")
-        refresh_sidebar = (side.refresh, [owner, conversation_id], [bar.sessions, bar.title])
+        # The address is read in the page as the event starts, the State on the server as it runs.
+        refresh_sidebar = (side.refresh, [owner, address, conversation_id, bar.title], [bar.sessions, bar.title])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
@@ -141,10 +137,10 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             show_in_url(answer.success(*refresh_sidebar, **PRIVATE))
         switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": SHOW_PICKED_CHAT, **PRIVATE}
 
-        opened = demo.load(visitors_token(visitors), owner, owner, **PRIVATE).then(
+        opened = demo.load(
             side.open_from_url, owner, [chat_shown, conversation_id, bar.title, policy, bar.sessions], **PRIVATE
         )
-        show_in_url(opened).then(None, owner, None, js=SHARE_OWNER_WITH_SSE_PAGE, **PRIVATE)
+        show_in_url(opened)
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
         demo.load(None, None, None, js=copy_script(), **PRIVATE)
@@ -217,14 +213,6 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         )
     demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
     return demo
-
-
-def visitors_token(visitors: Visitors) -> Any:
-    def ensure_owner(token: str | None, request: gr.Request) -> str:
-        """The browser's token, minted on the first visit; a signed-in account never replaces it."""
-        return visitors.browser_token(token, request)
-
-    return ensure_owner
 
 
 def dependency_of(blocks: gr.Blocks, block_fn: Any) -> Any:

@@ -13,7 +13,6 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.errors import ConversationUnavailable
-from chat.identity import visitor
 from chat.models import model_choices
 from chat.render import Bubble
 from chat.sessions import ImportRejected, Sessions, relative_time
@@ -29,10 +28,10 @@ CONFIRM_DELETE = "Delete this conversation for good"
 
 
 class SessionHandlers:
-    def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors | None = None) -> None:
+    def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors) -> None:
         self.sessions = sessions
         self.service = service
-        self.visitors = visitors or Visitors()
+        self.visitors = visitors
         self._exports = Path(tempfile.mkdtemp(prefix="chat-exports-"))
 
     def session_choices(self, owner: str | None) -> Choices:
@@ -41,20 +40,32 @@ class SessionHandlers:
         return [(session_label(summary), summary.conversation_id) for summary in self.sessions.list(owner)]
 
     def refresh(
-        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        answered_id: str | None,
+        current_id: str | None,
+        shown_title: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, Any]:
-        """The sidebar after a turn: the list (newest first, the current one selected) and the current title."""
-        owner = visitor(owner, profile)
+        """The sidebar after a turn: the list (newest first, the current chat selected), and the title a
+        chat's first turn just gave it. `answered_id` is the chat the page showed when the turn ended,
+        `current_id` the one it shows now: a refresh that lands after a switch, or into a title being
+        typed, leaves the title box alone."""
+        listed, title = self._listing(self.visitors.owner(owner, request, profile), current_id)
+        return listed, title if answered_id == current_id and not shown_title else gr.skip()
+
+    def _listing(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
         choices = self.session_choices(owner)
         current = conversation_id if conversation_id in {value for _, value in choices} else None
         title = self.sessions.store.session(conversation_id, owner).title if current and owner else ""
         return gr.update(choices=choices, value=current), title
 
     async def switch(
-        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
         """Open a conversation from the list: the chat is re-read from the store, and it is the one highlighted."""
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), gr.skip()
         try:
@@ -70,10 +81,10 @@ class SessionHandlers:
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
 
     def remember_policy(
-        self, owner: str | None, conversation_id: str | None, policy: str, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, policy: str, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if owner and conversation_id and policy in ("full", "window", "summary"):
             self.sessions.store.set_context_policy(conversation_id, owner, policy)
 
@@ -114,16 +125,16 @@ class SessionHandlers:
         return f"⚠️ **{model_name}** cannot answer here: {problem} Pick another model." if problem else ""
 
     def rename(
-        self, owner: str | None, conversation_id: str | None, title: str, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, title: str, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, str, str]:
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if not conversation_id:
             return gr.skip(), "", "Send a message first: a new chat is named after it."
         try:
             title = self.sessions.rename(owner or "", conversation_id, title)
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), f"⚠️ {problem}"
-        choices, _ = self.refresh(owner, conversation_id)
+        choices, _ = self._listing(owner, conversation_id)
         return choices, title, "Renamed."
 
     def ask_to_delete(self, conversation_id: str | None, asked: str | None) -> tuple[Any, Any, str]:
@@ -139,10 +150,10 @@ class SessionHandlers:
         return gr.update(value=ASK_TO_DELETE), gr.update(visible=False)
 
     async def delete(
-        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
         """Delete for good; the search results are cleared too, so the deleted chat is not offered again."""
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         hidden = gr.update(visible=False)
         if not conversation_id:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), ""
@@ -154,8 +165,8 @@ class SessionHandlers:
         sessions = gr.update(choices=self.session_choices(owner), value=None)
         return [], None, sessions, "", hidden, no_results, "", "Deleted."
 
-    def search(self, owner: str | None, query: str, profile: gr.OAuthProfile | None = None) -> Any:
-        owner = visitor(owner, profile)
+    def search(self, owner: str | None, query: str, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
+        owner = self.visitors.owner(owner, request, profile)
         if not owner or not (query or "").strip():
             return gr.update(choices=[], value=None, visible=False)
         hits = self.sessions.search(owner, query)
@@ -164,15 +175,15 @@ class SessionHandlers:
         return gr.update(choices=choices, value=None, visible=True, label=label)
 
     async def export_json(
-        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, str]:
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         return await self._export(owner, conversation_id, "json")
 
     async def export_markdown(
-        self, owner: str | None, conversation_id: str | None, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, str]:
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         return await self._export(owner, conversation_id, "md")
 
     async def _export(self, owner: str | None, conversation_id: str | None, kind: str) -> tuple[Any, str]:
@@ -193,9 +204,9 @@ class SessionHandlers:
         return gr.update(value=str(path), visible=True), ""
 
     async def import_file(
-        self, owner: str | None, upload: Any, profile: gr.OAuthProfile | None = None
+        self, owner: str | None, upload: Any, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> tuple[Any, ...]:
-        owner = visitor(owner, profile)
+        owner = self.visitors.owner(owner, request, profile)
         if not owner or upload is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Nothing was imported."
         path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))

@@ -1,20 +1,15 @@
-"""Who is asking: the browser's token and the owner scope it stands for, resolved once per event."""
+"""Who is asking, resolved once per event: the signed-in account, an API caller's own token, or the
+id in the browser's signed cookie (chat/identity.py)."""
 
 from __future__ import annotations
 
-import secrets
 import threading
 import uuid
 from collections import OrderedDict
 
 import gradio as gr
 
-from chat.identity import visitor
-
-
-def new_owner_token() -> str:
-    """An opaque visitor id: 128 random bits, kept in the visitor's browser."""
-    return secrets.token_urlsafe(16)
+from chat.identity import COOKIE_NAME, MalformedOwner, VisitorCookie, checked_owner, new_visitor_id, visitor
 
 
 def new_conversation_id() -> str:
@@ -24,28 +19,33 @@ def new_conversation_id() -> str:
 class Visitors:
     """Every event is also an API call, so every handler resolves its visitor here itself."""
 
-    def __init__(self) -> None:
-        self._minted: OrderedDict[str, str] = OrderedDict()
+    def __init__(self, cookies: VisitorCookie) -> None:
+        self.cookies = cookies
+        self._without_cookie: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
-    def browser_token(self, token: str | None, request: gr.Request | None) -> str:
-        """The browser's own token; on a first visit, one minted per page session.
+    def owner(self, token: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+        """The owner scope of this event: the signed-in account, else the API caller's token (the page
+        sends none), else the browser's cookie. A malformed token is refused with what to send instead."""
+        try:
+            explicit = checked_owner(token)
+        except MalformedOwner as malformed:
+            raise gr.Error(str(malformed), print_exception=False) from None
+        return visitor(explicit or self._from_browser(request), profile)
 
-        Page load and a quick first Send both find the browser state empty and run concurrently:
-        minting per session makes them agree, so the first chat cannot land under a lost token.
-        """
-        if visitor(token):
-            return token or ""
+    def _from_browser(self, request: gr.Request | None) -> str | None:
+        cookies = getattr(request, "cookies", None) or {}
+        from_cookie = self.cookies.verify(cookies.get(COOKIE_NAME))
+        if from_cookie:
+            return from_cookie
+        # A browser that refuses the cookie (third-party cookies blocked in an embedding iframe) still
+        # gets one visitor for the whole page session; it starts afresh on reload.
         session = getattr(request, "session_hash", None)
         if not session:
-            return new_owner_token()
+            return None
         with self._lock:
-            minted = self._minted.setdefault(session, new_owner_token())
-            self._minted.move_to_end(session)
-            while len(self._minted) > 10_000:
-                self._minted.popitem(last=False)
+            minted = self._without_cookie.setdefault(session, new_visitor_id())
+            self._without_cookie.move_to_end(session)
+            while len(self._without_cookie) > 10_000:
+                self._without_cookie.popitem(last=False)
         return minted
-
-    def owner(self, token: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
-        """The owner scope of this event: the signed-in account, else the browser's (possibly new) token."""
-        return visitor(self.browser_token(token, request), profile)

@@ -1,8 +1,8 @@
 """`/api/chat`: the chat turn as standard Server-Sent Events, for `EventSource`, `curl -N` or any front end.
 
-The visitor is identified like in the page: the `X-Chat-Owner` header, or the `chat_owner` cookie the
-page sets (so conversations made here appear in that visitor's sidebar). A conversation id alone
-grants nothing: someone else's answers 404, exactly like one that does not exist.
+The visitor is an API client's own owner token (the `X-Chat-Owner` header), else the signed cookie the
+server gives every browser (so `/sse-demo`'s conversations appear in that browser's sidebar). A
+conversation id alone grants nothing: someone else's answers 404, exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 
 from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning, TooManyStarts
-from chat.identity import visitor
+from chat.identity import COOKIE_NAME, MalformedOwner, VisitorCookie, checked_owner, new_visitor_id, visitor
 from chat.turns import ChatService, TurnStatus
 
 OWNER_HEADER = "x-chat-owner"
-OWNER_COOKIE = "chat_owner"
 KEEP_ALIVE_SECONDS = 1.0
 DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
 
@@ -60,14 +59,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class ChatStreamAPI:
-    def __init__(self, service: ChatService, default_model: str) -> None:
+    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
         self.service = service
+        self.cookies = cookies
         self.default_model = default_model
 
     def router(self) -> APIRouter:
         router = APIRouter()
         router.add_api_route("/api/chat/stream", self.stream_get, methods=["GET"], response_model=None)
         router.add_api_route("/api/chat", self.stream_post, methods=["POST"], response_model=None)
+        router.add_api_route("/api/session", self.new_session, methods=["POST"], response_model=None)
         router.add_api_route("/sse-demo", self.demo_page, methods=["GET"], response_class=HTMLResponse)
         return router
 
@@ -90,13 +91,21 @@ class ChatStreamAPI:
             return _error(400, 'Send a JSON body like {"message": "Hello"}.')
         return await self._stream(request, body)
 
+    async def new_session(self) -> JSONResponse:
+        """An owner token of the server's making for an API client: keep it, it is your key to your chats."""
+        return JSONResponse({"owner": new_visitor_id(), "header": OWNER_HEADER})
+
     async def demo_page(self) -> HTMLResponse:
         return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))
 
     async def _stream(self, request: Request, body: ChatRequest) -> Response:
-        owner = visitor(request.headers.get(OWNER_HEADER) or request.cookies.get(OWNER_COOKIE))
+        try:
+            token = checked_owner(request.headers.get(OWNER_HEADER))
+        except MalformedOwner as malformed:
+            return _error(400, str(malformed))
+        owner = visitor(token or self.cookies.verify(request.cookies.get(COOKIE_NAME)))
         if not owner:
-            return _error(401, f"Identify yourself with an {OWNER_HEADER} header or a {OWNER_COOKIE} cookie.")
+            return _error(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
         try:
             message = self.service.check_prompt(body.message)
         except PromptRejected as rejected:
