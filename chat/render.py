@@ -14,25 +14,31 @@ STOPPED_LABEL = "\n\n*⏹ stopped*"
 CUT_LABEL = "\n\n*✂️ cut: this answer reached the longest this server writes*"
 CONNECTION_LOST_LABEL = "\n\n*⚠️ connection lost: the answer may be incomplete*"
 SERVER_RESTARTED_LABEL = "\n\n*⚠️ interrupted: the server restarted while this answer was being written*"
-ENDED_LABELS = (STOPPED_LABEL, CUT_LABEL, CONNECTION_LOST_LABEL, SERVER_RESTARTED_LABEL)
+LABELS = {
+    STOPPED: STOPPED_LABEL,
+    LENGTH_LIMIT: CUT_LABEL,
+    CONNECTION_LOST: CONNECTION_LOST_LABEL,
+    SERVER_RESTARTED: SERVER_RESTARTED_LABEL,
+}
+"""How an answer that ended early is labelled, by the reason stored with it (chat/endings.py)."""
+ENDED_LABELS = tuple(LABELS.values())
+_REASON_OF_STATUS = {
+    TurnStatus.STOPPED: STOPPED,
+    TurnStatus.CUT: LENGTH_LIMIT,
+    TurnStatus.CONNECTION_LOST: CONNECTION_LOST,
+}
 FAILED_PREFIX = "⚠️ "
 
 Bubble = dict[str, str]
 
 
 def ended_label(reason: str | None) -> str:
-    labels = {
-        STOPPED: STOPPED_LABEL,
-        LENGTH_LIMIT: CUT_LABEL,
-        CONNECTION_LOST: CONNECTION_LOST_LABEL,
-        SERVER_RESTARTED: SERVER_RESTARTED_LABEL,
-    }
-    return labels.get(reason or "", "")
+    return LABELS.get(reason or "", "")
 
 
 def status_label(status: TurnStatus) -> str:
-    labels = {TurnStatus.STOPPED: STOPPED_LABEL, TurnStatus.CUT: CUT_LABEL, TurnStatus.CONNECTION_LOST: CONNECTION_LOST_LABEL}
-    return labels.get(status, "")
+    """The label of a turn just ended, the same one it gets when shown again from the store."""
+    return ended_label(_REASON_OF_STATUS.get(status))
 
 
 def answer_markdown(update: TurnUpdate) -> str:
