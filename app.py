@@ -26,7 +26,7 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.handoff import HandoffService
-from chat.history import ContextPolicy
+from chat.history import POLICY_KINDS, ContextPolicy
 from chat.identity import VisitorCookie
 from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
@@ -73,6 +73,12 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         "--extra-models",
         default=environ.get("CHAT_EXTRA_MODELS", ""),
         help="comma-separated model strings to offer in the Model menu [CHAT_EXTRA_MODELS]",
+    )
+    parser.add_argument(
+        "--allow-any-model",
+        action="store_true",
+        default=environ.get("CHAT_ALLOW_ANY_MODEL", "") not in ("", "0", "false"),
+        help="run any model string a client names, on your keys; for local use only [CHAT_ALLOW_ANY_MODEL]",
     )
     parser.add_argument(
         "--base-url",
@@ -138,9 +144,15 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     )
     parser.add_argument(
         "--context",
-        choices=["full", "window", "summary"],
+        choices=POLICY_KINDS,
         default=environ.get("CHAT_CONTEXT", defaults.context_policy),
         help="what a new conversation sends: full history, a window of recent messages, or a summary [CHAT_CONTEXT]",
+    )
+    parser.add_argument(
+        "--context-choices",
+        default=environ.get("CHAT_CONTEXT_CHOICES", ",".join(defaults.context_choices)),
+        help="comma-separated policies a visitor may pick (full sends the whole history on every turn) "
+        "[CHAT_CONTEXT_CHOICES]",
     )
     parser.add_argument(
         "--context-window",
@@ -161,6 +173,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     return Settings(
         model=args.model,
         extra_models=tuple(name.strip() for name in args.extra_models.split(",") if name.strip()),
+        allow_any_model=args.allow_any_model,
         base_url=args.base_url or None,
         api_key=environ.get("CHAT_API_KEY"),
         max_prompt_chars=args.max_prompt_chars,
@@ -175,12 +188,22 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         cookie_secret=environ.get("CHAT_SECRET") or None,
         db_path=args.db,
         context_policy=args.context,
+        context_choices=context_choices(args.context_choices, args.context, parser),
         context_window=args.context_window,
         summary_threshold=args.summary_threshold,
         summary_keep_recent=max(args.summary_threshold // 3, 2),
         hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if args.db == db_path else None,
     )
+
+
+def context_choices(listed: str, default: str, parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The policies offered, in menu order; the default policy is always one of them."""
+    wanted = {name.strip() for name in listed.split(",") if name.strip()} | {default}
+    unknown = wanted - set(POLICY_KINDS)
+    if unknown:
+        parser.error(f"--context-choices: unknown {', '.join(sorted(unknown))}; use {', '.join(POLICY_KINDS)}")
+    return tuple(kind for kind in POLICY_KINDS if kind in wanted)
 
 
 def run_to_completion(work: Coroutine[Any, Any, Any]) -> Any:
@@ -210,6 +233,7 @@ def build_service(settings: Settings) -> ChatService:
         max_prompt_chars=settings.max_prompt_chars,
         max_answer_chars=settings.max_answer_chars or None,
         request_timeout=settings.request_timeout,
+        context_choices=settings.context_choices,
         default_policy=ContextPolicy(
             kind=settings.context_policy,  # type: ignore[arg-type]
             window=settings.context_window,

@@ -13,6 +13,9 @@ class Settings:
     """The model selected when a page opens: `demo` or any pydantic-ai model string."""
     extra_models: tuple[str, ...] = ()
     """More model strings offered in the model menu."""
+    allow_any_model: bool = False
+    """Run any model string a client names, not only the offered ones: for local use, never on a shared
+    server, where every name runs on the operator's keys."""
     base_url: str | None = None
     """An OpenAI-compatible server (Ollama, vLLM, llama.cpp); `model` is then the name it serves."""
     api_key: str | None = None
@@ -39,6 +42,9 @@ class Settings:
     db_path: str = "data/chat.db"
     context_policy: str = "window"
     """The context policy of a new conversation: full, window or summary."""
+    context_choices: tuple[str, ...] = ("window", "summary")
+    """The policies a visitor may pick; `full` sends the whole history, so every turn of a long chat costs
+    more on the operator's key. The default policy is always among them."""
     context_window: int = 20
     summary_threshold: int = 30
     summary_keep_recent: int = 10

@@ -18,7 +18,7 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
 )
 
-from chat.models import ModelUnavailable
+from chat.models import ModelNotOffered, ModelUnavailable
 from storage.sqlite_store import CorruptConversation
 
 
@@ -78,6 +78,8 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
             f"The connection to the provider of '{model_name}' broke in the middle of the answer "
             f"({str(error).rstrip('.')}). Nothing was saved; your message is back in the box: send it again."
         )
+    if isinstance(error, ModelNotOffered):  # the name is the client's own text: not repeated back
+        return f"This server does not offer that model. Pick one of: {', '.join(error.offered)}."
     if isinstance(error, ModelUnavailable):
         return f"'{model_name}' cannot answer here: {error.for_visitor} Pick another model in the Model menu."
     if isinstance(error, (PromptRejected, ConversationUnavailable, CorruptConversation)):

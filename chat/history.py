@@ -24,6 +24,7 @@ from pydantic_ai.messages import (
 from chat.demo_model import estimate_message_tokens
 
 PolicyKind = Literal["full", "window", "summary"]
+POLICY_KINDS: tuple[PolicyKind, ...] = ("full", "window", "summary")
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation (older messages are not repeated):\n"
 
 

@@ -31,6 +31,18 @@ class ModelUnavailable(Exception):
         self.for_visitor = for_visitor
 
 
+class ModelNotOffered(ModelUnavailable):
+    """A model the operator did not offer: refused before any provider request, whatever keys are set."""
+
+    def __init__(self, name: str, offered: list[str]) -> None:
+        super().__init__(
+            f"Model {name!r} is not offered on this server. Offer it with --extra-models (CHAT_EXTRA_MODELS), "
+            "or start with --allow-any-model for local use.",
+            "this server does not offer it.",
+        )
+        self.offered = offered
+
+
 def model_choices(settings: Settings) -> list[str]:
     """The model menu: the demo model first, then the configured ones, without repeats."""
     choices = [DEMO_MODEL, settings.default_model, *settings.extra_models]
@@ -55,11 +67,19 @@ class ModelResolver:
         return self._settings
 
     def resolve(self, name: str) -> Model:
+        self.check_offered(name)
         name = (name or "").strip()
         with self._lock:
             if name not in self._models:
                 self._models[name] = self._build(name)
             return self._models[name]
+
+    def check_offered(self, name: str) -> None:
+        """`ModelNotOffered` unless the operator offers `name` (or allows any model)."""
+        name = (name or "").strip()
+        offered = model_choices(self._settings)
+        if name and name not in offered and not self._settings.allow_any_model:
+            raise ModelNotOffered(name, offered)  # before any provider request: visitors spend the operator's keys
 
     def check(self, name: str) -> str | None:
         """The reason `name` cannot be used, or None when it can."""

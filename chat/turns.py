@@ -28,9 +28,9 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
-from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
+from chat.history import POLICY_KINDS, Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
-from chat.models import ModelResolver, ModelUnavailable
+from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
@@ -96,6 +96,7 @@ class ChatService:
         request_timeout: float = 60.0,
         min_update_interval: float = 0.05,
         default_policy: ContextPolicy | None = None,
+        context_choices: Sequence[str] = POLICY_KINDS,
         summarizer: Summarizer | None = None,
         journal: TurnJournal | None = None,
         active: ActiveTurns | None = None,
@@ -105,6 +106,8 @@ class ChatService:
         self.store = store
         self.models = models
         self.default_policy = default_policy or ContextPolicy()
+        self.context_choices = tuple(dict.fromkeys([*context_choices, self.default_policy.kind]))
+        """The policies a client may pick; anything else (an old stored `full`, say) sends the default."""
         self.summarizer = summarizer or Summarizer(models)
         self.max_prompt_chars = max_prompt_chars
         self.max_answer_chars = max_answer_chars
@@ -156,9 +159,16 @@ class ChatService:
         """The policy for this conversation: the one asked for, else the one it was last sent with, else the default."""
         stored = self.store.context_policy(conversation_id, owner) if conversation_id and owner else None
         chosen = kind or stored
-        if chosen in ("full", "window", "summary"):
+        if chosen in self.context_choices:
             return dataclasses.replace(self.default_policy, kind=chosen)  # type: ignore[arg-type]
         return self.default_policy
+
+    def check_context(self, kind: str | None) -> None:
+        """`PromptRejected` when a client asks for a policy this server does not offer."""
+        if kind and kind not in self.context_choices:
+            raise PromptRejected(
+                f"This server does not offer that context policy. Pick one of: {', '.join(self.context_choices)}."
+            )
 
     async def run_turn(
         self,
@@ -178,11 +188,13 @@ class ChatService:
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
+            self.check_context(policy)
+            self.models.check_offered(model_name)
             self.active.check_can_start(owner, conversation_id)  # `start` checks again; here before `keep_shown` writes
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
-        except (PromptRejected, ConversationUnavailable, CorruptConversation) as error:
-            yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=str(error))
+        except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:
+            yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=describe_failure(error, model_name))
             return
 
         async def produce(token: CancellationToken, report: Report[TurnUpdate]) -> None:

@@ -12,7 +12,7 @@ from chat.models import ModelResolver
 
 class ScriptedResolver(ModelResolver):
     def __init__(self, pace: DemoPace | None = None, **models: FunctionModel) -> None:
-        super().__init__(Settings(), pace or DemoPace.instant())
+        super().__init__(Settings(extra_models=tuple(models)), pace or DemoPace.instant())
         self.scripted = models
 
     def resolve(self, name: str) -> Model:

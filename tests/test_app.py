@@ -89,6 +89,16 @@ def test_a_model_the_app_does_not_offer_is_refused(app):
     assert stored_conversations(app, model_owner) == []
 
 
+def test_a_context_policy_the_operator_did_not_offer_is_refused(app):
+    from gradio_client.exceptions import AppError
+
+    client, policy_owner = Client(app.url, verbose=False), visitor_token("policy")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict("Wie alt bin ich?", "demo", policy_owner, "full", api_name="/chat")
+    answer, _, _ = client.predict("Wie alt bin ich?", "demo", policy_owner, "summary", api_name="/chat")
+    assert answer and stored_conversations(app, policy_owner)[0].messages
+
+
 def test_only_the_chat_and_recipe_endpoints_are_advertised(app):
     api = Client(app.url, verbose=False).view_api(return_format="dict", print_info=False)
     assert sorted(api["named_endpoints"]) == ["/chat", "/recipe"]
@@ -289,3 +299,14 @@ def read_response(connection: socket.socket) -> bytes:
         assert chunk, "the server closed the connection"
         body += chunk
     return head
+
+
+def test_the_context_choices_always_include_the_default_and_reject_unknown_names(capsys):
+    assert parse_settings({}, []).context_choices == ("window", "summary")
+    assert parse_settings({"CHAT_CONTEXT": "full"}, []).context_choices == ("full", "window", "summary")
+    assert parse_settings({}, ["--context-choices", "summary"]).context_choices == ("window", "summary")
+    with pytest.raises(SystemExit):
+        parse_settings({}, ["--context-choices", "window,everything"])
+    assert "unknown everything" in capsys.readouterr().err
+    assert parse_settings({"CHAT_ALLOW_ANY_MODEL": "1"}, []).allow_any_model
+    assert not parse_settings({}, []).allow_any_model

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from pydantic_ai.exceptions import ModelServerError
 from fastapi import FastAPI
 from pydantic_ai.models.function import FunctionModel
 
@@ -74,9 +75,12 @@ def client(store):
         for piece in ["line one\nline two\n", "第三行 ", "\ud83d", "\ude00", "\n\nend"]:
             yield piece
 
-    service = ChatService(
-        build_chat_agent(), store, ScriptedResolver(poem=FunctionModel(stream_function=poem)), min_update_interval=0
-    )
+    async def overloaded(messages, info):
+        yield "Let me th"
+        raise ModelServerError("overloaded-model", "overloaded", body={"error": "internal detail 7f3a"})
+
+    resolver = ScriptedResolver(poem=FunctionModel(stream_function=poem), overloaded=FunctionModel(stream_function=overloaded))
+    service = ChatService(build_chat_agent(), store, resolver, min_update_interval=0)
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), service
@@ -195,14 +199,29 @@ async def test_api_session_hands_out_a_fresh_owner_token_that_works(client):
 
 async def test_a_model_error_is_an_error_event(client):
     http, _ = client
-    events = parse(
-        (
-            await http.get(
-                "/api/chat/stream", params={"message": "hi", "model": "gpt-4o"}, headers={"x-chat-owner": ANYONE}
-            )
-        ).text
+    response = await http.get(
+        "/api/chat/stream", params={"message": "hi", "model": "overloaded"}, headers={"x-chat-owner": ANYONE}
     )
-    assert events[-1][0] == "error" and "'gpt-4o' cannot answer here" in json.loads(events[-1][1])["error"]
+    events = parse(response.text)
+    assert events[-1][0] == "error"
+    assert "The provider of 'overloaded' failed" in json.loads(events[-1][1])["error"]
+    assert "7f3a" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"model": "openai:o1-pro"}, "does not offer that model. Pick one of: demo, poem, overloaded."),
+        ({"model": "<img src=//evil.test/x>"}, "does not offer that model."),
+        ({"context": "full"}, "does not offer that context policy. Pick one of: window, summary."),
+    ],
+)
+async def test_a_model_or_policy_the_server_does_not_offer_gets_a_400_before_anything_runs(client, fields, refusal):
+    http, service = client
+    service.context_choices = ("window", "summary")  # as `python app.py` starts by default
+    response = await http.post("/api/chat", json={"message": "ciao", **fields}, headers={"x-chat-owner": ANYONE})
+    assert response.status_code == 400 and refusal in response.json()["error"]
+    assert "evil.test" not in response.text and not service.store.list_sessions(ANYONE)
 
 
 def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():

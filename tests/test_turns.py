@@ -11,6 +11,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.models import ModelResolver
 from chat.endings import END_KEY
 from chat.render import to_bubbles
 from chat.turns import ChatService, TurnStatus, TurnUpdate
@@ -154,10 +156,39 @@ async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
     assert await service.load_messages("alice", "c1") == []
 
 
-async def test_unknown_model_is_reported_in_the_turn(store):
-    updates = await collect(make_service(store), "hi", model="gpt-4o")
+async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_name(store):
+    service = make_service(store, scripted=endless_model())
+    updates = await collect(service, "bonjour", model="<b>mistral:large</b>")
+    assert updates[-1].status is TurnStatus.FAILED
+    assert updates[-1].error == "This server does not offer that model. Pick one of: demo, scripted."
+    assert await service.load_messages("alice", "c1") == []
+    assert service.store.list_sessions("alice") == []
+
+
+async def test_an_offered_model_that_cannot_run_is_reported_in_the_turn(store):
+    service = ChatService(build_chat_agent(), store, ModelResolver(Settings(extra_models=("gpt-4o",))))
+    updates = await collect(service, "hi", model="gpt-4o")
     assert updates[-1].status is TurnStatus.FAILED
     assert "'gpt-4o' cannot answer here: this app does not know that model name." in updates[-1].error
+
+
+@pytest.mark.parametrize("asked", ["full", "everything", "FULL"])
+async def test_a_context_policy_the_server_does_not_offer_is_refused(store, asked):
+    service = ChatService(
+        build_chat_agent(),
+        store,
+        ScriptedResolver(),
+        context_choices=("window", "summary"),
+        min_update_interval=0,
+    )
+    updates = [update async for update in service.run_turn("alice", "c2", "salut", "demo", asked)]
+    assert updates[-1].error == "This server does not offer that context policy. Pick one of: window, summary."
+    assert await service.load_messages("alice", "c2") == []
+    answered = [update async for update in service.run_turn("alice", "c2", "salut", "demo", "summary")]
+    assert answered[-1].status is TurnStatus.COMPLETED
+    assert service.context_policy("alice", "c2").kind == "summary"
+    store.set_context_policy("c2", "alice", "full")  # stored before the operator capped it
+    assert service.context_policy("alice", "c2").kind == "window"
 
 
 async def test_another_visitor_cannot_read_or_continue_a_conversation(store):

@@ -86,12 +86,13 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
+                policy_labels = {
+                    "full": "Full history",
+                    "window": f"Last {service.default_policy.window} messages",
+                    "summary": f"Summary past {service.default_policy.summary_threshold} messages",
+                }
                 policy = gr.Radio(
-                    [
-                        ("Full history", "full"),
-                        (f"Last {service.default_policy.window} messages", "window"),
-                        (f"Summary past {service.default_policy.summary_threshold} messages", "summary"),
-                    ],
+                    [(policy_labels[kind], kind) for kind in service.context_choices],
                     value=service.default_policy.kind,
                     label="Context policy (remembered per conversation)",
                     elem_id="context-policy",

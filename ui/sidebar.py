@@ -85,7 +85,7 @@ class SessionHandlers:
     ) -> None:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
         owner = self.visitors.owner(owner, request, profile)
-        if owner and conversation_id and policy in ("full", "window", "summary"):
+        if owner and conversation_id and policy in self.service.context_choices:
             self.sessions.store.set_context_policy(conversation_id, owner, policy)
 
     def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:

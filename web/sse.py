@@ -22,8 +22,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning, TooManyStarts
+from chat.errors import (
+    ConversationBusy,
+    PromptRejected,
+    ServerClosing,
+    TooManyRunning,
+    TooManyStarts,
+    describe_failure,
+)
 from chat.identity import COOKIE_NAME, MalformedOwner, VisitorCookie, checked_owner, new_visitor_id, visitor
+from chat.models import ModelNotOffered
 from chat.turns import ChatService, TurnStatus
 
 OWNER_HEADER = "x-chat-owner"
@@ -110,6 +118,12 @@ class ChatStreamAPI:
             message = self.service.check_prompt(body.message)
         except PromptRejected as rejected:
             return _error(400 if not (body.message or "").strip() else 413, str(rejected))
+        model_name = body.model or self.default_model
+        try:  # the operator's choices, checked before anything is stored or any provider is asked
+            self.service.check_context(body.context)
+            self.service.models.check_offered(model_name)
+        except (PromptRejected, ModelNotOffered) as not_offered:
+            return _error(400, describe_failure(not_offered, model_name))
         conversation_id = body.conversation_id or str(uuid.uuid4())
         try:  # refused now with a status a client can act on; the run checks again as it starts
             self.service.active.check_can_start(owner, conversation_id)
@@ -121,7 +135,7 @@ class ChatStreamAPI:
             return _error(409, str(busy))
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
-        updates = self.service.run_turn(owner, conversation_id, message, body.model or self.default_model, body.context)
+        updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context)
         return StreamingResponse(
             self._events(updates, conversation_id),
             media_type="text/event-stream",
