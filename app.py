@@ -40,6 +40,7 @@ from storage import open_store
 from storage.sqlite_store import SQLiteConversationStore
 from storage.turn_journal import TurnJournal
 from ui import ServicesShown, build_demo, launch_options
+from web.content_policy import ImagesFromHereOnly
 from web.sse import ChatStreamAPI
 from web.visitor_cookie import IssueVisitorCookie
 
@@ -167,6 +168,11 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         help="messages after which the summary policy summarizes the older part [CHAT_SUMMARY_THRESHOLD]",
     )
     parser.add_argument(
+        "--image-hosts",
+        default=environ.get("CHAT_IMAGE_HOSTS", ""),
+        help="comma-separated hosts whose images answers may show; others show as links [CHAT_IMAGE_HOSTS]",
+    )
+    parser.add_argument(
         "--db", default=environ.get("CHAT_DB", db_path), help="the SQLite file holding conversations [CHAT_DB]"
     )
     args = parser.parse_args(list(argv))
@@ -192,6 +198,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         context_window=args.context_window,
         summary_threshold=args.summary_threshold,
         summary_keep_recent=max(args.summary_threshold // 3, 2),
+        image_hosts=tuple(host.strip() for host in args.image_hosts.split(",") if host.strip()),
         hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if args.db == db_path else None,
     )
@@ -265,7 +272,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     shared = {"request_timeout": settings.request_timeout, "active": service.active}
     shown = ServicesShown(
         chat=service,
-        sessions=Sessions(service.store),
+        sessions=Sessions(service.store, settings.image_hosts),
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),
         inspector=StreamInspector(service.agent, service.models),
@@ -299,9 +306,13 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     """
     cookies = visitor_cookie(settings, service.store)
     api = ChatStreamAPI(service, cookies, default_model=settings.default_model)
+    middleware = [
+        Middleware(IssueVisitorCookie, cookies=cookies),
+        Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),
+    ]
     demo.launch(
         prevent_thread_lock=True,
-        app_kwargs={"routes": api.router().routes, "middleware": [Middleware(IssueVisitorCookie, cookies=cookies)]},
+        app_kwargs={"routes": api.router().routes, "middleware": middleware},
         **launch_options(settings),
         **launch,
     )

@@ -48,6 +48,9 @@ class Settings:
     context_window: int = 20
     summary_threshold: int = 30
     summary_keep_recent: int = 10
+    image_hosts: tuple[str, ...] = ()
+    """Hosts whose images an answer may show; any other image shows as a link and the browser is told not to
+    fetch it, so a prompt-injected model cannot carry a conversation out in an image URL."""
     hf_login: bool = False
     """Offer "Sign in with Hugging Face" (on a Space with `hf_oauth: true`); a signed-in visitor's
     conversations follow their account instead of their browser."""

@@ -7,7 +7,6 @@ a snapshot early (one missing a required field would be skipped) and the name sh
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -15,6 +14,8 @@ import pydantic_core
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_ai import Agent, NativeOutput, PromptedOutput
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+
+from chat.untrusted import escape_markdown
 
 OutputMode = Literal["tool", "native", "prompted"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("tool", "native", "prompted")
@@ -72,19 +73,11 @@ def _json_in(text: str) -> str | None:
     return text[start:] if start >= 0 else None
 
 
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-!|<>~])")
-
-
-def _escape(text: str) -> str:
-    """Model text is untrusted: shown literally, never as Markdown or HTML."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", text)
-
-
 def render_card(recipe: Recipe | None, *, incomplete: bool = False) -> str:
     """A recipe card in Markdown: heading, servings and time, ingredient list, numbered steps."""
     if recipe is None or recipe == Recipe():
         return "*Waiting for the recipe…*" if not incomplete else "*Stopped before anything arrived.*"
-    lines = [f"## {_escape(recipe.name) or '…'}"]
+    lines = [f"## {escape_markdown(recipe.name) or '…'}"]
     facts = []
     if recipe.servings:
         facts.append(f"🍽 {recipe.servings} servings")
@@ -95,11 +88,11 @@ def render_card(recipe: Recipe | None, *, incomplete: bool = False) -> str:
     if recipe.ingredients:
         lines += ["", "**Ingredients**", ""]
         for ingredient in recipe.ingredients:
-            amount = f" — {_escape(ingredient.amount)}" if ingredient.amount else ""
-            lines.append(f"- {_escape(ingredient.item)}{amount}")
+            amount = f" — {escape_markdown(ingredient.amount)}" if ingredient.amount else ""
+            lines.append(f"- {escape_markdown(ingredient.item)}{amount}")
     if recipe.steps:
         lines += ["", "**Steps**", ""]
-        lines += [f"{number}. {_escape(step)}" for number, step in enumerate(recipe.steps, start=1)]
+        lines += [f"{number}. {escape_markdown(step)}" for number, step in enumerate(recipe.steps, start=1)]
     if incomplete:
         lines += ["", "*⏹ incomplete: stopped before the recipe was finished*"]
     return "\n".join(lines)

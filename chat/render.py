@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
 from chat.turns import TurnStats, TurnStatus, TurnUpdate
+from chat.untrusted import images_as_links
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
 CUT_LABEL = "\n\n*✂️ cut: this answer reached the longest this server writes*"
@@ -41,11 +42,14 @@ def status_label(status: TurnStatus) -> str:
     return ended_label(_REASON_OF_STATUS.get(status))
 
 
-def answer_markdown(update: TurnUpdate) -> str:
-    """The answer bubble for a turn update: the text so far, labelled if it ended early, or the failure."""
+def answer_markdown(update: TurnUpdate, image_hosts: Collection[str] = ()) -> str:
+    """The answer bubble for a turn update: the text so far, labelled if it ended early, or the failure.
+
+    Images from other hosts than `image_hosts` and the app itself are shown as links (chat/untrusted.py).
+    """
     if update.status is TurnStatus.FAILED:
         return f"{FAILED_PREFIX}{update.error}"
-    return update.text + status_label(update.status)
+    return images_as_links(update.text, image_hosts) + status_label(update.status)
 
 
 def prompts_in(chat: Sequence[dict]) -> list[str]:
@@ -61,7 +65,12 @@ def prompts_in(chat: Sequence[dict]) -> list[str]:
     return prompts
 
 
-def to_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
+def to_bubbles(messages: Sequence[ModelMessage], image_hosts: Collection[str] = ()) -> list[Bubble]:
+    """What the chat shows of stored messages: images from elsewhere as links, as in `answer_markdown`."""
+    return [{**bubble, "content": images_as_links(bubble["content"], image_hosts)} for bubble in _exact_bubbles(messages)]
+
+
+def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
     """User prompts and text answers as `{"role", "content"}` dicts; answers that ended early keep their label."""
     bubbles: list[Bubble] = []
     for message in messages:
@@ -100,7 +109,7 @@ def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) ->
 def to_markdown(title: str, messages: Sequence[ModelMessage]) -> str:
     """A readable transcript; the JSON export is the lossless one."""
     lines = [f"# {title}", ""]
-    for bubble in to_bubbles(messages):
+    for bubble in _exact_bubbles(messages):  # a file: the text exactly as written
         speaker = "**You**" if bubble["role"] == "user" else "**Assistant**"
         lines += [speaker, "", bubble["content"], ""]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 from chat.errors import ConversationUnavailable
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
+from chat.untrusted import plain_line, shortened
 from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
 
 MAX_TITLE_CHARS = 80
@@ -39,15 +40,18 @@ class OpenedConversation:
     conversation_id: str
     title: str
     messages: list[ModelMessage]
+    image_hosts: tuple[str, ...] = ()
 
     @property
     def bubbles(self) -> list[dict[str, str]]:
-        return to_bubbles(self.messages)
+        return to_bubbles(self.messages, self.image_hosts)
 
 
 class Sessions:
-    def __init__(self, store: SQLiteConversationStore) -> None:
+    def __init__(self, store: SQLiteConversationStore, image_hosts: tuple[str, ...] = ()) -> None:
         self.store = store
+        self.image_hosts = image_hosts
+        """Hosts whose images show inline; any other image in a chat shows as a link."""
 
     def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
         return self.store.list_sessions(_owner(owner), limit=limit)
@@ -63,10 +67,11 @@ class Sessions:
         except CorruptConversation as corrupt:
             raise ConversationUnavailable(str(corrupt)) from corrupt
         messages = [] if conversation is None else list(conversation.messages)
-        return OpenedConversation(conversation_id, summary.title, messages)
+        return OpenedConversation(conversation_id, summary.title, messages, self.image_hosts)
 
-    def rename(self, owner: str, conversation_id: str, title: str) -> str:
-        title = " ".join((title or "").split())[:MAX_TITLE_CHARS]
+    def rename(self, owner: str, conversation_id: str, typed: str) -> str:
+        """The title as kept: one line of visible characters, at most `MAX_TITLE_CHARS`, ending in "…" if cut."""
+        title = shortened(plain_line(typed), MAX_TITLE_CHARS)
         if not title:
             raise ConversationUnavailable("A title cannot be empty.")
         if not self.store.set_title(conversation_id, _owner(owner), title):

@@ -6,6 +6,8 @@ import re
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 
+from chat.untrusted import plain_line
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -58,7 +60,7 @@ def repair_responses(messages: list[ModelMessage]) -> None:
 
 def title_from_prompt(prompt: str, limit: int = 48) -> str:
     """A conversation title: the first prompt on one line, shortened on a word boundary."""
-    line = " ".join(prompt.strip().split())
+    line = plain_line(prompt)
     if len(line) <= limit:
         return line or "New chat"
     cut = line[:limit]

@@ -208,6 +208,29 @@ async def test_export_writes_a_download_and_import_reads_it_back(tab, side, tmp_
     assert len(side.sessions.list(BOB)) == 1
 
 
+async def test_a_rename_that_had_to_be_shortened_or_cleaned_says_so(tab, side):
+    await answered(tab, "Reiseplan", ALICE, "c1")
+    _, kept, notice = side.rename(ALICE, "c1", "  Reise   nach Köln  ", page())
+    assert kept == "Reise nach Köln" and notice == "Renamed."
+    long_title = "Ein sehr langer Titel über die Reise nach Köln, Bonn und Düsseldorf im Frühling mit Freunden"
+    _, kept, notice = side.rename(ALICE, "c1", long_title, page())
+    assert len(kept) == 80 and kept.endswith("…") and "at most 80" in notice
+    _, kept, notice = side.rename(ALICE, "c1", "Budget\u202e2027", page())
+    assert kept == "Budget2027" and "shortened to fit" in notice
+    assert [session.title for session in side.sessions.list(ALICE)] == ["Budget2027"]
+
+
+async def test_an_image_from_elsewhere_shows_as_a_link_while_streaming_and_when_reopened(tab, side):
+    prompt = "![Karte](https://maps.example.de/k.png?q=1)"
+    outputs = await answered(tab, prompt, ALICE, "c1")
+    assert "[🖼 Karte](https://maps.example.de/k.png?q=1)" in outputs[-1][0] and "![Karte]" not in outputs[-1][0]
+    chat, *_ = await side.switch(ALICE, "c1", page())
+    assert [bubble["content"].startswith("[🖼 Karte]") for bubble in chat] == [True, False]
+    assert "![Karte]" not in chat[1]["content"] and "[🖼 Karte]" in chat[1]["content"]
+    download, _ = await side.export_markdown(ALICE, "c1", page())
+    assert "![Karte](https://maps.example.de/k.png?q=1)" in open(download["value"], encoding="utf-8").read()
+
+
 async def test_markdown_export_is_named_after_the_title(tab, side):
     await answered(tab, "Plan a picnic", ALICE, "c1")
     download, _ = await side.export_markdown(ALICE, "c1", page())

@@ -55,7 +55,7 @@ class ServicesShown:
 def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
     service = services.chat
     visitors = Visitors(services.visitor_cookie)
-    chat = ChatTab(service, visitors)
+    chat = ChatTab(service, visitors, settings.image_hosts)
     recipes = RecipeHandlers(services.recipes, visitors)
     stream_probe = InspectorHandlers(services.inspector)
     handoffs = HandoffHandlers(services.handoffs, visitors)

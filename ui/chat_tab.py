@@ -226,9 +226,10 @@ class ChatPane(gr.ChatInterface):
 class ChatTab:
     """The chat tab's handlers; each resolves its visitor itself, since every event is also an API call."""
 
-    def __init__(self, service: ChatService, visitors: Visitors) -> None:
+    def __init__(self, service: ChatService, visitors: Visitors, image_hosts: tuple[str, ...] = ()) -> None:
         self.service = service
         self.visitors = visitors
+        self.image_hosts = image_hosts
 
     async def answer(
         self,
@@ -250,7 +251,7 @@ class ChatTab:
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
         chat_of_this_answer: Any = conversation_id
         async for update in self.service.run_turn(scope, conversation_id, message, model, policy, shown_prompts=shown):
-            yield answer_markdown(update), usage_line(update), context_panel(update), chat_of_this_answer
+            yield answer_markdown(update, self.image_hosts), usage_line(update), context_panel(update), chat_of_this_answer
             # Once only: a late update of an answer cancelled by a switch must not take the page back.
             chat_of_this_answer = gr.skip()
 

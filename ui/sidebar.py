@@ -15,7 +15,7 @@ from chat.config import Settings
 from chat.errors import ConversationUnavailable
 from chat.models import model_choices
 from chat.render import Bubble
-from chat.sessions import ImportRejected, Sessions, relative_time
+from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, relative_time
 from chat.turns import ChatService
 from storage.sqlite_store import SessionSummary
 from ui.visitors import Visitors, new_conversation_id
@@ -131,11 +131,13 @@ class SessionHandlers:
         if not conversation_id:
             return gr.skip(), "", "Send a message first: a new chat is named after it."
         try:
-            title = self.sessions.rename(owner or "", conversation_id, title)
+            kept = self.sessions.rename(owner or "", conversation_id, title)
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), f"⚠️ {problem}"
         choices, _ = self._listing(owner, conversation_id)
-        return choices, title, "Renamed."
+        if kept == " ".join(title.split()):
+            return choices, kept, "Renamed."
+        return choices, kept, f"Renamed, shortened to fit: a title is one line of at most {MAX_TITLE_CHARS} visible characters."
 
     def ask_to_delete(self, conversation_id: str | None, asked: str | None) -> tuple[Any, Any, str]:
         """Delete… turns into "Keep it" and the confirmation appears right under it; a second press keeps it."""
