@@ -126,6 +126,12 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         "[CHAT_MAX_MESSAGES_PER_MINUTE]",
     )
     parser.add_argument(
+        "--max-import-mb",
+        type=float,
+        default=float(environ.get("CHAT_MAX_IMPORT_MB", defaults.max_import_mb)),
+        help="the largest conversation file a visitor may import, in MB [CHAT_MAX_IMPORT_MB]",
+    )
+    parser.add_argument(
         "--shutdown-grace",
         type=float,
         default=float(environ.get("CHAT_SHUTDOWN_GRACE", defaults.shutdown_grace)),
@@ -188,6 +194,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         max_concurrent_streams=args.max_streams,
         max_running_per_visitor=args.max_running_per_visitor,
         max_messages_per_minute=args.max_messages_per_minute,
+        max_import_mb=args.max_import_mb,
         shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
         demo_tokens_per_second=args.demo_tps,
@@ -272,7 +279,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     shared = {"request_timeout": settings.request_timeout, "active": service.active}
     shown = ServicesShown(
         chat=service,
-        sessions=Sessions(service.store, settings.image_hosts),
+        sessions=Sessions(service.store, settings.image_hosts, max_import_bytes=settings.max_import_bytes),
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),
         inspector=StreamInspector(service.agent, service.models),

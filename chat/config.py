@@ -32,6 +32,8 @@ class Settings:
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
     max_messages_per_minute: int = 20
     """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
+    max_import_mb: float = 5.0
+    """The largest conversation file a visitor may import (a 20,000-character turn is about 80 kB)."""
     shutdown_grace: float = 10.0
     """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
     demo_first_token_delay: float = 0.3
@@ -56,6 +58,10 @@ class Settings:
     conversations follow their account instead of their browser."""
     storage_notice: str | None = None
     """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
+
+    @property
+    def max_import_bytes(self) -> int:
+        return int(self.max_import_mb * 1_000_000)
 
     @property
     def default_model(self) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +22,8 @@ from chat.untrusted import plain_line, shortened
 from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
 
 MAX_TITLE_CHARS = 80
-MAX_IMPORT_BYTES = 20_000_000
+MAX_IMPORT_BYTES = 5_000_000
+EXPORT_KINDS = {"json": "application/json", "md": "text/markdown"}
 
 
 class ImportRejected(ValueError):
@@ -47,11 +50,26 @@ class OpenedConversation:
         return to_bubbles(self.messages, self.image_hosts)
 
 
+@dataclass(frozen=True)
+class Export:
+    """A conversation as a file the visitor's browser saves: nothing is written on the server."""
+
+    filename: str
+    media_type: str
+    text: str
+
+
 class Sessions:
-    def __init__(self, store: SQLiteConversationStore, image_hosts: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: SQLiteConversationStore,
+        image_hosts: tuple[str, ...] = (),
+        max_import_bytes: int = MAX_IMPORT_BYTES,
+    ) -> None:
         self.store = store
         self.image_hosts = image_hosts
         """Hosts whose images show inline; any other image in a chat shows as a link."""
+        self.max_import_bytes = max_import_bytes
 
     def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
         return self.store.list_sessions(_owner(owner), limit=limit)
@@ -115,11 +133,27 @@ class Sessions:
         opened = await self.open(owner, conversation_id)
         return to_markdown(opened.title, opened.messages)
 
+    async def export(self, owner: str, conversation_id: str, kind: str) -> Export:
+        """The conversation as a `json` or `md` file named after its title."""
+        if kind == "json":
+            text = await self.export_json(owner, conversation_id)
+        else:
+            text = await self.export_markdown(owner, conversation_id)
+        summary = self.store.session(conversation_id, _owner(owner))
+        stem = file_stem(summary.title if summary else "conversation")
+        return Export(f"{stem}.{kind}", EXPORT_KINDS[kind], text)
+
+    def check_import_size(self, size: int) -> None:
+        if size > self.max_import_bytes:
+            raise ImportRejected(
+                f"This file is {_megabytes(size)}; this server imports files of at most "
+                f"{_megabytes(self.max_import_bytes)}. Nothing was imported."
+            )
+
     async def import_json(self, owner: str, payload: bytes | str) -> str:
         """Store an exported conversation (or a bare pydantic-ai message list) as a new one; returns its id."""
         owner = _owner(owner)
-        if len(payload) > MAX_IMPORT_BYTES:
-            raise ImportRejected(f"The file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB.")
+        self.check_import_size(len(payload))
         conversation = _parse_conversation(payload)
         imported = Conversation(
             messages=list(conversation.messages), usage=conversation.usage, conversation_id=str(uuid.uuid4())
@@ -128,6 +162,29 @@ class Sessions:
         first_prompt = _first_prompt(imported.messages)
         self.store.set_title(imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat"))
         return imported.conversation_id
+
+
+def file_stem(title: str, columns: int = 28) -> str:
+    """A download's name from a title: words joined by '-', short enough to show whole.
+
+    Chinese and Japanese characters are twice as wide as Latin ones, so the cut counts columns.
+    """
+    words = re.sub(r"[\W_]+", "-", title, flags=re.UNICODE).strip("-")
+    stem, width = "", 0
+    for char in words:
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if width > columns:
+            break
+        stem += char
+    if len(stem) < len(words) and "-" in stem[len(stem) // 2 :]:
+        stem = stem[: stem.rfind("-")]  # on a word boundary when there is one
+    return stem.strip("-") or "conversation"
+
+
+def _megabytes(size: int) -> str:
+    if size < 1_000_000:
+        return f"{max(size // 1000, 1)} kB"
+    return f"{size / 1_000_000:.1f} MB".replace(".0 MB", " MB")
 
 
 def _parse_conversation(payload: bytes | str) -> Conversation:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -228,22 +230,55 @@ def test_no_loading_spinner_flashes_over_the_box_or_the_sidebar_after_a_turn(app
     assert page.evaluate("() => window.__spinners") == []
 
 
-def test_an_export_of_a_chinese_titled_chat_shows_and_keeps_its_name(app, page):  # noqa: F811
+def test_an_export_of_a_chinese_titled_chat_downloads_under_its_name(app, page):  # noqa: F811
     goto(page, app.url)
     send(page, f"我叫小林，今年35岁。我住在大阪，喜欢拉面和咖喱（{page.size}）")
     wait_idle(page, 1)
     open_sidebar_on_phone(page)
     page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('小林')")
     page.locator("#conversation-tools").click()
-    page.locator("#export-json").click()
-    stem = page.locator("#download .stem")
-    stem.wait_for()
-    assert stem.inner_text().startswith("我叫小林-今年35岁")
-    assert stem.bounding_box()["width"] >= 40  # the start of the name is on screen, not only ".json"
     with page.expect_download() as download:
-        page.locator("#download a").first.click()
-    assert download.value.suggested_filename.startswith("我叫小林-今年35岁")
-    assert download.value.suggested_filename.endswith(".json")
+        page.locator("#export-json").click()
+    name = download.value.suggested_filename
+    assert name.startswith("我叫小林-今年35岁") and name.endswith(".json")
+    assert name in page.locator("#sidebar-notice").inner_text()  # the page says what it saved
+    saved = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert "拉面和咖喱" in json.dumps(saved, ensure_ascii=False)
+
+
+def choose_file(page, path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import").click()
+    chooser.value.set_files(str(path))
+
+
+@pytest.fixture(scope="module")
+def small_imports():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=200, warm_up=False, max_import_mb=0.02)
+    with running_app(settings) as running:
+        yield running
+
+
+def test_a_file_over_the_import_limit_is_refused_with_a_sentence_and_nothing_stored(small_imports, page, tmp_path):
+    goto(page, small_imports.url)
+    send(page, f"Olá, tudo bem? ({page.size})")
+    wait_idle(page, 1)
+    open_sidebar_on_phone(page)
+    page.locator("#conversation-tools").click()
+    with page.expect_download() as download:
+        page.locator("#export-json").click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    padded = tmp_path / "padded.json"
+    padded.write_text(exported + " " * 30_000, encoding="utf-8")
+    choose_file(page, padded)
+    refusal = page.get_by_text("exceed the maximum allowed size")  # Gradio's own, before any upload
+    refusal.first.wait_for()
+    assert refusal.first.is_visible() and "padded.json" in refusal.first.inner_text()
+    kept = tmp_path / "kept.json"
+    kept.write_text(exported, encoding="utf-8")
+    choose_file(page, kept)
+    page.wait_for_function("() => document.querySelector('#sidebar-notice')?.innerText.includes('Imported 2 messages')")
+    assert stored_prompts(small_imports, f"({page.size})") == [[f"Olá, tudo bem? ({page.size})"]] * 2
 
 
 def test_delete_asks_beside_its_button_and_never_for_another_chat(app, page):  # noqa: F811
@@ -310,7 +345,10 @@ def test_copying_a_stopped_answer_copies_the_answer_without_its_label(app, page)
 
 def test_stop_pressed_while_the_answer_waits_for_a_free_slot_ends_it_before_it_runs(browser, tmp_path):  # noqa: F811
     settings = Settings(
-        max_concurrent_streams=1, demo_first_token_delay=0.05, demo_tokens_per_second=40, warm_up=False,
+        max_concurrent_streams=1,
+        demo_first_token_delay=0.05,
+        demo_tokens_per_second=40,
+        warm_up=False,
         db_path=str(tmp_path / "chat.db"),
     )
     with running_app(settings) as one_slot:

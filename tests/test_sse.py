@@ -9,8 +9,8 @@ import time
 
 import httpx
 import pytest
-from pydantic_ai.exceptions import ModelServerError
 from fastapi import FastAPI
+from pydantic_ai.exceptions import ModelServerError
 from pydantic_ai.models.function import FunctionModel
 
 from chat.agents import build_chat_agent

@@ -12,8 +12,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.agents import build_chat_agent
 from chat.config import Settings
-from chat.models import ModelResolver
 from chat.endings import END_KEY
+from chat.models import ModelResolver
 from chat.render import to_bubbles
 from chat.turns import ChatService, TurnStatus, TurnUpdate
 from tests.scripted import ScriptedResolver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import tempfile
 from types import SimpleNamespace
 
 import gradio as gr
@@ -194,18 +195,44 @@ async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
 
 
-async def test_export_writes_a_download_and_import_reads_it_back(tab, side, tmp_path):
+async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side, tmp_path):
     await answered(tab, "Remember 42", ALICE, "c1")
-    download, notice = await side.export_json(ALICE, "c1", page())
-    exported = download["value"]
-    assert exported.endswith("Remember-42.json")
-    chat, new_id, choices, title, notice = await side.import_file(BOB, exported, page())
+    payload, notice = await side.export_json(ALICE, "c1", page())
+    assert payload["filename"] == "Remember-42.json" and payload["type"] == "application/json"
+    assert notice == "Downloading Remember-42.json"
+    saved = tmp_path / payload["filename"]
+    saved.write_text(payload["text"], encoding="utf-8")
+    chat, new_id, choices, title, notice = await side.import_file(BOB, str(saved), page())
     assert new_id != "c1" and chat[0]["content"] == "Remember 42" and "Imported 2 messages" in notice
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": "nope"}')
     *_, notice = await side.import_file(BOB, str(bad), page())
     assert notice.startswith("⚠️") and "Nothing was imported" in notice
     assert len(side.sessions.list(BOB)) == 1
+
+
+async def test_an_export_writes_nothing_on_the_server_and_gives_another_visitor_nothing(
+    tab, side, tmp_path, monkeypatch
+):
+    await answered(tab, "Passwort für das WLAN: Zugspitze-2962", ALICE, "c1")
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    payload, _ = await side.export_markdown(ALICE, "c1", page())
+    assert "Zugspitze-2962" in payload["text"]
+    assert list(temporary.iterdir()) == []
+    payload, notice = await side.export_markdown(MALLORY, "c1", page())
+    assert payload == gr.skip() and "does not exist" in notice
+
+
+async def test_an_import_bigger_than_the_limit_is_refused_before_it_is_read(tab, side, tmp_path):
+    await answered(tab, "Ahoj, jak se máš?", ALICE, "c1")
+    payload, _ = await side.export_json(ALICE, "c1", page())
+    padded = tmp_path / "padded.json"
+    padded.write_text(payload["text"] + " " * side.sessions.max_import_bytes, encoding="utf-8")
+    *_, notice = await side.import_file(BOB, str(padded), page())
+    assert notice.startswith("⚠️") and "at most" in notice and "Nothing was imported" in notice
+    assert side.sessions.list(BOB) == []
 
 
 async def test_a_rename_that_had_to_be_shortened_or_cleaned_says_so(tab, side):
@@ -227,15 +254,15 @@ async def test_an_image_from_elsewhere_shows_as_a_link_while_streaming_and_when_
     chat, *_ = await side.switch(ALICE, "c1", page())
     assert [bubble["content"].startswith("[🖼 Karte]") for bubble in chat] == [True, False]
     assert "![Karte]" not in chat[1]["content"] and "[🖼 Karte]" in chat[1]["content"]
-    download, _ = await side.export_markdown(ALICE, "c1", page())
-    assert "![Karte](https://maps.example.de/k.png?q=1)" in open(download["value"], encoding="utf-8").read()
+    payload, _ = await side.export_markdown(ALICE, "c1", page())
+    assert "![Karte](https://maps.example.de/k.png?q=1)" in payload["text"]
 
 
 async def test_markdown_export_is_named_after_the_title(tab, side):
     await answered(tab, "Plan a picnic", ALICE, "c1")
-    download, _ = await side.export_markdown(ALICE, "c1", page())
-    assert download["value"].endswith("Plan-a-picnic.md")
-    assert open(download["value"], encoding="utf-8").read().startswith("# Plan a picnic")
+    payload, _ = await side.export_markdown(ALICE, "c1", page())
+    assert payload["filename"] == "Plan-a-picnic.md" and payload["type"] == "text/markdown"
+    assert payload["text"].startswith("# Plan a picnic")
 
 
 def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):

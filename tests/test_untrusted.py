@@ -61,11 +61,11 @@ def test_escaped_markdown_shows_literally():
 
 
 def test_the_operators_image_hosts_reach_the_policy_and_a_route_with_its_own_policy_keeps_it():
-    from app import parse_settings
     from fastapi import FastAPI
     from fastapi.responses import PlainTextResponse
     from fastapi.testclient import TestClient
 
+    from app import parse_settings
     from web.content_policy import ImagesFromHereOnly
 
     hosts = parse_settings({"CHAT_IMAGE_HOSTS": "img.example.com, cdn.beispiel.de"}).image_hosts

@@ -18,7 +18,7 @@ from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
 from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
-from ui.layout import CSS, PHONE_SIDEBAR, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
+from ui.layout import CSS, PHONE_SIDEBAR, SAVE_EXPORT, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_tab import RecipeHandlers, recipe_tab
 from ui.sidebar import SessionHandlers, sidebar
 from ui.visitors import Visitors, new_conversation_id
@@ -36,8 +36,13 @@ __all__ = [
 
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Options for `demo.launch()`. Gradio's queue runs at most `max_threads` events at once (40 by
-    default), whatever the concurrency limits say, so it must exceed the streams we allow."""
-    return {"max_threads": settings.max_concurrent_streams + 16, "css": CSS}
+    default), whatever the concurrency limits say, so it must exceed the streams we allow.
+    The only upload is a conversation import, so the import limit is the upload limit."""
+    return {
+        "max_threads": settings.max_concurrent_streams + 16,
+        "css": CSS,
+        "max_file_size": settings.max_import_bytes,  # Gradio refuses a bigger upload before it reaches disk
+    }
 
 
 @dataclass(frozen=True)
@@ -204,8 +209,10 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             ],
             **switching,
         )
-        bar.export_json.click(side.export_json, [owner, conversation_id], [bar.download, bar.notice], **PRIVATE)
-        bar.export_markdown.click(side.export_markdown, [owner, conversation_id], [bar.download, bar.notice], **PRIVATE)
+        for export_button, export in ((bar.export_json, side.export_json), (bar.export_markdown, side.export_markdown)):
+            export_button.click(export, [owner, conversation_id], [bar.export_payload, bar.notice], **PRIVATE).success(
+                None, [bar.export_payload], None, js=SAVE_EXPORT, **PRIVATE
+            )
         bar.import_button.upload(
             side.import_file,
             [owner, bar.import_button],

@@ -62,3 +62,15 @@ SHOW_CONVERSATION_IN_URL = """(id) => {
     if (id) url.searchParams.set('c', id); else url.searchParams.delete('c');
     window.history.replaceState(null, '', url);
 }"""
+
+# The browser saves the export from the event's answer itself: the server keeps no file and no URL to one.
+SAVE_EXPORT = """(file) => {
+    if (!file || !file.filename) return;
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(new Blob([file.text], {type: file.type + ';charset=utf-8'}));
+    link.download = file.filename;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}"""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,6 @@ class SessionHandlers:
         self.sessions = sessions
         self.service = service
         self.visitors = visitors
-        self._exports = Path(tempfile.mkdtemp(prefix="chat-exports-"))
 
     def session_choices(self, owner: str | None) -> Choices:
         if not owner:
@@ -62,7 +58,11 @@ class SessionHandlers:
         return gr.update(choices=choices, value=current), title
 
     async def switch(
-        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, ...]:
         """Open a conversation from the list: the chat is re-read from the store, and it is the one highlighted."""
         owner = self.visitors.owner(owner, request, profile)
@@ -81,7 +81,12 @@ class SessionHandlers:
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
 
     def remember_policy(
-        self, owner: str | None, conversation_id: str | None, policy: str, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        policy: str,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> None:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
         owner = self.visitors.owner(owner, request, profile)
@@ -125,7 +130,12 @@ class SessionHandlers:
         return f"⚠️ **{model_name}** cannot answer here: {problem} Pick another model." if problem else ""
 
     def rename(
-        self, owner: str | None, conversation_id: str | None, title: str, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        title: str,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, str, str]:
         owner = self.visitors.owner(owner, request, profile)
         if not conversation_id:
@@ -137,7 +147,11 @@ class SessionHandlers:
         choices, _ = self._listing(owner, conversation_id)
         if kept == " ".join(title.split()):
             return choices, kept, "Renamed."
-        return choices, kept, f"Renamed, shortened to fit: a title is one line of at most {MAX_TITLE_CHARS} visible characters."
+        return (
+            choices,
+            kept,
+            f"Renamed, shortened to fit: a title is one line of at most {MAX_TITLE_CHARS} visible characters.",
+        )
 
     def ask_to_delete(self, conversation_id: str | None, asked: str | None) -> tuple[Any, Any, str]:
         """Delete… turns into "Keep it" and the confirmation appears right under it; a second press keeps it."""
@@ -152,7 +166,11 @@ class SessionHandlers:
         return gr.update(value=ASK_TO_DELETE), gr.update(visible=False)
 
     async def delete(
-        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, ...]:
         """Delete for good; the search results are cleared too, so the deleted chat is not offered again."""
         owner = self.visitors.owner(owner, request, profile)
@@ -177,33 +195,34 @@ class SessionHandlers:
         return gr.update(choices=choices, value=None, visible=True, label=label)
 
     async def export_json(
-        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, str]:
-        owner = self.visitors.owner(owner, request, profile)
-        return await self._export(owner, conversation_id, "json")
+        return await self._export(self.visitors.owner(owner, request, profile), conversation_id, "json")
 
     async def export_markdown(
-        self, owner: str | None, conversation_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+        self,
+        owner: str | None,
+        conversation_id: str | None,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, str]:
-        owner = self.visitors.owner(owner, request, profile)
-        return await self._export(owner, conversation_id, "md")
+        return await self._export(self.visitors.owner(owner, request, profile), conversation_id, "md")
 
     async def _export(self, owner: str | None, conversation_id: str | None, kind: str) -> tuple[Any, str]:
+        """The file goes to the browser in the event's own answer, which only this visitor receives:
+        no copy on the server's disk, no URL another visitor could fetch."""
         if not conversation_id:
-            return gr.update(visible=False), "Nothing to export yet."
+            return gr.skip(), "Nothing to export yet."
         try:
-            if kind == "json":
-                text = await self.sessions.export_json(owner or "", conversation_id)
-            else:
-                text = await self.sessions.export_markdown(owner or "", conversation_id)
+            export = await self.sessions.export(owner or "", conversation_id, kind)
         except ConversationUnavailable as problem:
-            return gr.update(visible=False), f"⚠️ {problem}"
-        title = self.sessions.store.session(conversation_id, owner or "")
-        stem = _file_stem(title.title if title else "conversation")
-        folder = Path(tempfile.mkdtemp(dir=self._exports))
-        path = folder / f"{stem}.{kind}"
-        path.write_text(text, encoding="utf-8")
-        return gr.update(value=str(path), visible=True), ""
+            return gr.skip(), f"⚠️ {problem}"
+        payload = {"filename": export.filename, "type": export.media_type, "text": export.text}
+        return payload, f"Downloading {export.filename}"
 
     async def import_file(
         self, owner: str | None, upload: Any, request: gr.Request, profile: gr.OAuthProfile | None = None
@@ -213,6 +232,7 @@ class SessionHandlers:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Nothing was imported."
         path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
         try:
+            self.sessions.check_import_size(path.stat().st_size)  # before reading it whole
             conversation_id = await self.sessions.import_json(owner, path.read_bytes())
         except ImportRejected as problem:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {problem}"
@@ -224,23 +244,6 @@ class SessionHandlers:
 def session_label(summary: SessionSummary) -> str:
     """How a stored conversation or recipe is listed: its title and how long ago it changed."""
     return f"{summary.title} · {relative_time(summary.updated_at)}"
-
-
-def _file_stem(title: str, columns: int = 28) -> str:
-    """A download's name from a title: words joined by '-', short enough to show whole in the sidebar.
-
-    Chinese and Japanese characters are twice as wide as Latin ones, so the cut counts columns.
-    """
-    words = re.sub(r"[\W_]+", "-", title, flags=re.UNICODE).strip("-")
-    stem, width = "", 0
-    for char in words:
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-        if width > columns:
-            break
-        stem += char
-    if len(stem) < len(words) and "-" in stem[len(stem) // 2 :]:
-        stem = stem[: stem.rfind("-")]  # on a word boundary when there is one
-    return stem.strip("-") or "conversation"
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ class SidebarParts:
     rename: gr.Button
     export_json: gr.Button
     export_markdown: gr.Button
-    download: gr.File
+    export_payload: gr.JSON
     delete: gr.Button
     confirm_delete: gr.Button
     import_button: gr.UploadButton
@@ -279,7 +282,7 @@ def sidebar(settings: Settings) -> SidebarParts:
             with gr.Row():
                 export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
                 export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
-            download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
+            export_payload = gr.JSON(visible=False, elem_id="export-payload")
             delete = gr.Button(ASK_TO_DELETE, variant="stop", size="sm", elem_id="delete")
             confirm_delete = gr.Button(
                 CONFIRM_DELETE, variant="stop", size="sm", visible=False, elem_id="confirm-delete"
@@ -295,7 +298,7 @@ def sidebar(settings: Settings) -> SidebarParts:
         rename,
         export_json,
         export_markdown,
-        download,
+        export_payload,
         delete,
         confirm_delete,
         import_button,
