@@ -30,6 +30,7 @@ from chat.history import POLICY_KINDS, ContextPolicy
 from chat.identity import VisitorCookie
 from chat.journal import recover_unfinished_turns
 from chat.models import ModelResolver
+from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
 from chat.runs import ActiveTurns
 from chat.sessions import Sessions
@@ -126,6 +127,12 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         "[CHAT_MAX_MESSAGES_PER_MINUTE]",
     )
     parser.add_argument(
+        "--max-stored-mb-per-visitor",
+        type=float,
+        default=float(environ.get("CHAT_MAX_STORED_MB_PER_VISITOR", defaults.max_stored_mb_per_visitor)),
+        help="what one visitor's conversations may hold, in MB; 0: no limit [CHAT_MAX_STORED_MB_PER_VISITOR]",
+    )
+    parser.add_argument(
         "--max-import-mb",
         type=float,
         default=float(environ.get("CHAT_MAX_IMPORT_MB", defaults.max_import_mb)),
@@ -194,6 +201,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         max_concurrent_streams=args.max_streams,
         max_running_per_visitor=args.max_running_per_visitor,
         max_messages_per_minute=args.max_messages_per_minute,
+        max_stored_mb_per_visitor=args.max_stored_mb_per_visitor,
         max_import_mb=args.max_import_mb,
         shutdown_grace=args.shutdown_grace,
         demo_first_token_delay=args.demo_delay,
@@ -243,6 +251,7 @@ def build_service(settings: Settings) -> ChatService:
         active=ActiveTurns(
             max_per_owner=settings.max_running_per_visitor or None,
             starts_per_minute=settings.max_messages_per_minute or None,
+            admit=StoredDataQuota(store, settings.max_stored_bytes_per_visitor).check,
         ),
         max_prompt_chars=settings.max_prompt_chars,
         max_answer_chars=settings.max_answer_chars or None,
@@ -279,7 +288,12 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     shared = {"request_timeout": settings.request_timeout, "active": service.active}
     shown = ServicesShown(
         chat=service,
-        sessions=Sessions(service.store, settings.image_hosts, max_import_bytes=settings.max_import_bytes),
+        sessions=Sessions(
+            service.store,
+            settings.image_hosts,
+            max_import_bytes=settings.max_import_bytes,
+            quota=StoredDataQuota(service.store, settings.max_stored_bytes_per_visitor),
+        ),
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),
         inspector=StreamInspector(service.agent, service.models),

@@ -32,6 +32,9 @@ class Settings:
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
     max_messages_per_minute: int = 20
     """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
+    max_stored_mb_per_visitor: float = 25.0
+    """What one visitor's conversations may hold (0: no limit); at the limit they delete some before sending
+    more. 25 MB is thousands of ordinary turns, or about 300 of the longest."""
     max_import_mb: float = 5.0
     """The largest conversation file a visitor may import (a 20,000-character turn is about 80 kB)."""
     shutdown_grace: float = 10.0
@@ -58,6 +61,10 @@ class Settings:
     conversations follow their account instead of their browser."""
     storage_notice: str | None = None
     """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
+
+    @property
+    def max_stored_bytes_per_visitor(self) -> int | None:
+        return int(self.max_stored_mb_per_visitor * 1_000_000) or None
 
     @property
     def max_import_bytes(self) -> int:

@@ -67,6 +67,16 @@ class TooManyStarts(PromptRejected):
         )
 
 
+class StorageFull(PromptRejected):
+    """The visitor's stored conversations hold as much as one visitor may keep."""
+
+    def __init__(self, stored: str, limit: str) -> None:
+        super().__init__(
+            f"Your conversations here hold {stored}, and one visitor may keep at most {limit}. Delete some you "
+            "no longer need (export them first to keep a copy), then try again."
+        )
+
+
 class ConversationUnavailable(LookupError):
     """The conversation does not exist for this visitor (never created, deleted, or someone else's)."""
 

@@ -62,7 +62,7 @@ class ActiveTurns:
       (`ConversationBusy`) instead of two answers racing into one conversation.
     - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`), and at most
       `starts_per_minute` started in any minute (`TooManyStarts`): one visitor cannot take every slot
-      of a shared server, nor fill its disk with a script.
+      of a shared server, nor fill its disk with a script; `admit` adds the checks that need the store.
     - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
       for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
       it is ignored, so it cannot stop the next one.
@@ -80,9 +80,12 @@ class ActiveTurns:
         max_per_owner: int | None = None,
         starts_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        admit: Callable[[str], None] | None = None,
     ) -> None:
         self.max_per_owner = max_per_owner
         self.starts_per_minute = starts_per_minute
+        self.admit = admit
+        """More that an owner must pass before any run starts (the stored-data quota); raises `PromptRejected`."""
         self._starts: dict[str, deque[float]] = {}
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
         self._per_owner: Counter[str] = Counter()
@@ -95,6 +98,8 @@ class ActiveTurns:
 
     def check_can_start(self, owner: str, run_id: str) -> None:
         """The refusal `start` would raise now (`PromptRejected`), for callers that answer before streaming."""
+        if self.admit is not None:
+            self.admit(owner)
         with self._lock:
             self._refusal(owner, run_id)
 
@@ -102,6 +107,8 @@ class ActiveTurns:
         """Register a run; `PromptRejected` (busy, too many, closing) when it must not start."""
         key = (owner, run_id)
         token = CancellationToken()
+        if self.admit is not None:
+            self.admit(owner)
         with self._lock:
             self._refusal(owner, run_id)
             self._tokens[key] = token

@@ -15,7 +15,8 @@ import pydantic
 from pydantic_ai.conversation import Conversation, ConversationTypeAdapter
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
 
-from chat.errors import ConversationUnavailable
+from chat.errors import ConversationUnavailable, StorageFull
+from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
 from chat.untrusted import plain_line, shortened
@@ -65,11 +66,13 @@ class Sessions:
         store: SQLiteConversationStore,
         image_hosts: tuple[str, ...] = (),
         max_import_bytes: int = MAX_IMPORT_BYTES,
+        quota: StoredDataQuota | None = None,
     ) -> None:
         self.store = store
         self.image_hosts = image_hosts
         """Hosts whose images show inline; any other image in a chat shows as a link."""
         self.max_import_bytes = max_import_bytes
+        self.quota = quota or StoredDataQuota(store, None)
 
     def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
         return self.store.list_sessions(_owner(owner), limit=limit)
@@ -146,8 +149,8 @@ class Sessions:
     def check_import_size(self, size: int) -> None:
         if size > self.max_import_bytes:
             raise ImportRejected(
-                f"This file is {_megabytes(size)}; this server imports files of at most "
-                f"{_megabytes(self.max_import_bytes)}. Nothing was imported."
+                f"This file is {readable_size(size)}; this server imports files of at most "
+                f"{readable_size(self.max_import_bytes)}. Nothing was imported."
             )
 
     async def import_json(self, owner: str, payload: bytes | str) -> str:
@@ -155,6 +158,10 @@ class Sessions:
         owner = _owner(owner)
         self.check_import_size(len(payload))
         conversation = _parse_conversation(payload)
+        try:
+            self.quota.check(owner, adding=len(payload))
+        except StorageFull as full:
+            raise ImportRejected(f"{full} Nothing was imported.") from None
         imported = Conversation(
             messages=list(conversation.messages), usage=conversation.usage, conversation_id=str(uuid.uuid4())
         )
@@ -179,12 +186,6 @@ def file_stem(title: str, columns: int = 28) -> str:
     if len(stem) < len(words) and "-" in stem[len(stem) // 2 :]:
         stem = stem[: stem.rfind("-")]  # on a word boundary when there is one
     return stem.strip("-") or "conversation"
-
-
-def _megabytes(size: int) -> str:
-    if size < 1_000_000:
-        return f"{max(size // 1000, 1)} kB"
-    return f"{size / 1_000_000:.1f} MB".replace(".0 MB", " MB")
 
 
 def _parse_conversation(payload: bytes | str) -> Conversation:

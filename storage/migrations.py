@@ -94,3 +94,13 @@ def m006_running_turns(db: Database) -> None:
 def m007_server_secrets(db: Database) -> None:
     # Secrets the server keeps to itself (the key that signs visitor cookies), made once per database.
     db["server_secrets"].create({"name": str, "value": str}, pk="name")
+
+
+@migrations()
+def m008_stored_bytes_per_conversation(db: Database) -> None:
+    # Each save adds its new messages' size here, so a visitor's stored total is one indexed sum.
+    db["conversations"].add_column("stored_bytes", int, not_null_default=0)
+    db.execute(
+        "UPDATE conversations SET stored_bytes = (SELECT COALESCE(SUM(length(CAST(message_json AS BLOB))"
+        " + length(CAST(text AS BLOB))), 0) FROM entries WHERE entries.conversation_id = conversations.id)"
+    )

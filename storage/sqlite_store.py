@@ -152,29 +152,32 @@ class SQLiteConversationStore(ConversationStore):
             if record.head_id is not None and record.head_id not in new_ids:
                 if connection.execute("SELECT 1 FROM entries WHERE id = ?", [record.head_id]).fetchone() is None:
                     raise ConversationConflict(record.conversation_id)
+            rows = [
+                (
+                    entry.id,
+                    entry.parent_id,
+                    record.conversation_id,
+                    entry.kind,
+                    ModelMessagesTypeAdapter.dump_json([entry.message]).decode(),
+                    message_text(entry.message),
+                    now,
+                )
+                for entry in new_entries
+            ]
             connection.executemany(
                 "INSERT INTO entries (id, parent_id, conversation_id, kind, message_json, text, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        entry.id,
-                        entry.parent_id,
-                        record.conversation_id,
-                        entry.kind,
-                        ModelMessagesTypeAdapter.dump_json([entry.message]).decode(),
-                        message_text(entry.message),
-                        now,
-                    )
-                    for entry in new_entries
-                ],
+                rows,
             )
+            added_bytes = sum(len(row[4].encode()) + len(row[5].encode()) for row in rows)
             # The app's metadata (title, created_at, model) lives in other columns and is left as it is.
             connection.execute(
-                "INSERT INTO conversations (id, scope, head_id, revision, branches_json, record_json, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO conversations (id, scope, head_id, revision, branches_json, record_json, created_at,"
+                " updated_at, stored_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET scope = excluded.scope, head_id = excluded.head_id,"
                 " revision = excluded.revision, branches_json = excluded.branches_json,"
-                " record_json = excluded.record_json, updated_at = excluded.updated_at",
+                " record_json = excluded.record_json, updated_at = excluded.updated_at,"
+                " stored_bytes = conversations.stored_bytes + excluded.stored_bytes",
                 [
                     record.conversation_id,
                     record.scope,
@@ -184,6 +187,7 @@ class SQLiteConversationStore(ConversationStore):
                     _RECORDS.dump_json(record).decode(),
                     now,
                     record.updated_at.isoformat(),
+                    added_bytes,
                 ],
             )
 
@@ -256,6 +260,11 @@ class SQLiteConversationStore(ConversationStore):
             [scope, kind, limit, offset],
         ).fetchall()
         return [_summary(row) for row in rows]
+
+    def stored_bytes(self, scope: str) -> int:
+        """What this owner's conversations (chats, recipes and hand-offs) hold, in bytes of messages."""
+        row = self.db.execute("SELECT COALESCE(SUM(stored_bytes), 0) FROM conversations WHERE scope = ?", [scope])
+        return int(row.fetchone()[0])
 
     def session(self, conversation_id: str, scope: str, *, kind: str = "chat") -> SessionSummary | None:
         row = self.db.execute(

@@ -53,6 +53,7 @@ def test_migrating_twice_changes_nothing(tmp_path):
             "m005_handoff_runs_are_chats",
             "m006_running_turns",
             "m007_server_secrets",
+            "m008_stored_bytes_per_conversation",
         ]
     )
 
@@ -177,3 +178,27 @@ async def test_titles_are_set_once_and_renamed_only_by_their_owner(store):
     assert store.session("c1", "bob") is None
     await chat(store, "c1", "alice", ("q2", "a2"))  # a save keeps the app's metadata
     assert store.session("c1", "alice").title == "First"
+
+
+async def test_stored_bytes_grow_with_each_save_per_owner_and_go_with_a_delete(store):
+    await chat(store, "k1", "kofi", ("Akwaaba! Wo ho te sɛn?", "Me ho yɛ."))
+    after_one = store.stored_bytes("kofi")
+    assert after_one > len("Akwaaba! Wo ho te sɛn?Me ho yɛ.".encode())
+    await chat(store, "k1", "kofi", ("Ε" * 3000, "ok"))
+    assert store.stored_bytes("kofi") - after_one >= 2 * 3000 * 2  # the JSON and the search text, 2 bytes a letter
+    await chat(store, "l1", "lena", ("Hallo", "Hallo!"))
+    assert store.stored_bytes("lena") < after_one and store.stored_bytes("nobody") == 0
+    await store.delete("k1", scope="kofi")
+    assert store.stored_bytes("kofi") == 0 and store.stored_bytes("lena") > 0
+
+
+async def test_conversations_stored_before_m008_are_counted_when_it_runs(tmp_path):
+    path = tmp_path / "older.db"
+    counted = SQLiteConversationStore(path)
+    await chat(counted, "m1", "maren", ("Hvor ligger Tromsø?", "Nord i Norge."), ("Og Bodø?", "Litt sør."))
+    expected = counted.stored_bytes("maren")
+    counted.db.execute("UPDATE conversations SET stored_bytes = 0")
+    counted.db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_stored_bytes_per_conversation'")
+    counted.db.execute("ALTER TABLE conversations DROP COLUMN stored_bytes")
+    counted.db.conn.close()
+    assert SQLiteConversationStore(path).stored_bytes("maren") == expected > 0

@@ -26,6 +26,7 @@ from chat.errors import (
     ConversationBusy,
     PromptRejected,
     ServerClosing,
+    StorageFull,
     TooManyRunning,
     TooManyStarts,
     describe_failure,
@@ -133,6 +134,8 @@ class ChatStreamAPI:
             return _error(429, str(too_many), headers={"Retry-After": str(too_many.retry_after_seconds)})
         except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
             return _error(409, str(busy))
+        except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
+            return _error(507, str(full))
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
         updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context)
