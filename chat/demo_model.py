@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -178,11 +178,20 @@ def _answer_from_memory(prompt: str, facts: _Facts, told_now: _Facts) -> str | N
     return None
 
 
+def _count_limit(prompt: str) -> int | None:
+    match = _COUNT_PATTERN.search(prompt)
+    return int(match.group(1) or match.group(2)) if match else None
+
+
 def _counting(prompt: str) -> str | None:
-    if match := _COUNT_PATTERN.search(prompt):
-        limit = int(match.group(1) or match.group(2))
-        return " ".join(str(n) for n in range(1, limit + 1)) + "."
-    return None
+    limit = _count_limit(prompt)
+    return None if limit is None else "".join(_counting_chunks(limit))
+
+
+def _counting_chunks(limit: int) -> Iterator[str]:
+    """ "1", " 2", ..., " N.": the chunks `split_into_chunks` makes of the counting answer, made one at a time."""
+    for number in range(1, limit + 1):
+        yield f"{' ' if number > 1 else ''}{number}{'.' if number == limit else ''}"
 
 
 def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False) -> str:
@@ -314,6 +323,17 @@ def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = N
     )
 
 
+def reply_chunks(messages: Sequence[ModelMessage], instructions: str | None = None) -> Iterator[str]:
+    """`compose_reply`'s answer in streamed chunks, each made as it is sent: "count to 999999" (7 MB of
+    text, a million chunks) costs no more memory than "count to 10" and never blocks the event loop."""
+    if not instructions or not any(role in instructions for role in ("You are the ANALYST", "You are the WRITER")):
+        texts = _user_texts(messages)
+        limit = _count_limit(texts[-1] if texts else "")
+        if limit is not None:
+            return _counting_chunks(limit)
+    return (match.group() for match in _CHUNK_PATTERN.finditer(compose_reply(messages, instructions)))
+
+
 class DemoModel(FunctionModel):
     """The offline default model. `DemoModel(pace=DemoPace.instant())` streams with no delay, for tests."""
 
@@ -344,8 +364,8 @@ class DemoModel(FunctionModel):
         if wants_recipe and info.output_tools:
             yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}
         gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
-        reply = text if text is not None else compose_reply(messages, info.instructions)
-        for index, chunk in enumerate(split_into_chunks(reply)):
+        chunks = split_into_chunks(text) if text is not None else reply_chunks(messages, info.instructions)
+        for index, chunk in enumerate(chunks):
             if index:
                 await asyncio.sleep(gap)
             yield {0: DeltaToolCall(json_args=chunk)} if wants_recipe and info.output_tools else chunk

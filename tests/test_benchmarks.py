@@ -20,6 +20,7 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
         "## Time to first token",
         "-token answer at full speed",
         "## Simultaneous chats",
+        "## One visitor against everyone else",
         "## SQLite store",
         "## Recipe: partial structured output",
         "## Context: input tokens per request",

@@ -4,7 +4,7 @@ import pytest
 from pydantic_ai import Agent
 from pydantic_ai.conversation import Conversation
 
-from chat.demo_model import DemoModel, DemoPace, compose_reply, estimate_tokens, split_into_chunks
+from chat.demo_model import DemoModel, DemoPace, compose_reply, estimate_tokens, reply_chunks, split_into_chunks
 
 pytestmark = pytest.mark.anyio
 
@@ -93,6 +93,33 @@ def test_count_request_gives_a_long_deterministic_answer():
 
     reply = compose_reply([ModelRequest(parts=[UserPromptPart("please count to 300")])])
     assert reply.startswith("1 2 3") and reply.endswith("300.")
+
+
+@pytest.mark.parametrize(
+    "prompt", ["bitte count up to 17", "数到 23", "count to 1", "Je m'appelle Élodie et j'ai 52 ans.", "Wie geht's?"]
+)
+def test_streamed_chunks_are_the_whole_answer_split_as_a_provider_streams_it(prompt):
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    messages = [ModelRequest(parts=[UserPromptPart(prompt)])]
+    assert list(reply_chunks(messages)) == split_into_chunks(compose_reply(messages))
+
+
+def test_the_longest_count_is_made_as_it_streams_not_all_at_once():
+    import itertools
+    import tracemalloc
+
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    tracemalloc.start()
+    try:
+        chunks = reply_chunks([ModelRequest(parts=[UserPromptPart("count to 999999")])])
+        first = list(itertools.islice(chunks, 1000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first[:3] == ["1", " 2", " 3"] and first[-1] == " 1000"
+    assert peak < 1_000_000  # the whole answer would be 7 MB of text in a million strings
 
 
 @pytest.mark.parametrize(
