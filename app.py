@@ -120,6 +120,13 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         "[CHAT_MAX_RUNNING_PER_VISITOR]",
     )
     parser.add_argument(
+        "--max-running-per-address",
+        type=int,
+        default=int(environ.get("CHAT_MAX_RUNNING_PER_ADDRESS", defaults.max_running_per_address)),
+        help="answers one network address may have running at once; 0: no limit (a workshop behind one NAT "
+        "is one address) [CHAT_MAX_RUNNING_PER_ADDRESS]",
+    )
+    parser.add_argument(
         "--max-messages-per-minute",
         type=int,
         default=int(environ.get("CHAT_MAX_MESSAGES_PER_MINUTE", defaults.max_messages_per_minute)),
@@ -200,6 +207,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         request_timeout=args.request_timeout,
         max_concurrent_streams=args.max_streams,
         max_running_per_visitor=args.max_running_per_visitor,
+        max_running_per_address=args.max_running_per_address,
         max_messages_per_minute=args.max_messages_per_minute,
         max_stored_mb_per_visitor=args.max_stored_mb_per_visitor,
         max_import_mb=args.max_import_mb,
@@ -252,6 +260,7 @@ def build_service(settings: Settings) -> ChatService:
             max_per_owner=settings.max_running_per_visitor or None,
             starts_per_minute=settings.max_messages_per_minute or None,
             admit=StoredDataQuota(store, settings.max_stored_bytes_per_visitor).check,
+            max_per_address=settings.max_running_per_address or None,
         ),
         max_prompt_chars=settings.max_prompt_chars,
         max_answer_chars=settings.max_answer_chars or None,

@@ -30,6 +30,9 @@ class Settings:
     max_concurrent_streams: int = 200
     max_running_per_visitor: int = 3
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
+    max_running_per_address: int = 0
+    """Answers one network address may have running at once (0: no limit). For a public server where a
+    script can make a new visitor id per request; not behind one NAT (a workshop room is one address)."""
     max_messages_per_minute: int = 20
     """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
     max_stored_mb_per_visitor: float = 25.0

@@ -26,6 +26,8 @@ def mark_ended(messages: list[ModelMessage], reason: str, model_name: str | None
     """Mark the turn's last answer as ended early, or give the turn one (stopped before any answer came)."""
     last = messages[-1] if messages else None
     if isinstance(last, ModelResponse):
-        messages[-1] = dataclasses.replace(last, state="interrupted", metadata={**(last.metadata or {}), END_KEY: reason})
+        messages[-1] = dataclasses.replace(
+            last, state="interrupted", metadata={**(last.metadata or {}), END_KEY: reason}
+        )
     else:
         messages.append(interrupted_answer("", reason, model_name))

@@ -56,6 +56,18 @@ class TooManyRunning(PromptRejected):
         )
 
 
+class TooManyFromAddress(TooManyRunning):
+    """The client's network address already has as many answers running as one address may: a script
+    making a new visitor id for every request is still one address."""
+
+    def __init__(self, limit: int) -> None:
+        PromptRejected.__init__(
+            self,
+            f"{limit} answers are already being written for your network address, the most this server runs "
+            "for one. Wait for one to end, then send again.",
+        )
+
+
 class TooManyStarts(PromptRejected):
     """The visitor started as many answers in the last minute as one visitor may."""
 

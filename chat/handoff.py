@@ -88,7 +88,9 @@ class HandoffService:
     def stop(self, owner: str, run_id: str) -> bool:
         return bool(owner) and self.active.stop(owner, run_id)
 
-    async def run(self, owner: str, run_id: str, data: str, model_name: str) -> AsyncIterator[HandoffUpdate]:
+    async def run(
+        self, owner: str, run_id: str, data: str, model_name: str, *, address: str | None = None
+    ) -> AsyncIterator[HandoffUpdate]:
         if not owner or not (data or "").strip():
             message = "Give the analyst some data or a question first." if owner else "Reload the page."
             yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, message)
@@ -100,7 +102,8 @@ class HandoffService:
         def crashed(error: BaseException) -> HandoffUpdate:
             return HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, describe_failure(error, model_name))
 
-        async with contextlib.aclosing(stream_from_own_task(self.active, owner, run_id, produce, crashed)) as updates:
+        running = stream_from_own_task(self.active, owner, run_id, produce, crashed, address=address)
+        async with contextlib.aclosing(running) as updates:
             async for update in updates:
                 yield update
 

@@ -29,7 +29,7 @@ class MalformedOwner(ValueError):
         super().__init__(
             "An owner token is 22 to 128 characters of letters, digits, '-' and '_' (at least 128 random "
             "bits): get one from POST /api/session, or make one with "
-            "python -c \"import secrets; print(secrets.token_urlsafe(24))\"."
+            'python -c "import secrets; print(secrets.token_urlsafe(24))".'
         )
 
 

@@ -107,6 +107,7 @@ class RecipeService:
         *,
         debounce: float | None = 0.05,
         mode: OutputMode = "tool",
+        address: str | None = None,
     ) -> AsyncIterator[RecipeUpdate]:
         """Stream partial recipes as pydantic-ai validates them; the last update is final."""
         try:
@@ -125,7 +126,8 @@ class RecipeService:
         def crashed(error: BaseException) -> RecipeUpdate:
             return RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=describe_failure(error, model_name))
 
-        async with contextlib.aclosing(stream_from_own_task(self.active, owner, run_id, produce, crashed)) as updates:
+        running = stream_from_own_task(self.active, owner, run_id, produce, crashed, address=address)
+        async with contextlib.aclosing(running) as updates:
             async for update in updates:
                 yield update
 

@@ -67,7 +67,9 @@ def prompts_in(chat: Sequence[dict]) -> list[str]:
 
 def to_bubbles(messages: Sequence[ModelMessage], image_hosts: Collection[str] = ()) -> list[Bubble]:
     """What the chat shows of stored messages: images from elsewhere as links, as in `answer_markdown`."""
-    return [{**bubble, "content": images_as_links(bubble["content"], image_hosts)} for bubble in _exact_bubbles(messages)]
+    return [
+        {**bubble, "content": images_as_links(bubble["content"], image_hosts)} for bubble in _exact_bubbles(messages)
+    ]
 
 
 def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:

@@ -19,7 +19,14 @@ from typing import Generic, Protocol, TypeVar
 from pydantic_ai import CancellationToken
 
 from chat.endings import SERVER_RESTARTED, STOPPED
-from chat.errors import ConversationBusy, PromptRejected, ServerClosing, TooManyRunning, TooManyStarts
+from chat.errors import (
+    ConversationBusy,
+    PromptRejected,
+    ServerClosing,
+    TooManyFromAddress,
+    TooManyRunning,
+    TooManyStarts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,8 @@ class ActiveTurns:
     - One run per key: a chat answering in one tab (or over the API) refuses a second turn elsewhere
       (`ConversationBusy`) instead of two answers racing into one conversation.
     - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`), and at most
-      `starts_per_minute` started in any minute (`TooManyStarts`): one visitor cannot take every slot
+      `starts_per_minute` started in any minute (`TooManyStarts`), and optionally at most
+      `max_per_address` from one network address (`TooManyFromAddress`): one visitor cannot take every slot
       of a shared server, nor fill its disk with a script; `admit` adds the checks that need the store.
     - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
       for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
@@ -81,14 +89,18 @@ class ActiveTurns:
         starts_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         admit: Callable[[str], None] | None = None,
+        max_per_address: int | None = None,
     ) -> None:
         self.max_per_owner = max_per_owner
+        self.max_per_address = max_per_address
         self.starts_per_minute = starts_per_minute
         self.admit = admit
         """More that an owner must pass before any run starts (the stored-data quota); raises `PromptRejected`."""
         self._starts: dict[str, deque[float]] = {}
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
         self._per_owner: Counter[str] = Counter()
+        self._per_address: Counter[str] = Counter()
+        self._address_of: dict[tuple[str, str], str] = {}
         self._stops_waiting: dict[tuple[str, str], float] = {}
         self._ended: dict[tuple[str, str], float] = {}
         self._clock = clock
@@ -96,23 +108,28 @@ class ActiveTurns:
         self.closing = False
         """The server is shutting down: new runs are refused, running ones were stopped (`close`)."""
 
-    def check_can_start(self, owner: str, run_id: str) -> None:
+    def check_can_start(self, owner: str, run_id: str, address: str | None = None) -> None:
         """The refusal `start` would raise now (`PromptRejected`), for callers that answer before streaming."""
         if self.admit is not None:
             self.admit(owner)
         with self._lock:
-            self._refusal(owner, run_id)
+            self._refusal(owner, run_id, address)
 
-    def start(self, owner: str, run_id: str) -> CancellationToken:
-        """Register a run; `PromptRejected` (busy, too many, closing) when it must not start."""
+    def start(self, owner: str, run_id: str, address: str | None = None) -> CancellationToken:
+        """Register a run; `PromptRejected` (busy, too many, closing) when it must not start.
+
+        `address`: the client's network address, for `max_per_address` (None: not counted)."""
         key = (owner, run_id)
         token = CancellationToken()
         if self.admit is not None:
             self.admit(owner)
         with self._lock:
-            self._refusal(owner, run_id)
+            self._refusal(owner, run_id, address)
             self._tokens[key] = token
             self._per_owner[owner] += 1
+            if address is not None:
+                self._address_of[key] = address
+                self._per_address[address] += 1
             if self.starts_per_minute is not None:
                 self._starts.setdefault(owner, deque()).append(self._clock())
             stop_pressed = self._stops_waiting.pop(key, None)
@@ -120,13 +137,19 @@ class ActiveTurns:
             token.cancel()  # Stop came first: the run ends at once and saves the prompt, labelled stopped
         return token
 
-    def _refusal(self, owner: str, run_id: str) -> None:
+    def _refusal(self, owner: str, run_id: str, address: str | None) -> None:
         if self.closing:
             raise ServerClosing()
         if (owner, run_id) in self._tokens:
             raise ConversationBusy()
         if self.max_per_owner is not None and self._per_owner[owner] >= self.max_per_owner:
             raise TooManyRunning(self.max_per_owner)
+        if (
+            address is not None
+            and self.max_per_address is not None
+            and self._per_address[address] >= self.max_per_address
+        ):
+            raise TooManyFromAddress(self.max_per_address)
         if self.starts_per_minute is not None:
             starts = self._recent_starts(owner)
             if len(starts) >= self.starts_per_minute:
@@ -165,6 +188,11 @@ class ActiveTurns:
                 self._per_owner[owner] -= 1
                 if not self._per_owner[owner]:
                     del self._per_owner[owner]
+                address = self._address_of.pop(key, None)
+                if address is not None:
+                    self._per_address[address] -= 1
+                    if not self._per_address[address]:
+                        del self._per_address[address]
                 _remember(self._ended, key, self._clock())
 
     def __len__(self) -> int:
@@ -212,6 +240,7 @@ async def stream_from_own_task(
     produce: Callable[[CancellationToken, Report[U]], Awaitable[None]],
     crashed: Callable[[BaseException], U],
     *,
+    address: str | None = None,
     min_update_interval: float | Callable[[], float] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AsyncIterator[U]:
@@ -241,7 +270,7 @@ async def stream_from_own_task(
             raise
 
     try:
-        token = active.start(owner, run_id)
+        token = active.start(owner, run_id, address)
     except PromptRejected as refused:  # draining for a restart, busy elsewhere, or too many at once
         yield crashed(refused)
         return

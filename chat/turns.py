@@ -179,18 +179,22 @@ class ChatService:
         policy: str | None = None,
         *,
         shown_prompts: Sequence[str] | None = None,
+        address: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final.
 
         `shown_prompts`: the prompts the page shows before this one; the stored conversation is first cut
         back to them (`keep_shown`), which is how editing any message, retry and undo reach the store.
+        `address`: the client's network address, for the per-address limit.
         """
         try:
             owner = _required(owner)
             prompt = self.check_prompt(prompt)
             self.check_context(policy)
             self.models.check_offered(model_name)
-            self.active.check_can_start(owner, conversation_id)  # `start` checks again; here before `keep_shown` writes
+            self.active.check_can_start(
+                owner, conversation_id, address
+            )  # `start` checks again; here before `keep_shown` writes
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:
@@ -212,6 +216,7 @@ class ChatService:
                 conversation_id,
                 produce,
                 crashed,
+                address=address,
                 min_update_interval=self.update_interval,
                 clock=self._clock,
             )

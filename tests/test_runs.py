@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from pydantic_ai import CancellationToken
 
-from chat.errors import ConversationBusy, TooManyRunning, TooManyStarts
+from chat.errors import ConversationBusy, TooManyFromAddress, TooManyRunning, TooManyStarts
 from chat.runs import ActiveTurns, Report, stream_from_own_task
 
 pytestmark = pytest.mark.anyio
@@ -118,6 +118,21 @@ def test_one_run_per_conversation_and_a_limit_per_visitor():
     active.finish("bob", "chat-1", first)
     active.start("bob", "chat-2")  # a slot came free
     assert active.running_for("bob") == 2 and len(active) == 3
+
+
+def test_one_network_address_runs_at_most_its_share_whatever_visitor_ids_it_makes():
+    active = ActiveTurns(max_per_owner=3, max_per_address=2)
+    first = active.start("id-one", "a", "198.51.100.7")
+    active.start("id-two", "b", "198.51.100.7")
+    with pytest.raises(TooManyFromAddress, match="network address"):
+        active.check_can_start("id-three", "c", "198.51.100.7")
+    with pytest.raises(TooManyFromAddress):
+        active.start("id-three", "c", "198.51.100.7")
+    active.start("id-three", "c", "2001:db8::5")  # another address has its own share
+    active.start("id-four", "d")  # no address known (a test, an in-process caller): not counted
+    active.finish("id-one", "a", first)
+    active.start("id-three", "e", "198.51.100.7")  # a slot came free
+    assert len(active) == 4
 
 
 async def test_a_refused_run_ends_with_a_final_update_and_never_runs():

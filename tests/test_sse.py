@@ -79,7 +79,9 @@ def client(store):
         yield "Let me th"
         raise ModelServerError("overloaded-model", "overloaded", body={"error": "internal detail 7f3a"})
 
-    resolver = ScriptedResolver(poem=FunctionModel(stream_function=poem), overloaded=FunctionModel(stream_function=overloaded))
+    resolver = ScriptedResolver(
+        poem=FunctionModel(stream_function=poem), overloaded=FunctionModel(stream_function=overloaded)
+    )
     service = ChatService(build_chat_agent(), store, resolver, min_update_interval=0)
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
@@ -312,6 +314,39 @@ def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_
             assert time.monotonic() < deadline, "closed streams still hold their slots"
             time.sleep(0.05)
         again = http.post("api/chat", json={"message": "count to 2"}, headers=owner)
+        assert again.status_code == 200 and "event: done" in again.text
+
+
+def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_apis():
+    from gradio_client import Client
+
+    settings = Settings(
+        demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False, max_running_per_address=2
+    )
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        with contextlib.ExitStack() as streams:
+            readers = []  # a dropped reader closes its stream, which stops its answer
+            for n in range(2):
+                fresh = http.post("api/session").json()["owner"]  # a new visitor id for every request
+                response = streams.enter_context(
+                    http.stream(
+                        "POST", "api/chat", json={"message": f"count to {700 + n}"}, headers={"x-chat-owner": fresh}
+                    )
+                )
+                readers.append(response.iter_lines())
+                assert next(line for line in readers[-1] if line == "event: delta")  # running, so counted
+            another = http.post("api/session").json()["owner"]
+            refused = http.post("api/chat", json={"message": "Merhaba"}, headers={"x-chat-owner": another})
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+            assert "network address" in refused.json()["error"]
+            answer, _, _ = Client(app.url, verbose=False).predict("Merhaba", "demo", another, api_name="/chat")
+            assert answer.startswith("⚠️") and "network address" in answer
+            assert app.service.store.list_sessions(another) == []
+        deadline = time.monotonic() + 15
+        while len(app.service.active):
+            assert time.monotonic() < deadline, "closed streams still hold their slots"
+            time.sleep(0.05)
+        again = http.post("api/chat", json={"message": "Merhaba"}, headers={"x-chat-owner": another})
         assert again.status_code == 200 and "event: done" in again.text
 
 

@@ -16,7 +16,7 @@ from gradio.context import get_blocks_context
 
 from chat.render import ENDED_LABELS, answer_markdown, format_context, format_stats, prompts_in
 from chat.turns import ChatService, TurnStatus, TurnUpdate
-from ui.visitors import Visitors, new_conversation_id
+from ui.visitors import Visitors, client_address, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
 # Gradio 6.31 rebuilds a component for each skipped output on every update (benchmarks/ANALYSIS.md).
@@ -250,8 +250,15 @@ class ChatTab:
         conversation_id = conversation_id or new_conversation_id()
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
         chat_of_this_answer: Any = conversation_id
-        async for update in self.service.run_turn(scope, conversation_id, message, model, policy, shown_prompts=shown):
-            yield answer_markdown(update, self.image_hosts), usage_line(update), context_panel(update), chat_of_this_answer
+        async for update in self.service.run_turn(
+            scope, conversation_id, message, model, policy, shown_prompts=shown, address=client_address(request)
+        ):
+            yield (
+                answer_markdown(update, self.image_hosts),
+                usage_line(update),
+                context_panel(update),
+                chat_of_this_answer,
+            )
             # Once only: a late update of an answer cancelled by a switch must not take the page back.
             chat_of_this_answer = gr.skip()
 

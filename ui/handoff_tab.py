@@ -9,7 +9,7 @@ import gradio as gr
 
 from chat.handoff import HandoffService, HandoffStatus
 from ui.events import PRIVATE
-from ui.visitors import Visitors, new_conversation_id
+from ui.visitors import Visitors, client_address, new_conversation_id
 
 
 class HandoffHandlers:
@@ -27,7 +27,8 @@ class HandoffHandlers:
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         owner = self.visitors.owner(owner, request, profile)
-        async for update in self.handoff.run(owner or "", run_id or new_conversation_id(), data, model_name):
+        run_id = run_id or new_conversation_id()
+        async for update in self.handoff.run(owner or "", run_id, data, model_name, address=client_address(request)):
             note = {
                 HandoffStatus.STREAMING: f"**{update.stage.value}** is writing…",
                 HandoffStatus.COMPLETED: "Done: both agents' messages are stored as one conversation.",

@@ -12,7 +12,7 @@ from chat.recipe_runs import RecipeService, RecipeStatus
 from chat.recipes import recipe_json, render_card
 from ui.events import PRIVATE
 from ui.sidebar import session_label
-from ui.visitors import Visitors, new_conversation_id
+from ui.visitors import Visitors, client_address, new_conversation_id
 
 
 class RecipeHandlers:
@@ -42,6 +42,7 @@ class RecipeHandlers:
             model_name,
             debounce=float(debounce or 0),
             mode=mode,  # type: ignore[arg-type]
+            address=client_address(request),
         ):
             if not update.final:  # the final update is the validated recipe, not one more snapshot
                 rendered += 1

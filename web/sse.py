@@ -126,8 +126,9 @@ class ChatStreamAPI:
         except (PromptRejected, ModelNotOffered) as not_offered:
             return _error(400, describe_failure(not_offered, model_name))
         conversation_id = body.conversation_id or str(uuid.uuid4())
+        address = request.client.host if request.client else None
         try:  # refused now with a status a client can act on; the run checks again as it starts
-            self.service.active.check_can_start(owner, conversation_id)
+            self.service.active.check_can_start(owner, conversation_id, address)
         except ServerClosing as closing:  # draining for a restart: come back in a moment
             return _error(503, str(closing), headers={"Retry-After": "10"})
         except (TooManyRunning, TooManyStarts) as too_many:
@@ -138,7 +139,7 @@ class ChatStreamAPI:
             return _error(507, str(full))
         if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
             return _error(404, "No such conversation.")
-        updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context)
+        updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context, address=address)
         return StreamingResponse(
             self._events(updates, conversation_id),
             media_type="text/event-stream",
