@@ -105,6 +105,10 @@ class Sessions:
             raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
         await self.store.delete(conversation_id, scope=owner)
 
+    def summary(self, owner: str | None, conversation_id: str) -> SessionSummary | None:
+        """The listed facts of this owner's conversation (title, times), even when its messages are damaged."""
+        return self.store.session(conversation_id, owner) if owner else None
+
     def search(self, owner: str, query: str) -> list[SearchHit]:
         return self.store.search(_owner(owner), query)
 

@@ -163,6 +163,15 @@ class ChatService:
             return dataclasses.replace(self.default_policy, kind=chosen)  # type: ignore[arg-type]
         return self.default_policy
 
+    def remember_context_policy(self, owner: str, conversation_id: str, kind: str) -> None:
+        """Keep the policy picked for a conversation (a new one takes it with its first turn); others are ignored."""
+        if owner and conversation_id and kind in self.context_choices:
+            self.store.set_context_policy(conversation_id, owner, kind)
+
+    def has_conversation(self, owner: str, conversation_id: str) -> bool:
+        """Whether this owner has a chat of this id; anyone else's is exactly like one that does not exist."""
+        return bool(owner) and self.store.session(conversation_id, owner) is not None
+
     def check_context(self, kind: str | None) -> None:
         """`PromptRejected` when a client asks for a policy this server does not offer."""
         if kind and kind not in self.context_choices:

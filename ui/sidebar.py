@@ -12,9 +12,8 @@ from chat.config import Settings
 from chat.errors import ConversationUnavailable
 from chat.models import model_choices
 from chat.render import Bubble
-from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, relative_time
+from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, SessionSummary, relative_time
 from chat.turns import ChatService
-from storage.sqlite_store import SessionSummary
 from ui.visitors import Visitors, new_conversation_id
 
 Choices = list[tuple[str, str]]
@@ -54,8 +53,8 @@ class SessionHandlers:
     def _listing(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
         choices = self.session_choices(owner)
         current = conversation_id if conversation_id in {value for _, value in choices} else None
-        title = self.sessions.store.session(conversation_id, owner).title if current and owner else ""
-        return gr.update(choices=choices, value=current), title
+        summary = self.sessions.summary(owner, current) if current else None
+        return gr.update(choices=choices, value=current), summary.title if summary else ""
 
     async def switch(
         self,
@@ -71,7 +70,7 @@ class SessionHandlers:
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            damaged = self.sessions.store.session(conversation_id, owner or "")
+            damaged = self.sessions.summary(owner, conversation_id)
             if damaged is None:
                 return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
             # Damaged but still this visitor's: it stays the current chat, so Delete and Export reach it.
@@ -90,8 +89,8 @@ class SessionHandlers:
     ) -> None:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
         owner = self.visitors.owner(owner, request, profile)
-        if owner and conversation_id and policy in self.service.context_choices:
-            self.sessions.store.set_context_policy(conversation_id, owner, policy)
+        if owner and conversation_id:
+            self.service.remember_context_policy(owner, conversation_id, policy)
 
     def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:
         """An empty chat with its id already chosen, so a Stop pressed during its first answer finds it."""

@@ -137,7 +137,7 @@ class ChatStreamAPI:
             return _error(409, str(busy))
         except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
             return _error(507, str(full))
-        if body.conversation_id and self.service.store.session(conversation_id, owner) is None:
+        if body.conversation_id and not self.service.has_conversation(owner, conversation_id):
             return _error(404, "No such conversation.")
         updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context, address=address)
         return StreamingResponse(

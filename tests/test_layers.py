@@ -1,0 +1,36 @@
+"""The layers a reader can rely on: app.py -> ui/, web/ -> chat/ -> storage/, and nothing reaches past the next one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FRONT_ENDS = sorted([*ROOT.glob("ui/*.py"), *ROOT.glob("web/*.py")])
+DOMAIN = sorted(ROOT.glob("chat/*.py"))
+
+
+def imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    return {name.split(".")[0] for name in names}
+
+
+def store_reaches(path: Path) -> list[int]:
+    """Lines where a front end takes a service's store (`x.store`) to talk to storage itself."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "store"]
+
+
+@pytest.mark.parametrize("path", FRONT_ENDS, ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_the_page_and_the_apis_reach_storage_only_through_chat(path):
+    assert "storage" not in imported_packages(path)
+    assert store_reaches(path) == []
+
+
+@pytest.mark.parametrize("path", DOMAIN, ids=lambda path: f"chat/{path.name}")
+def test_chat_knows_nothing_of_gradio_or_the_web(path):
+    assert imported_packages(path).isdisjoint({"gradio", "ui", "web", "app", "fastapi", "starlette"})
