@@ -122,10 +122,18 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
         return f"'{model_name}' did not answer in time. Your message is kept: send it again, or raise CHAT_REQUEST_TIMEOUT."
     if isinstance(error, ModelConnectionError):
         return f"Could not reach the provider of '{model_name}' ({str(error).rstrip('.')}). Check the network or CHAT_BASE_URL."
+    # A provider's own error text can carry account ids, request bodies or quota details: it goes to the
+    # server log (the caller logs every failure), the visitor gets the status and what to do.
     if isinstance(error, ModelHTTPError):
-        return f"The provider of '{model_name}' refused the request ({_status(error)}): {error.message}"
+        return (
+            f"The provider of '{model_name}' refused the request ({_status(error)}). Your message is kept: "
+            "send it again, or shorten it; the details are in the server log."
+        )
     if isinstance(error, ModelAPIError):
-        return f"The provider of '{model_name}' reported an error: {error.message}"
+        return (
+            f"The provider of '{model_name}' reported an error. Your message is kept: send it again; "
+            "the details are in the server log."
+        )
     if isinstance(error, UsageLimitExceeded):
         return f"The turn was stopped by a usage limit: {error}"
     if isinstance(error, UnexpectedModelBehavior):

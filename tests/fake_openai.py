@@ -1,7 +1,8 @@
 """A local OpenAI-compatible Chat Completions server with scripted streams and faults, for tests.
 
 The last user message picks the script:
-  "fault:401" / "fault:429" / "fault:500"  an HTTP error before any chunk (429 sends Retry-After: 7)
+  "fault:400" / "fault:401" / "fault:429" / "fault:500"  an HTTP error before any chunk, its body naming
+                                         an account (429 sends Retry-After: 7)
   "fault:slow"       waits 30 s before answering (for timeouts)
   "fault:cut"        streams three words, then ends the response cleanly with no finish_reason
   "fault:drop"       streams three words, then breaks the connection mid-body
@@ -62,11 +63,11 @@ def build_app(log: ServerLog) -> Starlette:
         prompt = next((m["content"] for m in reversed(payload["messages"]) if m["role"] == "user"), "")
         if isinstance(prompt, list):
             prompt = " ".join(part.get("text", "") for part in prompt)
-        for code in (401, 429, 500):
+        for code in (400, 401, 429, 500):
             if f"fault:{code}" in prompt:
                 headers = {"retry-after": "7"} if code == 429 else {}
                 return JSONResponse(
-                    {"error": {"message": f"scripted {code}", "type": "test", "code": str(code)}},
+                    {"error": {"message": f"scripted {code} for org-Zq81x", "type": "test", "code": str(code)}},
                     status_code=code,
                     headers=headers,
                 )

@@ -83,6 +83,7 @@ async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server
 @pytest.mark.parametrize(
     ("prompt", "expected"),
     [
+        ("fault:400", "refused the request (HTTP 400)"),
         ("fault:401", "rejected the API key"),
         ("fault:429", "wait 7 s"),
         ("fault:500", "HTTP 500"),
@@ -93,7 +94,7 @@ async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server
 async def test_faults_give_their_documented_message_and_save_nothing(service, prompt, expected):
     final = (await turn(service, prompt, conversation=prompt))[-1]
     assert final.status is TurnStatus.FAILED
-    assert expected in final.error
+    assert expected in final.error and "org-Zq81x" not in final.error  # the provider's own text stays in the log
     assert await service.load_messages("alice", prompt) == []
     assert (await turn(service, "hello", conversation=prompt))[-1].status is TurnStatus.COMPLETED
 
@@ -132,3 +133,10 @@ async def test_recipe_tool_call_deltas_stream_through_the_real_client(server, st
         assert broken[-1].recipe is not None and broken[-1].recipe.name == "Leek soup"
     finally:
         await resolver.resolve(MODEL).client.close()
+
+
+async def test_a_provider_error_text_reaches_the_server_log_not_the_visitor(service, caplog):
+    with caplog.at_level("ERROR"):
+        final = (await turn(service, "fault:400 por favor", conversation="refused"))[-1]
+    assert "org-Zq81x" not in final.error and "server log" in final.error
+    assert "org-Zq81x" in caplog.text
