@@ -194,17 +194,23 @@ def _counting_chunks(limit: int) -> Iterator[str]:
         yield f"{' ' if number > 1 else ''}{number}{'.' if number == limit else ''}"
 
 
+def _isolated(quoted: str) -> str:
+    """The visitor's words inside first-strong isolates: a right-to-left override typed in them (U+202E)
+    ends where the quote ends, instead of reversing the rest of the answer."""
+    return f"\u2068{quoted}\u2069"
+
+
 def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False) -> str:
     if _has_cjk(prompt):
         return (
-            f"**演示模型**(离线,无需 API key)。你说的是:「{prompt[:80]}」。"
+            f"**演示模型**(离线,无需 API key)。你说的是:「{_isolated(prompt[:80])}」。"
             f"这段对话里我能看到之前的 {earlier_turns} 轮{'(更早的部分是摘要)' if summarized else ''}:试试先说「我叫小王，今年28岁。」再问「我多大了？」。"
             "这里的回答是逐字流式输出的,按 Stop 可以随时停止,已经生成的部分会保留。"
             "想用真正的模型:在 Model 菜单里选择,或运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`。"
         )
     excerpt = prompt if len(prompt) <= 80 else prompt[:77] + "..."
     return (
-        f"**Demo model** (offline, no API key needed). You said: \u201c{excerpt}\u201d. "
+        f"**Demo model** (offline, no API key needed). You said: \u201c{_isolated(excerpt)}\u201d. "
         f"I can see {earlier_turns} earlier turn{'s' if earlier_turns != 1 else ''} of this conversation"
         + (" plus a summary of the older ones" if summarized else "")
         + ", "

@@ -63,3 +63,29 @@ def test_a_title_with_a_right_to_left_override_shows_in_the_order_typed(app, pag
     open_sidebar_on_phone(page)
     page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Rechnungfdp.exe')")
     assert "\u202e" not in page.locator("#sessions").inner_text()
+
+
+READING_ORDER = """(phrase) => {
+    const bubble = [...document.querySelectorAll("[data-testid='bot']")].pop();
+    const walker = document.createTreeWalker(bubble, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(phrase);
+        if (at < 0) continue;
+        const range = document.createRange();
+        range.setStart(node, at); range.setEnd(node, at + 1);
+        const first = range.getBoundingClientRect();
+        range.setStart(node, at + phrase.length - 1); range.setEnd(node, at + phrase.length);
+        const last = range.getBoundingClientRect();
+        return {first: first.left, last: last.left, sameLine: Math.abs(first.top - last.top) < 2};
+    }
+    return null;
+}"""
+
+
+def test_an_override_typed_in_a_prompt_does_not_reverse_the_answer_that_quotes_it(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, "Factura\u202eanexa.pdf revisar")
+    wait_idle(page, 1)
+    placed = page.evaluate(READING_ORDER, "I can see")
+    assert placed and placed["sameLine"]
+    assert placed["first"] < placed["last"]  # "I" before "see", left to right, after the quoted prompt
