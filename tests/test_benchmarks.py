@@ -21,6 +21,7 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
         "-token answer at full speed",
         "## Simultaneous chats",
         "## One visitor against everyone else",
+        "## Stop under load",
         "## SQLite store",
         "## Recipe: partial structured output",
         "## Context: input tokens per request",
