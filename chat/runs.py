@@ -9,6 +9,7 @@ provider stream. And whatever ends the run, the consumer gets a final update: it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -252,10 +253,12 @@ async def stream_from_own_task(
     """
     updates: asyncio.Queue[U] = asyncio.Queue()
     finals: list[U] = []
+    ended = asyncio.Event()  # a final update is queued: no coalescing pause may hold it back
 
     def send(update: U) -> None:
         if update.final:
             finals.append(update)
+            ended.set()
         updates.put_nowait(update)
 
     report: Report[U] = Report(send)
@@ -267,6 +270,7 @@ async def stream_from_own_task(
             if not finals:
                 log.exception("run %s ended without a final update", run_id)
                 updates.put_nowait(crashed(error))
+                ended.set()
             raise
 
     try:
@@ -281,7 +285,9 @@ async def stream_from_own_task(
             update = await updates.get()
             if min_update_interval is not None:
                 if not update.final and clock() < next_due:
-                    await asyncio.sleep(next_due - clock())
+                    # Under load the pause is up to a second; a Stop's final update ends it at once.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ended.wait(), next_due - clock())
                 while not update.final and not updates.empty():
                     update = updates.get_nowait()
             yield update

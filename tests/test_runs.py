@@ -46,6 +46,26 @@ async def test_a_run_waits_after_its_first_update_until_the_consumer_has_handed_
     assert progress == ["resumed"]
 
 
+async def test_a_final_update_is_not_held_back_by_the_pause_between_coalesced_updates():
+    """Under load updates are paced up to a second apart; a Stop's final update must not wait out the pause."""
+    stopped = asyncio.Event()
+
+    async def produce(token: CancellationToken, report: Report[Step]) -> None:
+        report(Step(1))
+        await report.first_delivered()
+        report(Step(2))  # the consumer now pauses before showing this one
+        await stopped.wait()
+        report(Step(3, final=True))
+
+    updates = stream_from_own_task(ActiveTurns(), "maya", "run-9", produce, crashed, min_update_interval=3600)
+    assert await updates.__anext__() == Step(1)
+    following = asyncio.ensure_future(updates.__anext__())
+    await settle()
+    assert not following.done()  # paced: Step(2) waits for the hour to pass
+    stopped.set()
+    assert await asyncio.wait_for(following, timeout=10) == Step(3, final=True)  # the final one, at once
+
+
 async def test_a_consumer_gone_after_the_first_update_releases_the_run_which_still_ends():
     ended = asyncio.Event()
 
