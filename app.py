@@ -259,7 +259,7 @@ def build_service(settings: Settings) -> ChatService:
         active=ActiveTurns(
             max_per_owner=settings.max_running_per_visitor or None,
             starts_per_minute=settings.max_messages_per_minute or None,
-            admit=StoredDataQuota(store, settings.max_stored_bytes_per_visitor).check,
+            quota=StoredDataQuota(store, settings.max_stored_bytes_per_visitor),
             max_per_address=settings.max_running_per_address or None,
         ),
         max_prompt_chars=settings.max_prompt_chars,
@@ -301,7 +301,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
             service.store,
             settings.image_hosts,
             max_import_bytes=settings.max_import_bytes,
-            quota=StoredDataQuota(service.store, settings.max_stored_bytes_per_visitor),
+            quota=service.active.quota,  # the same limit on answers and on imports
         ),
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),

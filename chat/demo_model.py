@@ -309,11 +309,16 @@ def compose_article(messages: Sequence[ModelMessage]) -> str:
     )
 
 
+# How the hand-off's two agents are told who they are (chat/handoff.py); any other run is a chat.
+_ANALYST = "You are the ANALYST"
+_WRITER = "You are the WRITER"
+
+
 def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = None) -> str:
     """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
-    if instructions and "You are the ANALYST" in instructions:
+    if instructions and _ANALYST in instructions:
         return compose_analysis(_last_prompt(messages))
-    if instructions and "You are the WRITER" in instructions:
+    if instructions and _WRITER in instructions:
         return compose_article(messages)
     texts = _user_texts(messages)
     prompt = texts[-1] if texts else ""
@@ -332,7 +337,7 @@ def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = N
 def reply_chunks(messages: Sequence[ModelMessage], instructions: str | None = None) -> Iterator[str]:
     """`compose_reply`'s answer in streamed chunks, each made as it is sent: "count to 999999" (7 MB of
     text, a million chunks) costs no more memory than "count to 10" and never blocks the event loop."""
-    if not instructions or not any(role in instructions for role in ("You are the ANALYST", "You are the WRITER")):
+    if not instructions or not (_ANALYST in instructions or _WRITER in instructions):
         texts = _user_texts(messages)
         limit = _count_limit(texts[-1] if texts else "")
         if limit is not None:

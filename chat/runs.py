@@ -28,6 +28,7 @@ from chat.errors import (
     TooManyRunning,
     TooManyStarts,
 )
+from chat.quota import StoredDataQuota
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ActiveTurns:
     - At most `max_per_owner` runs per visitor, of every kind (`TooManyRunning`), and at most
       `starts_per_minute` started in any minute (`TooManyStarts`), and optionally at most
       `max_per_address` from one network address (`TooManyFromAddress`): one visitor cannot take every slot
-      of a shared server, nor fill its disk with a script; `admit` adds the checks that need the store.
+      of a shared server, nor fill its disk with a script; `quota` bounds what each may keep stored.
     - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
       for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
       it is ignored, so it cannot stop the next one.
@@ -89,14 +90,14 @@ class ActiveTurns:
         max_per_owner: int | None = None,
         starts_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
-        admit: Callable[[str], None] | None = None,
+        quota: StoredDataQuota | None = None,
         max_per_address: int | None = None,
     ) -> None:
         self.max_per_owner = max_per_owner
         self.max_per_address = max_per_address
         self.starts_per_minute = starts_per_minute
-        self.admit = admit
-        """More that an owner must pass before any run starts (the stored-data quota); raises `PromptRejected`."""
+        self.quota = quota
+        """What an owner may keep stored, checked before any run starts (`StorageFull`)."""
         self._starts: dict[str, deque[float]] = {}
         self._tokens: dict[tuple[str, str], CancellationToken] = {}
         self._per_owner: Counter[str] = Counter()
@@ -111,8 +112,8 @@ class ActiveTurns:
 
     def check_can_start(self, owner: str, run_id: str, address: str | None = None) -> None:
         """The refusal `start` would raise now (`PromptRejected`), for callers that answer before streaming."""
-        if self.admit is not None:
-            self.admit(owner)
+        if self.quota is not None:
+            self.quota.check(owner)
         with self._lock:
             self._refusal(owner, run_id, address)
 
@@ -122,8 +123,8 @@ class ActiveTurns:
         `address`: the client's network address, for `max_per_address` (None: not counted)."""
         key = (owner, run_id)
         token = CancellationToken()
-        if self.admit is not None:
-            self.admit(owner)
+        if self.quota is not None:
+            self.quota.check(owner)
         with self._lock:
             self._refusal(owner, run_id, address)
             self._tokens[key] = token

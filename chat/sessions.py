@@ -146,7 +146,7 @@ class Sessions:
             text = await self.export_json(owner, conversation_id)
         else:
             text = await self.export_markdown(owner, conversation_id)
-        summary = self.store.session(conversation_id, _owner(owner))
+        summary = self.summary(owner, conversation_id)
         stem = file_stem(summary.title if summary else "conversation")
         return Export(f"{stem}.{kind}", EXPORT_KINDS[kind], text)
 
@@ -173,6 +173,11 @@ class Sessions:
         first_prompt = _first_prompt(imported.messages)
         self.store.set_title(imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat"))
         return imported.conversation_id
+
+
+def kept_as_typed(typed: str, kept: str) -> bool:
+    """Whether a rename kept the title as typed, apart from the spaces around and between its words."""
+    return kept == " ".join((typed or "").split())
 
 
 def file_stem(title: str, columns: int = 28) -> str:

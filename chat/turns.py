@@ -201,9 +201,8 @@ class ChatService:
             prompt = self.check_prompt(prompt)
             self.check_context(policy)
             self.models.check_offered(model_name)
-            self.active.check_can_start(
-                owner, conversation_id, address
-            )  # `start` checks again; here before `keep_shown` writes
+            # `start` checks again; this is before `keep_shown` writes.
+            self.active.check_can_start(owner, conversation_id, address)
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:

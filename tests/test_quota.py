@@ -27,7 +27,7 @@ def quota_service(store, max_bytes: int) -> ChatService:
         build_chat_agent(),
         store,
         ModelResolver(Settings(), DemoPace.instant()),
-        active=ActiveTurns(admit=StoredDataQuota(store, max_bytes).check),
+        active=ActiveTurns(quota=StoredDataQuota(store, max_bytes)),
         min_update_interval=0,
     )
 

@@ -12,7 +12,7 @@ from chat.config import Settings
 from chat.errors import ConversationUnavailable
 from chat.models import model_choices
 from chat.render import Bubble
-from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, SessionSummary, relative_time
+from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, SessionSummary, kept_as_typed, relative_time
 from chat.turns import ChatService
 from ui.visitors import Visitors, new_conversation_id
 
@@ -144,7 +144,7 @@ class SessionHandlers:
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), f"⚠️ {problem}"
         choices, _ = self._listing(owner, conversation_id)
-        if kept == " ".join(title.split()):
+        if kept_as_typed(title, kept):
             return choices, kept, "Renamed."
         return (
             choices,
