@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
@@ -82,6 +83,10 @@ class ActiveTurns:
     """A Stop this soon after its key's run ended was meant for that run (the page was behind)."""
     EARLY_STOP_SECONDS = 120.0
     """A Stop waits this long for a run that has not started (queued behind others) before it lapses."""
+    RESUME_SECONDS = 60.0
+    """How long an ended run's final update can still be read by a client that comes back for it."""
+    _RESUMABLE = 1_000
+    """Ended runs kept for `live` at most (oldest dropped): each holds its whole final answer."""
     _REMEMBERED = 10_000
     """Waiting Stops and end times kept at most (oldest dropped): a flood of Stops costs bounded memory."""
 
@@ -105,6 +110,8 @@ class ActiveTurns:
         self._address_of: dict[tuple[str, str], str] = {}
         self._stops_waiting: dict[tuple[str, str], float] = {}
         self._ended: dict[tuple[str, str], float] = {}
+        self._runs: dict[tuple[str, str], LiveRun[Any]] = {}
+        self._finished: dict[tuple[str, str], tuple[float, LiveRun[Any]]] = {}
         self._clock = clock
         self._lock = threading.Lock()
         self.closing = False
@@ -182,11 +189,32 @@ class ActiveTurns:
             token.cancel()
         return len(tokens)
 
+    def track(self, owner: str, run_id: str, run: LiveRun[Any]) -> None:
+        """Make a started run findable by `live`, for readers who come after its first one."""
+        with self._lock:
+            self._runs[(owner, run_id)] = run
+
+    def live(self, owner: str, run_id: str) -> LiveRun[Any] | None:
+        """The owner's run of this id that is running, or that ended less than `RESUME_SECONDS` ago."""
+        key = (owner, run_id)
+        with self._lock:
+            running = self._runs.get(key)
+            if running is not None:
+                return running
+            ended_at, finished = self._finished.get(key, (0.0, None))
+        return finished if finished is not None and self._clock() - ended_at <= self.RESUME_SECONDS else None
+
     def finish(self, owner: str, run_id: str, token: CancellationToken) -> None:
         key = (owner, run_id)
         with self._lock:
             if self._tokens.get(key) is token:
                 del self._tokens[key]
+                run = self._runs.pop(key, None)
+                if run is not None:
+                    self._finished.pop(key, None)
+                    self._finished[key] = (self._clock(), run)
+                    while len(self._finished) > self._RESUMABLE:
+                        del self._finished[next(iter(self._finished))]
                 self._per_owner[owner] -= 1
                 if not self._per_owner[owner]:
                     del self._per_owner[owner]
@@ -235,6 +263,63 @@ def _remember(times: dict[tuple[str, str], float], key: tuple[str, str], moment:
         del times[next(iter(times))]
 
 
+class LiveRun(Generic[U]):
+    """One run as its readers see it: the latest update (each holds the whole result so far) and a wake-up
+    for the next. The run never waits for a reader, so a reader can leave and another come later (a
+    reloaded page, an `EventSource` reconnecting) and start from the latest update."""
+
+    def __init__(self, kind: str, subject: str = "", tag: str | None = None) -> None:
+        self.kind = kind
+        """Which service's run this is (`chat`, `recipe`, ...): a reader checks it before trusting `latest`."""
+        self.subject = subject
+        """What the run answers (a chat turn's prompt), for a reader who was not there when it started."""
+        self.tag = tag or secrets.token_hex(4)
+        """Tells this run from a later one under the same key: a resume must not land in the next answer."""
+        self.latest: U | None = None
+        self.ended = asyncio.Event()
+        """The final update is published: nothing comes after it, and no pause between updates may hold it."""
+        self.task: asyncio.Task[None] | None = None
+        """The task the run lives in; held here so that a run nobody reads is not garbage-collected."""
+        self._version = 0
+        self._changed = asyncio.Event()
+
+    def publish(self, update: U) -> None:
+        if self.ended.is_set():
+            return
+        self.latest = update
+        self._version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()  # wakes every reader waiting on the update before this one
+        if update.final:
+            self.ended.set()
+
+    async def read(
+        self,
+        *,
+        min_update_interval: float | Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> AsyncIterator[U]:
+        """The latest update, then each newer one until the final; with `min_update_interval` at most one
+        per interval, the latest winning (a callable is asked again after each update, to follow the load)."""
+        seen = 0
+        next_due = 0.0
+        while True:
+            if self._version == seen:
+                await self._changed.wait()
+            if min_update_interval is not None and not self.ended.is_set() and clock() < next_due:
+                with contextlib.suppress(TimeoutError):  # under load up to a second; a final update ends it
+                    await asyncio.wait_for(self.ended.wait(), next_due - clock())
+            update = self.latest
+            assert update is not None
+            seen = self._version
+            yield update
+            if update.final:
+                return
+            if min_update_interval is not None:
+                interval = min_update_interval() if callable(min_update_interval) else min_update_interval
+                next_due = clock() + interval
+
+
 async def stream_from_own_task(
     active: ActiveTurns,
     owner: str,
@@ -242,68 +327,53 @@ async def stream_from_own_task(
     produce: Callable[[CancellationToken, Report[U]], Awaitable[None]],
     crashed: Callable[[BaseException], U],
     *,
+    kind: str = "run",
+    subject: str = "",
+    tag: str | None = None,
     address: str | None = None,
+    keep_running_when_left: bool = False,
     min_update_interval: float | Callable[[], float] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AsyncIterator[U]:
     """Run `produce(token, report)` in its own task and yield what it reports; the last update is final.
 
-    `crashed(error)` makes the final update when `produce` ends without reporting one. With
-    `min_update_interval`, updates are coalesced: at most one per interval, the latest one winning
-    (a callable is asked again after each update, so the interval can follow the load).
+    `kind`, `subject` and `tag` describe the run to later readers (`LiveRun`); `crashed(error)` makes the
+    final update when `produce` ends without reporting one. Updates are paced
+    as `LiveRun.read` says. A consumer that leaves early (cancelled or closed from any task) stops the
+    run, which saves its partial result, unless `keep_running_when_left`: then the run goes on to its
+    end, and `ActiveTurns.live` finds it for a reader who comes back.
     """
-    updates: asyncio.Queue[U] = asyncio.Queue()
-    finals: list[U] = []
-    ended = asyncio.Event()  # a final update is queued: no coalescing pause may hold it back
-
-    def send(update: U) -> None:
-        if update.final:
-            finals.append(update)
-            ended.set()
-        updates.put_nowait(update)
-
-    report: Report[U] = Report(send)
-
-    async def guarded(token: CancellationToken) -> None:
-        try:
-            await produce(token, report)
-        except BaseException as error:
-            if not finals:
-                log.exception("run %s ended without a final update", run_id)
-                updates.put_nowait(crashed(error))
-                ended.set()
-            raise
-
     try:
         token = active.start(owner, run_id, address)
     except PromptRejected as refused:  # draining for a restart, busy elsewhere, or too many at once
         yield crashed(refused)
         return
-    producer = asyncio.create_task(guarded(token))
+    run: LiveRun[U] = LiveRun(kind, subject, tag)
+    report: Report[U] = Report(run.publish)
+
+    async def guarded() -> None:
+        try:
+            await produce(token, report)
+        except BaseException as error:
+            if not run.ended.is_set():
+                log.exception("run %s ended without a final update", run_id)
+                run.publish(crashed(error))
+            raise
+        finally:
+            active.finish(owner, run_id, token)
+
+    run.task = asyncio.create_task(guarded())
+    active.track(owner, run_id, run)
     try:
-        next_due = 0.0
-        while True:
-            update = await updates.get()
-            if min_update_interval is not None:
-                if not update.final and clock() < next_due:
-                    # Under load the pause is up to a second; a Stop's final update ends it at once.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ended.wait(), next_due - clock())
-                while not update.final and not updates.empty():
-                    update = updates.get_nowait()
+        async for update in run.read(min_update_interval=min_update_interval, clock=clock):
             yield update
             report._delivered()  # the consumer came back for more: the update has been handed on
-            if update.final:
-                return
-            if min_update_interval is not None:
-                interval = min_update_interval() if callable(min_update_interval) else min_update_interval
-                next_due = clock() + interval
     finally:
         # Reached by Stop, by a consumer cancelled or closed from any task (tab closed), and on success.
-        token.cancel()
         report._delivered()  # a run waiting for its first update to be shown must not wait for a gone consumer
-        await wait_for_run(producer)
-        active.finish(owner, run_id, token)
+        if not keep_running_when_left or run.ended.is_set() or active.closing:
+            token.cancel()
+            await wait_for_run(run.task)
 
 
 async def wait_for_run(task: asyncio.Task[None]) -> None:

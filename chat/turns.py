@@ -31,7 +31,7 @@ from chat.errors import ConversationUnavailable, PromptRejected, describe_failur
 from chat.history import POLICY_KINDS, Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
-from chat.runs import ActiveTurns, Report, stream_from_own_task
+from chat.runs import ActiveTurns, LiveRun, Report, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
@@ -40,6 +40,8 @@ from storage.turn_journal import TurnJournal
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_TURN = 20
+TURN_KIND = "chat"
+"""What `ActiveTurns.live` knows a chat turn's run by (recipes and hand-offs run beside them)."""
 MAX_UPDATES_PER_SECOND = 200
 """What the server sends in total to all streaming chats; see `ChatService.update_interval`."""
 
@@ -189,12 +191,14 @@ class ChatService:
         *,
         shown_prompts: Sequence[str] | None = None,
         address: str | None = None,
+        tag: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final.
 
         `shown_prompts`: the prompts the page shows before this one; the stored conversation is first cut
         back to them (`keep_shown`), which is how editing any message, retry and undo reach the store.
-        `address`: the client's network address, for the per-address limit.
+        `address`: the client's network address, for the per-address limit. `tag`: the run's `LiveRun.tag`,
+        for a caller that names the run to its client before the first update (the SSE API's event ids).
         """
         try:
             owner = _required(owner)
@@ -224,13 +228,29 @@ class ChatService:
                 conversation_id,
                 produce,
                 crashed,
+                kind=TURN_KIND,
+                subject=prompt,
+                tag=tag,
                 address=address,
+                # A page reloaded or switched away, an SSE client gone: the answer goes on and is saved
+                # whole, and the reader who comes back picks it up (`follow`). Only Stop stops it.
+                keep_running_when_left=True,
                 min_update_interval=self.update_interval,
                 clock=self._clock,
             )
         ) as updates:
             async for update in updates:
                 yield update
+
+    def live_turn(self, owner: str | None, conversation_id: str) -> LiveRun[TurnUpdate] | None:
+        """This owner's turn in this conversation that is answering, or that ended moments ago (for a
+        client that lost the end of it); None for anyone else's."""
+        run = self.active.live(owner, conversation_id) if owner else None
+        return run if run is not None and run.kind == TURN_KIND else None
+
+    def follow(self, run: LiveRun[TurnUpdate]) -> AsyncIterator[TurnUpdate]:
+        """The run's updates from the latest on, paced like the turn's own (its final update ends them)."""
+        return run.read(min_update_interval=self.update_interval, clock=self._clock)
 
     async def _run(
         self,

@@ -137,37 +137,37 @@ def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
     page.close()
 
 
-def test_closing_the_tab_mid_stream_keeps_the_partial_answer(app, browser):
+def test_closing_the_tab_mid_stream_lets_the_answer_finish_and_saves_it_whole(app, browser):
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    async def interrupted_answers() -> list[str]:
+    async def answers_to(prompt: str) -> list[tuple[str, str]]:
         answers = []
         for record in await app.service.store.read_records():
             conversation = await app.service.store.load(record.conversation_id, scope=record.scope)
-            last = conversation.messages[-1]
-            if last.state == "interrupted" and "count to 2500" in str(conversation.messages[-2].parts[0].content):
-                answers.append(last.parts[0].content)
+            if prompt in str(conversation.messages[-2].parts[0].content):
+                answers.append((conversation.messages[-1].state, conversation.messages[-1].parts[0].content))
         return answers
 
     page = browser.new_page()
     goto(page, app.url)
-    send(page, "count to 2500")
+    send(page, "count to 170, s'il vous plaît")
     page.wait_for_function(
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }"
     )
     page.close()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
 
-    def read_store() -> list[str]:
+    def read_store() -> list[tuple[str, str]]:
         # Playwright's sync API owns this thread's event loop; read the store from another thread.
         with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, interrupted_answers()).result()
+            return pool.submit(asyncio.run, answers_to("count to 170, s'il")).result()
 
     while not (answers := read_store()):
-        assert time.monotonic() < deadline, "the partial answer of the closed tab was not saved"
+        assert time.monotonic() < deadline, "the answer of the closed tab was not saved"
         time.sleep(0.2)
-    assert answers[0].startswith("1 2 3") and not answers[0].endswith("2500.")
+    [(state, text)] = answers
+    assert state == "complete" and text.startswith("1 2 3") and text.rstrip(".").endswith("169 170")
 
 
 def _wait_answered(page, answers: int) -> None:

@@ -1,4 +1,4 @@
-"""The SSE chat API: framing, errors, ownership, and a client that disconnects mid-answer."""
+"""The SSE chat API: framing, errors, ownership, Stop, and a client that drops mid-answer and resumes."""
 
 from __future__ import annotations
 
@@ -226,31 +226,73 @@ async def test_a_model_or_policy_the_server_does_not_offer_gets_a_400_before_any
     assert "evil.test" not in response.text and not service.store.list_sessions(ANYONE)
 
 
-def test_a_client_that_disconnects_stops_the_run_and_the_partial_is_saved():
-    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
-    with running_app(settings) as app:
-        with httpx.stream(
-            "GET", f"{app.url}api/chat/stream", params={"message": "count to 5000"}, headers={"x-chat-owner": LEAVER}
-        ) as response:
-            deltas = 0
+def test_a_client_that_drops_resumes_with_last_event_id_and_reads_every_character_once():
+    """As `EventSource` does: the same request again, with the id of the last event it read."""
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=150, warm_up=False)
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        request = {"params": {"message": "count to 700"}, "headers": {"x-chat-owner": LEAVER}}
+        with http.stream("GET", "api/chat/stream", **request) as response:
+            received, body = 0, ""
             for line in response.iter_lines():
-                deltas += line == "event: delta"
-                if deltas == 3:
-                    break
-        deadline = time.monotonic() + 15
-        while True:
-            sessions = app.service.store.list_sessions(LEAVER)
-            if sessions:
-                messages = app.service.store.db.execute(
-                    "SELECT message_json FROM entries WHERE conversation_id = ?", [sessions[0].conversation_id]
-                ).fetchall()
-                if len(messages) == 2:
-                    break
-            assert time.monotonic() < deadline, "the partial answer was not saved"
-            time.sleep(0.1)
-        answer = json.loads(messages[1][0])[0]
-        assert answer["state"] == "interrupted" and answer["metadata"]["ended"] == "stopped"
-        assert answer["parts"][0]["content"].startswith("1 2") and "5000." not in answer["parts"][0]["content"]
+                body += line + "\n"
+                received += line == "event: delta"
+                if received == 4 and line == "":
+                    break  # the connection drops mid-answer
+        before = parse_fields(body)
+        last_id = before[-1][2]
+        chat = json.loads(before[0][1])["conversation_id"]
+        assert app.service.active.is_running(LEAVER, chat)  # the answer goes on without its reader
+        stranger = http.get(
+            "api/chat/stream",
+            params={"message": "count to 700"},
+            headers={"x-chat-owner": SOMEONE_ELSE, "last-event-id": last_id},
+        )
+        assert stranger.status_code == 404 and "not yours" in stranger.json()["error"] and "1 2" not in stranger.text
+        resumed = http.get(
+            "api/chat/stream", **{**request, "headers": {**request["headers"], "last-event-id": last_id}}
+        )
+        after = parse_fields(resumed.text)
+        assert [name for name, *_ in after][-1] == "done" and "start" not in [name for name, *_ in after]
+        text = "".join(data for name, data, *_ in before + after if name == "delta")
+        assert json.loads(after[-1][1])["status"] == "completed"
+        (summary,) = app.service.store.list_sessions(LEAVER)  # resuming sent nothing new to the model
+        messages = app.service.store.db.execute(
+            "SELECT message_json FROM entries WHERE conversation_id = ? ORDER BY rowid", [summary.conversation_id]
+        ).fetchall()
+        assert len(messages) == 2
+        assert text == json.loads(messages[1][0])[0]["parts"][0]["content"]  # every character, none twice
+        assert text.rstrip(".").endswith("699 700")
+        ended = http.get(
+            "api/chat/stream", **{**request, "headers": {**request["headers"], "last-event-id": after[-1][2]}}
+        )
+        assert ended.status_code == 204  # it read the end: EventSource stops reconnecting
+
+
+async def test_a_just_finished_answer_resumes_from_any_event_and_foreign_or_made_up_ids_resume_nothing(client):
+    http, service = client
+    owner = {"x-chat-owner": ALICE}
+    events = parse_fields(
+        (await http.post("/api/chat", json={"message": "a poem", "model": "poem"}, headers=owner)).text
+    )
+    deltas = [(data, event_id) for name, data, event_id, _ in events if name == "delta"]
+    whole = "".join(data for data, _ in deltas)
+    for cut in range(len(deltas)):  # the reader lost everything after delta `cut`
+        rest = await http.get("/api/chat/stream", headers={**owner, "last-event-id": deltas[cut][1]})
+        read = "".join(data for data, _ in deltas[: cut + 1])
+        resumed = parse_fields(rest.text)
+        assert read + "".join(data for name, data, *_ in resumed if name == "delta") == whole
+        assert resumed[-1][0] == "done"
+    for made_up in [
+        "3",
+        "anything",
+        "a:b:c",
+        f"{events[0][2]}x",
+        f"{json.loads(events[0][1])['conversation_id']}:0000:5",
+    ]:
+        refused = await http.get("/api/chat/stream", headers={**owner, "last-event-id": made_up})
+        assert refused.status_code == 404 and refused.json()["error"].startswith("That answer cannot be resumed")
+    assert (await http.post("/api/chat/stop", json={"conversation_id": "x"})).status_code == 401
+    assert len(service.store.list_sessions(ALICE)) == 1
 
 
 async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
@@ -292,7 +334,7 @@ def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
         owner = {"x-chat-owner": QUARTET}
         with contextlib.ExitStack() as streams:
-            started, readers = [], []  # a dropped reader closes its stream, which stops its answer
+            started, readers = [], []  # a dropped reader closes its stream (the answer goes on)
             for n in range(3):
                 response = streams.enter_context(
                     http.stream("POST", "api/chat", json={"message": f"count to {900 + n}"}, headers=owner)
@@ -309,6 +351,14 @@ def test_a_visitor_gets_three_answers_at_once_and_one_per_chat_with_statuses_to_
             assert http.post("api/chat", json=same_chat, headers=owner).status_code in (409, 429)
             other = http.post("api/chat", json={"message": "count to 3"}, headers={"x-chat-owner": SOMEONE_ELSE})
             assert other.status_code == 200 and "event: done" in other.text  # others keep their own allowance
+        assert app.service.active.running_for(QUARTET) == 3  # closing a stream stops nothing: Stop does
+        first = {"conversation_id": started[0]["conversation_id"]}
+        assert http.post("api/chat/stop", json=first, headers={"x-chat-owner": SOMEONE_ELSE}).json() == {
+            "stopped": False
+        }
+        for chat in started:
+            stopped = http.post("api/chat/stop", json={"conversation_id": chat["conversation_id"]}, headers=owner)
+            assert stopped.json() == {"stopped": True}
         deadline = time.monotonic() + 15
         while app.service.active.running_for(QUARTET):
             assert time.monotonic() < deadline, "closed streams still hold their slots"
@@ -325,7 +375,7 @@ def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_api
     )
     with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
         with contextlib.ExitStack() as streams:
-            readers = []  # a dropped reader closes its stream, which stops its answer
+            readers, running = [], []
             for n in range(2):
                 fresh = http.post("api/session").json()["owner"]  # a new visitor id for every request
                 response = streams.enter_context(
@@ -334,6 +384,8 @@ def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_api
                     )
                 )
                 readers.append(response.iter_lines())
+                started = json.loads(next(line for line in readers[-1] if line.startswith("data:"))[5:])
+                running.append(({"x-chat-owner": fresh}, {"conversation_id": started["conversation_id"]}))
                 assert next(line for line in readers[-1] if line == "event: delta")  # running, so counted
             another = http.post("api/session").json()["owner"]
             refused = http.post("api/chat", json={"message": "Merhaba"}, headers={"x-chat-owner": another})
@@ -342,6 +394,8 @@ def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_api
             answer, _, _ = Client(app.url, verbose=False).predict("Merhaba", "demo", another, api_name="/chat")
             assert answer.startswith("⚠️") and "network address" in answer
             assert app.service.store.list_sessions(another) == []
+        for owner, chat in running:
+            assert http.post("api/chat/stop", json=chat, headers=owner).json() == {"stopped": True}
         deadline = time.monotonic() + 15
         while len(app.service.active):
             assert time.monotonic() < deadline, "closed streams still hold their slots"
@@ -362,6 +416,7 @@ def test_a_chat_answering_in_one_client_refuses_a_second_turn_from_another():
             second = http.post("api/chat", json={"message": "¿y ahora?", "conversation_id": chat}, headers=owner)
             assert second.status_code == 409 and "still answering" in second.json()["error"]
             assert next(line for line in lines if line == "event: delta")  # the first answer goes on
+        assert http.post("api/chat/stop", json={"conversation_id": chat}, headers=owner).json() == {"stopped": True}
         deadline = time.monotonic() + 15
         while app.service.active.is_running(TWO_CLIENTS, chat):
             assert time.monotonic() < deadline

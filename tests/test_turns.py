@@ -99,27 +99,38 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     assert any(isinstance(m, ModelResponse) and m.parts and m.parts[0].content.startswith("w0 w1 w2") for m in sent[1])
 
 
-async def test_closing_the_consumer_mid_stream_saves_the_partial_answer(store):
+async def test_a_reader_that_leaves_does_not_stop_the_answer_and_a_new_reader_takes_it_up(store):
+    """A reloaded page or a reconnecting SSE client reads on; only Stop stops (the partial is saved)."""
     service = make_service(store, endless=endless_model())
-    updates = service.run_turn("alice", "c1", "stream please", "endless")
-    seen = 0
+    updates = service.run_turn("alice", "c1", "stream, bitte", "endless")
+    seen = ""
     async for update in updates:
-        seen += 1
-        if seen == 5:
+        seen = update.text
+        if seen.count(" ") >= 5:
             break
     await updates.aclose()
+    assert service.active.is_running("alice", "c1")
+    assert service.live_turn("bob", "c1") is None  # nobody else finds it
+    run = service.live_turn("alice", "c1")
+    assert run is not None and run.subject == "stream, bitte"
+    followed: list[TurnUpdate] = []
+    async for update in service.follow(run):
+        followed.append(update)
+        if len(followed) == 3:
+            assert service.stop("alice", "c1")
+    assert followed[0].text.startswith(seen) and len(followed[1].text) > len(seen)
+    assert followed[-1].status is TurnStatus.STOPPED and followed[-1].text.startswith(followed[1].text)
     stored = await service.load_messages("alice", "c1")
-    assert stored[-1].state == "interrupted"
-    assert stored[-1].parts[0].content.startswith("w0 ")
+    assert stored[-1].state == "interrupted" and stored[-1].parts[0].content.startswith(seen)
     assert not service.active._tokens
 
 
-async def test_cancelling_the_consumer_task_saves_the_partial_answer(store):
-    service = make_service(store, endless=endless_model())
+async def test_an_answer_whose_reader_was_cancelled_ends_and_is_saved_whole(store):
+    service = make_service(store, short=endless_model(words=400))
     seen: list[TurnUpdate] = []
 
     async def consume():
-        async for update in service.run_turn("alice", "c1", "stream please", "endless"):
+        async for update in service.run_turn("alice", "c7", "a few hundred words", "short"):
             seen.append(update)
 
     task = asyncio.create_task(consume())
@@ -128,8 +139,13 @@ async def test_cancelling_the_consumer_task_saves_the_partial_answer(store):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    stored = await service.load_messages("alice", "c1")
-    assert stored[-1].state == "interrupted"
+    run = service.live_turn("alice", "c7")
+    assert run is not None
+    final = [update async for update in service.follow(run)][-1]
+    assert final.status is TurnStatus.COMPLETED and final.text.endswith("w399 ")
+    stored = await service.load_messages("alice", "c7")
+    assert stored[-1].state == "complete" and stored[-1].parts[0].content == final.text
+    assert service.live_turn("alice", "c7") is run  # just ended: still readable for a client that lost the end
 
 
 async def test_a_provider_error_fails_clearly_and_saves_nothing(store):

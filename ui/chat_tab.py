@@ -6,6 +6,7 @@ deltas, stop, save) lives in `chat/turns.py`; this module only shows it.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -250,17 +251,25 @@ class ChatTab:
         conversation_id = conversation_id or new_conversation_id()
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
         chat_of_this_answer: Any = conversation_id
-        async for update in self.service.run_turn(
-            scope, conversation_id, message, model, policy, shown_prompts=shown, address=client_address(request)
-        ):
-            yield (
-                answer_markdown(update, self.image_hosts),
-                usage_line(update),
-                context_panel(update),
-                chat_of_this_answer,
-            )
-            # Once only: a late update of an answer cancelled by a switch must not take the page back.
-            chat_of_this_answer = gr.skip()
+        try:
+            async for update in self.service.run_turn(
+                scope, conversation_id, message, model, policy, shown_prompts=shown, address=client_address(request)
+            ):
+                yield (
+                    answer_markdown(update, self.image_hosts),
+                    usage_line(update),
+                    context_panel(update),
+                    chat_of_this_answer,
+                )
+                # Once only: a late update of an answer cancelled by a switch must not take the page back.
+                chat_of_this_answer = gr.skip()
+        except asyncio.CancelledError:
+            # Gradio cancels the event when the visitor switches chats or an API client cancels its job: that
+            # is a Stop. A reloaded or closed page only stops reading (Gradio drops the event without a
+            # cancel), and the answer goes on, for the page to pick up again (`follow_answer`).
+            if scope:
+                self.service.stop(scope, conversation_id)
+            raise
 
     def stop(
         self,

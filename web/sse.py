@@ -1,4 +1,5 @@
-"""`/api/chat`: the chat turn as standard Server-Sent Events, for `EventSource`, `curl -N` or any front end.
+"""`/api/chat`: the chat turn as standard Server-Sent Events, for `EventSource`, `curl -N` or any front end;
+a dropped client resumes with `Last-Event-ID`, and `/api/chat/stop` stops a turn.
 
 The visitor is an API client's own owner token (the `X-Chat-Owner` header), else the signed cookie the
 server gives every browser (so `/sse-demo`'s conversations appear in that browser's sidebar). A
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import re
+import secrets
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ from chat.turns import ChatService, TurnStatus
 OWNER_HEADER = "x-chat-owner"
 KEEP_ALIVE_SECONDS = 1.0
 DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
+
+
+class StopRequest(BaseModel):
+    conversation_id: str
 
 
 class ChatRequest(BaseModel):
@@ -77,6 +83,7 @@ class ChatStreamAPI:
         router = APIRouter()
         router.add_api_route("/api/chat/stream", self.stream_get, methods=["GET"], response_model=None)
         router.add_api_route("/api/chat", self.stream_post, methods=["POST"], response_model=None)
+        router.add_api_route("/api/chat/stop", self.stop, methods=["POST"], response_model=None)
         router.add_api_route("/api/session", self.new_session, methods=["POST"], response_model=None)
         router.add_api_route("/sse-demo", self.demo_page, methods=["GET"], response_class=HTMLResponse)
         return router
@@ -100,6 +107,28 @@ class ChatStreamAPI:
             return _error(400, 'Send a JSON body like {"message": "Hello"}.')
         return await self._stream(request, body)
 
+    async def stop(self, request: Request) -> JSONResponse:
+        """Stop a turn of yours, like the page's Stop (closing the stream does not: the turn goes on)."""
+        owner = self._owner(request)
+        if isinstance(owner, JSONResponse):
+            return owner
+        try:
+            conversation_id = StopRequest.model_validate(await request.json()).conversation_id
+        except (ValueError, json.JSONDecodeError):
+            return _error(400, 'Send a JSON body like {"conversation_id": "..."}.')
+        return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
+
+    def _owner(self, request: Request) -> str | JSONResponse:
+        """The visitor: their `X-Chat-Owner` token, else the browser's signed cookie; else the error to send."""
+        try:
+            token = checked_owner(request.headers.get(OWNER_HEADER))
+        except MalformedOwner as malformed:
+            return _error(400, str(malformed))
+        owner = visitor(token or self.cookies.verify(request.cookies.get(COOKIE_NAME)))
+        if not owner:
+            return _error(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
+        return owner
+
     async def new_session(self) -> JSONResponse:
         """An owner token of the server's making for an API client: keep it, it is your key to your chats."""
         return JSONResponse({"owner": new_visitor_id(), "header": OWNER_HEADER})
@@ -108,13 +137,12 @@ class ChatStreamAPI:
         return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))
 
     async def _stream(self, request: Request, body: ChatRequest) -> Response:
-        try:
-            token = checked_owner(request.headers.get(OWNER_HEADER))
-        except MalformedOwner as malformed:
-            return _error(400, str(malformed))
-        owner = visitor(token or self.cookies.verify(request.cookies.get(COOKIE_NAME)))
-        if not owner:
-            return _error(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
+        owner = self._owner(request)
+        if isinstance(owner, JSONResponse):
+            return owner
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id:  # a client coming back for the rest: nothing new is sent to the model
+            return self._resume(owner, last_event_id)
         try:
             message = self.service.check_prompt(body.message)
         except PromptRejected as rejected:
@@ -139,20 +167,33 @@ class ChatStreamAPI:
             return _error(507, str(full))
         if body.conversation_id and not self.service.has_conversation(owner, conversation_id):
             return _error(404, "No such conversation.")
-        updates = self.service.run_turn(owner, conversation_id, message, model_name, body.context, address=address)
-        return StreamingResponse(
-            self._events(updates, conversation_id),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        place = StreamPlace(conversation_id, secrets.token_hex(4), 0)
+        updates = self.service.run_turn(
+            owner, conversation_id, message, model_name, body.context, address=address, tag=place.tag
         )
+        return _event_stream(self._events(updates, place, announce=True))
 
-    async def _events(self, updates: AsyncIterator[Any], conversation_id: str) -> AsyncIterator[str]:
-        sent = ""
+    def _resume(self, owner: str, last_event_id: str) -> Response:
+        """The rest of a turn from the event a client last read: running, or ended less than a minute ago."""
+        place = StreamPlace.parse(last_event_id)
+        if place is not None and place.offset is None:
+            return Response(status_code=204)  # it read the end already; a 204 stops `EventSource` reconnecting
+        run = self.service.live_turn(owner, place.conversation_id) if place else None
+        if place is None or run is None or run.tag != place.tag:
+            return _error(404, NOT_RESUMABLE)
+        return _event_stream(self._events(self.service.follow(run), place, announce=False))
+
+    async def _events(self, updates: AsyncIterator[Any], place: StreamPlace, announce: bool) -> AsyncIterator[str]:
+        """`start` (unless resuming), then a `delta` for each stretch of new text, then `done` or `error`.
+
+        Each event's id is where the reader is: a client that reconnects with it as `Last-Event-ID` gets
+        the text after it. Leaving does not stop the turn: it runs on, is saved, and can be resumed."""
+        conversation_id, offset = place.conversation_id, place.offset or 0
         pending: asyncio.Future[Any] | None = None
-        ids = itertools.count(1)
         try:
-            start = json.dumps({"conversation_id": conversation_id})
-            yield sse_event("start", start, next(ids), retry=RETRY_MILLISECONDS)
+            if announce:
+                start = json.dumps({"conversation_id": conversation_id})
+                yield sse_event("start", start, place.at(offset), retry=RETRY_MILLISECONDS)
             while True:
                 pending = asyncio.ensure_future(updates.__anext__())
                 while not pending.done():
@@ -165,36 +206,73 @@ class ChatStreamAPI:
                     return
                 finally:
                     pending = None
-                fresh = update.text[len(sent) :]
+                fresh = update.text[offset:]
                 if fresh.endswith("\r") and not update.final:
                     fresh = fresh[:-1]  # held back: with the next "\n" it is one line end (CRLF), not two
                 if fresh:
-                    yield sse_event("delta", fresh, next(ids))
-                    sent += fresh
+                    offset += len(fresh)
+                    yield sse_event("delta", fresh, place.at(offset))
                 if update.status is TurnStatus.FAILED:
-                    yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), next(ids))
+                    yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), place.at(None))
                     return
                 if update.final:
-                    stats = update.stats
-                    usage = (
-                        None
-                        if stats is None
-                        else {
-                            "requests": stats.requests,
-                            "input_tokens": stats.input_tokens,
-                            "output_tokens": stats.output_tokens,
-                            "estimated": stats.estimated,
-                        }
-                    )
-                    done = {"conversation_id": conversation_id, "status": update.status.value, "usage": usage}
-                    yield sse_event("done", json.dumps(done, ensure_ascii=False), next(ids))
+                    done = {"conversation_id": conversation_id, "status": update.status.value, "usage": _usage(update)}
+                    yield sse_event("done", json.dumps(done, ensure_ascii=False), place.at(None))
                     return
         finally:
-            # A client that went away stops the run like the Stop button: the partial answer is saved as
-            # stopped. Starlette cancels this generator's scope, so the clean-up is shielded from it.
+            # A client that went away only stops reading: the turn runs on in its own task. Starlette
+            # cancels this generator's scope, so the clean-up is shielded from it.
             with anyio.CancelScope(shield=True):
                 if pending is not None:
                     pending.cancel()
                     with contextlib.suppress(BaseException):
                         await pending
                 await updates.aclose()
+
+
+END = "end"
+NOT_RESUMABLE = (
+    "That answer cannot be resumed: it ended over a minute ago, or it is not yours. "
+    "Whatever it said is saved in its conversation."
+)
+
+
+@dataclass(frozen=True)
+class StreamPlace:
+    """Where a reader is in one turn's answer, written as each event's `id:` (`conversation:run:characters`,
+    or `conversation:run:end` once it has read the end)."""
+
+    conversation_id: str
+    tag: str
+    """The run's `LiveRun.tag`: a resume never continues a later answer in the same conversation."""
+    offset: int | None
+    """How many characters of the answer the reader has; None: all of it, and how it ended."""
+
+    def at(self, offset: int | None) -> str:
+        return f"{self.conversation_id}:{self.tag}:{END if offset is None else offset}"
+
+    @classmethod
+    def parse(cls, event_id: str) -> StreamPlace | None:
+        """The place an id names; None for anything this server did not write."""
+        conversation_id, tag, offset = (["", "", ""] + event_id.strip().rsplit(":", 2))[-3:]
+        if not (conversation_id and tag and (offset == END or offset.isascii() and offset.isdigit())):
+            return None
+        return cls(conversation_id, tag, None if offset == END else int(offset))
+
+
+def _usage(update: Any) -> dict[str, Any] | None:
+    stats = update.stats
+    if stats is None:
+        return None
+    return {
+        "requests": stats.requests,
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+        "estimated": stats.estimated,
+    }
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
