@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 
@@ -46,7 +47,7 @@ def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
     job = client.submit("Je suis Zoé et j'ai 52 ans. My name is Zoe and I am 52.", "demo", OWNER, api_name="/chat")
     updates = [last_answer(output[0]) for output in job]
     assert len(updates) >= 3
-    assert all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(updates))
     assert "Zoe" in updates[-1]
     answer, usage, context = client.predict("How old am I?", "demo", OWNER, api_name="/chat")
     assert "52" in answer
@@ -175,7 +176,7 @@ def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
                             with lock:
                                 events.append(("done", number))
                             return
-        except Exception as error:  # reported below, with the visitor's number
+        except Exception as error:  # noqa: BLE001 (a thread: reported below, with the visitor's number)
             failures.append(f"visitor {number}: {error!r}")
 
     threads = [threading.Thread(target=visitor, args=(n,)) for n in range(50)]
@@ -293,7 +294,9 @@ def read_response(connection: socket.socket) -> bytes:
         assert chunk, "the server closed the connection"
         received += chunk
     head, body = received.split(b"\r\n\r\n", 1)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
     while len(body) < length:
         chunk = connection.recv(65536)
         assert chunk, "the server closed the connection"

@@ -378,7 +378,9 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     goto(page, app.url)
     cookies = {cookie["name"]: cookie for cookie in context.cookies()}
     visitor = cookies["chat_visitor"]  # the server's signed id: no page script can read it, or change it
-    assert visitor["httpOnly"] and visitor["sameSite"] == "Lax" and "chat_visitor" not in page.evaluate("document.cookie")
+    assert (
+        visitor["httpOnly"] and visitor["sameSite"] == "Lax" and "chat_visitor" not in page.evaluate("document.cookie")
+    )
     page.goto(f"{app.url}sse-demo")
     page.locator("#message").fill("我叫小王,今年 28。")
     page.locator("#send").click()

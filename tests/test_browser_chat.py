@@ -168,6 +168,30 @@ def test_reload_reopens_the_chat_and_its_address_opens_nothing_for_anyone_else(a
     stranger.close()
 
 
+def test_a_reload_mid_answer_picks_the_answer_up_where_it_is_and_stop_still_stops_it(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, f"Grüß dich ({page.size}), count to 1500")
+    page.wait_for_function("() => (document.querySelector(\"[data-testid='bot']\")?.innerText || '').includes(' 12 ')")
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#prompt .stop-button')")  # still answering, stoppable
+    assert f"Grüß dich ({page.size})" in page.locator("[data-testid='user']").last.inner_text()
+    page.wait_for_function("() => (document.querySelector(\"[data-testid='bot']\")?.innerText || '').includes(' 40 ')")
+    stop(page)
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('stopped')")
+    wait_idle(page, 1)
+    shown = bot_text(page)
+    assert shown.startswith("1 2 3") and "1500." not in shown
+    assert page.locator("[data-testid='user']").count() == 1 and page.locator("[data-testid='bot']").count() == 1
+    assert stored_prompts(app, f"Grüß dich ({page.size})") == [[f"Grüß dich ({page.size}), count to 1500"]]
+    open_sidebar_on_phone(page)  # the new chat got its title in the sidebar, as when this page sends
+    page.wait_for_function(
+        "(t) => document.querySelector('#sessions')?.innerText.includes(t)", arg=f"Grüß dich ({page.size})"
+    )
+    page.reload()  # what was streamed after the reload is what was kept
+    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('stopped')")
+    assert bot_text(page) == shown
+
+
 def test_what_cannot_be_sent_stays_in_the_box_with_the_reason_on_screen(app, page):  # noqa: F811
     goto(page, app.url)
     box, note = page.locator("#prompt textarea"), page.locator("#prompt-note")

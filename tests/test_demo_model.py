@@ -65,7 +65,7 @@ async def test_without_history_it_does_not_invent_facts(agent):
 
 
 async def test_usage_input_grows_with_history_and_output_counts_chunks(agent):
-    chunks, conversation, first = await ask(agent, "My name is Ann.", Conversation())
+    chunks, conversation, _first = await ask(agent, "My name is Ann.", Conversation())
     first_usage = conversation.messages[-1].usage
     # one or two tokens a chunk: pydantic-ai counts a word and its punctuation apart
     assert len(chunks) <= first_usage.output_tokens <= 2 * len(chunks)

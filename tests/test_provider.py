@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from pydantic_ai import models
@@ -46,7 +47,7 @@ async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service
     assert final.status is TurnStatus.COMPLETED
     assert final.text == "".join(f"word{i} " for i in range(10))
     streamed = [u.text for u in updates[:-1]]
-    assert len(streamed) >= 3 and all(b.startswith(a) for a, b in zip(streamed, streamed[1:]))
+    assert len(streamed) >= 3 and all(b.startswith(a) for a, b in itertools.pairwise(streamed))
     assert (final.stats.input_tokens, final.stats.output_tokens, final.stats.estimated) == (21, 10, False)
     sent = server.log.requests[-1]
     assert sent["stream"] is True and sent["messages"][-1] == {"role": "user", "content": "hello"}

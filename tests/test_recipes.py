@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 
@@ -34,7 +35,7 @@ async def test_partials_arrive_in_order_and_the_final_is_the_last_partial_valida
     first_with_step = next(i for i, r in enumerate(partials) if r.steps)
     assert first_with_name < first_with_ingredient < first_with_step
     counts = [(len(r.ingredients), len(r.steps)) for r in partials]
-    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(counts, counts[1:]))  # lists only grow
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in itertools.pairwise(counts))  # lists only grow
     final = partials[-1]
     assert final == Recipe.model_validate(final.model_dump()) and final.name == "麻婆豆腐"
     assert len(final.ingredients) == 9 and final.steps[0].startswith("豆腐")

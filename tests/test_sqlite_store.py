@@ -143,7 +143,7 @@ def test_fifty_concurrent_writers_on_different_conversations(store):
         try:
             for n in range(5):
                 asyncio.run(chat(store, f"c{number}", f"owner{number % 5}", (f"q{n}", f"a{n}")))
-        except BaseException as error:  # collected and reported below
+        except BaseException as error:  # noqa: BLE001 (a thread: collected and reported below)
             errors.append(error)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(50)]

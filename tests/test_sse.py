@@ -57,7 +57,7 @@ def parse_fields(body: str) -> list[tuple[str, str, str | None, int | None]]:
         if line.startswith(":"):
             continue
         field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if field == "event":
             name = value
         elif field == "data":

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from chat.agents import build_chat_agent
@@ -24,7 +26,7 @@ async def test_each_delta_is_shown_beside_the_cumulative_text():
         cumulative += event.delta
         assert event.cumulative == cumulative and event.size == len(event.delta)
     assert shown[-1].cumulative.endswith("60.")
-    assert all(a.offset_ms <= b.offset_ms for a, b in zip(shown, shown[1:]))
+    assert all(a.offset_ms <= b.offset_ms for a, b in itertools.pairwise(shown))
 
 
 async def test_debounce_merges_chunks_into_fewer_deltas():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -55,7 +56,7 @@ async def test_a_turn_streams_many_updates_then_completes_and_is_saved(store):
     updates = await collect(service, "Tell me something")
     assert len(updates) > 3
     texts = [update.text for update in updates]
-    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
     final = updates[-1]
     assert final.status is TurnStatus.COMPLETED and final.stats is not None
     assert final.stats.output_tokens > 0 and final.stats.requests == 1
@@ -316,7 +317,7 @@ async def test_a_second_turn_on_a_chat_that_is_answering_is_refused_and_the_firs
     assert [update.status for update in second] == [TurnStatus.FAILED]
     assert "still answering" in second[0].error
     assert (await first)[-1].status is TurnStatus.COMPLETED
-    assert [bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))][0] == "first, long"
+    assert next(bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))) == "first, long"
     assert len(await service.load_messages("alice", "c1")) == 2  # the refused prompt cut nothing and added nothing
 
 

@@ -90,7 +90,7 @@ def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_
 def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
-    menu = dict((value, label) for label, value in side.model_menu())
+    menu = {value: label for label, value in side.model_menu()}
     assert menu["demo"] == "demo"
     assert (
         menu["openai-chat:gpt-4o-mini"]
@@ -117,7 +117,7 @@ def test_the_page_refuses_over_the_same_limit_as_the_server(tab):
 async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
     outputs = await answered(tab, "My name is Ann.", OWNER, "c1")
     assert len(outputs) >= 2
-    bubble, usage, context, later_id = outputs[-1]
+    bubble, usage, _context, later_id = outputs[-1]
     assert "Ann" in bubble and "**demo**" in usage
     assert outputs[0][3] == "c1" and later_id == gr.skip()  # the chat is named once, by the first update
     assert len(await tab.service.load_messages(OWNER, "c1")) == 2
@@ -170,7 +170,7 @@ async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(
 async def test_the_address_reopens_only_the_owners_chat(tab):
     side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
     await answered(tab, "Ein Geheimnis", ALICE, "c1")
-    shown, conversation_id, title, policy, _ = await side.open_from_url(
+    shown, conversation_id, title, _policy, _ = await side.open_from_url(
         ALICE, SimpleNamespace(session_hash="s", query_params={"c": "c1"})
     )
     assert conversation_id == "c1" and shown[0]["content"] == "Ein Geheimnis" and title == "Ein Geheimnis"
@@ -189,7 +189,7 @@ def side(tab):
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
     await answered(tab, "secret", ALICE, "c1")
-    chat, conversation_id, title, usage, notice, policy, listed = await side.switch(MALLORY, "c1", page())
+    chat, conversation_id, title, _usage, notice, _policy, listed = await side.switch(MALLORY, "c1", page())
     assert chat == [] and conversation_id != "c1" and "does not exist" in notice and listed == gr.skip()
     chat, conversation_id, title, *_ = await side.switch(ALICE, "c1", page())
     assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
@@ -202,7 +202,7 @@ async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side
     assert notice == "Downloading Remember-42.json"
     saved = tmp_path / payload["filename"]
     saved.write_text(payload["text"], encoding="utf-8")
-    chat, new_id, choices, title, notice = await side.import_file(BOB, str(saved), page())
+    chat, new_id, _choices, _title, notice = await side.import_file(BOB, str(saved), page())
     assert new_id != "c1" and chat[0]["content"] == "Remember 42" and "Imported 2 messages" in notice
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": "nope"}')

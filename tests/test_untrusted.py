@@ -8,7 +8,10 @@ from chat.untrusted import escape_markdown, images_as_links, plain_line, shorten
 @pytest.mark.parametrize(
     ("markdown", "shown"),
     [
-        ("see ![chart](https://stats.example.org/p.png?q=ma%20clé)", "see [🖼 chart](https://stats.example.org/p.png?q=ma%20clé)"),
+        (
+            "see ![chart](https://stats.example.org/p.png?q=ma%20clé)",
+            "see [🖼 chart](https://stats.example.org/p.png?q=ma%20clé)",
+        ),
         ('![](//cdn.example.net/x.gif "t")', "[🖼 image](//cdn.example.net/x.gif)"),
         ("a ![x](<http://10.0.0.7:8080/y.svg>) b", "a [🖼 x](http://10.0.0.7:8080/y.svg) b"),
         ("![icône](javascript:alert(1))", "[🖼 icône](javascript:alert(1))"),

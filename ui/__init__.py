@@ -147,6 +147,14 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             side.open_from_url, owner, [chat_shown, conversation_id, bar.title, policy, bar.sessions], **PRIVATE
         )
         show_in_url(opened)
+        following = opened.then(
+            chat.follow_answer,
+            [owner, conversation_id, chat_shown],
+            [pane.chatbot, pane.chatbot_state, chat_shown, pane.textbox, usage, inspector],
+            **PRIVATE,
+        )
+        following.then(*refresh_sidebar, **PRIVATE)  # a new chat's title, once its first answer is saved
+        switching["cancels"].append(following)  # opening another chat leaves the answer running, unread
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
         demo.load(None, None, None, js=copy_script(), **PRIVATE)
@@ -191,6 +199,14 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             side.put_delete_away,
             None,
             [bar.delete, bar.confirm_delete],
+            queue=False,
+            **PRIVATE,
+        )
+        gr.on(  # whatever answer the page was showing is cancelled or left running unread: Send, not Stop
+            [bar.new_chat.click, pane.chatbot.clear, bar.sessions.input, bar.results.input, bar.import_button.upload],
+            pane.show_send,
+            None,
+            pane.textbox,
             queue=False,
             **PRIVATE,
         )

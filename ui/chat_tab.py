@@ -160,7 +160,7 @@ class ChatPane(gr.ChatInterface):
     def _show_stop(self) -> gr.Textbox:
         return gr.Textbox(submit_btn=False, stop_btn=self.original_stop_btn)
 
-    def _show_send(self) -> gr.Textbox:
+    def show_send(self) -> gr.Textbox:
         return gr.Textbox(submit_btn=self._send_button, stop_btn=False)
 
     def _setup_stop_events(self, event_triggers: list[Any], events_to_cancel: list[Any], after_success: Any) -> None:
@@ -171,7 +171,7 @@ class ChatPane(gr.ChatInterface):
         for trigger in event_triggers:
             trigger(self._show_stop, None, [self.textbox], **quiet)
         for event in events_to_cancel:
-            event.then(self._show_send, None, [self.textbox], **quiet)
+            event.then(self.show_send, None, [self.textbox], **quiet)
         stop_fn, stop_inputs = self._on_stop
         # Not queued: a Stop must not wait behind the answers it is meant to end.
         self.textbox.stop(stop_fn, stop_inputs, None, **quiet)
@@ -193,7 +193,7 @@ class ChatPane(gr.ChatInterface):
             ):
                 update = block_fn.fn()
                 if isinstance(update, dict) and "interactive" in update:
-                    block_fn.fn = self._show_send if update["interactive"] else self._show_stop
+                    block_fn.fn = self.show_send if update["interactive"] else self._show_stop
                     block_fn.show_progress = "hidden"
         self.answer_events = [block_fn for block_fn in own if block_fn.name == "_submit_fn"]
         for answer in self.answer_events:  # the answer's progress shows in the chat, not on the usage line
@@ -270,6 +270,33 @@ class ChatTab:
             if scope:
                 self.service.stop(scope, conversation_id)
             raise
+
+    async def follow_answer(
+        self,
+        token: str | None,
+        conversation_id: str | None,
+        shown: list[dict[str, Any]],
+        request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """After a reload (or in a second tab): an answer still being written in the chat the page opened
+        streams in below what is stored, with Stop, as if this page had sent it."""
+        owner = self.visitors.owner(token, request, profile)
+        run = self.service.live_turn(owner, conversation_id) if owner and conversation_id else None
+        if run is None or run.ended.is_set():  # nothing running: what the page shows is what is stored
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        asked = {"role": "user", "content": run.subject}
+        send_or_stop: Any = gr.Textbox(submit_btn=False, stop_btn=True)
+        async for update in self.service.follow(run):
+            chat = [*shown, asked, {"role": "assistant", "content": answer_markdown(update, self.image_hosts)}]
+            if update.final:
+                send_or_stop = gr.Textbox(submit_btn=True, stop_btn=False)
+            # The chat and ChatInterface's own copy of it (the next Send's history) each update; the value
+            # that shows a chat only at the end: its change event drops updates that come while it runs.
+            shows = chat if update.final else gr.skip()
+            yield chat, chat, shows, send_or_stop, usage_line(update), context_panel(update)
+            send_or_stop = gr.skip()
 
     def stop(
         self,

@@ -106,6 +106,9 @@ class SessionHandlers:
         owner = self.visitors.owner(token, request, profile)
         wanted = dict(getattr(request, "query_params", None) or {}).get("c")
         choices = self.session_choices(owner)
+        if owner and wanted and self.service.live_turn(owner, wanted) and wanted not in {v for _, v in choices}:
+            # A new chat whose first answer is still being written: nothing is stored yet, it streams in next.
+            return [], wanted, "", gr.skip(), gr.update(choices=choices, value=None)
         if owner and wanted and wanted in {value for _, value in choices}:
             try:
                 opened = await self.sessions.open(owner, wanted)
