@@ -65,8 +65,10 @@ def run(quick: bool) -> Section:
         "Context: input tokens per request",
         rows,
         [
-            "Demo model, one conversation per policy; window = last 20 messages; summary past 30 messages, "
-            "last 10 verbatim, re-summarized every 20. The ratio column is the request size against full history."
+            (
+                "Demo model, one conversation per policy; window = last 20 messages; summary past 30 messages, "
+                "last 10 verbatim, re-summarized every 20. The ratio column is the request size against full history."
+            )
         ],
     )
 

@@ -174,10 +174,14 @@ def run(quick: bool) -> Section:
         "One visitor against everyone else",
         rows,
         [
-            "The app runs with its default per-visitor limits (3 answers running, 20 a minute, answers of at "
-            "most 40,000 characters) and the demo model at full speed: the hardest a visitor can push it.",
-            f"The first-token figure is over {runs} turns of the other visitor; the memory ceiling is a "
-            "fixed figure for a small Space, not a ratio.",
+            (
+                "The app runs with its default per-visitor limits (3 answers running, 20 a minute, answers of at "
+                "most 40,000 characters) and the demo model at full speed: the hardest a visitor can push it."
+            ),
+            (
+                f"The first-token figure is over {runs} turns of the other visitor; the memory ceiling is a "
+                "fixed figure for a small Space, not a ratio."
+            ),
         ],
     )
 

@@ -196,9 +196,11 @@ def run(quick: bool) -> Section:
             ),
         ],
         [
-            f"Baseline: the same agent streamed in-process with `run_stream` (raw pydantic-ai). Of the app's "
-            f"overhead, {gradio_part:.0f} ms is present in a minimal `gr.Blocks` chat serving the same agent "
-            f"(`benchmarks/baselines.py`), and {ours:.0f} ms is ours (store reads, run set-up, our outputs).",
+            (
+                f"Baseline: the same agent streamed in-process with `run_stream` (raw pydantic-ai). Of the app's "
+                f"overhead, {gradio_part:.0f} ms is present in a minimal `gr.Blocks` chat serving the same agent "
+                f"(`benchmarks/baselines.py`), and {ours:.0f} ms is ours (store reads, run set-up, our outputs)."
+            ),
         ],
     )
 

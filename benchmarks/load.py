@@ -148,8 +148,10 @@ def run(quick: bool) -> Section:
         "Simultaneous chats",
         rows,
         [
-            f"Each figure over {runs} runs; a run's first-token figure is its p95 over all its chats. "
-            f"Baseline: one chat alone on the same server in the same run."
+            (
+                f"Each figure over {runs} runs; a run's first-token figure is its p95 over all its chats. "
+                f"Baseline: one chat alone on the same server in the same run."
+            )
         ],
     )
 

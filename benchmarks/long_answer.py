@@ -42,19 +42,21 @@ async def sse_stream(
     timing = StreamTiming()
     started = time.perf_counter()
     event = None
-    async with httpx.AsyncClient(timeout=120) as client:
-        async with client.stream("GET", url, params=params, headers=headers or {}) as stream:
-            stream.raise_for_status()
-            async for line in stream.aiter_lines():
-                timing.bytes += len(line.encode()) + 1
-                if line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and (update_event is None or event == update_event):
-                    timing.updates += 1
-                    if timing.first_token is None:
-                        timing.first_token = time.perf_counter() - started
-                elif not line:
-                    event = None
+    async with (
+        httpx.AsyncClient(timeout=120) as client,
+        client.stream("GET", url, params=params, headers=headers or {}) as stream,
+    ):
+        stream.raise_for_status()
+        async for line in stream.aiter_lines():
+            timing.bytes += len(line.encode()) + 1
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and (update_event is None or event == update_event):
+                timing.updates += 1
+                if timing.first_token is None:
+                    timing.first_token = time.perf_counter() - started
+            elif not line:
+                event = None
     timing.total = time.perf_counter() - started
     return timing
 
@@ -138,9 +140,11 @@ def run(quick: bool) -> Section:
         f"A {long:,}-token answer at full speed",
         rows,
         [
-            "Baseline: the same agent behind a minimal FastAPI endpoint sending one SSE event per delta "
-            "(`benchmarks/baselines.py sse`). The app coalesces its updates to at most one per 50 ms, so it "
-            "sends far fewer updates; Gradio sends each update as a diff, so bytes stay linear.",
+            (
+                "Baseline: the same agent behind a minimal FastAPI endpoint sending one SSE event per delta "
+                "(`benchmarks/baselines.py sse`). The app coalesces its updates to at most one per 50 ms, so it "
+                "sends far fewer updates; Gradio sends each update as a diff, so bytes stay linear."
+            ),
         ],
     )
 

@@ -79,8 +79,10 @@ def run(quick: bool) -> Section:
         "Recipe: partial structured output",
         rows,
         [
-            "With debounce 0 every delta is validated (one snapshot per token); debounce 0.05 s caps "
-            "validation at about 20 snapshots per second whatever the token rate, which the Recipe tab uses."
+            (
+                "With debounce 0 every delta is validated (one snapshot per token); debounce 0.05 s caps "
+                "validation at about 20 snapshots per second whatever the token rate, which the Recipe tab uses."
+            )
         ],
     )
 

@@ -145,8 +145,10 @@ def run(quick: bool) -> Section:
         "Stop under load",
         rows,
         [
-            f"Each figure over {runs} runs; a run's figure with {crowd} is its p95 over all its chats. The "
-            "page's Stop is an unqueued event, so it does not wait behind the answers it ends."
+            (
+                f"Each figure over {runs} runs; a run's figure with {crowd} is its p95 over all its chats. The "
+                "page's Stop is an unqueued event, so it does not wait behind the answers it ends."
+            )
         ],
     )
 

@@ -128,9 +128,11 @@ def run(quick: bool) -> Section:
         "SQLite store",
         rows,
         [
-            "A real SQLite file; a save appends one turn to a conversation of that length (21 saves each), "
-            "lookups and searches are repeated 7 times. Search matches every owner's rows, then keeps the "
-            "visitor's own: its cost grows with the whole database, not with one visitor's share."
+            (
+                "A real SQLite file; a save appends one turn to a conversation of that length (21 saves each), "
+                "lookups and searches are repeated 7 times. Search matches every owner's rows, then keeps the "
+                "visitor's own: its cost grows with the whole database, not with one visitor's share."
+            )
         ],
     )
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 DEMO_MODEL = "demo"
+PolicyKind = Literal["full", "window", "summary"]
+"""What a turn sends of its conversation: all of it, a window of recent messages, or a summary and the recent ones."""
+POLICY_KINDS: tuple[PolicyKind, ...] = ("full", "window", "summary")
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Settings:
     """Signs the visitor cookies; by default a random key made once and kept in the database."""
     warm_up: bool = True
     db_path: str = "data/chat.db"
-    context_policy: str = "window"
+    context_policy: PolicyKind = "window"
     """The context policy of a new conversation: full, window or summary."""
     context_choices: tuple[str, ...] = ("window", "summary")
     """The policies a visitor may pick; `full` sends the whole history, so every turn of a long chat costs
@@ -62,6 +66,9 @@ class Settings:
     hf_login: bool = False
     """Offer "Sign in with Hugging Face" (on a Space with `hf_oauth: true`); a signed-in visitor's
     conversations follow their account instead of their browser."""
+    host: str = "127.0.0.1"
+    """The address the server listens on; `0.0.0.0` for every interface (a container, a Space)."""
+    port: int = 7860
     storage_notice: str | None = None
     """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
 

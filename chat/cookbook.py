@@ -56,11 +56,15 @@ COOKBOOK = {"麻婆豆腐": MAPO_TOFU, "mapo tofu": MAPO_TOFU, "mapo": MAPO_TOFU
 _NOT_FOOD = re.compile(r"\d\s*[-+*/x×÷]\s*\d|\b(weather|stock|capital of|who is|what is the time)\b", re.IGNORECASE)
 
 
+TRAILING_PUNCTUATION = " .!?,。!?"
+"""Characters trimmed from either end of a dish's name, in Latin and CJK punctuation."""
+
+
 def _dish_name(request: str) -> str:
     text = re.sub(
         r"(?i)^(please\s+)?(give me|write|make|a|an|the|recipe for|recipe|how to (cook|make))\s+", "", request.strip()
     )
-    text = re.sub(r"(?i)\b(recipe|please)\b", "", text).strip(" .!?,。!?")
+    text = re.sub(r"(?i)\b(recipe|please)\b", "", text).strip(TRAILING_PUNCTUATION)
     return text[:60] or "House special"
 
 

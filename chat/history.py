@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -21,10 +20,9 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+from chat.config import PolicyKind
 from chat.demo_model import estimate_message_tokens
 
-PolicyKind = Literal["full", "window", "summary"]
-POLICY_KINDS: tuple[PolicyKind, ...] = ("full", "window", "summary")
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation (older messages are not repeated):\n"
 
 
@@ -160,7 +158,7 @@ class Compactor:
             try:
                 previous, start = (stored.text, stored.covered) if stored else (None, 0)
                 text = await self.summarize(previous, messages[start:cut])
-            except Exception as error:  # a summary is an optimisation: fall back, and say so
+            except Exception as error:  # noqa: BLE001 (a summary is an optimisation: fall back, and say so)
                 self.report.notice = f"The summarizer failed ({type(error).__name__}); sent a window instead."
                 return window(messages, self.policy.keep_recent)
             stored = StoredSummary(text=text, covered=cut)

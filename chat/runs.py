@@ -379,13 +379,7 @@ async def stream_from_own_task(
 async def wait_for_run(task: asyncio.Task[None]) -> None:
     """Wait for the run to finish saving even if the waiter itself is being cancelled."""
     while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.done():
-                break
-            continue
-        except Exception:
-            break
+        with contextlib.suppress(asyncio.CancelledError):  # asyncio.wait never cancels the task it waits for
+            await asyncio.wait({task})
     if task.done() and not task.cancelled() and task.exception() is not None:
         log.error("run task failed", exc_info=task.exception())

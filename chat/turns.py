@@ -25,10 +25,11 @@ from pydantic_ai.exceptions import RunCancelled, RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 
+from chat.config import POLICY_KINDS
 from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
-from chat.history import POLICY_KINDS, Compactor, ContextPolicy, ContextReport, StoredSummary
+from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, LiveRun, Report, stream_from_own_task

@@ -149,9 +149,12 @@ class SQLiteConversationStore(ConversationStore):
             if (row[0] if row else None) != expected_revision:
                 raise ConversationConflict(record.conversation_id)
             new_ids = {entry.id for entry in new_entries}
-            if record.head_id is not None and record.head_id not in new_ids:
-                if connection.execute("SELECT 1 FROM entries WHERE id = ?", [record.head_id]).fetchone() is None:
-                    raise ConversationConflict(record.conversation_id)
+            if (
+                record.head_id is not None
+                and record.head_id not in new_ids
+                and connection.execute("SELECT 1 FROM entries WHERE id = ?", [record.head_id]).fetchone() is None
+            ):
+                raise ConversationConflict(record.conversation_id)
             rows = [
                 (
                     entry.id,

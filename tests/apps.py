@@ -16,9 +16,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import build_app, serve
 from chat.config import Settings
 from chat.turns import ChatService
+from server import build_app, serve
 
 
 @dataclass
@@ -77,11 +77,18 @@ def queue_call(url: str, handler: str, data: list, session_hash: str) -> list:
 
 
 @contextmanager
-def app_process(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`python app.py` as a user runs it (README command 1), on a free port; yields the process and its URL."""
+def app_process(environment: dict[str, str], *, flags: bool = False) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`python app.py` as a user runs it (README command 1), on a free port; yields the process and its URL.
+
+    The port and address are given as Gradio's environment variables, or with `flags` as `--port`/`--host`."""
     port = free_port()
-    environment = {**environment, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
-    with serving_process([sys.executable, "app.py"], environment, port) as served:
+    command = [sys.executable, "app.py"]
+    if flags:
+        command += ["--port", str(port), "--host", "127.0.0.1"]
+        environment = {k: v for k, v in environment.items() if not k.startswith("GRADIO_SERVER_")}
+    else:
+        environment = {**environment, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    with serving_process(command, environment, port) as served:
         yield served
 
 

@@ -10,7 +10,7 @@ from pydantic_ai import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# `import app` builds the module-level demo; keep its database out of the working tree.
+# `app.demo` (built on first use, from the environment) must keep its database out of the working tree.
 os.environ["CHAT_DB"] = str(Path(tempfile.mkdtemp(prefix="chat-tests-")) / "import-time.db")
 
 # Unit tests never reach a provider; provider tests re-enable requests for their local server only.

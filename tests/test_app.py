@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
 
-from app import parse_settings
 from chat.config import Settings
+from chat.options import parse_settings
 from tests.apps import running_app, visitor_token
 
 OWNER = visitor_token("integration")
@@ -114,6 +118,82 @@ def test_settings_come_from_flags_over_environment():
     assert parse_settings({}).model == "demo"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_app_py(folder: Path, *args: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python app.py ARGS` run from `folder` (a user's own working directory), without starting a server."""
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['app.py', *{list(args)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(ROOT / 'app.py')!r}, run_name='__main__')\n"
+        "finally:\n"
+        "    print('gradio imported' if 'gradio' in sys.modules else 'gradio not imported')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=folder,
+        env={**clean, "PYTHONPATH": str(ROOT), **(environment or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_help_names_every_option_its_variable_and_default_and_touches_nothing(tmp_path):
+    from chat.options import OPTIONS
+
+    shown = run_app_py(tmp_path, "--help")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # argparse wraps lines
+    for option in OPTIONS:
+        assert option.flag in text and option.environment in text, option.flag
+    assert "[CHAT_MAX_STREAMS; default: 200]" in text and "[GRADIO_SERVER_PORT; default: 7860]" in text
+    assert text.endswith("gradio not imported")  # nothing heavy is loaded to print the help...
+    assert list(tmp_path.iterdir()) == []  # ...and nothing is created: no data/chat.db
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "named"),
+    [
+        ((), {"CHAT_MAX_STREAMS": "zwölf"}, "CHAT_MAX_STREAMS=zwölf: expected a whole number"),
+        (("--port", "80a"), {}, "--port=80a: expected a whole number"),
+        (("--request-timeout", "1,5"), {}, "--request-timeout=1,5: expected a number"),
+        ((), {"CHAT_CONTEXT": "everything"}, "CHAT_CONTEXT=everything: use one of full, window, summary"),
+        ((), {"CHAT_ALLOW_ANY_MODEL": "perhaps"}, "CHAT_ALLOW_ANY_MODEL=perhaps: expected on or off"),
+        (("--db",), {}, "--db: expected one argument"),
+    ],
+)
+def test_a_bad_value_is_named_in_one_line_before_anything_is_built(tmp_path, args, environment, named):
+    refused = run_app_py(tmp_path, *args, environment=environment)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "Traceback" not in refused.stderr
+    assert refused.stdout.strip() == "gradio not imported" and list(tmp_path.iterdir()) == []
+
+
+def test_importing_app_builds_nothing_until_demo_is_asked_for(tmp_path):
+    script = (
+        "import sys, app\n"
+        "print('gradio' in sys.modules)\n"
+        "print(type(app.demo).__name__, app.demo is app.demo, type(app.service).__name__)\n"
+    )
+    built = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CHAT_DB": str(tmp_path / "reload.db")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert built.stdout.split("\n")[:2] == ["False", "Blocks True ChatService"], built.stderr[-2000:]
+    assert (tmp_path / "reload.db").exists()  # `gradio app.py` reload mode gets a whole app, from the environment
+
+
 def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
     import os
@@ -122,7 +202,7 @@ def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("CHAT_", "OPENAI_", "ANTHROPIC_"))}
     environment["CHAT_DB"] = str(tmp_path / "chat.db")  # the one exception: keep the test's data in its folder
-    with app_process(environment) as (_, url):
+    with app_process(environment, flags=True) as (_, url):  # --port and --host
         chat, *_ = Client(url, verbose=False).predict("Hello!", "demo", visitor_token("fresh"), api_name="/chat")
         assert "Demo model" in last_answer(chat)
 

@@ -34,3 +34,22 @@ def test_the_page_and_the_apis_reach_storage_only_through_chat(path):
 @pytest.mark.parametrize("path", DOMAIN, ids=lambda path: f"chat/{path.name}")
 def test_chat_knows_nothing_of_gradio_or_the_web(path):
     assert imported_packages(path).isdisjoint({"gradio", "ui", "web", "app", "fastapi", "starlette"})
+
+
+def test_the_entry_point_loads_only_the_settings_before_they_are_good():
+    """`python app.py --help` or a wrong value answers at once: app.py's own imports are the settings table's."""
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    top_level = {alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    top_level |= {node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)}
+    ours = {name for name in top_level if name.split(".")[0] in {"chat", "storage", "ui", "web", "server"}}
+    assert ours == {"chat.options"}
+    assert imported_packages(ROOT / "chat" / "options.py") - {"__future__"} <= {
+        "argparse",
+        "dataclasses",
+        "os",
+        "collections",
+        "pathlib",
+        "typing",
+        "chat",
+    }
+    assert imported_packages(ROOT / "chat" / "config.py") - {"__future__"} <= {"dataclasses", "typing"}

@@ -266,7 +266,7 @@ async def test_markdown_export_is_named_after_the_title(tab, side):
 
 
 def test_the_database_lives_in_data_or_in_a_spaces_persistent_storage(tmp_path):
-    from app import EPHEMERAL_SPACE_NOTICE, default_db_path, parse_settings
+    from chat.options import EPHEMERAL_SPACE_NOTICE, default_db_path, parse_settings
 
     assert default_db_path({}) == ("data/chat.db", None)
     persistent = tmp_path / "data"

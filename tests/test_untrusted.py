@@ -68,7 +68,7 @@ def test_the_operators_image_hosts_reach_the_policy_and_a_route_with_its_own_pol
     from fastapi.responses import PlainTextResponse
     from fastapi.testclient import TestClient
 
-    from app import parse_settings
+    from chat.options import parse_settings
     from web.content_policy import ImagesFromHereOnly
 
     hosts = parse_settings({"CHAT_IMAGE_HOSTS": "img.example.com, cdn.beispiel.de"}).image_hosts

@@ -1,0 +1,166 @@
+"""The server: the services on one store, the page, the SSE API, and a launch that drains on SIGTERM.
+
+`app.py` reads the settings and calls `run`; tests build and serve apps of their own with `build_app` and
+`serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import gradio as gr
+from pydantic_ai.conversation import Conversation
+from starlette.middleware import Middleware
+
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.demo_model import DemoModel, DemoPace
+from chat.handoff import HandoffService
+from chat.history import ContextPolicy
+from chat.identity import VisitorCookie
+from chat.journal import recover_unfinished_turns
+from chat.models import ModelResolver
+from chat.quota import StoredDataQuota
+from chat.recipe_runs import RecipeService
+from chat.runs import ActiveTurns
+from chat.sessions import Sessions
+from chat.shutdown import drain, wait_for_stop_signal
+from chat.stream_inspector import StreamInspector
+from chat.turns import ChatService
+from storage import open_store
+from storage.sqlite_store import SQLiteConversationStore
+from storage.turn_journal import TurnJournal
+from ui import ServicesShown, build_demo, launch_options
+from web.content_policy import ImagesFromHereOnly
+from web.sse import ChatStreamAPI
+from web.visitor_cookie import IssueVisitorCookie
+
+log = logging.getLogger(__name__)
+
+
+def run_to_completion(work: Coroutine[Any, Any, Any]) -> Any:
+    """Run start-up work to its end, also when the caller already runs an event loop (a test, a notebook)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(1) as own_loop:
+        return own_loop.submit(asyncio.run, work).result()
+
+
+def build_service(settings: Settings) -> ChatService:
+    store = open_store(settings.db_path)
+    journal = TurnJournal(store)
+    # Before serving: answers a killed server was writing go back into their conversations, labelled.
+    run_to_completion(recover_unfinished_turns(journal, store))
+    return ChatService(
+        build_chat_agent(),
+        store,
+        ModelResolver(settings),
+        journal=journal,
+        active=ActiveTurns(
+            max_per_owner=settings.max_running_per_visitor or None,
+            starts_per_minute=settings.max_messages_per_minute or None,
+            quota=StoredDataQuota(store, settings.max_stored_bytes_per_visitor),
+            max_per_address=settings.max_running_per_address or None,
+        ),
+        max_prompt_chars=settings.max_prompt_chars,
+        max_answer_chars=settings.max_answer_chars or None,
+        request_timeout=settings.request_timeout,
+        context_choices=settings.context_choices,
+        default_policy=ContextPolicy(
+            kind=settings.context_policy,
+            window=settings.context_window,
+            summary_threshold=settings.summary_threshold,
+            keep_recent=settings.summary_keep_recent,
+            resummarize_after=max(settings.summary_threshold * 2 // 3, 2),
+        ),
+    )
+
+
+def warm_up(service: ChatService) -> None:
+    """Stream one instant demo answer: the first run in a process pays ~0.5 s of one-off set-up."""
+
+    async def run_once() -> None:
+        async with service.agent.run_stream(
+            "hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()
+        ) as run:
+            async for _ in run.stream_text(delta=True, debounce_by=None):
+                pass
+
+    run_to_completion(run_once())
+
+
+def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
+    service = build_service(settings)
+    if settings.warm_up:
+        warm_up(service)
+    # One registry of running turns for chats, recipes and hand-offs: Stop finds each, a shutdown drains all.
+    shared = {"request_timeout": settings.request_timeout, "active": service.active}
+    shown = ServicesShown(
+        chat=service,
+        sessions=Sessions(
+            service.store,
+            settings.image_hosts,
+            max_import_bytes=settings.max_import_bytes,
+            quota=service.active.quota,  # the same limit on answers and on imports
+        ),
+        recipes=RecipeService(service.store, service.models, **shared),
+        handoffs=HandoffService(service.store, service.models, **shared),
+        inspector=StreamInspector(service.agent, service.models),
+        visitor_cookie=visitor_cookie(settings, service.store),
+    )
+    return build_demo(shown, settings), service
+
+
+def visitor_cookie(settings: Settings, store: SQLiteConversationStore) -> VisitorCookie:
+    """The signer of visitor cookies: CHAT_SECRET when set, else a key kept in the database (so visitors
+    keep their chats across restarts, and replicas on one database agree)."""
+    secret = settings.cookie_secret.encode() if settings.cookie_secret else store.server_secret("visitor-cookie")
+    return VisitorCookie(secret)
+
+
+def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None:
+    """Drain (chat/shutdown.py): refuse new turns, stop and save the running ones, then close the server."""
+    drain(service.active, settings.shutdown_grace)
+    demo.close()
+
+
+KEEP_ALIVE_SECONDS = 75
+"""Longer than the idle time of browsers' and HTTP clients' pools and of proxies (nginx, load balancers: 60 s)."""
+
+
+def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: Any) -> None:
+    """Launch the UI with the SSE chat API and its demo page on the same server and port.
+
+    The API's routes go into the app as Gradio creates it, so they answer from the server's first request
+    (added after `launch()`, they answered 404 for the moment between the two).
+    """
+    cookies = visitor_cookie(settings, service.store)
+    api = ChatStreamAPI(service, cookies, default_model=settings.default_model)
+    middleware = [
+        Middleware(IssueVisitorCookie, cookies=cookies),
+        Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),
+    ]
+    demo.launch(
+        prevent_thread_lock=True,
+        app_kwargs={"routes": api.router().routes, "middleware": middleware},
+        **launch_options(settings),
+        **launch,
+    )
+    # Uvicorn, as Gradio starts it, closes an idle connection after 5 s; a busy client reusing one it
+    # believes open sends its request into a closing socket (about 1 in 100 failed at 200 chats). Each
+    # new connection reads this setting, so from here on the server outlasts any client's idle time.
+    demo.server.config.timeout_keep_alive = KEEP_ALIVE_SECONDS
+
+
+def run(settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
+    demo, service = build_app(settings)
+    serve(demo, service, settings, server_name=settings.host, server_port=settings.port)
+    log.info("stopping on %s", wait_for_stop_signal().name)
+    shut_down(demo, service, settings)
