@@ -7,8 +7,6 @@ together as one conversation of the owner's.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import enum
 import logging
 from collections.abc import AsyncIterator
@@ -17,14 +15,13 @@ from dataclasses import dataclass
 from pydantic_ai import Agent, CancellationToken
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled
-from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.messages import ModelMessage
 
-from chat.endings import END_KEY
+from chat.endings import mark_ended
 from chat.errors import PromptRejected, describe_failure
-from chat.models import ModelResolver
-from chat.runs import ActiveTurns, Report, stream_from_own_task
+from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
+from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt, visible_prefix
-from storage.sqlite_store import SQLiteConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +34,8 @@ WRITER_INSTRUCTIONS = (
     "general audience: a headline and two short paragraphs. Do not invent numbers the analysis lacks."
 )
 WRITER_PROMPT = "Write the short article from the analysis above."
+HANDOFF_KIND = "handoff"
+"""What `ActiveTurns.live` knows a hand-off's run by."""
 
 
 class Stage(enum.StrEnum):
@@ -44,68 +43,34 @@ class Stage(enum.StrEnum):
     WRITER = "writer"
 
 
-class HandoffStatus(enum.StrEnum):
-    STREAMING = "streaming"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
-class HandoffUpdate:
+class HandoffUpdate(RunUpdate):
     stage: Stage
     analysis: str
     article: str
-    status: HandoffStatus = HandoffStatus.STREAMING
+    status: RunStatus = RunStatus.STREAMING
     error: str | None = None
 
-    @property
-    def final(self) -> bool:
-        return self.status is not HandoffStatus.STREAMING
 
+class HandoffService(RunService):
+    # Agents hold no state of a run: one pair serves every visitor (the model is given per run).
+    analyst = Agent(None, output_type=str, instructions=ANALYST_INSTRUCTIONS, name="analyst", defer_model_check=True)
+    writer = Agent(None, output_type=str, instructions=WRITER_INSTRUCTIONS, name="writer", defer_model_check=True)
 
-class HandoffService:
-    def __init__(
-        self,
-        store: SQLiteConversationStore,
-        models: ModelResolver,
-        *,
-        request_timeout: float = 60.0,
-        active: ActiveTurns | None = None,
-    ) -> None:
-        self.store = store
-        self.models = models
-        self.request_timeout = request_timeout
-        self.analyst = Agent(
-            None, output_type=str, instructions=ANALYST_INSTRUCTIONS, name="analyst", defer_model_check=True
-        )
-        self.writer = Agent(
-            None, output_type=str, instructions=WRITER_INSTRUCTIONS, name="writer", defer_model_check=True
-        )
-        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
-        """Shared with the chat service in the app, so one shutdown drains every kind of run."""
-
-    def stop(self, owner: str, run_id: str) -> bool:
-        return bool(owner) and self.active.stop(owner, run_id)
-
-    async def run(
+    def run(
         self, owner: str, run_id: str, data: str, model_name: str, *, address: str | None = None
     ) -> AsyncIterator[HandoffUpdate]:
         if not owner or not (data or "").strip():
             message = "Give the analyst some data or a question first." if owner else "Reload the page."
-            yield HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, message)
-            return
+            return refused(HandoffUpdate(Stage.ANALYST, "", "", RunStatus.FAILED, message))
 
         async def produce(token: CancellationToken, report: Report[HandoffUpdate]) -> None:
             await self._produce(owner, run_id, join_surrogates(data.strip()), model_name, token, report)
 
         def crashed(error: BaseException) -> HandoffUpdate:
-            return HandoffUpdate(Stage.ANALYST, "", "", HandoffStatus.FAILED, describe_failure(error, model_name))
+            return HandoffUpdate(Stage.ANALYST, "", "", RunStatus.FAILED, describe_failure(error, model_name))
 
-        running = stream_from_own_task(self.active, owner, run_id, produce, crashed, address=address)
-        async with contextlib.aclosing(running) as updates:
-            async for update in updates:
-                yield update
+        return stream_from_own_task(self.active, owner, run_id, produce, crashed, kind=HANDOFF_KIND, address=address)
 
     async def _produce(
         self,
@@ -120,7 +85,7 @@ class HandoffService:
         stored: list[ModelMessage] = []
         stage = Stage.ANALYST
 
-        def update(status: HandoffStatus = HandoffStatus.STREAMING, error: str | None = None) -> HandoffUpdate:
+        def update(status: RunStatus = RunStatus.STREAMING, error: str | None = None) -> HandoffUpdate:
             analysis, article = visible_prefix(texts[Stage.ANALYST]), visible_prefix(texts[Stage.WRITER])
             return HandoffUpdate(stage, analysis, article, status, error)
 
@@ -144,19 +109,18 @@ class HandoffService:
                 history = [*history, *run.new_messages()]
                 stored = history
             await self._store(owner, run_id, data, stored)
-            report(update(HandoffStatus.COMPLETED))
+            report(update(RunStatus.COMPLETED))
         except RunCancelled as stopped:
             partial = [*stored, *stopped.new_messages()] if stage is Stage.WRITER else list(stopped.new_messages())
-            if partial and isinstance(partial[-1], ModelResponse):
-                ended = {**(partial[-1].metadata or {}), END_KEY: self.active.stop_reason}
-                partial[-1] = dataclasses.replace(partial[-1], state="interrupted", metadata=ended)
+            if partial:
+                mark_ended(partial, self.active.stop_reason, model_name)
             await self._store(owner, run_id, data, partial)
-            report(update(HandoffStatus.STOPPED))
+            report(update(RunStatus.STOPPED))
         except PromptRejected as error:
-            report(update(HandoffStatus.FAILED, str(error)))
+            report(update(RunStatus.FAILED, str(error)))
         except Exception as error:
             log.exception("hand-off %s failed", run_id)
-            report(update(HandoffStatus.FAILED, describe_failure(error, model_name)))
+            report(update(RunStatus.FAILED, describe_failure(error, model_name)))
 
     async def _store(self, owner: str, run_id: str, data: str, messages: list[ModelMessage]) -> None:
         if not messages:

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import enum
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import ClassVar
 
-from pydantic_ai import CancellationToken
+from pydantic_ai import Agent, CancellationToken
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut, UnexpectedModelBehavior
 from pydantic_ai.messages import ModelResponse
 
-from chat.endings import END_KEY
+from chat.endings import mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
-from chat.models import ModelResolver
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
-from chat.runs import ActiveTurns, Report, stream_from_own_task
+from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
+from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt
-from storage.sqlite_store import SessionSummary, SQLiteConversationStore
+from storage.sqlite_store import SessionSummary
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +26,15 @@ RECIPE_KIND = "recipe"
 MAX_REQUEST_CHARS = 2_000
 
 
-class RecipeStatus(enum.StrEnum):
-    STREAMING = "streaming"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
 @dataclass(frozen=True)
-class RecipeUpdate:
+class RecipeUpdate(RunUpdate):
     run_id: str
     recipe: Recipe | None
-    status: RecipeStatus = RecipeStatus.STREAMING
+    status: RunStatus = RunStatus.STREAMING
     snapshots: int = 0
     """Partial snapshots received from pydantic-ai so far (after its debounce)."""
     elapsed: float = 0.0
     error: str | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status is not RecipeStatus.STREAMING
 
 
 @dataclass(frozen=True)
@@ -58,23 +44,9 @@ class StoredRecipe:
     incomplete: bool
 
 
-class RecipeService:
-    def __init__(
-        self,
-        store: SQLiteConversationStore,
-        models: ModelResolver,
-        *,
-        request_timeout: float = 60.0,
-        active: ActiveTurns | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self.store = store
-        self.models = models
-        self.request_timeout = request_timeout
-        self.agents = {mode: build_recipe_agent(mode) for mode in OUTPUT_MODES}
-        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
-        """Shared with the chat service in the app, so one shutdown drains every kind of run."""
-        self._clock = clock
+class RecipeService(RunService):
+    agents: ClassVar[dict[OutputMode, Agent[None, Recipe]]] = {mode: build_recipe_agent(mode) for mode in OUTPUT_MODES}
+    """One agent per output mode; agents hold no state of a run, so every visitor shares them."""
 
     def check_request(self, request: str | None) -> str:
         if request is None or not request.strip():
@@ -82,9 +54,6 @@ class RecipeService:
         if len(request) > MAX_REQUEST_CHARS:
             raise PromptRejected(f"Keep the request under {MAX_REQUEST_CHARS:,} characters.")
         return join_surrogates(request.strip())
-
-    def stop(self, owner: str, run_id: str) -> bool:
-        return bool(owner) and self.active.stop(owner, run_id)
 
     def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
         return self.store.list_sessions(owner, kind=RECIPE_KIND, limit=limit) if owner else []
@@ -98,7 +67,7 @@ class RecipeService:
         incomplete = bool(responses) and responses[-1].state == "interrupted"
         return StoredRecipe(run_id, recipe_from_messages(messages), incomplete)
 
-    async def run(
+    def run(
         self,
         owner: str,
         run_id: str,
@@ -117,19 +86,15 @@ class RecipeService:
             if mode not in OUTPUT_MODES:
                 raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")
         except (PromptRejected, ConversationUnavailable) as error:
-            yield RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=str(error))
-            return
+            return refused(RecipeUpdate(run_id, None, RunStatus.FAILED, error=str(error)))
 
         async def produce(token: CancellationToken, report: Report[RecipeUpdate]) -> None:
             await self._produce(owner, run_id, request, model_name, debounce or None, mode, token, report)
 
         def crashed(error: BaseException) -> RecipeUpdate:
-            return RecipeUpdate(run_id, None, RecipeStatus.FAILED, error=describe_failure(error, model_name))
+            return RecipeUpdate(run_id, None, RunStatus.FAILED, error=describe_failure(error, model_name))
 
-        running = stream_from_own_task(self.active, owner, run_id, produce, crashed, address=address)
-        async with contextlib.aclosing(running) as updates:
-            async for update in updates:
-                yield update
+        return stream_from_own_task(self.active, owner, run_id, produce, crashed, kind=RECIPE_KIND, address=address)
 
     async def _produce(
         self,
@@ -146,7 +111,7 @@ class RecipeService:
         last: Recipe | None = None
         snapshots = 0
 
-        def update(status: RecipeStatus, error: str | None = None) -> RecipeUpdate:
+        def update(status: RunStatus, error: str | None = None) -> RecipeUpdate:
             return RecipeUpdate(run_id, last, status, snapshots, self._clock() - started, error)
 
         conversation = Conversation(conversation_id=run_id)
@@ -162,36 +127,32 @@ class RecipeService:
                 async for partial in run.stream_output(debounce_by=debounce):
                     snapshots += 1
                     last = partial
-                    report(update(RecipeStatus.STREAMING))
+                    report(update(RunStatus.STREAMING))
             result = run.result
             assert result is not None
             last = result.output
             await self.store.save(result.conversation, scope=owner)
             self._describe(owner, run_id, last.name or request, model_name)
-            report(update(RecipeStatus.COMPLETED))
+            report(update(RunStatus.COMPLETED))
         except RunTimedOut as error:
-            report(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+            report(update(RunStatus.FAILED, describe_failure(error, model_name)))
         except RunCancelled as stopped:
             messages = list(stopped.all_messages())
-            if messages and isinstance(messages[-1], ModelResponse):
-                messages[-1] = dataclasses.replace(
-                    messages[-1],
-                    state="interrupted",
-                    metadata={**(messages[-1].metadata or {}), END_KEY: self.active.stop_reason},
-                )
+            if messages:
+                mark_ended(messages, self.active.stop_reason, model_name)
             last = recipe_from_messages(messages) or last
             await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
             self._describe(owner, run_id, (last.name if last else "") or request, model_name)
-            report(update(RecipeStatus.STOPPED))
+            report(update(RunStatus.STOPPED))
         except UnexpectedModelBehavior as error:
             message = (
                 f"The model's recipe did not validate ({error.message}). Streaming runs are not retried: "
                 "the last good partial is shown; generate again, or try another output mode."
             )
-            report(update(RecipeStatus.FAILED, message))
+            report(update(RunStatus.FAILED, message))
         except Exception as error:
             log.exception("recipe run %s failed", run_id)
-            report(update(RecipeStatus.FAILED, describe_failure(error, model_name)))
+            report(update(RunStatus.FAILED, describe_failure(error, model_name)))
 
     def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
         self.store.set_kind(run_id, owner, RECIPE_KIND)

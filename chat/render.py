@@ -8,7 +8,8 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
-from chat.turns import TurnStats, TurnStatus, TurnUpdate
+from chat.runs import RunStatus
+from chat.turns import TurnStats, TurnUpdate
 from chat.untrusted import images_as_links
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
@@ -24,9 +25,9 @@ LABELS = {
 """How an answer that ended early is labelled, by the reason stored with it (chat/endings.py)."""
 ENDED_LABELS = tuple(LABELS.values())
 _REASON_OF_STATUS = {
-    TurnStatus.STOPPED: STOPPED,
-    TurnStatus.CUT: LENGTH_LIMIT,
-    TurnStatus.CONNECTION_LOST: CONNECTION_LOST,
+    RunStatus.STOPPED: STOPPED,
+    RunStatus.CUT: LENGTH_LIMIT,
+    RunStatus.CONNECTION_LOST: CONNECTION_LOST,
 }
 FAILED_PREFIX = "⚠️ "
 
@@ -37,7 +38,7 @@ def ended_label(reason: str | None) -> str:
     return LABELS.get(reason or "", "")
 
 
-def status_label(status: TurnStatus) -> str:
+def status_label(status: RunStatus) -> str:
     """The label of a turn just ended, the same one it gets when shown again from the store."""
     return ended_label(_REASON_OF_STATUS.get(status))
 
@@ -47,7 +48,7 @@ def answer_markdown(update: TurnUpdate, image_hosts: Collection[str] = ()) -> st
 
     Images from other hosts than `image_hosts` and the app itself are shown as links (chat/untrusted.py).
     """
-    if update.status is TurnStatus.FAILED:
+    if update.status is RunStatus.FAILED:
         return f"{FAILED_PREFIX}{update.error}"
     return images_as_links(update.text, image_hosts) + status_label(update.status)
 
@@ -88,7 +89,7 @@ def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
     return bubbles
 
 
-def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) -> str:
+def format_stats(stats: TurnStats, status: RunStatus = RunStatus.COMPLETED) -> str:
     approx = "≈" if stats.estimated else ""
     parts = [
         f"**{stats.model}**",
@@ -99,11 +100,11 @@ def format_stats(stats: TurnStats, status: TurnStatus = TurnStatus.COMPLETED) ->
     if stats.first_token_seconds is not None:
         parts.append(f"first token {stats.first_token_seconds:.2f} s")
     parts.append(f"total {stats.total_seconds:.2f} s")
-    if status is TurnStatus.STOPPED:
+    if status is RunStatus.STOPPED:
         parts.append("stopped")
-    elif status is TurnStatus.CUT:
+    elif status is RunStatus.CUT:
         parts.append("cut at the length limit")
-    elif status is TurnStatus.CONNECTION_LOST:
+    elif status is RunStatus.CONNECTION_LOST:
         parts.append("connection lost")
     return " · ".join(parts)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
 import threading
@@ -32,6 +33,28 @@ from chat.errors import (
 from chat.quota import StoredDataQuota
 
 log = logging.getLogger(__name__)
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is: streaming, until its final update says how it ended. The same for every kind of run."""
+
+    STREAMING = "streaming"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    CUT = "cut"
+    """Ended at the server's longest answer (`max_answer_chars`)."""
+    CONNECTION_LOST = "connection_lost"
+    FAILED = "failed"
+
+
+class RunUpdate:
+    """What every kind of run reports: its status; the update that is not `STREAMING` is the last."""
+
+    status: RunStatus
+
+    @property
+    def final(self) -> bool:
+        return self.status is not RunStatus.STREAMING
 
 
 class Update(Protocol):
@@ -345,8 +368,8 @@ async def stream_from_own_task(
     """
     try:
         token = active.start(owner, run_id, address)
-    except PromptRejected as refused:  # draining for a restart, busy elsewhere, or too many at once
-        yield crashed(refused)
+    except PromptRejected as refusal:  # draining for a restart, busy elsewhere, or too many at once
+        yield crashed(refusal)
         return
     run: LiveRun[U] = LiveRun(kind, subject, tag)
     report: Report[U] = Report(run.publish)
@@ -374,6 +397,11 @@ async def stream_from_own_task(
         if not keep_running_when_left or run.ended.is_set() or active.closing:
             token.cancel()
             await wait_for_run(run.task)
+
+
+async def refused(update: U) -> AsyncIterator[U]:
+    """The stream of a run refused before it started: its one, final update."""
+    yield update
 
 
 async def wait_for_run(task: asyncio.Task[None]) -> None:

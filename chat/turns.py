@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,7 +31,7 @@ from chat.errors import ConversationUnavailable, PromptRejected, describe_failur
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
-from chat.runs import ActiveTurns, LiveRun, Report, stream_from_own_task
+from chat.runs import ActiveTurns, LiveRun, Report, RunStatus, RunUpdate, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
@@ -45,16 +44,6 @@ TURN_KIND = "chat"
 """What `ActiveTurns.live` knows a chat turn's run by (recipes and hand-offs run beside them)."""
 MAX_UPDATES_PER_SECOND = 200
 """What the server sends in total to all streaming chats; see `ChatService.update_interval`."""
-
-
-class TurnStatus(enum.StrEnum):
-    STREAMING = "streaming"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    CUT = "cut"
-    """Ended at the server's longest answer (`max_answer_chars`)."""
-    CONNECTION_LOST = "connection_lost"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -70,19 +59,15 @@ class TurnStats:
 
 
 @dataclass(frozen=True)
-class TurnUpdate:
+class TurnUpdate(RunUpdate):
     conversation_id: str
     text: str
     """The whole answer so far, safe to display."""
-    status: TurnStatus = TurnStatus.STREAMING
+    status: RunStatus = RunStatus.STREAMING
     stats: TurnStats | None = None
     error: str | None = None
     context: ContextReport | None = None
     """On the final update: what the model was sent."""
-
-    @property
-    def final(self) -> bool:
-        return self.status is not TurnStatus.STREAMING
 
 
 class ChatService:
@@ -211,7 +196,7 @@ class ChatService:
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:
-            yield TurnUpdate(conversation_id, "", TurnStatus.FAILED, error=describe_failure(error, model_name))
+            yield TurnUpdate(conversation_id, "", RunStatus.FAILED, error=describe_failure(error, model_name))
             return
 
         async def produce(token: CancellationToken, report: Report[TurnUpdate]) -> None:
@@ -308,9 +293,9 @@ class ChatService:
             result = run.result
             assert result is not None
             new_messages = list(result.new_messages())
-            status = TurnStatus.COMPLETED
+            status = RunStatus.COMPLETED
             if new_messages and _connection_was_lost(new_messages[-1]):
-                status = TurnStatus.CONNECTION_LOST
+                status = RunStatus.CONNECTION_LOST
                 mark_ended(new_messages, CONNECTION_LOST)
             repair_responses(new_messages)
             earlier_usage = conversation.usage
@@ -345,7 +330,7 @@ class ChatService:
                 TurnUpdate(
                     conversation_id,
                     answer,
-                    TurnStatus.CUT if too_long else TurnStatus.STOPPED,
+                    RunStatus.CUT if too_long else RunStatus.STOPPED,
                     stats(usage, stopped.all_messages(), answer),
                     context=compactor.report,
                 )
@@ -367,7 +352,7 @@ class ChatService:
         return TurnUpdate(
             conversation_id,
             visible_prefix(text),
-            TurnStatus.FAILED,
+            RunStatus.FAILED,
             error=describe_failure(error, model_name, mid_stream=bool(text)),
         )
 

@@ -9,17 +9,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def python_module(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    """`python -m ARGS` from the project folder, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
 def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
     results = ROOT / "benchmarks" / "RESULTS.md"
     before = results.read_bytes() if results.exists() else None
-    finished = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    finished = python_module("benchmarks", "--quick", timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
     for title in (
         "## Time to first token",
@@ -40,22 +40,8 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
 
 
 def test_one_benchmark_can_run_alone_and_a_wrong_name_is_refused():
-    alone = subprocess.run(
-        [sys.executable, "-m", "benchmarks.context", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    alone = python_module("benchmarks.context", "--quick", timeout=300)
     assert alone.returncode == 0, alone.stderr[-2000:]
     assert "| window: input tokens" in alone.stdout
-    wrong = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--only", "nonsense"],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    wrong = python_module("benchmarks", "--only", "nonsense", timeout=120)
     assert wrong.returncode != 0 and "unknown benchmark nonsense" in wrong.stderr

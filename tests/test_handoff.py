@@ -9,7 +9,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.demo_model import DemoPace
-from chat.handoff import ANALYST_INSTRUCTIONS, WRITER_INSTRUCTIONS, HandoffService, HandoffStatus, Stage
+from chat.handoff import ANALYST_INSTRUCTIONS, WRITER_INSTRUCTIONS, HandoffService, Stage
+from chat.runs import RunStatus
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +25,7 @@ async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stor
 
     handoff = HandoffService(store, ScriptedResolver(DemoPace.instant(), rec=FunctionModel(stream_function=recording)))
     updates = [u async for u in handoff.run("alice", "h1", "120, 135, 190", "rec")]
-    assert updates[-1].status is HandoffStatus.COMPLETED
+    assert updates[-1].status is RunStatus.COMPLETED
     (analyst_instructions, _), (writer_instructions, writer_history) = seen
     assert analyst_instructions == ANALYST_INSTRUCTIONS and writer_instructions == WRITER_INSTRUCTIONS
     analysis_seen = [m for m in writer_history if isinstance(m, ModelResponse)]
@@ -63,7 +64,7 @@ async def test_stop_during_the_writer_keeps_both_partials(store):
         if update.stage is Stage.WRITER and update.article.count(" ") >= 3:
             handoff.stop("alice", "h1")
     final = updates[-1]
-    assert final.status is HandoffStatus.STOPPED and final.stage is Stage.WRITER
+    assert final.status is RunStatus.STOPPED and final.stage is Stage.WRITER
     stored = (await store.load("h1", scope="alice")).messages
     assert stored[1].parts[0].content.startswith("A0") and stored[-1].state == "interrupted"
     assert isinstance(stored[-1].parts[0], TextPart) and stored[-1].parts[0].content.startswith("W0")
@@ -72,4 +73,4 @@ async def test_stop_during_the_writer_keeps_both_partials(store):
 async def test_empty_data_is_refused(store):
     handoff = HandoffService(store, ScriptedResolver(DemoPace.instant()))
     updates = [u async for u in handoff.run("alice", "h1", "  ", "demo")]
-    assert updates[-1].status is HandoffStatus.FAILED and "data" in updates[-1].error
+    assert updates[-1].status is RunStatus.FAILED and "data" in updates[-1].error

@@ -21,7 +21,8 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.history import SUMMARY_PREFIX, Compactor, ContextPolicy, StoredSummary, cut_index, window
 from chat.models import ModelResolver
-from chat.turns import ChatService, TurnStatus
+from chat.runs import RunStatus
+from chat.turns import ChatService
 
 pytestmark = pytest.mark.anyio
 
@@ -141,7 +142,7 @@ async def input_tokens_per_turn(service: ChatService, policy: str, turns: int) -
     for n in range(turns):
         prompt = "我叫小王,今年 28。" if n == 0 else f"Tell me fact number {n} about bread."
         final = [u async for u in service.run_turn("alice", f"long-{policy}", prompt, "demo", policy)][-1]
-        assert final.status is TurnStatus.COMPLETED, final.error
+        assert final.status is RunStatus.COMPLETED, final.error
         tokens.append(final.stats.input_tokens)
     return tokens
 

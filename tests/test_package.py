@@ -50,25 +50,16 @@ def test_the_wheel_installs_the_app_its_page_and_a_command_that_runs(tmp_path):
     assert installed.returncode == 0, installed.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    environment = {**os.environ, "PYTHONPATH": str(target)}  # the installed copy, not this source tree
-    helped = subprocess.run(
-        [str(target / "bin" / "pydantic-ai-chat"), "--help"],
-        cwd=elsewhere,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+
+    def run_installed(*command: str) -> subprocess.CompletedProcess:
+        """From another folder, with the installed copy (not this source tree) on the path."""
+        environment = {**os.environ, "PYTHONPATH": str(target)}
+        return subprocess.run(command, cwd=elsewhere, env=environment, capture_output=True, text=True, check=False)
+
+    helped = run_installed(str(target / "bin" / "pydantic-ai-chat"), "--help")
     assert helped.returncode == 0 and "--max-streams" in helped.stdout, helped.stderr[-2000:]
-    page = subprocess.run(
-        [sys.executable, "-c", "import web.sse as m; print(m.__file__); print(m.DEMO_PAGE.read_text()[:15])"],
-        cwd=elsewhere,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    page = run_installed(
+        sys.executable, "-c", "import web.sse as m; print(m.__file__); print(m.DEMO_PAGE.read_text()[:15])"
     )
     assert page.stdout.startswith(str(target)) and "<!doctype html>" in page.stdout.lower(), page.stderr[-2000:]
     assert list(elsewhere.iterdir()) == []

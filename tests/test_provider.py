@@ -12,7 +12,8 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.endings import END_KEY
 from chat.models import ModelResolver
-from chat.turns import ChatService, TurnStatus
+from chat.runs import RunStatus
+from chat.turns import ChatService
 from tests.fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.anyio
@@ -44,7 +45,7 @@ async def turn(service: ChatService, prompt: str, conversation: str = "c1"):
 async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service, server):
     updates = await turn(service, "hello")
     final = updates[-1]
-    assert final.status is TurnStatus.COMPLETED
+    assert final.status is RunStatus.COMPLETED
     assert final.text == "".join(f"word{i} " for i in range(10))
     streamed = [u.text for u in updates[:-1]]
     assert len(streamed) >= 3 and all(b.startswith(a) for a, b in itertools.pairwise(streamed))
@@ -55,7 +56,7 @@ async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service
 
 async def test_history_goes_back_to_the_server_as_messages(service, server):
     first = await turn(service, "first question", conversation="history")
-    assert first[-1].status is TurnStatus.COMPLETED, first[-1].error  # (0.5 s request timeout in this module)
+    assert first[-1].status is RunStatus.COMPLETED, first[-1].error  # (0.5 s request timeout in this module)
     await turn(service, "second question", conversation="history")
     roles = [(m["role"], m.get("content")) for m in server.log.requests[-1]["messages"]]
     assert ("user", "first question") in roles
@@ -72,7 +73,7 @@ async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server
         if len(seen) == 3:
             assert service.stop("alice", "stop")
     final = seen[-1]
-    assert final.status is TurnStatus.STOPPED
+    assert final.status is RunStatus.STOPPED
     assert final.text.startswith("word0 word1")
     # The server never sent usage, so the tokens shown are an estimate, and say so.
     assert final.stats.estimated and final.stats.output_tokens >= 2
@@ -94,15 +95,15 @@ async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server
 )
 async def test_faults_give_their_documented_message_and_save_nothing(service, prompt, expected):
     final = (await turn(service, prompt, conversation=prompt))[-1]
-    assert final.status is TurnStatus.FAILED
+    assert final.status is RunStatus.FAILED
     assert expected in final.error and "org-Zq81x" not in final.error  # the provider's own text stays in the log
     assert await service.load_messages("alice", prompt) == []
-    assert (await turn(service, "hello", conversation=prompt))[-1].status is TurnStatus.COMPLETED
+    assert (await turn(service, "hello", conversation=prompt))[-1].status is RunStatus.COMPLETED
 
 
 async def test_a_stream_cut_without_finish_reason_is_labelled_connection_lost(service):
     final = (await turn(service, "fault:cut", conversation="cut"))[-1]
-    assert final.status is TurnStatus.CONNECTION_LOST
+    assert final.status is RunStatus.CONNECTION_LOST
     assert final.text == "word0 word1 word2 "
     stored = await service.load_messages("alice", "cut")
     assert stored[-1].metadata[END_KEY] == "connection_lost"
@@ -116,7 +117,7 @@ async def test_an_emoji_split_across_chunks_is_stored_whole(service):
 
 
 async def test_recipe_tool_call_deltas_stream_through_the_real_client(server, store, monkeypatch):
-    from chat.recipe_runs import RecipeService, RecipeStatus
+    from chat.recipe_runs import RecipeService
 
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)
     resolver = ModelResolver(Settings(model="fake-model", base_url=server.base_url, provider_retries=0))
@@ -125,12 +126,12 @@ async def test_recipe_tool_call_deltas_stream_through_the_real_client(server, st
         updates = [u async for u in recipes.run("alice", "r1", "leek soup", MODEL, debounce=None)]
         assert server.log.requests[-1]["tools"][0]["function"]["name"] == "final_result"
         partials = [u.recipe for u in updates if u.recipe is not None]
-        assert updates[-1].status is RecipeStatus.COMPLETED
+        assert updates[-1].status is RunStatus.COMPLETED
         assert partials[-1].name == "Leek soup" and partials[-1].steps == ["Slice.", "Simmer.", "Blend."]
         assert len({(r.name, len(r.ingredients), len(r.steps)) for r in partials}) >= 4
 
         broken = [u async for u in recipes.run("alice", "r2", "fault:badjson", MODEL, debounce=None)]
-        assert broken[-1].status is RecipeStatus.FAILED and "did not validate" in broken[-1].error
+        assert broken[-1].status is RunStatus.FAILED and "did not validate" in broken[-1].error
         assert broken[-1].recipe is not None and broken[-1].recipe.name == "Leek soup"
     finally:
         await resolver.resolve(MODEL).client.close()

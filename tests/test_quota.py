@@ -12,9 +12,9 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.quota import StoredDataQuota
-from chat.runs import ActiveTurns
+from chat.runs import ActiveTurns, RunStatus
 from chat.sessions import ImportRejected, Sessions
-from chat.turns import ChatService, TurnStatus
+from chat.turns import ChatService
 from tests.apps import running_app, visitor_token
 
 pytestmark = pytest.mark.anyio
@@ -38,22 +38,22 @@ async def last_update(service: ChatService, owner: str, conversation_id: str, pr
 
 async def test_a_visitor_at_the_limit_is_told_what_to_do_and_nothing_more_is_stored(store):
     service = quota_service(store, max_bytes=12_000)
-    assert (await last_update(service, "dimitra", "d1", LONG_GREEK)).status is TurnStatus.COMPLETED
+    assert (await last_update(service, "dimitra", "d1", LONG_GREEK)).status is RunStatus.COMPLETED
     stored = store.stored_bytes("dimitra")
     refused = await last_update(service, "dimitra", "d2", "Και κάτι ακόμα;")
-    assert refused.status is TurnStatus.FAILED
+    assert refused.status is RunStatus.FAILED
     assert "at most 12 kB" in refused.error and "Delete some" in refused.error
     assert store.stored_bytes("dimitra") == stored and store.session("d2", "dimitra") is None
     other = await last_update(service, "yannis", "y1", "Γεια σου!")
-    assert other.status is TurnStatus.COMPLETED  # one visitor's full store is not another's
+    assert other.status is RunStatus.COMPLETED  # one visitor's full store is not another's
 
 
 async def test_deleting_a_conversation_makes_room_again(store):
     service = quota_service(store, max_bytes=12_000)
     await last_update(service, "dimitra", "d1", LONG_GREEK)
-    assert (await last_update(service, "dimitra", "d2", "Ακόμα;")).status is TurnStatus.FAILED
+    assert (await last_update(service, "dimitra", "d2", "Ακόμα;")).status is RunStatus.FAILED
     await Sessions(store).delete("dimitra", "d1")
-    assert (await last_update(service, "dimitra", "d2", "Ακόμα;")).status is TurnStatus.COMPLETED
+    assert (await last_update(service, "dimitra", "d2", "Ακόμα;")).status is RunStatus.COMPLETED
 
 
 async def test_an_import_that_would_go_over_the_limit_is_refused_and_nothing_is_stored(store):

@@ -11,8 +11,9 @@ import pytest
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from chat.demo_model import DemoPace
-from chat.recipe_runs import RecipeService, RecipeStatus
+from chat.recipe_runs import RecipeService
 from chat.recipes import Recipe, recipe_from_messages, render_card
+from chat.runs import RunStatus
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +30,7 @@ async def run(recipes: RecipeService, dish: str, *, run_id="r1", owner="alice", 
 async def test_partials_arrive_in_order_and_the_final_is_the_last_partial_validated(store):
     updates = await run(service(store), "麻婆豆腐", debounce=None)
     partials = [u.recipe for u in updates if u.recipe is not None]
-    assert updates[-1].status is RecipeStatus.COMPLETED
+    assert updates[-1].status is RunStatus.COMPLETED
     first_with_name = next(i for i, r in enumerate(partials) if r.name)
     first_with_ingredient = next(i for i, r in enumerate(partials) if r.ingredients)
     first_with_step = next(i for i, r in enumerate(partials) if r.steps)
@@ -45,7 +46,7 @@ async def test_partials_arrive_in_order_and_the_final_is_the_last_partial_valida
 @pytest.mark.parametrize("mode", ["tool", "native", "prompted"])
 async def test_every_output_mode_gives_the_same_recipe(store, mode):
     updates = await run(service(store), "pancakes", run_id=f"r-{mode}", mode=mode)
-    assert updates[-1].status is RecipeStatus.COMPLETED
+    assert updates[-1].status is RunStatus.COMPLETED
     assert updates[-1].recipe.name == "Fluffy pancakes"
 
 
@@ -65,7 +66,7 @@ async def test_stop_mid_list_keeps_an_incomplete_recipe_that_can_be_reopened(sto
         if update.recipe and len(update.recipe.ingredients) >= 2:
             recipes.stop("alice", "r1")
     final = seen[-1]
-    assert final.status is RecipeStatus.STOPPED
+    assert final.status is RunStatus.STOPPED
     assert final.recipe.name == "麻婆豆腐" and 2 <= len(final.recipe.ingredients) < 9 and not final.recipe.steps
     stored = await recipes.open("alice", "r1")
     assert stored.incomplete and stored.recipe.name == "麻婆豆腐"
@@ -85,9 +86,9 @@ async def test_a_recipe_belongs_to_its_owner(store):
 async def test_empty_request_and_non_recipe_request(store):
     recipes = service(store)
     empty = await run(recipes, "   ")
-    assert empty[-1].status is RecipeStatus.FAILED and "Name a dish" in empty[-1].error
+    assert empty[-1].status is RunStatus.FAILED and "Name a dish" in empty[-1].error
     refusal = await run(recipes, "what is 2+2", run_id="r2")
-    assert refusal[-1].status is RecipeStatus.COMPLETED and refusal[-1].recipe.name == "Not a recipe"
+    assert refusal[-1].status is RunStatus.COMPLETED and refusal[-1].recipe.name == "Not a recipe"
 
 
 async def test_malformed_tool_call_json_fails_clearly_beside_the_last_good_partial(store):
@@ -100,7 +101,7 @@ async def test_malformed_tool_call_json_fails_clearly_beside_the_last_good_parti
     recipes = service(store, broken=FunctionModel(stream_function=broken))
     updates = await run(recipes, "soup", model="broken", debounce=None)
     final = updates[-1]
-    assert final.status is RecipeStatus.FAILED
+    assert final.status is RunStatus.FAILED
     assert "did not validate" in final.error
     assert final.recipe is not None and final.recipe.name == "Soup"
     assert recipes.list("alice") == []  # nothing half-written
@@ -137,6 +138,6 @@ async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store,
                 recipes.stop("alice", "r1")
 
     await asyncio.wait_for(consume(), timeout=30)  # a lost final update would hang here
-    assert updates[-1].status is RecipeStatus.FAILED and "send it again" in updates[-1].error
+    assert updates[-1].status is RunStatus.FAILED and "send it again" in updates[-1].error
     assert "disk full" not in updates[-1].error  # the internal error stays in the server's log
     assert "disk full" in caplog.text

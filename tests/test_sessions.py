@@ -12,9 +12,10 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.errors import ConversationUnavailable
 from chat.models import ModelResolver
+from chat.runs import RunStatus
 from chat.sessions import ImportRejected, Sessions
 from chat.text import title_from_prompt
-from chat.turns import ChatService, TurnStatus
+from chat.turns import ChatService
 
 pytestmark = pytest.mark.anyio
 
@@ -111,7 +112,7 @@ async def test_regenerate_keeps_the_old_answer_as_a_branch(service, store):
     assert prompt == "count to 3"
     assert await service.load_messages("alice", "c1") == []
     final = await say(service, prompt)
-    assert final.status is TurnStatus.COMPLETED
+    assert final.status is RunStatus.COMPLETED
     messages = await service.load_messages("alice", "c1")
     assert len(messages) == 2
     record = await store.read_record("c1")
@@ -127,9 +128,9 @@ async def test_a_corrupt_conversation_opens_with_a_clear_message_and_others_stil
         await sessions.open("alice", "bad")
     assert (await sessions.open("alice", "good")).bubbles
     final = await say(service, "still works?", conversation="good")
-    assert final.status is TurnStatus.COMPLETED
+    assert final.status is RunStatus.COMPLETED
     refused = await say(service, "and this one?", conversation="bad")
-    assert refused.status is TurnStatus.FAILED and "could not be read" in refused.error
+    assert refused.status is RunStatus.FAILED and "could not be read" in refused.error
 
 
 def test_titles_are_cut_on_word_boundaries():

@@ -14,13 +14,12 @@ import pytest
 from fastapi import FastAPI
 
 from chat.endings import END_KEY, SERVER_RESTARTED
-from chat.handoff import HandoffService, HandoffStatus
+from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
-from chat.recipe_runs import RecipeService, RecipeStatus
+from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
-from chat.runs import ActiveTurns
+from chat.runs import ActiveTurns, RunStatus
 from chat.shutdown import drain
-from chat.turns import TurnStatus
 from tests.apps import visitor_token
 from tests.test_turns import collect, endless_model, make_service
 from web.sse import ChatStreamAPI
@@ -45,14 +44,14 @@ def test_a_drain_stops_running_answers_saves_them_labelled_and_refuses_new_ones(
     assert drain(service.active, grace=10) is True  # from the main thread, as app.py does after SIGTERM
     for n, turn in enumerate(turns):
         final = turn.result(timeout=10)[-1]
-        assert final.status is TurnStatus.STOPPED and final.text
+        assert final.status is RunStatus.STOPPED and final.text
         messages = asyncio.run_coroutine_threadsafe(store.load(f"c{n}", scope=f"u{n}"), loop).result().messages
         assert messages[-1].metadata[END_KEY] == SERVER_RESTARTED
         assert "server restarted" in to_bubbles(messages)[-1]["content"]
 
     refused = asyncio.run_coroutine_threadsafe(collect(service, "one more", owner="late", conversation="c9"), loop)
     final = refused.result(timeout=10)[-1]
-    assert final.status is TurnStatus.FAILED and "restarting" in final.error
+    assert final.status is RunStatus.FAILED and "restarting" in final.error
     loop.call_soon_threadsafe(loop.stop)
 
 
@@ -63,9 +62,9 @@ async def test_recipes_hand_offs_and_the_sse_api_refuse_while_draining(store):
     recipes = RecipeService(store, service.models, active=service.active)
     handoffs = HandoffService(store, service.models, active=service.active)
     recipe = [u async for u in recipes.run("rosa", "r1", "paella", "demo")][-1]
-    assert recipe.status is RecipeStatus.FAILED and "restarting" in recipe.error
+    assert recipe.status is RunStatus.FAILED and "restarting" in recipe.error
     handoff = [u async for u in handoffs.run("rosa", "h1", "1, 2, 3", "demo")][-1]
-    assert handoff.status is HandoffStatus.FAILED and "restarting" in handoff.error
+    assert handoff.status is RunStatus.FAILED and "restarting" in handoff.error
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:

@@ -25,18 +25,11 @@ from web.sse import ChatStreamAPI, sse_event
 
 pytestmark = pytest.mark.anyio
 
-ALICE = visitor_token("alice")
-BOB = visitor_token("bob")
-INES = visitor_token("ines")
-YUI = visitor_token("yui")
-ANYONE = visitor_token("a")
-LEAVER = visitor_token("leaver")
-QUARTET = visitor_token("quartet")
-SOMEONE_ELSE = visitor_token("someone")
-TWO_CLIENTS = visitor_token("two")
-GREEDY = visitor_token("greedy")
-SCRIPTED = visitor_token("scripted")
-ANOTHER = visitor_token("another")
+# One visitor per test, so no test sees another's conversations or limits.
+ALICE, BOB, INES, YUI, ANYONE, LEAVER, QUARTET, SOMEONE_ELSE, TWO_CLIENTS, GREEDY, SCRIPTED, ANOTHER = map(
+    visitor_token,
+    ["alice", "bob", "ines", "yui", "a", "leaver", "quartet", "someone", "two", "greedy", "scripted", "another"],
+)
 
 
 def parse(body: str) -> list[tuple[str, str]]:

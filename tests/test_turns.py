@@ -16,7 +16,8 @@ from chat.config import Settings
 from chat.endings import END_KEY
 from chat.models import ModelResolver
 from chat.render import to_bubbles
-from chat.turns import ChatService, TurnStatus, TurnUpdate
+from chat.runs import RunStatus
+from chat.turns import ChatService, TurnUpdate
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
@@ -58,7 +59,7 @@ async def test_a_turn_streams_many_updates_then_completes_and_is_saved(store):
     texts = [update.text for update in updates]
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
     final = updates[-1]
-    assert final.status is TurnStatus.COMPLETED and final.stats is not None
+    assert final.status is RunStatus.COMPLETED and final.stats is not None
     assert final.stats.output_tokens > 0 and final.stats.requests == 1
     stored = await service.load_messages("alice", "c1")
     assert [bubble["role"] for bubble in to_bubbles(stored)] == ["user", "assistant"]
@@ -69,7 +70,7 @@ async def test_three_streamed_turns_save_without_revision_conflict(store):
     service = make_service(store)
     for prompt in ["我叫小王,今年 28。", "hello", "我多大了?"]:
         final = (await collect(service, prompt))[-1]
-        assert final.status is TurnStatus.COMPLETED, final.error
+        assert final.status is RunStatus.COMPLETED, final.error
     assert "28" in final.text
     assert len(await service.load_messages("alice", "c1")) == 6
 
@@ -87,7 +88,7 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     updates = await collect(service, "go on forever", model="endless")
     await stopper
     final = updates[-1]
-    assert final.status is TurnStatus.STOPPED
+    assert final.status is RunStatus.STOPPED
     assert final.text.startswith("w0 w1 w2")
     assert final.stats is not None and final.stats.output_tokens > 0
     stored = await service.load_messages("alice", "c1")
@@ -96,7 +97,7 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     assert answer.metadata[END_KEY] == "stopped"
     assert "stopped" in to_bubbles(stored)[-1]["content"]
 
-    assert (await collect(service, "and now?", model="short"))[-1].status is TurnStatus.COMPLETED
+    assert (await collect(service, "and now?", model="short"))[-1].status is RunStatus.COMPLETED
     assert any(isinstance(m, ModelResponse) and m.parts and m.parts[0].content.startswith("w0 w1 w2") for m in sent[1])
 
 
@@ -120,7 +121,7 @@ async def test_a_reader_that_leaves_does_not_stop_the_answer_and_a_new_reader_ta
         if len(followed) == 3:
             assert service.stop("alice", "c1")
     assert followed[0].text.startswith(seen) and len(followed[1].text) > len(seen)
-    assert followed[-1].status is TurnStatus.STOPPED and followed[-1].text.startswith(followed[1].text)
+    assert followed[-1].status is RunStatus.STOPPED and followed[-1].text.startswith(followed[1].text)
     stored = await service.load_messages("alice", "c1")
     assert stored[-1].state == "interrupted" and stored[-1].parts[0].content.startswith(seen)
     assert not service.active._tokens
@@ -143,7 +144,7 @@ async def test_an_answer_whose_reader_was_cancelled_ends_and_is_saved_whole(stor
     run = service.live_turn("alice", "c7")
     assert run is not None
     final = [update async for update in service.follow(run)][-1]
-    assert final.status is TurnStatus.COMPLETED and final.text.endswith("w399 ")
+    assert final.status is RunStatus.COMPLETED and final.text.endswith("w399 ")
     stored = await service.load_messages("alice", "c7")
     assert stored[-1].state == "complete" and stored[-1].parts[0].content == final.text
     assert service.live_turn("alice", "c7") is run  # just ended: still readable for a client that lost the end
@@ -156,10 +157,10 @@ async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
 
     service = make_service(store, flaky=FunctionModel(stream_function=failing, model_name="flaky"))
     updates = await collect(service, "hello", model="flaky")
-    assert [update.status for update in updates] == [TurnStatus.FAILED]
+    assert [update.status for update in updates] == [RunStatus.FAILED]
     assert "503" in updates[0].error
     assert await service.load_messages("alice", "c1") == []
-    assert (await collect(service, "hello again"))[-1].status is TurnStatus.COMPLETED
+    assert (await collect(service, "hello again"))[-1].status is RunStatus.COMPLETED
 
 
 @pytest.mark.parametrize(
@@ -169,14 +170,14 @@ async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
 async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
     service = make_service(store)
     updates = await collect(service, prompt)
-    assert updates[-1].status is TurnStatus.FAILED and message in updates[-1].error
+    assert updates[-1].status is RunStatus.FAILED and message in updates[-1].error
     assert await service.load_messages("alice", "c1") == []
 
 
 async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_name(store):
     service = make_service(store, scripted=endless_model())
     updates = await collect(service, "bonjour", model="<b>mistral:large</b>")
-    assert updates[-1].status is TurnStatus.FAILED
+    assert updates[-1].status is RunStatus.FAILED
     assert updates[-1].error == "This server does not offer that model. Pick one of: demo, scripted."
     assert await service.load_messages("alice", "c1") == []
     assert service.store.list_sessions("alice") == []
@@ -185,7 +186,7 @@ async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_nam
 async def test_an_offered_model_that_cannot_run_is_reported_in_the_turn(store):
     service = ChatService(build_chat_agent(), store, ModelResolver(Settings(extra_models=("gpt-4o",))))
     updates = await collect(service, "hi", model="gpt-4o")
-    assert updates[-1].status is TurnStatus.FAILED
+    assert updates[-1].status is RunStatus.FAILED
     assert "'gpt-4o' cannot answer here: this app does not know that model name." in updates[-1].error
 
 
@@ -202,7 +203,7 @@ async def test_a_context_policy_the_server_does_not_offer_is_refused(store, aske
     assert updates[-1].error == "This server does not offer that context policy. Pick one of: window, summary."
     assert await service.load_messages("alice", "c2") == []
     answered = [update async for update in service.run_turn("alice", "c2", "salut", "demo", "summary")]
-    assert answered[-1].status is TurnStatus.COMPLETED
+    assert answered[-1].status is RunStatus.COMPLETED
     assert service.context_policy("alice", "c2").kind == "summary"
     store.set_context_policy("c2", "alice", "full")  # stored before the operator capped it
     assert service.context_policy("alice", "c2").kind == "window"
@@ -213,7 +214,7 @@ async def test_another_visitor_cannot_read_or_continue_a_conversation(store):
     await collect(service, "my secret is 42")
     assert await service.load_messages("mallory", "c1") == []
     updates = await collect(service, "what is the secret?", owner="mallory")
-    assert updates[-1].status is TurnStatus.FAILED and "does not exist" in updates[-1].error
+    assert updates[-1].status is RunStatus.FAILED and "does not exist" in updates[-1].error
     assert len(await service.load_messages("alice", "c1")) == 2
     assert not service.stop("mallory", "c1")
 
@@ -234,7 +235,7 @@ async def test_an_emoji_split_into_surrogates_is_joined_before_saving(store):
 async def test_updates_are_coalesced_by_time(store):
     service = ChatService(build_chat_agent(), store, ScriptedResolver(), min_update_interval=0.5)
     updates = await collect(service, "count to 400")
-    assert updates[-1].status is TurnStatus.COMPLETED
+    assert updates[-1].status is RunStatus.COMPLETED
     assert updates[-1].text.endswith("400.")
     assert len(updates) < 400 / 4  # the 400 chunks reached the consumer merged into a few updates
 
@@ -254,7 +255,7 @@ async def test_a_failure_while_saving_a_stopped_answer_still_ends_the_turn(store
     stopper = asyncio.create_task(press_stop())
     updates = await asyncio.wait_for(collect(service, "go", model="endless"), timeout=30)
     await stopper
-    assert updates[-1].status is TurnStatus.FAILED and "send it again" in updates[-1].error
+    assert updates[-1].status is RunStatus.FAILED and "send it again" in updates[-1].error
     assert "disk full" not in updates[-1].error and "OSError" not in updates[-1].error  # internals stay inside
     assert "disk full" in caplog.text  # ...in the server's log
 
@@ -292,7 +293,7 @@ async def test_a_prompt_with_half_an_emoji_is_answered_and_stored_repaired(store
     service = make_service(store)
     first = await collect(service, "Hallo \ud83d Welt", owner="kim", conversation="c-s")
     again = await collect(service, "noch einmal \udc00", owner="kim", conversation="c-s")
-    assert first[-1].status is TurnStatus.COMPLETED and again[-1].status is TurnStatus.COMPLETED
+    assert first[-1].status is RunStatus.COMPLETED and again[-1].status is RunStatus.COMPLETED
     prompts = [m.parts[0].content for m in await service.load_messages("kim", "c-s") if m.kind == "request"]
     assert prompts == ["Hallo \ufffd Welt", "noch einmal \ufffd"]
 
@@ -301,7 +302,7 @@ async def test_stop_pressed_while_the_turn_waits_to_start_stops_it_and_keeps_the
     service = make_service(store, endless=endless_model())
     assert service.stop("alice", "c1") is False  # the page's Stop, before the queued turn began
     final = (await collect(service, "écris sans fin, s'il te plaît", model="endless"))[-1]
-    assert final.status is TurnStatus.STOPPED
+    assert final.status is RunStatus.STOPPED
     assert len(final.text) < 40  # ended as it began, not after 10,000 words
     stored = to_bubbles(await service.load_messages("alice", "c1"))
     assert stored[0] == {"role": "user", "content": "écris sans fin, s'il te plaît"}
@@ -314,9 +315,9 @@ async def test_a_second_turn_on_a_chat_that_is_answering_is_refused_and_the_firs
     first = asyncio.create_task(collect(service, "first, long", model="endless"))
     await started.wait()
     second = await collect(service, "second, from another tab", model="endless")
-    assert [update.status for update in second] == [TurnStatus.FAILED]
+    assert [update.status for update in second] == [RunStatus.FAILED]
     assert "still answering" in second[0].error
-    assert (await first)[-1].status is TurnStatus.COMPLETED
+    assert (await first)[-1].status is RunStatus.COMPLETED
     assert next(bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))) == "first, long"
     assert len(await service.load_messages("alice", "c1")) == 2  # the refused prompt cut nothing and added nothing
 
@@ -325,9 +326,9 @@ async def test_an_answer_is_cut_at_the_longest_the_server_writes_and_kept_labell
     service = make_service(store, endless=endless_model(words=100_000))
     service.max_answer_chars = 700
     final = (await collect(service, "écris pour toujours", model="endless"))[-1]
-    assert final.status is TurnStatus.CUT
+    assert final.status is RunStatus.CUT
     assert 700 <= len(final.text) < 760  # stopped there, not 100,000 words later
     stored = await service.load_messages("alice", "c1")
     assert stored[-1].metadata[END_KEY] == "length_limit"
     assert to_bubbles(stored)[-1]["content"].startswith(final.text[:600]) and "cut" in to_bubbles(stored)[-1]["content"]
-    assert (await collect(service, "and now, briefly?"))[-1].status is TurnStatus.COMPLETED  # the chat goes on
+    assert (await collect(service, "and now, briefly?"))[-1].status is RunStatus.COMPLETED  # the chat goes on

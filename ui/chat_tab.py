@@ -16,8 +16,9 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from chat.render import ENDED_LABELS, answer_markdown, format_context, format_stats, prompts_in
-from chat.turns import ChatService, TurnStatus, TurnUpdate
-from ui.visitors import Visitors, client_address, new_conversation_id
+from chat.runs import RunStatus
+from chat.turns import ChatService, TurnUpdate
+from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
 # Gradio 6.31 rebuilds a component for each skipped output on every update (benchmarks/ANALYSIS.md).
@@ -224,12 +225,12 @@ class ChatPane(gr.ChatInterface):
         return [block_fn.get_config() for block_fn in self.answer_events]
 
 
-class ChatTab:
+class ChatTab(RunHandlers):
     """The chat tab's handlers; each resolves its visitor itself, since every event is also an API call."""
 
     def __init__(self, service: ChatService, visitors: Visitors, image_hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(service, visitors)
         self.service = service
-        self.visitors = visitors
         self.image_hosts = image_hosts
 
     async def answer(
@@ -298,17 +299,6 @@ class ChatTab:
             yield chat, chat, shows, send_or_stop, usage_line(update), context_panel(update)
             send_or_stop = gr.skip()
 
-    def stop(
-        self,
-        token: str | None,
-        conversation_id: str | None,
-        request: gr.Request,
-        profile: gr.OAuthProfile | None = None,
-    ) -> None:
-        owner = self.visitors.owner(token, request, profile)
-        if owner and conversation_id:
-            self.service.stop(owner, conversation_id)
-
     async def undo(
         self,
         token: str | None,
@@ -326,7 +316,7 @@ class ChatTab:
 def usage_line(update: TurnUpdate) -> str:
     if update.stats:
         return format_stats(update.stats, update.status)
-    return "" if update.status is TurnStatus.FAILED else ANSWERING
+    return "" if update.status is RunStatus.FAILED else ANSWERING
 
 
 def context_panel(update: TurnUpdate) -> str:

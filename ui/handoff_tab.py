@@ -7,15 +7,16 @@ from typing import Any
 
 import gradio as gr
 
-from chat.handoff import HandoffService, HandoffStatus
+from chat.handoff import HandoffService
+from chat.runs import RunStatus
 from ui.events import PRIVATE
-from ui.visitors import Visitors, client_address, new_conversation_id
+from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
 
 
-class HandoffHandlers:
+class HandoffHandlers(RunHandlers):
     def __init__(self, handoff: HandoffService, visitors: Visitors) -> None:
+        super().__init__(handoff, visitors)
         self.handoff = handoff
-        self.visitors = visitors
 
     async def run(
         self,
@@ -30,19 +31,12 @@ class HandoffHandlers:
         run_id = run_id or new_conversation_id()
         async for update in self.handoff.run(owner or "", run_id, data, model_name, address=client_address(request)):
             note = {
-                HandoffStatus.STREAMING: f"**{update.stage.value}** is writing…",
-                HandoffStatus.COMPLETED: "Done: both agents' messages are stored as one conversation.",
-                HandoffStatus.STOPPED: f"⏹ Stopped during the **{update.stage.value}** stage; the partial text is kept.",
-                HandoffStatus.FAILED: f"⚠️ {update.error}",
+                RunStatus.STREAMING: f"**{update.stage.value}** is writing…",
+                RunStatus.COMPLETED: "Done: both agents' messages are stored as one conversation.",
+                RunStatus.STOPPED: f"⏹ Stopped during the **{update.stage.value}** stage; the partial text is kept.",
+                RunStatus.FAILED: f"⚠️ {update.error}",
             }[update.status]
             yield update.analysis or "*…*", update.article or "*The writer starts when the analysis is done.*", note
-
-    def stop(
-        self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
-    ) -> None:
-        owner = self.visitors.owner(owner, request, profile)
-        if owner and run_id:
-            self.handoff.stop(owner, run_id)
 
 
 def handoff_tab(

@@ -8,17 +8,18 @@ from typing import Any
 import gradio as gr
 
 from chat.errors import ConversationUnavailable
-from chat.recipe_runs import RecipeService, RecipeStatus
+from chat.recipe_runs import RecipeService
 from chat.recipes import recipe_json, render_card
+from chat.runs import RunStatus
 from ui.events import PRIVATE
 from ui.sidebar import session_label
-from ui.visitors import Visitors, client_address, new_conversation_id
+from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
 
 
-class RecipeHandlers:
+class RecipeHandlers(RunHandlers):
     def __init__(self, recipes: RecipeService, visitors: Visitors) -> None:
+        super().__init__(recipes, visitors)
         self.recipes = recipes
-        self.visitors = visitors
 
     async def generate(
         self,
@@ -46,7 +47,7 @@ class RecipeHandlers:
         ):
             if not update.final:  # the final update is the validated recipe, not one more snapshot
                 rendered += 1
-            card = render_card(update.recipe, incomplete=update.status is RecipeStatus.STOPPED)
+            card = render_card(update.recipe, incomplete=update.status is RunStatus.STOPPED)
             counters = (
                 f"{update.snapshots} partial snapshots received · {rendered} rendered · "
                 f"{update.elapsed:.2f} s · **{update.status.value}**"
@@ -55,13 +56,6 @@ class RecipeHandlers:
                 counters = f"⚠️ {update.error}"
             recipes = self.choices(owner) if update.final else gr.skip()
             yield card, recipe_json(update.recipe), counters, recipes
-
-    def stop(
-        self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
-    ) -> None:
-        owner = self.visitors.owner(owner, request, profile)
-        if owner and run_id:
-            self.recipes.stop(owner, run_id)
 
     def choices(self, owner: str | None) -> Any:
         items = [(session_label(summary), summary.conversation_id) for summary in self.recipes.list(owner or "")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from typing import Protocol
 
 import gradio as gr
 
@@ -56,3 +57,23 @@ class Visitors:
             while len(self._without_cookie) > 10_000:
                 self._without_cookie.popitem(last=False)
         return minted
+
+
+class Stoppable(Protocol):
+    def stop(self, owner: str, run_id: str) -> bool: ...
+
+
+class RunHandlers:
+    """The handlers of a tab whose runs its visitor can stop (chat, recipe, hand-off)."""
+
+    def __init__(self, runs: Stoppable, visitors: Visitors) -> None:
+        self.visitors = visitors
+        self._runs = runs
+
+    def stop(
+        self, token: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> None:
+        """Stop this visitor's run of this id (someone else's id stops nothing); the run saves what it has."""
+        owner = self.visitors.owner(token, request, profile)
+        if owner and run_id:
+            self._runs.stop(owner, run_id)

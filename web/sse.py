@@ -35,7 +35,8 @@ from chat.errors import (
 )
 from chat.identity import COOKIE_NAME, MalformedOwner, VisitorCookie, checked_owner, new_visitor_id, visitor
 from chat.models import ModelNotOffered
-from chat.turns import ChatService, TurnStatus
+from chat.runs import RunStatus
+from chat.turns import ChatService
 
 OWNER_HEADER = "x-chat-owner"
 KEEP_ALIVE_SECONDS = 1.0
@@ -212,7 +213,7 @@ class ChatStreamAPI:
                 if fresh:
                     offset += len(fresh)
                     yield sse_event("delta", fresh, place.at(offset))
-                if update.status is TurnStatus.FAILED:
+                if update.status is RunStatus.FAILED:
                     yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), place.at(None))
                     return
                 if update.final:

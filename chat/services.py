@@ -1,0 +1,33 @@
+"""What the recipe and hand-off services share: the store, the models, a timeout and the server's runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from chat.models import ModelResolver
+from chat.runs import ActiveTurns
+from storage.sqlite_store import SQLiteConversationStore
+
+
+class RunService:
+    """A service whose runs stream in a task of their own (`chat.runs.stream_from_own_task`) and can be stopped."""
+
+    def __init__(
+        self,
+        store: SQLiteConversationStore,
+        models: ModelResolver,
+        *,
+        request_timeout: float = 60.0,
+        active: ActiveTurns | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.request_timeout = request_timeout
+        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
+        """Shared with the chat service in the app: Stop finds every run, one shutdown drains them all."""
+        self._clock = clock
+
+    def stop(self, owner: str, run_id: str) -> bool:
+        return bool(owner) and self.active.stop(owner, run_id)
