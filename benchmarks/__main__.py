@@ -20,7 +20,18 @@ import pydantic_ai
 
 from benchmarks.common import Section, print_section
 
-BENCHMARKS = ("first_token", "long_answer", "load", "stop", "fairness", "store", "recipe", "context", "startup")
+BENCHMARKS = (
+    "first_token",
+    "long_answer",
+    "load",
+    "stop",
+    "shutdown",
+    "fairness",
+    "store",
+    "recipe",
+    "context",
+    "startup",
+)
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -115,6 +116,8 @@ def goal_row(benchmark: str, measured: Samples, baseline: Samples, limit: float,
 class ServedApp:
     url: str
     pid: int
+    process: subprocess.Popen | None = None
+    database: str = ""
 
     def rss_mb(self) -> float:
         return _status_kb(self.pid, "VmRSS") / 1024
@@ -145,7 +148,7 @@ def served_app(first_token_delay: float, tokens_per_second: float, **environment
             **environment,
         }
         with app_process(env) as (process, url):
-            yield ServedApp(url, process.pid)
+            yield ServedApp(url, process.pid, process, env["CHAT_DB"])
 
 
 @contextlib.contextmanager
