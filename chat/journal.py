@@ -77,8 +77,7 @@ async def recover_unfinished_turns(journal: TurnJournal, store: SQLiteConversati
         answer = interrupted_answer(turn.partial, SERVER_RESTARTED, turn.model)
         conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
         await store.save(conversation, scope=turn.scope)
-        store.set_title(turn.conversation_id, turn.scope, title_from_prompt(turn.prompt), only_if_untitled=True)
-        store.set_model(turn.conversation_id, turn.scope, turn.model)
+        store.describe(turn.conversation_id, turn.scope, title=title_from_prompt(turn.prompt), model=turn.model)
         journal.finish(turn.turn_id)
         recovered += 1
     if recovered:

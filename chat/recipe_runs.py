@@ -155,6 +155,4 @@ class RecipeService(RunService):
             report(update(RunStatus.FAILED, describe_failure(error, model_name)))
 
     def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
-        self.store.set_kind(run_id, owner, RECIPE_KIND)
-        self.store.set_title(run_id, owner, title_from_prompt(title))
-        self.store.set_model(run_id, owner, model_name)
+        self.store.describe(run_id, owner, title=title_from_prompt(title), model=model_name, kind=RECIPE_KIND)

@@ -306,8 +306,7 @@ class ChatService:
             conversation.messages.extend(new_messages)
             conversation.usage = result.conversation.usage
             await self._save(conversation, owner, new_messages)
-            self._describe(owner, conversation_id, prompt, model_name)
-            self.store.set_context_policy(conversation_id, owner, compactor.policy.kind)
+            self._describe(owner, conversation_id, prompt, model_name, compactor.policy.kind)
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
             this_turn = _this_turn_usage(result.usage, earlier_usage)
             report(
@@ -389,12 +388,14 @@ class ChatService:
         await self._save(loaded, owner, new_messages)
         self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None)
 
-    def _describe(self, owner: str, conversation_id: str, prompt: str, model_name: str | None) -> None:
-        """The app's metadata beside the conversation: the model of the last turn, and a title from the first
-        prompt (also when its answer was stopped: the prompt names the chat either way)."""
-        if model_name:
-            self.store.set_model(conversation_id, owner, model_name)
-        self.store.set_title(conversation_id, owner, title_from_prompt(prompt), only_if_untitled=True)
+    def _describe(
+        self, owner: str, conversation_id: str, prompt: str, model_name: str | None, policy: str | None = None
+    ) -> None:
+        """The app's metadata beside the conversation, in one write: the model and context policy of the last
+        turn, and a title from the first prompt (also when its answer was stopped: the prompt names the chat)."""
+        self.store.describe(
+            conversation_id, owner, title=title_from_prompt(prompt), model=model_name, context_policy=policy
+        )
 
     async def keep_shown(self, owner: str, conversation_id: str, shown_prompts: Sequence[str]) -> bool:
         """Cut the stored conversation back to the prompts the page still shows; True when something was cut.

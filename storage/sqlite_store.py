@@ -276,17 +276,31 @@ class SQLiteConversationStore(ConversationStore):
         ).fetchone()
         return None if row is None else _summary(row)
 
-    def set_title(self, conversation_id: str, scope: str, title: str, *, only_if_untitled: bool = False) -> bool:
-        sql = "UPDATE conversations SET title = ? WHERE id = ? AND scope = ?"
-        if only_if_untitled:
-            sql += " AND (title IS NULL OR title = '')"
+    def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
+        """Rename: True when the owner's conversation was found."""
         with self._write() as connection:
+            sql = "UPDATE conversations SET title = ? WHERE id = ? AND scope = ?"
             return connection.execute(sql, [title, conversation_id, scope]).rowcount == 1
 
-    def set_kind(self, conversation_id: str, scope: str, kind: str) -> None:
+    def describe(
+        self,
+        conversation_id: str,
+        scope: str,
+        *,
+        title: str | None = None,
+        model: str | None = None,
+        context_policy: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """The app's metadata beside a conversation after a run, in one write: `title` only where it has none
+        yet (the first prompt names the chat), the model and context policy of its last turn, its kind.
+        None leaves a column as it is."""
         with self._write() as connection:
             connection.execute(
-                "UPDATE conversations SET kind = ? WHERE id = ? AND scope = ?", [kind, conversation_id, scope]
+                "UPDATE conversations SET title = CASE WHEN title IS NULL OR title = '' THEN coalesce(?, title)"
+                " ELSE title END, model = coalesce(?, model), context_policy = coalesce(?, context_policy),"
+                " kind = coalesce(?, kind) WHERE id = ? AND scope = ?",
+                [title, model, context_policy, kind, conversation_id, scope],
             )
 
     def context_policy(self, conversation_id: str, scope: str) -> str | None:
@@ -316,12 +330,6 @@ class SQLiteConversationStore(ConversationStore):
                 " ON CONFLICT(conversation_id) DO UPDATE SET summary = excluded.summary, covered = excluded.covered,"
                 " updated_at = excluded.updated_at WHERE summaries.scope = excluded.scope",
                 [conversation_id, scope, summary, covered, _now()],
-            )
-
-    def set_model(self, conversation_id: str, scope: str, model: str) -> None:
-        with self._write() as connection:
-            connection.execute(
-                "UPDATE conversations SET model = ? WHERE id = ? AND scope = ?", [model, conversation_id, scope]
             )
 
     def search(self, scope: str, query: str, *, limit: int = 20) -> list[SearchHit]:

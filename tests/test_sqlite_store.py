@@ -169,15 +169,20 @@ async def test_search_finds_chinese_and_english_only_in_the_owners_conversations
     assert store.search("alice", "   ") == []
 
 
-async def test_titles_are_set_once_and_renamed_only_by_their_owner(store):
+async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_renames_it(store):
     await chat(store, "c1", "alice", ("q", "a"))
     assert store.session("c1", "alice").title == "New chat"
-    assert store.set_title("c1", "alice", "First", only_if_untitled=True)
-    assert not store.set_title("c1", "alice", "Second", only_if_untitled=True)
+    store.describe("c1", "alice", title="Primero", model="demo", context_policy="summary")
+    store.describe("c1", "alice", title="Segundo", model="openai-chat:gpt-4o-mini")  # a later turn: no new title
+    described = store.session("c1", "alice")
+    assert (described.title, described.model) == ("Primero", "openai-chat:gpt-4o-mini")
+    assert store.context_policy("c1", "alice") == "summary"  # None left it as it was
+    store.describe("c1", "bob", title="Stolen", model="evil")  # someone else's: nothing changes
     assert not store.set_title("c1", "bob", "Stolen")
-    assert store.session("c1", "bob") is None
+    assert store.session("c1", "bob") is None and store.session("c1", "alice").model == "openai-chat:gpt-4o-mini"
+    assert store.set_title("c1", "alice", "Renamed")  # a rename always replaces the title
     await chat(store, "c1", "alice", ("q2", "a2"))  # a save keeps the app's metadata
-    assert store.session("c1", "alice").title == "First"
+    assert store.session("c1", "alice").title == "Renamed"
 
 
 async def test_stored_bytes_grow_with_each_save_per_owner_and_go_with_a_delete(store):
