@@ -31,33 +31,14 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
 from chat.cookbook import compose_recipe
+from chat.tokens import CJK, estimate_message_tokens, estimate_tokens
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\u3000-\u303f\uff00-\uffef"
-_CHUNK_PATTERN = re.compile(rf"\s*(?:[{_CJK}]{{1,2}}|[^\s{_CJK}]+)|\s+")
-_TOKEN_PATTERN = re.compile(rf"[{_CJK}]|[A-Za-z0-9_]+|[^\sA-Za-z0-9_{_CJK}]")
+_CHUNK_PATTERN = re.compile(rf"\s*(?:[{CJK}]{{1,2}}|[^\s{CJK}]+)|\s+")
 
 
 def split_into_chunks(text: str) -> list[str]:
     """Split text the way a provider streams it: a word with its leading space, or two CJK characters."""
     return _CHUNK_PATTERN.findall(text)
-
-
-def estimate_tokens(text: str) -> int:
-    """A tokenizer-free estimate: one token per word, per punctuation mark and per CJK character."""
-    return len(_TOKEN_PATTERN.findall(text))
-
-
-def estimate_message_tokens(messages: Iterable[ModelMessage], instructions: str | None = None) -> int:
-    """Estimate what a request carrying these messages costs in input tokens."""
-    total = estimate_tokens(instructions or "")
-    for message in messages:
-        if isinstance(message, ModelRequest) and message.instructions:
-            total += estimate_tokens(message.instructions)
-        for part in message.parts:
-            content = getattr(part, "content", None)
-            if isinstance(content, str):
-                total += estimate_tokens(content)
-    return total
 
 
 @dataclass(frozen=True)
@@ -128,7 +109,7 @@ def _remembered_facts(texts: Iterable[str]) -> _Facts:
 
 
 def _has_cjk(text: str) -> bool:
-    return re.search(rf"[{_CJK}]", text) is not None
+    return re.search(rf"[{CJK}]", text) is not None
 
 
 def _has_kana(text: str) -> bool:

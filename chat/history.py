@@ -21,7 +21,7 @@ from pydantic_ai.messages import (
 )
 
 from chat.config import PolicyKind
-from chat.demo_model import estimate_message_tokens
+from chat.tokens import estimate_message_tokens
 
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation (older messages are not repeated):\n"
 

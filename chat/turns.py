@@ -25,7 +25,6 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.config import POLICY_KINDS
-from chat.demo_model import estimate_message_tokens, estimate_tokens
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
@@ -34,6 +33,7 @@ from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, LiveRun, Report, RunStatus, RunUpdate, stream_from_own_task
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
+from chat.tokens import estimate_message_tokens, estimate_tokens
 from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 from storage.turn_journal import TurnJournal
 

@@ -4,7 +4,8 @@ import pytest
 from pydantic_ai import Agent
 from pydantic_ai.conversation import Conversation
 
-from chat.demo_model import DemoModel, DemoPace, compose_reply, estimate_tokens, reply_chunks, split_into_chunks
+from chat.demo_model import DemoModel, DemoPace, compose_reply, reply_chunks, split_into_chunks
+from chat.tokens import estimate_tokens
 
 pytestmark = pytest.mark.anyio
 
