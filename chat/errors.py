@@ -93,6 +93,20 @@ class ConversationUnavailable(LookupError):
     """The conversation does not exist for this visitor (never created, deleted, or someone else's)."""
 
 
+class NoSuchConversation(ConversationUnavailable):
+    """Never created, deleted, or someone else's: one sentence for all three, so an id alone reveals nothing."""
+
+    def __init__(self, advice: str = "") -> None:
+        super().__init__(f"This conversation does not exist (it may have been deleted). {advice}".strip())
+
+
+class VisitorMissing(ConversationUnavailable):
+    """An event or API call that names no visitor (a page whose cookie and session are both gone)."""
+
+    def __init__(self) -> None:
+        super().__init__("Your visitor id is missing: reload the page.")
+
+
 def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool = False) -> str:
     """One or two sentences for the UI: the cause, then the fix. Nothing was saved when this is shown."""
     if mid_stream and isinstance(error, ModelConnectionError):

@@ -13,7 +13,7 @@ from pydantic_ai.exceptions import RunCancelled, RunTimedOut, UnexpectedModelBeh
 from pydantic_ai.messages import ModelResponse
 
 from chat.endings import mark_ended
-from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.errors import ConversationUnavailable, PromptRejected, VisitorMissing, describe_failure
 from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
 from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
 from chat.services import RunService
@@ -81,7 +81,7 @@ class RecipeService(RunService):
         """Stream partial recipes as pydantic-ai validates them; the last update is final."""
         try:
             if not owner:
-                raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+                raise VisitorMissing()
             request = self.check_request(request)
             if mode not in OUTPUT_MODES:
                 raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")

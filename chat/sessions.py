@@ -15,7 +15,7 @@ import pydantic
 from pydantic_ai.conversation import Conversation, ConversationTypeAdapter
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
 
-from chat.errors import ConversationUnavailable, StorageFull
+from chat.errors import ConversationUnavailable, NoSuchConversation, StorageFull, VisitorMissing
 from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
@@ -82,7 +82,7 @@ class Sessions:
         owner = _owner(owner)
         summary = self.store.session(conversation_id, owner)
         if summary is None:
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         try:
             conversation = await self.store.load(conversation_id, scope=owner)
         except CorruptConversation as corrupt:
@@ -96,13 +96,13 @@ class Sessions:
         if not title:
             raise ConversationUnavailable("A title cannot be empty.")
         if not self.store.set_title(conversation_id, _owner(owner), title):
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         return title
 
     async def delete(self, owner: str, conversation_id: str) -> None:
         owner = _owner(owner)
         if self.store.session(conversation_id, owner) is None:
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         await self.store.delete(conversation_id, scope=owner)
 
     def summary(self, owner: str | None, conversation_id: str) -> SessionSummary | None:
@@ -120,7 +120,7 @@ class Sessions:
         except CorruptConversation:
             return self._salvage(owner, conversation_id)
         if conversation is None:
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         conversation.revision = None
         return ConversationTypeAdapter.dump_json(conversation, indent=2).decode()
 
@@ -128,7 +128,7 @@ class Sessions:
         """A damaged conversation's messages exactly as stored, so what is still readable can be rescued."""
         summary = self.store.session(conversation_id, owner)
         if summary is None:
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         salvaged = {
             "damaged": "Some stored messages of this conversation could not be read; here they are as stored.",
             "title": summary.title,
@@ -252,5 +252,5 @@ def _first_prompt(messages: Sequence[ModelMessage]) -> str | None:
 
 def _owner(owner: str | None) -> str:
     if not owner:
-        raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+        raise VisitorMissing()
     return owner

@@ -26,7 +26,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.config import POLICY_KINDS
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
-from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.errors import ConversationUnavailable, NoSuchConversation, PromptRejected, VisitorMissing, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
@@ -361,9 +361,7 @@ class ChatService:
             return conversation
         if await self.store.read_record(conversation_id) is not None:
             # Same answer as for a conversation that never existed: an id alone reveals nothing.
-            raise ConversationUnavailable(
-                "This conversation does not exist (it may have been deleted). Start a new chat."
-            )
+            raise NoSuchConversation("Start a new chat.")
         return Conversation(conversation_id=conversation_id)
 
     async def _save_stopped(
@@ -428,7 +426,7 @@ class ChatService:
         self.check_idle(owner, conversation_id)
         conversation = await self.store.load(conversation_id, scope=owner)
         if conversation is None:
-            raise ConversationUnavailable("This conversation does not exist (it may have been deleted).")
+            raise NoSuchConversation()
         for index in range(len(conversation.messages) - 1, -1, -1):
             prompt = _prompt_of(conversation.messages[index])
             if prompt is not None:
@@ -468,7 +466,7 @@ class ChatService:
 
 def _required(owner: str | None) -> str:
     if not owner:
-        raise ConversationUnavailable("Your visitor id is missing: reload the page.")
+        raise VisitorMissing()
     return owner
 
 
