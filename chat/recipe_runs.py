@@ -18,7 +18,7 @@ from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, r
 from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
 from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt
-from storage.sqlite_store import SessionSummary
+from storage.catalogue import SessionSummary
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
 from chat.untrusted import plain_line, shortened
-from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
+from storage.catalogue import SearchHit, SessionSummary
+from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
 
 MAX_TITLE_CHARS = 80
 MAX_IMPORT_BYTES = 5_000_000

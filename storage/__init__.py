@@ -1,4 +1,5 @@
-"""Conversation storage: pydantic-ai's `ConversationStore` on SQLite, plus the app's session metadata."""
+"""Conversation storage: pydantic-ai's `ConversationStore` on SQLite (sqlite_store), the app's catalogue
+beside it (catalogue: titles, listing, search, summaries), the database under both (database)."""
 
 from __future__ import annotations
 

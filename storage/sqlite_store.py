@@ -1,4 +1,4 @@
-"""pydantic-ai's `ConversationStore` on SQLite (sqlite-utils), with the app's session metadata beside it.
+"""pydantic-ai's `ConversationStore` on SQLite: the five primitives and `read_history`, nothing of the app's.
 
 One row per message entry (its JSON through pydantic-ai's own adapter), one row per conversation
 record. A save writes the record and only the new entries, in one transaction, with a revision
@@ -13,15 +13,11 @@ scope-checked by it (`load`, `save`, `delete`, `branch`, `fork` all take `scope=
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-import secrets
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ParamSpec, TypeVar
 
 import pydantic
 from pydantic_ai.conversation_store import (
@@ -31,11 +27,26 @@ from pydantic_ai.conversation_store import (
     ConversationStore,
 )
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse
-from sqlite_utils import Database
 
-from storage.migrations import migrations
+from storage.catalogue import Catalogue, SearchHit, SessionSummary
+from storage.database import now as timestamp
+
+__all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "message_text"]
 
 _RECORDS = pydantic.TypeAdapter(ConversationRecord)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def off_the_event_loop(work: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """A primitive as pydantic-ai awaits it, its SQLite work done in a worker thread: a save or a load
+    never stalls every other stream on the event loop (each thread has its own connection)."""
+
+    @functools.wraps(work)
+    async def in_a_thread(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(work, *args, **kwargs)
+
+    return in_a_thread
 
 
 class CorruptConversation(LookupError):
@@ -49,26 +60,6 @@ class CorruptConversation(LookupError):
         )
 
 
-@dataclass(frozen=True)
-class SessionSummary:
-    conversation_id: str
-    title: str
-    created_at: datetime
-    updated_at: datetime
-    model: str | None
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    conversation_id: str
-    title: str
-    snippet: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def message_text(message: ModelMessage) -> str:
     """The words of a message, for full-text search."""
     words = []
@@ -79,50 +70,19 @@ def message_text(message: ModelMessage) -> str:
     return "\n".join(words)
 
 
-class SQLiteConversationStore(ConversationStore):
-    """A `ConversationStore` in one SQLite file; safe to share between threads (one connection each)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        migrations.apply(self.db)
-
-    @property
-    def db(self) -> Database:
-        """This thread's connection: Gradio runs handlers on several threads, and sqlite3 connections are per thread."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # Autocommit mode, so the BEGIN IMMEDIATE below is the only transaction control.
-            connection = sqlite3.connect(self.path, isolation_level=None, timeout=10)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA busy_timeout=10000")
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            db = self._local.db = Database(connection)
-        return db
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock before the revision is read, so two writers cannot both
-        # pass the compare-and-swap (a deferred transaction would fail its upgrade instead).
-        connection = self.db.conn
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+class SQLiteConversationStore(Catalogue, ConversationStore):
+    """pydantic-ai's `ConversationStore` primitives on SQLite (this file), with the app's catalogue
+    (storage/catalogue.py) over the same database (storage/database.py)."""
 
     # -- the five primitives, plus read_history in one query ------------------------------------
 
-    async def read_record(self, conversation_id: str) -> ConversationRecord | None:
+    @off_the_event_loop
+    def read_record(self, conversation_id: str) -> ConversationRecord | None:
         row = self.db.execute("SELECT record_json FROM conversations WHERE id = ?", [conversation_id]).fetchone()
         return None if row is None else _RECORDS.validate_json(row[0])
 
-    async def read_records(self, *, scope: str | None = None, limit: int | None = None) -> Sequence[ConversationRecord]:
+    @off_the_event_loop
+    def read_records(self, *, scope: str | None = None, limit: int | None = None) -> Sequence[ConversationRecord]:
         sql = "SELECT record_json FROM conversations"
         params: list[object] = []
         if scope is not None:
@@ -134,15 +94,16 @@ class SQLiteConversationStore(ConversationStore):
             params.append(limit)
         return [_RECORDS.validate_json(row[0]) for row in self.db.execute(sql, params).fetchall()]
 
-    async def write_record(
+    @off_the_event_loop
+    def write_record(
         self,
         record: ConversationRecord,
         *,
         new_entries: Sequence[ConversationEntry] = (),
         expected_revision: str | None,
     ) -> None:
-        now = _now()
-        with self._write() as connection:
+        now = timestamp()
+        with self.write() as connection:
             row = connection.execute(
                 "SELECT revision FROM conversations WHERE id = ?", [record.conversation_id]
             ).fetchone()
@@ -194,8 +155,9 @@ class SQLiteConversationStore(ConversationStore):
                 ],
             )
 
-    async def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
-        with self._write() as connection:
+    @off_the_event_loop
+    def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
+        with self.write() as connection:
             deleted = connection.execute(
                 "DELETE FROM conversations WHERE id = ? AND revision = ?", [conversation_id, expected_revision]
             ).rowcount
@@ -221,7 +183,8 @@ class SQLiteConversationStore(ConversationStore):
                 """
             )
 
-    async def read_entry(self, entry_id: str) -> ConversationEntry:
+    @off_the_event_loop
+    def read_entry(self, entry_id: str) -> ConversationEntry:
         row = self.db.execute(
             "SELECT id, parent_id, kind, message_json, conversation_id FROM entries WHERE id = ?", [entry_id]
         ).fetchone()
@@ -229,7 +192,8 @@ class SQLiteConversationStore(ConversationStore):
             raise LookupError(f"no entry {entry_id!r}")
         return _entry(row)
 
-    async def read_history(self, head_id: str | None, *, limit: int | None = None) -> list[ConversationEntry]:
+    @off_the_event_loop
+    def read_history(self, head_id: str | None, *, limit: int | None = None) -> list[ConversationEntry]:
         if head_id is None or limit == 0:
             return []
         rows = self.db.execute(
@@ -252,141 +216,6 @@ class SQLiteConversationStore(ConversationStore):
             raise LookupError(f"the history before entry {rows[0][0]!r} is missing")
         return [_entry(row) for row in rows]
 
-    # -- the app's session metadata, always scoped to the owner ---------------------------------
-
-    def list_sessions(
-        self, scope: str, *, kind: str = "chat", limit: int = 50, offset: int = 0
-    ) -> list[SessionSummary]:
-        rows = self.db.execute(
-            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE scope = ? AND kind = ?"
-            " ORDER BY updated_at DESC, rowid DESC LIMIT ? OFFSET ?",
-            [scope, kind, limit, offset],
-        ).fetchall()
-        return [_summary(row) for row in rows]
-
-    def stored_bytes(self, scope: str) -> int:
-        """What this owner's conversations (chats, recipes and hand-offs) hold, in bytes of messages."""
-        row = self.db.execute("SELECT COALESCE(SUM(stored_bytes), 0) FROM conversations WHERE scope = ?", [scope])
-        return int(row.fetchone()[0])
-
-    def session(self, conversation_id: str, scope: str, *, kind: str = "chat") -> SessionSummary | None:
-        row = self.db.execute(
-            "SELECT id, title, created_at, updated_at, model FROM conversations WHERE id = ? AND scope = ? AND kind = ?",
-            [conversation_id, scope, kind],
-        ).fetchone()
-        return None if row is None else _summary(row)
-
-    def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
-        """Rename: True when the owner's conversation was found."""
-        with self._write() as connection:
-            sql = "UPDATE conversations SET title = ? WHERE id = ? AND scope = ?"
-            return connection.execute(sql, [title, conversation_id, scope]).rowcount == 1
-
-    def describe(
-        self,
-        conversation_id: str,
-        scope: str,
-        *,
-        title: str | None = None,
-        model: str | None = None,
-        context_policy: str | None = None,
-        kind: str | None = None,
-    ) -> None:
-        """The app's metadata beside a conversation after a run, in one write: `title` only where it has none
-        yet (the first prompt names the chat), the model and context policy of its last turn, its kind.
-        None leaves a column as it is."""
-        with self._write() as connection:
-            connection.execute(
-                "UPDATE conversations SET title = CASE WHEN title IS NULL OR title = '' THEN coalesce(?, title)"
-                " ELSE title END, model = coalesce(?, model), context_policy = coalesce(?, context_policy),"
-                " kind = coalesce(?, kind) WHERE id = ? AND scope = ?",
-                [title, model, context_policy, kind, conversation_id, scope],
-            )
-
-    def context_policy(self, conversation_id: str, scope: str) -> str | None:
-        row = self.db.execute(
-            "SELECT context_policy FROM conversations WHERE id = ? AND scope = ?", [conversation_id, scope]
-        ).fetchone()
-        return (row[0] or None) if row else None
-
-    def set_context_policy(self, conversation_id: str, scope: str, policy: str) -> None:
-        with self._write() as connection:
-            connection.execute(
-                "UPDATE conversations SET context_policy = ? WHERE id = ? AND scope = ?",
-                [policy, conversation_id, scope],
-            )
-
-    def summary(self, conversation_id: str, scope: str) -> tuple[str, int] | None:
-        """The stored summary of the conversation's first `covered` messages, if one was made."""
-        row = self.db.execute(
-            "SELECT summary, covered FROM summaries WHERE conversation_id = ? AND scope = ?", [conversation_id, scope]
-        ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def save_summary(self, conversation_id: str, scope: str, summary: str, covered: int) -> None:
-        with self._write() as connection:
-            connection.execute(
-                "INSERT INTO summaries (conversation_id, scope, summary, covered, updated_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(conversation_id) DO UPDATE SET summary = excluded.summary, covered = excluded.covered,"
-                " updated_at = excluded.updated_at WHERE summaries.scope = excluded.scope",
-                [conversation_id, scope, summary, covered, _now()],
-            )
-
-    def search(self, scope: str, query: str, *, limit: int = 20) -> list[SearchHit]:
-        """Conversations whose messages contain `query` (FTS5 trigram; LIKE below three characters)."""
-        query = query.strip()
-        if not query:
-            return []
-        if len(query) >= 3:
-            phrase = '"' + query.replace('"', '""') + '"'
-            rows = self.db.execute(
-                """
-                SELECT c.id, c.title, snippet(entries_fts, 0, '«', '»', '…', 12)
-                FROM entries_fts JOIN entries e ON e.rowid = entries_fts.rowid
-                JOIN conversations c ON c.id = e.conversation_id
-                WHERE entries_fts MATCH ? AND c.scope = ? AND c.kind = 'chat'
-                ORDER BY c.updated_at DESC
-                """,
-                [phrase, scope],
-            ).fetchall()
-        else:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            rows = self.db.execute(
-                """
-                SELECT c.id, c.title, e.text FROM entries e JOIN conversations c ON c.id = e.conversation_id
-                WHERE c.scope = ? AND c.kind = 'chat' AND e.text LIKE ? ESCAPE '\\' ORDER BY c.updated_at DESC
-                """,
-                [scope, f"%{escaped}%"],
-            ).fetchall()
-            rows = [(cid, title, _like_snippet(text, query)) for cid, title, text in rows]
-        hits: dict[str, SearchHit] = {}
-        for conversation_id, title, snippet in rows:
-            if conversation_id not in hits:
-                hits[conversation_id] = SearchHit(conversation_id, title or "New chat", snippet)
-        return list(hits.values())[:limit]
-
-    def raw_messages(self, conversation_id: str, scope: str) -> list[str]:
-        """Every stored message of a conversation as written, unparsed: what can be saved of a damaged one."""
-        rows = self.db.execute(
-            "SELECT e.message_json FROM entries AS e JOIN conversations AS c ON c.id = e.conversation_id"
-            " WHERE c.id = ? AND c.scope = ? ORDER BY e.rowid",
-            [conversation_id, scope],
-        ).fetchall()
-        return [message_json for (message_json,) in rows]
-
-    def server_secret(self, name: str) -> bytes:
-        """A random secret the server keeps in its database, made on first use: restarts keep it, and
-        every process on the same database (replicas) shares it."""
-        with self._write() as connection:
-            connection.execute(
-                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)", [name, secrets.token_hex(32)]
-            )
-            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = ?", [name]).fetchone()
-        return bytes.fromhex(value)
-
-    def integrity_ok(self) -> bool:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
 
 def _entry(row: tuple) -> ConversationEntry:
     entry_id, parent_id, kind, message_json, conversation_id = row
@@ -397,28 +226,3 @@ def _entry(row: tuple) -> ConversationEntry:
     if not isinstance(message, (ModelRequest, ModelResponse)):
         raise CorruptConversation(conversation_id, f"entry {entry_id} is not a message")
     return ConversationEntry(id=entry_id, parent_id=parent_id, message=message, kind=kind)
-
-
-def _summary(row: tuple) -> SessionSummary:
-    conversation_id, title, created_at, updated_at, model = row
-    return SessionSummary(
-        conversation_id=conversation_id,
-        title=title or "New chat",
-        created_at=datetime.fromisoformat(created_at),
-        updated_at=datetime.fromisoformat(updated_at),
-        model=model,
-    )
-
-
-def _like_snippet(text: str, query: str, width: int = 30) -> str:
-    at = text.lower().find(query.lower())
-    start, end = max(at - width, 0), at + len(query) + width
-    return (
-        ("…" if start else "")
-        + text[start:at]
-        + "«"
-        + text[at : at + len(query)]
-        + "»"
-        + text[at + len(query) : end]
-        + ("…" if end < len(text) else "")
-    )

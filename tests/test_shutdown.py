@@ -38,7 +38,14 @@ def test_a_drain_stops_running_answers_saves_them_labelled_and_refuses_new_ones(
         for n in range(3)
     ]
     asyncio.run_coroutine_threadsafe(asyncio.wait_for(started.wait(), 10), loop).result()
-    while len(service.active) < 3:
+
+    def streaming(n: int) -> bool:
+        run = service.live_turn(f"u{n}", f"c{n}")
+        return run is not None and run.latest is not None and bool(run.latest.text)
+
+    deadline = time.monotonic() + 10
+    while not all(streaming(n) for n in range(3)):  # every answer has text before the drain
+        assert time.monotonic() < deadline
         time.sleep(0.01)
 
     assert drain(service.active, grace=10) is True  # from the main thread, as app.py does after SIGTERM

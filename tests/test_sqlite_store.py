@@ -95,7 +95,11 @@ def test_connections_use_wal_busy_timeout_and_foreign_keys(store):
     assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
-async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store):
+async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store, monkeypatch):
+    async def inline(work, *args, **kwargs):  # the primitives' SQL on this thread's connection, to trace it
+        return work(*args, **kwargs)
+
+    monkeypatch.setattr("storage.sqlite_store.asyncio.to_thread", inline)
     for n in range(50):
         await chat(store, "long", "alice", (f"q{n}", f"a{n}"))
     assert count(store, "entries") == 100
@@ -109,6 +113,19 @@ async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store):
     entry_inserts = {s for s in writes if s.startswith("INSERT INTO entries")}
     assert len(entry_inserts) == 2  # the two new messages, and nothing of the 100 before them
     assert not [s for s in writes if s.upper().startswith(("UPDATE", "DELETE"))]
+
+
+async def test_the_primitives_run_their_sqlite_work_off_the_event_loop(store):
+    threads: set[str] = set()
+    original = store.write
+
+    def traced_write():
+        threads.add(threading.current_thread().name)
+        return original()
+
+    store.write = traced_write
+    await chat(store, "off-loop", "zanele", ("Sawubona", "Yebo"))
+    assert threads and threading.current_thread().name not in threads
 
 
 async def test_conversations_survive_reopening_the_file(tmp_path):

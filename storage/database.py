@@ -1,0 +1,74 @@
+"""The SQLite file under the store: one connection per thread, write transactions, the server's secrets.
+
+WAL mode with `synchronous=NORMAL`: readers never wait for a writer, and a commit does not wait for the
+disk (a power cut can lose the last commits, never corrupt the file).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from storage.migrations import migrations
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class SQLiteDatabase:
+    """One SQLite file, migrated on open; safe to share between threads (each gets its own connection)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        migrations.apply(self.db)
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection: Gradio runs handlers on several threads, and sqlite3 connections are per thread."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # Autocommit mode, so the BEGIN IMMEDIATE below is the only transaction control.
+            connection = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=10000")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            db = self._local.db = Database(connection)
+        return db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock before the revision is read, so two writers cannot both
+        # pass the compare-and-swap (a deferred transaction would fail its upgrade instead).
+        connection = self.db.conn
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def server_secret(self, name: str) -> bytes:
+        """A random secret the server keeps in its database, made on first use: restarts keep it, and
+        every process on the same database (replicas) shares it."""
+        with self.write() as connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)", [name, secrets.token_hex(32)]
+            )
+            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = ?", [name]).fetchone()
+        return bytes.fromhex(value)
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
