@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -120,43 +120,80 @@ def _is_question(text: str) -> bool:
     return re.search(r"[?？吗嗎呢か]", text) is not None
 
 
+@dataclass(frozen=True)
+class _Phrasebook:
+    """How the demo model answers about what it was told, in one language."""
+
+    asks_age: Callable[[str], bool]
+    asks_name: Callable[[str], bool]
+    age: str
+    no_age: str
+    name: str
+    no_name: str
+    told_name: str
+    told_age: str
+    greeting: str
+    noted: str
+    remembered: str
+    joiner: str
+
+
+_JAPANESE = _Phrasebook(
+    asks_age=lambda p: any(word in p for word in ("何歳", "なんさい", "いくつ", "年齢")),
+    asks_name=lambda p: "名前" in p and _is_question(p) or "誰" in p or "だれ" in p,
+    age="あなたは{age}歳です。",
+    no_age="まだ年齢を教えてもらっていません。",
+    name="あなたの名前は{name}です。",
+    no_name="まだ名前を教えてもらっていません。",
+    told_name="お名前は{name}",
+    told_age="{age}歳",
+    greeting="はじめまして、{name}さん！",
+    noted="わかりました！",
+    remembered="{greeting}覚えました：{said}。あとで聞いてください。",
+    joiner="、",
+)
+_CHINESE = _Phrasebook(
+    asks_age=lambda p: any(word in p for word in ("多大", "几岁", "幾歲", "年龄")),
+    asks_name=lambda p: "我叫什么" in p or "我是谁" in p or "我的名字" in p and _is_question(p),
+    age="你今年 {age} 岁。",
+    no_age="你还没有告诉我你的年龄。",
+    name="你叫{name}。",
+    no_name="你还没有告诉我你的名字。",
+    told_name="你叫{name}",
+    told_age="你今年 {age} 岁",
+    greeting="很高兴认识你，{name}！",
+    noted="好的！",
+    remembered="{greeting}我记住了：{said}。之后问我就知道了。",
+    joiner="，",
+)
+_ENGLISH = _Phrasebook(
+    asks_age=lambda p: any(words in p.lower() for words in ("how old am i", "my age")),
+    asks_name=lambda p: any(words in p.lower() for words in ("what's my name", "what is my name", "who am i")),
+    age="You are {age} years old.",
+    no_age="You haven't told me your age yet.",
+    name="Your name is {name}.",
+    no_name="You haven't told me your name yet.",
+    told_name="your name is {name}",
+    told_age="you are {age}",
+    greeting="Nice to meet you, {name}!",
+    noted="Got it!",
+    remembered="{greeting} I'll remember that {said}. Ask me later and I will know.",
+    joiner=" and ",
+)
+
+
 def _answer_from_memory(prompt: str, facts: _Facts, told_now: _Facts) -> str | None:
-    lower = prompt.lower()
-    if _has_kana(prompt):
-        if "何歳" in prompt or "なんさい" in prompt or "いくつ" in prompt or "年齢" in prompt:
-            return f"あなたは{facts.age}歳です。" if facts.age else "まだ年齢を教えてもらっていません。"
-        if "名前" in prompt and _is_question(prompt) or "誰" in prompt or "だれ" in prompt:
-            return f"あなたの名前は{facts.name}です。" if facts.name else "まだ名前を教えてもらっていません。"
-        if told_now.name or told_now.age:
-            said = ([f"お名前は{told_now.name}"] if told_now.name else []) + (
-                [f"{told_now.age}歳"] if told_now.age else []
-            )
-            greeting = f"はじめまして、{told_now.name}さん！" if told_now.name else "わかりました！"
-            return f"{greeting}覚えました：{'、'.join(said)}。あとで聞いてください。"
+    book = _JAPANESE if _has_kana(prompt) else _CHINESE if _has_cjk(prompt) else _ENGLISH
+    if book.asks_age(prompt):
+        return book.age.format(age=facts.age) if facts.age else book.no_age
+    if book.asks_name(prompt):
+        return book.name.format(name=facts.name) if facts.name else book.no_name
+    if not (told_now.name or told_now.age):
         return None
-    if _has_cjk(prompt):
-        if "多大" in prompt or "几岁" in prompt or "幾歲" in prompt or "年龄" in prompt:
-            return f"你今年 {facts.age} 岁。" if facts.age else "你还没有告诉我你的年龄。"
-        if "我叫什么" in prompt or "我是谁" in prompt or "我的名字" in prompt and _is_question(prompt):
-            return f"你叫{facts.name}。" if facts.name else "你还没有告诉我你的名字。"
-        if told_now.name or told_now.age:
-            said = ([f"你叫{told_now.name}"] if told_now.name else []) + (
-                [f"你今年 {told_now.age} 岁"] if told_now.age else []
-            )
-            greeting = f"很高兴认识你，{told_now.name}！" if told_now.name else "好的！"
-            return f"{greeting}我记住了：{'，'.join(said)}。之后问我就知道了。"
-        return None
-    if "how old am i" in lower or "my age" in lower:
-        return f"You are {facts.age} years old." if facts.age else "You haven't told me your age yet."
-    if "what's my name" in lower or "what is my name" in lower or "who am i" in lower:
-        return f"Your name is {facts.name}." if facts.name else "You haven't told me your name yet."
-    if told_now.name or told_now.age:
-        said = [f"your name is {told_now.name}" for _ in [1] if told_now.name] + [
-            f"you are {told_now.age}" for _ in [1] if told_now.age
-        ]
-        greeting = f"Nice to meet you, {told_now.name}!" if told_now.name else "Got it!"
-        return f"{greeting} I'll remember that {' and '.join(said)}. Ask me later and I will know."
-    return None
+    said = [book.told_name.format(name=told_now.name)] if told_now.name else []
+    said += [book.told_age.format(age=told_now.age)] if told_now.age else []
+    greeting = book.greeting.format(name=told_now.name) if told_now.name else book.noted
+    return book.remembered.format(greeting=greeting, said=book.joiner.join(said))
 
 
 def _count_limit(prompt: str) -> int | None:

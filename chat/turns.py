@@ -143,9 +143,13 @@ class ChatService:
         if owner and conversation_id and self.active.is_running(owner, conversation_id):
             raise PromptRejected("Still answering your last message: wait for it, or press Stop.")
 
-    def context_policy(self, owner: str, conversation_id: str | None, kind: str | None = None) -> ContextPolicy:
-        """The policy for this conversation: the one asked for, else the one it was last sent with, else the default."""
-        stored = self.store.context_policy(conversation_id, owner) if conversation_id and owner else None
+    def context_policy(
+        self, owner: str, conversation_id: str | None, kind: str | None = None, *, stored: str | None = None
+    ) -> ContextPolicy:
+        """The policy for this conversation: the one asked for, else the one it was last sent with, else the
+        default. `stored`: the conversation's own, when the caller has read it already ("" for none)."""
+        if stored is None and conversation_id and owner:
+            stored = self.store.context_policy(conversation_id, owner)
         chosen = kind or stored
         if chosen in self.context_choices:
             return dataclasses.replace(self.default_policy, kind=chosen)  # type: ignore[arg-type]
@@ -435,7 +439,7 @@ class ChatService:
         raise ConversationUnavailable("There is no message to answer again yet.")
 
     def _compactor(self, owner: str, conversation_id: str, model_name: str, kind: str | None) -> Compactor:
-        stored = self.store.summary(conversation_id, owner)
+        settings = self.store.turn_settings(conversation_id, owner)  # the turn's one read of the app's metadata
 
         async def summarize(previous: str | None, messages: Sequence[ModelMessage]) -> str:
             return await self.summarizer.summarize(model_name, previous, messages)
@@ -444,9 +448,9 @@ class ChatService:
             self.store.save_summary(conversation_id, owner, summary.text, summary.covered)
 
         return Compactor(
-            self.context_policy(owner, conversation_id, kind),
+            self.context_policy(owner, conversation_id, kind, stored=settings.context_policy or ""),
             summarize,
-            stored=StoredSummary(*stored) if stored else None,
+            stored=StoredSummary(*settings.summary) if settings.summary else None,
             save_summary=save_summary,
         )
 

@@ -22,6 +22,15 @@ class SessionSummary:
 
 
 @dataclass(frozen=True)
+class TurnSettings:
+    """A conversation's own settings for its next turn; None where it has none (a new conversation)."""
+
+    context_policy: str | None = None
+    summary: tuple[str, int] | None = None
+    """The summary of the first `covered` messages, if one was made: (summary, covered)."""
+
+
+@dataclass(frozen=True)
 class SearchHit:
     conversation_id: str
     title: str
@@ -79,6 +88,18 @@ class Catalogue(SQLiteDatabase):
                 " kind = coalesce(?, kind) WHERE id = ? AND scope = ?",
                 [title, model, context_policy, kind, conversation_id, scope],
             )
+
+    def turn_settings(self, conversation_id: str, scope: str) -> TurnSettings:
+        """What a turn reads of the app's metadata, in one query: the policy and the summary."""
+        row = self.db.execute(
+            "SELECT c.context_policy, s.summary, s.covered FROM conversations AS c LEFT JOIN summaries AS s"
+            " ON s.conversation_id = c.id AND s.scope = c.scope WHERE c.id = ? AND c.scope = ?",
+            [conversation_id, scope],
+        ).fetchone()
+        if row is None:
+            return TurnSettings()
+        policy, summary, covered = row
+        return TurnSettings(policy or None, None if summary is None else (summary, covered))
 
     def context_policy(self, conversation_id: str, scope: str) -> str | None:
         row = self.db.execute(

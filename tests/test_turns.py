@@ -150,6 +150,23 @@ async def test_an_answer_whose_reader_was_cancelled_ends_and_is_saved_whole(stor
     assert service.live_turn("alice", "c7") is run  # just ended: still readable for a client that lost the end
 
 
+async def test_a_turn_reads_the_apps_metadata_once_and_writes_it_once(store):
+    service = make_service(store)
+    assert (await collect(service, "Hallo, ich heiße Jonas.", conversation="meta"))[-1].status is RunStatus.COMPLETED
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)  # the catalogue runs on this thread; the primitives do not
+    try:
+        assert (await collect(service, "Wie heiße ich?", conversation="meta"))[-1].status is RunStatus.COMPLETED
+    finally:
+        store.db.conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "context_policy" in s]
+    reads += [s for s in statements if "FROM summaries" in s]
+    writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE CONVERSATIONS")]
+    assert len(reads) == 1 and len(writes) == 1, (reads, writes)
+    assert store.turn_settings("meta", "alice").context_policy == service.default_policy.kind
+    assert store.turn_settings("meta", "mallory").context_policy is None  # another owner reads nothing
+
+
 async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
     async def failing(messages, info):
         raise ModelHTTPError(status_code=503, model_name="flaky", body={"error": "overloaded"})
