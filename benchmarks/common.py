@@ -194,9 +194,30 @@ def chat_payload(fn_index: int, prompt: str, owner: str, session_hash: str) -> d
     }
 
 
-def page_load_fn_index(base_url: str) -> int:
+@dataclass(frozen=True)
+class AppPage:
+    """The app's page as a benchmark visitor drives it: open a page session, then chat in it."""
+
+    load_index: int | None
+    """None for a page without a load event (the minimal Gradio baseline)."""
+    chat_index: int
+
+    @classmethod
+    def of(cls, base_url: str) -> AppPage:
+        return cls(page_load_fn_index(base_url), chat_fn_index(base_url))
+
+    async def open(self, client: httpx.AsyncClient, session_hash: str) -> None:
+        assert self.load_index is not None, "this page has no load event to open a session with"
+        await open_session(client, session_hash, self.load_index)
+
+    async def chat(self, client: httpx.AsyncClient, prompt: str, owner: str, session_hash: str) -> StreamTiming:
+        return await queue_chat(client, self.chat_index, prompt, owner, session_hash)
+
+
+def page_load_fn_index(base_url: str) -> int | None:
     config = httpx.get(f"{base_url}config", timeout=30).json()
-    return next(d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d.get("targets", [])))
+    loads = (d["id"] for d in config["dependencies"] if any(t[1] == "load" for t in d.get("targets", [])))
+    return next(loads, None)
 
 
 async def open_session(client: httpx.AsyncClient, session_hash: str, load_fn_index: int) -> None:

@@ -21,18 +21,7 @@ import uuid
 
 import httpx
 
-from benchmarks.common import (
-    Row,
-    Samples,
-    Section,
-    StreamTiming,
-    chat_fn_index,
-    open_session,
-    page_load_fn_index,
-    queue_chat,
-    run_as_script,
-    served_app,
-)
+from benchmarks.common import AppPage, Row, Samples, Section, StreamTiming, run_as_script, served_app
 
 FIRST_TOKEN_DELAY = 0.3
 FIRST_TOKEN_GOAL = 2.0
@@ -45,11 +34,11 @@ async def neighbour_first_tokens(url: str, runs: int) -> Samples:
     """A visitor's own page session, `runs` short turns one after another; the first token of each."""
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         session, owner = uuid.uuid4().hex, f"neighbour-{uuid.uuid4().hex}"
-        await open_session(client, session, page_load_fn_index(url))
-        fn_index = chat_fn_index(url)
+        page = AppPage.of(url)
+        await page.open(client, session)
         firsts = []
         for number in range(runs):
-            timing = await queue_chat(client, fn_index, f"count to {10 + number}", owner, session)
+            timing = await page.chat(client, f"count to {10 + number}", owner, session)
             if timing.error or timing.first_token is None:
                 raise RuntimeError(f"the neighbour's turn failed: {timing.error}")
             firsts.append(timing.first_token)
@@ -67,16 +56,16 @@ class Hog:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        fn_index, load_index = chat_fn_index(self.url), page_load_fn_index(self.url)
+        page = AppPage.of(self.url)
         sessions = [uuid.uuid4().hex for _ in range(self.loops)]
         for session in sessions:
-            await open_session(self.client, session, load_index)
-        self._tasks = [asyncio.create_task(self._loop(fn_index, session)) for session in sessions]
+            await page.open(self.client, session)
+        self._tasks = [asyncio.create_task(self._loop(page, session)) for session in sessions]
         await asyncio.sleep(2.0)  # the hog's answers are streaming and its refusals coming back
 
-    async def _loop(self, fn_index: int, session: str) -> None:
+    async def _loop(self, page: AppPage, session: str) -> None:
         while True:
-            timing: StreamTiming = await queue_chat(self.client, fn_index, LONGEST, self.owner, session)
+            timing: StreamTiming = await page.chat(self.client, LONGEST, self.owner, session)
             if timing.error is None:
                 self.answered += 1
             elif timing.error.startswith("⚠️"):
@@ -108,15 +97,15 @@ async def all_at_once(url: str, size: int) -> list[StreamTiming]:
     limits = httpx.Limits(max_connections=size * 2 + 10, max_keepalive_connections=size * 2, keepalive_expiry=4.0)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         sessions = [uuid.uuid4().hex for _ in range(size)]
-        load_index, fn_index = page_load_fn_index(url), chat_fn_index(url)
+        page = AppPage.of(url)
         opening = asyncio.Semaphore(20)
 
         async def load(session: str) -> None:
             async with opening:
-                await open_session(client, session, load_index)
+                await page.open(client, session)
 
         await asyncio.gather(*(load(session) for session in sessions))
-        return list(await asyncio.gather(*(queue_chat(client, fn_index, LONGEST, f"many-{s}", s) for s in sessions)))
+        return list(await asyncio.gather(*(page.chat(client, LONGEST, f"many-{s}", s) for s in sessions)))
 
 
 def run(quick: bool) -> Section:

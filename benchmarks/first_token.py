@@ -20,19 +20,7 @@ import httpx
 from pydantic_ai import Agent
 from pydantic_ai.conversation import Conversation
 
-from benchmarks.common import (
-    Row,
-    Samples,
-    Section,
-    chat_fn_index,
-    goal_row,
-    open_session,
-    page_load_fn_index,
-    queue_chat,
-    run_as_script,
-    served_app,
-    served_baseline,
-)
+from benchmarks.common import AppPage, Row, Samples, Section, goal_row, run_as_script, served_app, served_baseline
 from chat.demo_model import DemoModel, DemoPace
 
 FIRST_TOKEN_DELAY = 0.3
@@ -54,16 +42,16 @@ async def raw_first_token(pace: DemoPace) -> float:
 
 async def queue_first_tokens(url: str, runs: int, page_load: bool = True) -> Samples:
     """One visitor's chats, one after another, in one page session (as one browser tab sends them)."""
-    fn_index = chat_fn_index(url)
+    page = AppPage.of(url)
     session = uuid.uuid4().hex
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         if page_load:
-            await open_session(client, session, page_load_fn_index(url))
+            await page.open(client, session)
         visitor = f"bench-visitor-{session}"  # an owner token: 128 random bits or more
-        await queue_chat(client, fn_index, "hello", visitor, session)  # warm-up
+        await page.chat(client, "hello", visitor, session)  # warm-up
         samples = []
         for _ in range(runs):
-            timing = await queue_chat(client, fn_index, "hello", visitor, session)
+            timing = await page.chat(client, "hello", visitor, session)
             if timing.error or timing.first_token is None:
                 raise RuntimeError(f"chat failed: {timing.error}")
             samples.append(timing.first_token)

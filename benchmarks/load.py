@@ -17,19 +17,7 @@ import uuid
 
 import httpx
 
-from benchmarks.common import (
-    Row,
-    Samples,
-    Section,
-    StreamTiming,
-    chat_fn_index,
-    open_session,
-    p95,
-    page_load_fn_index,
-    queue_chat,
-    run_as_script,
-    served_app,
-)
+from benchmarks.common import AppPage, Row, Samples, Section, StreamTiming, p95, run_as_script, served_app
 
 FIRST_TOKEN_DELAY = 0.3
 WALL_GOAL = 1.3
@@ -51,8 +39,7 @@ class Crowd:
                 max_connections=size * 2 + 10, max_keepalive_connections=size * 2, keepalive_expiry=4.0
             ),
         )
-        self.fn_index = chat_fn_index(url)
-        self.load_fn_index = page_load_fn_index(url)
+        self.page = AppPage.of(url)
 
     async def open(self) -> None:
         """Open every visitor's page, 20 at a time: a workshop's pages do not all load in the same instant."""
@@ -60,15 +47,13 @@ class Crowd:
 
         async def load(session: str) -> None:
             async with loading:
-                await open_session(self.client, session, self.load_fn_index)
+                await self.page.open(self.client, session)
 
         await asyncio.gather(*(load(session) for session in self.sessions))
 
     async def chat_at_once(self, prompt: str) -> tuple[float, list[StreamTiming]]:
         started = time.perf_counter()
-        timings = await asyncio.gather(
-            *(queue_chat(self.client, self.fn_index, prompt, f"crowd-{s}", s) for s in self.sessions)
-        )
+        timings = await asyncio.gather(*(self.page.chat(self.client, prompt, f"crowd-{s}", s) for s in self.sessions))
         return time.perf_counter() - started, list(timings)
 
     async def close(self) -> None:

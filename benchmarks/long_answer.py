@@ -16,19 +16,7 @@ import uuid
 
 import httpx
 
-from benchmarks.common import (
-    Row,
-    Samples,
-    Section,
-    StreamTiming,
-    chat_fn_index,
-    open_session,
-    page_load_fn_index,
-    queue_chat,
-    run_as_script,
-    served_app,
-    served_baseline,
-)
+from benchmarks.common import AppPage, Row, Samples, Section, StreamTiming, run_as_script, served_app, served_baseline
 
 FIRST_TOKEN_DELAY = 0.3
 GOAL = 2.0
@@ -63,13 +51,13 @@ async def sse_stream(
 
 async def through_queue(url: str, prompt: str, runs: int) -> list[StreamTiming]:
     """Each answer in a new page session, so each starts a new conversation (no long history to send)."""
-    fn_index, load_fn_index = chat_fn_index(url), page_load_fn_index(url)
+    page = AppPage.of(url)
     timings = []
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for _ in range(runs):
             session = uuid.uuid4().hex
-            await open_session(client, session, load_fn_index)
-            timing = await queue_chat(client, fn_index, prompt, f"long-{session}", session)
+            await page.open(client, session)
+            timing = await page.chat(client, prompt, f"long-{session}", session)
             if timing.error:
                 raise RuntimeError(f"chat failed: {timing.error}")
             timings.append(timing)

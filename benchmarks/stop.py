@@ -18,18 +18,7 @@ import uuid
 
 import httpx
 
-from benchmarks.common import (
-    Row,
-    Samples,
-    Section,
-    chat_fn_index,
-    chat_payload,
-    open_session,
-    p95,
-    page_load_fn_index,
-    run_as_script,
-    served_app,
-)
+from benchmarks.common import AppPage, Row, Samples, Section, chat_payload, p95, run_as_script, served_app
 
 GOAL_MS = 250
 LONG = "count to 3000"
@@ -86,16 +75,16 @@ async def stop_all(url: str, size: int) -> tuple[list[float], int]:
     """`size` answers streaming at once, all stopped at once: each one's press-to-end time, and the failures."""
     limits = httpx.Limits(max_connections=size * 3 + 10, max_keepalive_connections=size * 3)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        load_index, chat_index, stop_index = page_load_fn_index(url), chat_fn_index(url), stop_fn_index(url)
+        page, stop_index = AppPage.of(url), stop_fn_index(url)
         chats = [StoppedChat(client, uuid.uuid4().hex) for _ in range(size)]
         opening = asyncio.Semaphore(20)
 
         async def load(chat: StoppedChat) -> None:
             async with opening:
-                await open_session(client, chat.session, load_index)
+                await page.open(client, chat.session)
 
         await asyncio.gather(*(load(chat) for chat in chats))
-        answers = [asyncio.create_task(chat.answer(chat_index)) for chat in chats]
+        answers = [asyncio.create_task(chat.answer(page.chat_index)) for chat in chats]
         await asyncio.gather(*(chat.streaming.wait() for chat in chats))
         await asyncio.sleep(1.0)  # every answer well under way
         await asyncio.gather(*(chat.stop(stop_index) for chat in chats))
