@@ -100,8 +100,7 @@ class HandoffService(RunService):
                     prompt,
                     model=model,
                     message_history=history,
-                    cancellation_token=token,
-                    model_settings={"timeout": self.request_timeout},
+                    **self.run_options(token),
                 ) as run:
                     async for delta in run.stream_text(delta=True, debounce_by=None):
                         texts[stage] += delta

@@ -121,8 +121,7 @@ class RecipeService(RunService):
                 request,
                 model=model,
                 conversation=conversation,
-                cancellation_token=token,
-                model_settings={"timeout": self.request_timeout},
+                **self.run_options(token),
             ) as run:
                 async for partial in run.stream_output(debounce_by=debounce):
                     snapshots += 1

@@ -1,9 +1,12 @@
-"""What the recipe and hand-off services share: the store, the models, a timeout and the server's runs."""
+"""What the chat, recipe and hand-off services share: the store, the models, a timeout and the server's runs."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+from pydantic_ai import CancellationToken
 
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns
@@ -30,4 +33,9 @@ class RunService:
         self._clock = clock
 
     def stop(self, owner: str, run_id: str) -> bool:
+        """Stop the owner's run of this id (True when one was running); the run saves what it has."""
         return bool(owner) and self.active.stop(owner, run_id)
+
+    def run_options(self, token: CancellationToken) -> dict[str, Any]:
+        """What every run passes to `run_stream`: Stop's token and the provider's timeout."""
+        return {"cancellation_token": token, "model_settings": {"timeout": self.request_timeout}}

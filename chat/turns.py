@@ -31,6 +31,7 @@ from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, LiveRun, Report, RunStatus, RunUpdate, stream_from_own_task
+from chat.services import RunService
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from chat.tokens import estimate_message_tokens, estimate_tokens
@@ -70,7 +71,7 @@ class TurnUpdate(RunUpdate):
     """On the final update: what the model was sent."""
 
 
-class ChatService:
+class ChatService(RunService):
     """Runs turns for many visitors at once; every call is scoped to the visitor who owns the conversation."""
 
     def __init__(
@@ -90,9 +91,8 @@ class ChatService:
         active: ActiveTurns | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        super().__init__(store, models, request_timeout=request_timeout, active=active, clock=clock)
         self.agent = agent
-        self.store = store
-        self.models = models
         self.default_policy = default_policy or ContextPolicy()
         self.context_choices = tuple(dict.fromkeys([*context_choices, self.default_policy.kind]))
         """The policies a client may pick; anything else (an old stored `full`, say) sends the default."""
@@ -100,13 +100,9 @@ class ChatService:
         self.max_prompt_chars = max_prompt_chars
         self.max_answer_chars = max_answer_chars
         """The longest answer streamed and kept; the run is stopped there, whatever the model."""
-        self.request_timeout = request_timeout
         self.min_update_interval = min_update_interval
-        self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
-        """Every run of the server, chats, recipes and hand-offs alike: Stop, limits and the drain use it."""
         self.journal = journal
         """Keeps each turn's prompt and partial answer on disk until the turn is saved (chat/journal.py)."""
-        self._clock = clock
 
     def check_prompt(self, prompt: str | None) -> str:
         """The prompt to send, or `PromptRejected` saying why it cannot be sent."""
@@ -122,9 +118,6 @@ class ChatService:
     async def load_messages(self, owner: str, conversation_id: str) -> list[ModelMessage]:
         conversation = await self.store.load(conversation_id, scope=_required(owner))
         return [] if conversation is None else list(conversation.messages)
-
-    def stop(self, owner: str, conversation_id: str) -> bool:
-        return self.active.stop(_required(owner), conversation_id)
 
     def update_interval(self) -> float:
         """At least `min_update_interval` between a turn's updates, longer as more turns stream at once.
@@ -275,12 +268,11 @@ class ChatService:
                 prompt,
                 model=model,
                 conversation=conversation,
-                cancellation_token=token,
-                model_settings={"timeout": self.request_timeout},
                 capabilities=[ProcessHistory(shape_history)],
                 # pydantic-ai checks usage limits against the whole conversation's usage (50 requests by
                 # default), which would end every chat at turn 50: bound this turn's requests instead.
                 usage_limits=UsageLimits(request_limit=conversation.usage.requests + MAX_REQUESTS_PER_TURN),
+                **self.run_options(token),
             ) as run:
                 async for delta in run.stream_text(delta=True, debounce_by=None):
                     if too_long:

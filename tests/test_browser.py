@@ -37,6 +37,24 @@ def app():
         yield running
 
 
+@pytest.fixture
+def opened(app, browser):
+    """A new page on the app, ready to type in; closed after the test."""
+    page = browser.new_page()
+    goto(page, app.url)
+    yield page
+    page.close()
+
+
+@pytest.fixture
+def wide(app, browser):
+    """A new 1300x1000 page on the app (room for a whole tab in a screenshot); closed after the test."""
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    goto(page, app.url)
+    yield page
+    page.close()
+
+
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as playwright:
@@ -101,19 +119,16 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
     page.close()
 
 
-def test_an_empty_prompt_is_not_sent(app, browser):
-    page = browser.new_page()
-    goto(page, app.url)
+def test_an_empty_prompt_is_not_sent(app, opened):
+    page = opened
     page.locator("#prompt textarea").fill("   ")
     page.locator("#prompt textarea").press("Enter")
     page.wait_for_timeout(800)
     assert page.locator("[data-testid='user']").count() == 0
-    page.close()
 
 
-def test_memory_across_turns_in_chinese(app, browser):
-    page = browser.new_page()
-    goto(page, app.url)
+def test_memory_across_turns_in_chinese(app, opened):
+    page = opened
     send(page, "我叫小王，今年28岁。")
     page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
     send(page, "我多大了？")
@@ -121,12 +136,10 @@ def test_memory_across_turns_in_chinese(app, browser):
         "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length == 2 && b[1].innerText.includes('28'); }"
     )
     page.screenshot(path=str(ARTIFACTS / "chat-memory.png"), full_page=True)
-    page.close()
 
 
-def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
-    page = browser.new_page()
-    goto(page, app.url)
+def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, opened):
+    page = opened
     huge = "x" * (app.service.max_prompt_chars + 1)
     send(page, huge)
     page.get_by_text("the limit here is").first.wait_for()
@@ -134,7 +147,6 @@ def test_an_oversized_prompt_stays_in_the_box_with_a_message(app, browser):
     page.wait_for_function("(n) => document.querySelector('#prompt textarea').value.length == n", arg=len(huge))
     assert page.locator("#prompt textarea").input_value() == huge  # back in the box, nothing lost
     assert page.locator("[data-testid='user']").count() == 0
-    page.close()
 
 
 def test_closing_the_tab_mid_stream_lets_the_answer_finish_and_saves_it_whole(app, browser):
@@ -263,9 +275,8 @@ def test_a_second_browser_sees_none_of_the_first_ones_conversations(app, browser
     second.close()
 
 
-def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
-    page = browser.new_page()
-    goto(page, app.url)
+def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, opened):
+    page = opened
     send(page, "<img src=x onerror=window.__pwned=1> count to 3 <script>window.__ran=1</script>")
     page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('count to 3')")
     assert page.evaluate("() => [window.__pwned, window.__ran]") == [None, None]  # message HTML is inert
@@ -288,12 +299,10 @@ def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, browser):
         assert time.monotonic() < deadline, "the regenerated answer did not leave a branch"
         time.sleep(0.1)
     assert len(found[0]) == 1
-    page.close()
 
 
-def test_editing_the_last_message_answers_the_new_text(app, browser):
-    page = browser.new_page()
-    goto(page, app.url)
+def test_editing_the_last_message_answers_the_new_text(app, opened):
+    page = opened
     send(page, "count to 3")
     page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
     page.locator("#chat button[aria-label='Edit']").click()
@@ -301,7 +310,6 @@ def test_editing_the_last_message_answers_the_new_text(app, browser):
     page.locator("#chat button[aria-label='Submit']").click()
     page.wait_for_function("() => document.querySelector('#chat').innerText.includes('1 2 3 4 5.')")
     assert "count to 3" not in page.locator("#chat").inner_text()
-    page.close()
 
 
 RECORD_CARD_RENDERS = """() => {
@@ -312,9 +320,8 @@ RECORD_CARD_RENDERS = """() => {
 }"""
 
 
-def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browser):
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    goto(page, app.url)
+def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, wide):
+    page = wide
     page.get_by_role("tab", name="Recipe").click()
     page.evaluate(RECORD_CARD_RENDERS)
     page.locator("#dish textarea, #dish input").first.fill("麻婆豆腐")
@@ -338,7 +345,6 @@ def test_the_recipe_card_fills_in_live_and_stop_leaves_it_incomplete(app, browse
     page.locator("#stop-recipe").click()
     page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('stopped')")
     assert "incomplete" in page.locator("#recipe-card").inner_text()
-    page.close()
 
 
 def test_the_inspector_shows_the_summary_once_past_the_threshold(browser, tmp_path):
@@ -394,9 +400,8 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     context.close()
 
 
-def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    goto(page, app.url)
+def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, wide):
+    page = wide
     page.get_by_role("tab", name="Analyst → writer").click()
     page.locator("#handoff-data textarea").fill("Monthly sales: 120, 135, 128, 160, 190")
     page.locator("#handoff-go").click()
@@ -404,24 +409,20 @@ def test_the_analyst_to_writer_tab_runs_end_to_end_with_no_key(app, browser):
     assert "Mean: 146.60" in page.locator("#analysis").inner_text()
     assert "What the numbers say" in page.locator("#article").inner_text()
     page.screenshot(path=str(ARTIFACTS / "handoff.png"), full_page=True)
-    page.close()
 
 
-def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, browser):
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    goto(page, app.url)
+def test_the_stream_inspector_lists_deltas_beside_the_cumulative_text(app, wide):
+    page = wide
     page.get_by_role("tab", name="Stream inspector").click()
     page.locator("#probe-go").click()
     page.wait_for_function("() => document.querySelector('#probe-note').innerText.includes('no debounce')")
     table = page.locator("#probe-table").inner_text()
     assert "cumulative (delta=False)" in table and "1 2 3 4 5" in table
     page.screenshot(path=str(ARTIFACTS / "stream-inspector.png"), full_page=True)
-    page.close()
 
 
-def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, browser):
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    goto(page, app.url)
+def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, wide):
+    page = wide
     page.get_by_role("tab", name="Recipe").click()
     page.locator("#dish textarea, #dish input").first.fill("pancakes")
     page.locator("#generate").click()
@@ -436,4 +437,3 @@ def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, browser):
     page.get_by_role("option", name="Fluffy pancakes").first.click()
     page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('reopened')")
     assert "Fluffy pancakes" in page.locator("#recipe-card").inner_text()
-    page.close()
