@@ -1,4 +1,4 @@
-"""The turn runner on the demo model and scripted FunctionModels, with pydantic-ai's in-memory store."""
+"""The turn runner on the demo model and scripted FunctionModels, over a real SQLite file (the `store` fixture)."""
 
 from __future__ import annotations
 
