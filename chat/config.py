@@ -11,6 +11,11 @@ PolicyKind = Literal["full", "window", "summary"]
 POLICY_KINDS: tuple[PolicyKind, ...] = ("full", "window", "summary")
 
 
+def policy_kind(name: str | None) -> PolicyKind | None:
+    """The context policy of this name, or None for a name that is not one (an old stored value, a client's)."""
+    return next((kind for kind in POLICY_KINDS if kind == name), None)
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str = DEMO_MODEL

@@ -14,7 +14,7 @@ from pydantic_ai.messages import ModelResponse
 
 from chat.endings import mark_ended
 from chat.errors import ConversationUnavailable, PromptRejected, VisitorMissing, describe_failure
-from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, recipe_from_messages
+from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, output_mode, recipe_from_messages
 from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
 from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt
@@ -75,7 +75,7 @@ class RecipeService(RunService):
         model_name: str,
         *,
         debounce: float | None = 0.05,
-        mode: OutputMode = "tool",
+        mode: str = "tool",
         address: str | None = None,
     ) -> AsyncIterator[RecipeUpdate]:
         """Stream partial recipes as pydantic-ai validates them; the last update is final."""
@@ -83,13 +83,14 @@ class RecipeService(RunService):
             if not owner:
                 raise VisitorMissing()
             request = self.check_request(request)
-            if mode not in OUTPUT_MODES:
+            checked_mode = output_mode(mode)
+            if checked_mode is None:
                 raise PromptRejected(f"Unknown output mode {mode!r}: use one of {', '.join(OUTPUT_MODES)}.")
         except (PromptRejected, ConversationUnavailable) as error:
             return refused(RecipeUpdate(run_id, None, RunStatus.FAILED, error=str(error)))
 
         async def produce(token: CancellationToken, report: Report[RecipeUpdate]) -> None:
-            await self._produce(owner, run_id, request, model_name, debounce or None, mode, token, report)
+            await self._produce(owner, run_id, request, model_name, debounce or None, checked_mode, token, report)
 
         def crashed(error: BaseException) -> RecipeUpdate:
             return RecipeUpdate(run_id, None, RunStatus.FAILED, error=describe_failure(error, model_name))

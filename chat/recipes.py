@@ -20,6 +20,12 @@ from chat.untrusted import escape_markdown
 OutputMode = Literal["tool", "native", "prompted"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("tool", "native", "prompted")
 
+
+def output_mode(name: str) -> OutputMode | None:
+    """The output mode of this name, or None for a name that is not one (from a client, say)."""
+    return next((mode for mode in OUTPUT_MODES if mode == name), None)
+
+
 RECIPE_INSTRUCTIONS = (
     "You write recipes. For any dish the user names, return one recipe: its name (in the user's "
     "language), servings, total time in minutes, ingredients with amounts, and short numbered steps. "

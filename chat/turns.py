@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic_ai import Agent, CancellationToken
@@ -24,7 +24,7 @@ from pydantic_ai.exceptions import RunCancelled, RunTimedOut
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 
-from chat.config import POLICY_KINDS
+from chat.config import POLICY_KINDS, policy_kind
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, NoSuchConversation, PromptRejected, VisitorMissing, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
@@ -143,9 +143,9 @@ class ChatService(RunService):
         default. `stored`: the conversation's own, when the caller has read it already ("" for none)."""
         if stored is None and conversation_id and owner:
             stored = self.store.context_policy(conversation_id, owner)
-        chosen = kind or stored
-        if chosen in self.context_choices:
-            return dataclasses.replace(self.default_policy, kind=chosen)  # type: ignore[arg-type]
+        chosen = policy_kind(kind or stored)
+        if chosen is not None and chosen in self.context_choices:
+            return dataclasses.replace(self.default_policy, kind=chosen)
         return self.default_policy
 
     def remember_context_policy(self, owner: str, conversation_id: str, kind: str) -> None:
@@ -539,5 +539,5 @@ def _turn_stats(
     )
 
 
-async def _shielded(operation: object) -> None:
-    await asyncio.shield(operation)  # type: ignore[arg-type]
+async def _shielded(operation: Awaitable[None]) -> None:
+    await asyncio.shield(operation)

@@ -42,7 +42,7 @@ class RecipeHandlers(RunHandlers):
             dish,
             model_name,
             debounce=float(debounce or 0),
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             address=client_address(request),
         ):
             if not update.final:  # the final update is the validated recipe, not one more snapshot
