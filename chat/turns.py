@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from pydantic_ai import Agent, CancellationToken
+from pydantic_ai import Agent, AgentRunResult, CancellationToken
 from pydantic_ai.capabilities import ProcessHistory
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict
@@ -288,23 +288,10 @@ class ChatService(RunService):
                         await report.first_delivered()
             result = run.result
             assert result is not None
-            new_messages = list(result.new_messages())
-            status = RunStatus.COMPLETED
-            if new_messages and _connection_was_lost(new_messages[-1]):
-                status = RunStatus.CONNECTION_LOST
-                mark_ended(new_messages, CONNECTION_LOST)
-            repair_responses(new_messages)
-            earlier_usage = conversation.usage
-            # Extend the loaded conversation rather than saving `result.conversation`: in pydantic-ai 2.68
-            # a streamed result forgets the loaded revision (the save would conflict from turn 2 on), and
-            # it holds the history as trimmed by the context policy (the save would branch off it).
-            # The loaded object still knows which messages the store has, so the save appends only these.
-            conversation.messages.extend(new_messages)
-            conversation.usage = result.conversation.usage
-            await self._save(conversation, owner, new_messages)
-            self._describe(owner, conversation_id, prompt, model_name, compactor.policy.kind)
+            new_messages, status, this_turn = await self._save_answered(
+                result, conversation, owner, prompt, model_name, compactor.policy.kind
+            )
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
-            this_turn = _this_turn_usage(result.usage, earlier_usage)
             report(
                 TurnUpdate(
                     conversation_id,
@@ -342,6 +329,33 @@ class ChatService(RunService):
             report(self._failure(conversation_id, streamed.raw, error, model_name))
         finally:
             checkpoints.end()  # saved, or failed as the visitor was told: nothing to put back after a restart
+
+    async def _save_answered(
+        self,
+        result: AgentRunResult[str],
+        conversation: Conversation,
+        owner: str,
+        prompt: str,
+        model_name: str,
+        policy: str,
+    ) -> tuple[list[ModelMessage], RunStatus, RunUsage]:
+        """Save a turn the model answered to its end; its new messages, how it ended, and what it cost."""
+        new_messages = list(result.new_messages())
+        status = RunStatus.COMPLETED
+        if new_messages and _connection_was_lost(new_messages[-1]):
+            status = RunStatus.CONNECTION_LOST
+            mark_ended(new_messages, CONNECTION_LOST)
+        repair_responses(new_messages)
+        earlier_usage = conversation.usage
+        # Extend the loaded conversation rather than saving `result.conversation`: in pydantic-ai 2.68
+        # a streamed result forgets the loaded revision (the save would conflict from turn 2 on), and
+        # it holds the history as trimmed by the context policy (the save would branch off it).
+        # The loaded object still knows which messages the store has, so the save appends only these.
+        conversation.messages.extend(new_messages)
+        conversation.usage = result.conversation.usage
+        await self._save(conversation, owner, new_messages)
+        self._describe(owner, conversation.conversation_id, prompt, model_name, policy)
+        return new_messages, status, _this_turn_usage(result.usage, earlier_usage)
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
         return TurnUpdate(
