@@ -1,9 +1,10 @@
 """Streaming runs that live in a task of their own, shared by chat turns, recipes and the hand-off.
 
 Whoever consumes the updates (a Gradio generator, an SSE response, a test) can be cancelled or
-closed from any task, and the pydantic-ai run still ends in the task that started it: the consumer
-cancels the run's token and waits for it, so the run saves its partial result and closes its
-provider stream. And whatever ends the run, the consumer gets a final update: it never waits forever.
+closed from any task, and the pydantic-ai run still ends in the task that started it. A consumer that
+leaves stops the run (it cancels the run's token and waits while the partial result is saved and the
+provider stream closed), unless the run is kept for later readers (`LiveRun`, chat turns). And
+whatever ends the run, its readers get a final update: none waits forever.
 """
 
 from __future__ import annotations

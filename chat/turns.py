@@ -1,9 +1,9 @@
 """One chat turn: stream the answer, stop it on request, save it through a `ConversationStore`.
 
-The pydantic-ai run lives in a task of its own (`chat.runs.stream_from_own_task`): whoever
-consumes the updates can be cancelled or closed from any task, the tab can be closed mid-stream,
-and the run still ends in its own task: the partial answer is saved as an `interrupted` response,
-and the HTTP stream to the provider is closed.
+The pydantic-ai run lives in a task of its own (`chat.runs.stream_from_own_task`). Its reader can
+leave (a reloaded or closed page, a dropped SSE client) and the answer goes on to its end and is saved;
+a new reader picks it up (`ChatService.live_turn`, `follow`). Stop ends it in its own task: the partial
+answer is saved as an `interrupted` response, and the HTTP stream to the provider is closed.
 """
 
 from __future__ import annotations
