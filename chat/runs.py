@@ -35,6 +35,9 @@ from chat.quota import StoredDataQuota
 
 log = logging.getLogger(__name__)
 
+SETTLE_SECONDS = 5.0
+"""How long a new turn waits for the stopped answer of its conversation to be saved before it is refused."""
+
 
 class RunStatus(enum.StrEnum):
     """Where a run is: streaming, until its final update says how it ended. The same for every kind of run."""
@@ -217,6 +220,20 @@ class ActiveTurns:
         """Make a started run findable by `live`, for readers who come after its first one."""
         with self._lock:
             self._runs[(owner, run_id)] = run
+
+    async def settle(self, owner: str, run_id: str, timeout: float = SETTLE_SECONDS) -> None:
+        """Wait, at most `timeout` seconds, for this key's run to finish if it is already stopping.
+
+        A message sent right after Stop (a queued follow-up, an API client's next request) then starts
+        once the stopped answer is saved, instead of being refused as busy while it saves.
+        """
+        key = (owner, run_id)
+        with self._lock:
+            token, run = self._tokens.get(key), self._runs.get(key)
+        if token is None or not token.cancelled or run is None or run.task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(run.task), timeout)
 
     def live(self, owner: str, run_id: str) -> LiveRun[Any] | None:
         """The owner's run of this id that is running, or that ended less than `RESUME_SECONDS` ago."""

@@ -188,6 +188,7 @@ class ChatService(RunService):
             prompt = self.check_prompt(prompt)
             self.check_context(policy)
             self.models.check_offered(model_name)
+            await self.active.settle(owner, conversation_id)  # a stopped answer still saving: wait for it
             # `start` checks again; this is before `keep_shown` writes.
             self.active.check_can_start(owner, conversation_id, address)
             if shown_prompts is not None:

@@ -394,6 +394,15 @@ def test_the_sse_demo_page_streams_events_into_the_visitors_own_sidebar(app, bro
     events = page.locator("#events").inner_text()
     assert "event: start" in events and "event: delta" in events
     assert "小王" in page.locator("#answer").inner_text()
+    page.locator("#message").fill("count to 3000")
+    page.locator("#send").click()
+    page.wait_for_function("() => document.querySelector('#answer').innerText.includes(' 30 ')")
+    page.locator("#message").fill("我叫什么?")  # sent while the count streams: it is stopped, then this answers
+    page.locator("#send").click()
+    page.wait_for_function("() => document.querySelector('#events').innerText.split('event: done').length == 3")
+    events = page.locator("#events").inner_text()
+    assert 'stop pressed  data: {"stopped":true}' in events and "refused" not in events
+    assert "小王" in page.locator("#answer").inner_text()
     page.screenshot(path=str(ARTIFACTS / "sse-demo.png"), full_page=True)
     goto(page, app.url)
     page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('我叫小王')")

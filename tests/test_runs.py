@@ -181,3 +181,41 @@ def test_a_visitor_may_start_so_many_runs_in_any_minute():
     active.start("ezra", "chat-3")  # counted per visitor
     clock.now += 30
     active.start("dora", "chat-3")
+
+
+async def test_a_new_run_right_after_stop_waits_for_the_stopped_one_to_save_instead_of_being_refused():
+    saved = asyncio.Event()
+
+    async def produce(token: CancellationToken, report: Report[Step]) -> None:
+        report(Step(1))
+        while not token.cancelled:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.2)  # saving the partial answer takes a moment
+        saved.set()
+        report(Step(2, final=True))
+
+    active = ActiveTurns()
+    updates = stream_from_own_task(active, "noor", "chat-5", produce, crashed)
+    assert await updates.__anext__() == Step(1)
+    assert active.stop("noor", "chat-5")
+    with pytest.raises(ConversationBusy):
+        active.check_can_start("noor", "chat-5")  # still saving: without waiting, the next turn is refused
+    await active.settle("noor", "chat-5")
+    assert saved.is_set()
+    active.check_can_start("noor", "chat-5")  # the next turn may start now
+    await updates.aclose()
+
+
+async def test_settling_never_waits_for_a_run_nobody_stopped():
+    async def produce(token: CancellationToken, report: Report[Step]) -> None:
+        report(Step(1))
+        while not token.cancelled:  # answering until the consumer leaves
+            await asyncio.sleep(0.005)
+        report(Step(2, final=True))
+
+    active = ActiveTurns()
+    updates = stream_from_own_task(active, "noor", "chat-6", produce, crashed)
+    assert await updates.__anext__() == Step(1)
+    await asyncio.wait_for(active.settle("noor", "chat-6"), timeout=1)  # returns at once: it is answering
+    assert active.is_running("noor", "chat-6")
+    await updates.aclose()

@@ -156,6 +156,7 @@ class ChatStreamAPI:
             return _error(400, describe_failure(not_offered, model_name))
         conversation_id = body.conversation_id or str(uuid.uuid4())
         address = request.client.host if request.client else None
+        await self.service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
         try:  # refused now with a status a client can act on; the run checks again as it starts
             self.service.active.check_can_start(owner, conversation_id, address)
         except ServerClosing as closing:  # draining for a restart: come back in a moment
