@@ -33,6 +33,14 @@ class MalformedOwner(ValueError):
         )
 
 
+def client_address(request: object) -> str | None:
+    """The network address a request (Gradio's or Starlette's) came from, for the per-address limit.
+
+    Behind a proxy it is the one uvicorn trusts the proxy to forward (`FORWARDED_ALLOW_IPS`)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
+
+
 def new_visitor_id() -> str:
     return secrets.token_urlsafe(24)
 

@@ -201,7 +201,8 @@ def default_db_path(environ: Mapping[str, str], space_storage: Path = SPACE_STOR
 
 def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
     """The settings from `argv` and `environ`; `--help` and a bad value exit here (argparse's usage error)."""
-    defaults = dataclasses.replace(Settings(), db_path=default_db_path(environ)[0])
+    default_db, storage_notice = default_db_path(environ)
+    defaults = dataclasses.replace(Settings(), db_path=default_db)
     parser = OneLineErrors(
         description="Streaming multi-turn chat with pydantic-ai in Gradio. Each flag's environment variable "
         "sets it when the flag is not given.",
@@ -242,7 +243,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         context_choices=_offered_policies(settings.context_choices, settings.context_policy, parser),
         summary_keep_recent=max(settings.summary_threshold // 3, 2),
         hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
-        storage_notice=default_db_path(environ)[1] if settings.db_path == defaults.db_path else None,
+        storage_notice=storage_notice if settings.db_path == default_db else None,
     )
 
 

@@ -67,6 +67,7 @@ class Update(Protocol):
 
 
 U = TypeVar("U", bound=Update)
+V = TypeVar("V")
 
 
 class Report(Generic[U]):
@@ -252,10 +253,7 @@ class ActiveTurns:
                 del self._tokens[key]
                 run = self._runs.pop(key, None)
                 if run is not None:
-                    self._finished.pop(key, None)
-                    self._finished[key] = (self._clock(), run)
-                    while len(self._finished) > self._RESUMABLE:
-                        del self._finished[next(iter(self._finished))]
+                    _remember(self._finished, key, (self._clock(), run), limit=self._RESUMABLE)
                 self._per_owner[owner] -= 1
                 if not self._per_owner[owner]:
                     del self._per_owner[owner]
@@ -297,11 +295,14 @@ class ActiveTurns:
         return True
 
 
-def _remember(times: dict[tuple[str, str], float], key: tuple[str, str], moment: float) -> None:
-    times.pop(key, None)  # re-inserted last: the dict stays in time order, oldest first
-    times[key] = moment
-    while len(times) > ActiveTurns._REMEMBERED:
-        del times[next(iter(times))]
+def _remember(
+    remembered: dict[tuple[str, str], V], key: tuple[str, str], value: V, limit: int = ActiveTurns._REMEMBERED
+) -> None:
+    """Keep `value` for `key`, and at most `limit` keys: the oldest are dropped first."""
+    remembered.pop(key, None)  # re-inserted last: the dict stays in time order, oldest first
+    remembered[key] = value
+    while len(remembered) > limit:
+        del remembered[next(iter(remembered))]
 
 
 class LiveRun(Generic[U]):

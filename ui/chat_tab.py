@@ -15,10 +15,11 @@ from typing import Any
 import gradio as gr
 from gradio.context import get_blocks_context
 
+from chat.identity import client_address
 from chat.render import ENDED_LABELS, answer_markdown, format_context, format_stats, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
-from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
+from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
 # Gradio 6.31 rebuilds a component for each skipped output on every update (benchmarks/ANALYSIS.md).

@@ -8,9 +8,10 @@ from typing import Any
 import gradio as gr
 
 from chat.handoff import HandoffService
+from chat.identity import client_address
 from chat.runs import RunStatus
 from ui.events import PRIVATE
-from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
+from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 
 class HandoffHandlers(RunHandlers):

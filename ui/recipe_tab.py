@@ -8,12 +8,13 @@ from typing import Any
 import gradio as gr
 
 from chat.errors import ConversationUnavailable
+from chat.identity import client_address
 from chat.recipe_runs import RecipeService
 from chat.recipes import recipe_json, render_card
 from chat.runs import RunStatus
 from ui.events import PRIVATE
 from ui.sidebar import session_label
-from ui.visitors import RunHandlers, Visitors, client_address, new_conversation_id
+from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 
 class RecipeHandlers(RunHandlers):

@@ -106,10 +106,11 @@ class SessionHandlers:
         owner = self.visitors.owner(token, request, profile)
         wanted = dict(getattr(request, "query_params", None) or {}).get("c")
         choices = self.session_choices(owner)
-        if owner and wanted and self.service.live_turn(owner, wanted) and wanted not in {v for _, v in choices}:
+        listed = wanted in {value for _, value in choices}
+        if owner and wanted and not listed and self.service.live_turn(owner, wanted):
             # A new chat whose first answer is still being written: nothing is stored yet, it streams in next.
             return [], wanted, "", gr.skip(), gr.update(choices=choices, value=None)
-        if owner and wanted and wanted in {value for _, value in choices}:
+        if owner and wanted and listed:
             try:
                 opened = await self.sessions.open(owner, wanted)
             except ConversationUnavailable:

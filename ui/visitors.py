@@ -17,13 +17,6 @@ def new_conversation_id() -> str:
     return str(uuid.uuid4())
 
 
-def client_address(request: gr.Request | None) -> str | None:
-    """The network address the event came from (behind a proxy, the one uvicorn trusts it to forward:
-    FORWARDED_ALLOW_IPS), for the per-address limit."""
-    client = getattr(request, "client", None)
-    return getattr(client, "host", None)
-
-
 class Visitors:
     """Every event is also an API call, so every handler resolves its visitor here itself."""
 

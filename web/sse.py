@@ -33,7 +33,15 @@ from chat.errors import (
     TooManyStarts,
     describe_failure,
 )
-from chat.identity import COOKIE_NAME, MalformedOwner, VisitorCookie, checked_owner, new_visitor_id, visitor
+from chat.identity import (
+    COOKIE_NAME,
+    MalformedOwner,
+    VisitorCookie,
+    checked_owner,
+    client_address,
+    new_visitor_id,
+    visitor,
+)
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService
@@ -155,7 +163,7 @@ class ChatStreamAPI:
         except (PromptRejected, ModelNotOffered) as not_offered:
             return _error(400, describe_failure(not_offered, model_name))
         conversation_id = body.conversation_id or str(uuid.uuid4())
-        address = request.client.host if request.client else None
+        address = client_address(request)
         await self.service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
         try:  # refused now with a status a client can act on; the run checks again as it starts
             self.service.active.check_can_start(owner, conversation_id, address)
