@@ -19,6 +19,11 @@ from tests.fake_openai import FakeOpenAIServer
 pytestmark = pytest.mark.anyio
 
 
+MODEL = "compatible:fake-model"
+# Long enough for a loopback connect on a busy CI machine (0.5 s once timed out there), far below fault:slow's 30 s.
+REQUEST_TIMEOUT = 3.0
+
+
 @pytest.fixture(scope="module")
 def server():
     with FakeOpenAIServer() as running:
@@ -28,14 +33,13 @@ def server():
 @pytest.fixture
 async def service(server, store, monkeypatch):
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
-    settings = Settings(model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=0.5)
+    settings = Settings(
+        model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=REQUEST_TIMEOUT
+    )
     resolver = ModelResolver(settings)
-    yield ChatService(build_chat_agent(), store, resolver, request_timeout=0.5, min_update_interval=0)
+    yield ChatService(build_chat_agent(), store, resolver, request_timeout=REQUEST_TIMEOUT, min_update_interval=0)
     # Close the HTTP client on the test's own event loop, which ends with the test.
     await resolver.resolve(MODEL).client.close()
-
-
-MODEL = "compatible:fake-model"
 
 
 async def turn(service: ChatService, prompt: str, conversation: str = "c1"):
@@ -56,7 +60,7 @@ async def test_deltas_arrive_in_order_and_the_provider_usage_is_reported(service
 
 async def test_history_goes_back_to_the_server_as_messages(service, server):
     first = await turn(service, "first question", conversation="history")
-    assert first[-1].status is RunStatus.COMPLETED, first[-1].error  # (0.5 s request timeout in this module)
+    assert first[-1].status is RunStatus.COMPLETED, first[-1].error
     await turn(service, "second question", conversation="history")
     roles = [(m["role"], m.get("content")) for m in server.log.requests[-1]["messages"]]
     assert ("user", "first question") in roles
