@@ -19,7 +19,7 @@ from pydantic_ai.exceptions import (
 )
 
 from chat.models import ModelNotOffered, ModelUnavailable
-from storage.sqlite_store import CorruptConversation
+from storage.catalogue import CorruptConversation
 
 
 class PromptRejected(ValueError):

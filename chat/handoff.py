@@ -126,4 +126,4 @@ class HandoffService(RunService):
             return
         # An ordinary chat: listed and searchable in the sidebar, and it can be continued there.
         await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
-        self.store.set_title(run_id, owner, "Analysis: " + title_from_prompt(data, limit=40))
+        await self.store.set_title(run_id, owner, "Analysis: " + title_from_prompt(data, limit=40))

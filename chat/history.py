@@ -132,7 +132,7 @@ class Compactor:
     summarize: Summarize
     stored: StoredSummary | None = None
     report: ContextReport = field(default_factory=ContextReport)
-    save_summary: Callable[[StoredSummary], None] | None = None
+    save_summary: Callable[[StoredSummary], Awaitable[None]] | None = None
 
     async def __call__(self, messages: list[ModelMessage]) -> list[ModelMessage]:
         self.report = ContextReport(policy=self.policy.describe(), total_messages=len(messages))
@@ -165,6 +165,6 @@ class Compactor:
             self.stored = stored
             self.report.summarized_now = True
             if self.save_summary is not None:
-                self.save_summary(stored)
+                await self.save_summary(stored)
         self.report.summary = stored.text
         return keep_from(messages, stored.covered, stored.text), stored.covered

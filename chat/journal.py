@@ -17,7 +17,7 @@ from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from chat.endings import SERVER_RESTARTED, interrupted_answer
 from chat.text import title_from_prompt
-from storage.sqlite_store import SQLiteConversationStore
+from storage.catalogue import CataloguedStore
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Checkpoints:
             self.turn_id = None
 
 
-async def recover_unfinished_turns(journal: TurnJournal, store: SQLiteConversationStore) -> int:
+async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore) -> int:
     """Save every turn a previous server left unfinished; returns how many. Run once, before serving."""
     recovered = 0
     for turn in journal.left_by_earlier_servers():
@@ -77,7 +77,7 @@ async def recover_unfinished_turns(journal: TurnJournal, store: SQLiteConversati
         answer = interrupted_answer(turn.partial, SERVER_RESTARTED, turn.model)
         conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
         await store.save(conversation, scope=turn.scope)
-        store.describe(turn.conversation_id, turn.scope, title=title_from_prompt(turn.prompt), model=turn.model)
+        await store.describe(turn.conversation_id, turn.scope, title=title_from_prompt(turn.prompt), model=turn.model)
         journal.finish(turn.turn_id)
         recovered += 1
     if recovered:

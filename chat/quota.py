@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from chat.errors import StorageFull
-from storage.sqlite_store import SQLiteConversationStore
+from storage.catalogue import CataloguedStore
 
 
 class StoredDataQuota:
-    def __init__(self, store: SQLiteConversationStore, max_bytes: int | None) -> None:
+    def __init__(self, store: CataloguedStore, max_bytes: int | None) -> None:
         self.store = store
         self.max_bytes = max_bytes
         """None: no limit."""
 
-    def check(self, owner: str, adding: int = 0) -> None:
+    async def check(self, owner: str, adding: int = 0) -> None:
         """`StorageFull` when the owner already holds the most they may, or would with `adding` more bytes.
 
         Checked as a run starts, not as it saves: a run that started is never lost for the quota's sake,
         so a visitor goes over by at most the answers they had running."""
         if self.max_bytes is None:
             return
-        stored = self.store.stored_bytes(owner)
+        stored = await self.store.stored_bytes(owner)
         if stored + adding > self.max_bytes or (not adding and stored >= self.max_bytes):
             raise StorageFull(readable_size(stored + adding), readable_size(self.max_bytes))
 

@@ -55,11 +55,11 @@ class RecipeService(RunService):
             raise PromptRejected(f"Keep the request under {MAX_REQUEST_CHARS:,} characters.")
         return join_surrogates(request.strip())
 
-    def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
-        return self.store.list_sessions(owner, kind=RECIPE_KIND, limit=limit) if owner else []
+    async def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
+        return await self.store.list_sessions(owner, kind=RECIPE_KIND, limit=limit) if owner else []
 
     async def open(self, owner: str, run_id: str) -> StoredRecipe:
-        if not owner or self.store.session(run_id, owner, kind=RECIPE_KIND) is None:
+        if not owner or await self.store.session(run_id, owner, kind=RECIPE_KIND) is None:
             raise ConversationUnavailable("This recipe does not exist (it may have been deleted).")
         conversation = await self.store.load(run_id, scope=owner)
         messages = conversation.messages if conversation else []
@@ -132,7 +132,7 @@ class RecipeService(RunService):
             assert result is not None
             last = result.output
             await self.store.save(result.conversation, scope=owner)
-            self._describe(owner, run_id, last.name or request, model_name)
+            await self._describe(owner, run_id, last.name or request, model_name)
             report(update(RunStatus.COMPLETED))
         except RunTimedOut as error:
             report(update(RunStatus.FAILED, describe_failure(error, model_name)))
@@ -142,7 +142,7 @@ class RecipeService(RunService):
                 mark_ended(messages, self.active.stop_reason, model_name)
             last = recipe_from_messages(messages) or last
             await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
-            self._describe(owner, run_id, (last.name if last else "") or request, model_name)
+            await self._describe(owner, run_id, (last.name if last else "") or request, model_name)
             report(update(RunStatus.STOPPED))
         except UnexpectedModelBehavior as error:
             message = (
@@ -154,5 +154,5 @@ class RecipeService(RunService):
             log.exception("recipe run %s failed", run_id)
             report(update(RunStatus.FAILED, describe_failure(error, model_name)))
 
-    def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
-        self.store.describe(run_id, owner, title=title_from_prompt(title), model=model_name, kind=RECIPE_KIND)
+    async def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
+        await self.store.describe(run_id, owner, title=title_from_prompt(title), model=model_name, kind=RECIPE_KIND)

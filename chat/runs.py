@@ -145,12 +145,18 @@ class ActiveTurns:
         self.closing = False
         """The server is shutting down: new runs are refused, running ones were stopped (`close`)."""
 
-    def check_can_start(self, owner: str, run_id: str, address: str | None = None) -> None:
-        """The refusal `start` would raise now (`PromptRejected`), for callers that answer before streaming."""
+    async def check_can_start(self, owner: str, run_id: str, address: str | None = None) -> None:
+        """The refusal `admit` would raise now (`PromptRejected`), for callers that answer before streaming."""
         if self.quota is not None:
-            self.quota.check(owner)
+            await self.quota.check(owner)
         with self._lock:
             self._refusal(owner, run_id, address)
+
+    async def admit(self, owner: str, run_id: str, address: str | None = None) -> CancellationToken:
+        """`start`, after checking what the owner keeps stored (`StorageFull`)."""
+        if self.quota is not None:
+            await self.quota.check(owner)
+        return self.start(owner, run_id, address)
 
     def start(self, owner: str, run_id: str, address: str | None = None) -> CancellationToken:
         """Register a run; `PromptRejected` (busy, too many, closing) when it must not start.
@@ -158,8 +164,6 @@ class ActiveTurns:
         `address`: the client's network address, for `max_per_address` (None: not counted)."""
         key = (owner, run_id)
         token = CancellationToken()
-        if self.quota is not None:
-            self.quota.check(owner)
         with self._lock:
             self._refusal(owner, run_id, address)
             self._tokens[key] = token
@@ -386,7 +390,7 @@ async def stream_from_own_task(
     end, and `ActiveTurns.live` finds it for a reader who comes back.
     """
     try:
-        token = active.start(owner, run_id, address)
+        token = await active.admit(owner, run_id, address)
     except PromptRejected as refusal:  # draining for a restart, busy elsewhere, or too many at once
         yield crashed(refusal)
         return

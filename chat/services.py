@@ -10,7 +10,7 @@ from pydantic_ai import CancellationToken
 
 from chat.models import ModelResolver
 from chat.runs import ActiveTurns
-from storage.sqlite_store import SQLiteConversationStore
+from storage.catalogue import CataloguedStore
 
 
 class RunService:
@@ -18,7 +18,7 @@ class RunService:
 
     def __init__(
         self,
-        store: SQLiteConversationStore,
+        store: CataloguedStore,
         models: ModelResolver,
         *,
         request_timeout: float = 60.0,

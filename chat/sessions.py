@@ -20,8 +20,7 @@ from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
 from chat.untrusted import plain_line, shortened
-from storage.catalogue import SearchHit, SessionSummary
-from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
+from storage.catalogue import CataloguedStore, CorruptConversation, SearchHit, SessionSummary
 
 MAX_TITLE_CHARS = 80
 MAX_IMPORT_BYTES = 5_000_000
@@ -64,7 +63,7 @@ class Export:
 class Sessions:
     def __init__(
         self,
-        store: SQLiteConversationStore,
+        store: CataloguedStore,
         image_hosts: tuple[str, ...] = (),
         max_import_bytes: int = MAX_IMPORT_BYTES,
         quota: StoredDataQuota | None = None,
@@ -75,13 +74,13 @@ class Sessions:
         self.max_import_bytes = max_import_bytes
         self.quota = quota or StoredDataQuota(store, None)
 
-    def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
-        return self.store.list_sessions(_owner(owner), limit=limit)
+    async def list(self, owner: str, *, limit: int = 50) -> list[SessionSummary]:
+        return await self.store.list_sessions(_owner(owner), limit=limit)
 
     async def open(self, owner: str, conversation_id: str) -> OpenedConversation:
         """The conversation's messages; `ConversationUnavailable` for an id this owner does not have."""
         owner = _owner(owner)
-        summary = self.store.session(conversation_id, owner)
+        summary = await self.store.session(conversation_id, owner)
         if summary is None:
             raise NoSuchConversation()
         try:
@@ -91,27 +90,27 @@ class Sessions:
         messages = [] if conversation is None else list(conversation.messages)
         return OpenedConversation(conversation_id, summary.title, messages, self.image_hosts)
 
-    def rename(self, owner: str, conversation_id: str, typed: str) -> str:
+    async def rename(self, owner: str, conversation_id: str, typed: str) -> str:
         """The title as kept: one line of visible characters, at most `MAX_TITLE_CHARS`, ending in "…" if cut."""
         title = shortened(plain_line(typed), MAX_TITLE_CHARS)
         if not title:
             raise ConversationUnavailable("A title cannot be empty.")
-        if not self.store.set_title(conversation_id, _owner(owner), title):
+        if not await self.store.set_title(conversation_id, _owner(owner), title):
             raise NoSuchConversation()
         return title
 
     async def delete(self, owner: str, conversation_id: str) -> None:
         owner = _owner(owner)
-        if self.store.session(conversation_id, owner) is None:
+        if await self.store.session(conversation_id, owner) is None:
             raise NoSuchConversation()
         await self.store.delete(conversation_id, scope=owner)
 
-    def summary(self, owner: str | None, conversation_id: str) -> SessionSummary | None:
+    async def summary(self, owner: str | None, conversation_id: str) -> SessionSummary | None:
         """The listed facts of this owner's conversation (title, times), even when its messages are damaged."""
-        return self.store.session(conversation_id, owner) if owner else None
+        return await self.store.session(conversation_id, owner) if owner else None
 
-    def search(self, owner: str, query: str) -> list[SearchHit]:
-        return self.store.search(_owner(owner), query)
+    async def search(self, owner: str, query: str) -> list[SearchHit]:
+        return await self.store.search(_owner(owner), query)
 
     async def export_json(self, owner: str, conversation_id: str) -> str:
         """The whole conversation as pydantic-ai writes it (messages and usage): lossless, and importable."""
@@ -119,21 +118,21 @@ class Sessions:
         try:
             conversation = await self.store.load(conversation_id, scope=owner)
         except CorruptConversation:
-            return self._salvage(owner, conversation_id)
+            return await self._salvage(owner, conversation_id)
         if conversation is None:
             raise NoSuchConversation()
         conversation.revision = None
         return ConversationTypeAdapter.dump_json(conversation, indent=2).decode()
 
-    def _salvage(self, owner: str, conversation_id: str) -> str:
+    async def _salvage(self, owner: str, conversation_id: str) -> str:
         """A damaged conversation's messages exactly as stored, so what is still readable can be rescued."""
-        summary = self.store.session(conversation_id, owner)
+        summary = await self.store.session(conversation_id, owner)
         if summary is None:
             raise NoSuchConversation()
         salvaged = {
             "damaged": "Some stored messages of this conversation could not be read; here they are as stored.",
             "title": summary.title,
-            "stored_messages": self.store.raw_messages(conversation_id, owner),
+            "stored_messages": await self.store.raw_messages(conversation_id, owner),
         }
         return json.dumps(salvaged, ensure_ascii=False, indent=2)
 
@@ -147,7 +146,7 @@ class Sessions:
             text = await self.export_json(owner, conversation_id)
         else:
             text = await self.export_markdown(owner, conversation_id)
-        summary = self.summary(owner, conversation_id)
+        summary = await self.summary(owner, conversation_id)
         stem = file_stem(summary.title if summary else "conversation")
         return Export(f"{stem}.{kind}", EXPORT_KINDS[kind], text)
 
@@ -164,7 +163,7 @@ class Sessions:
         self.check_import_size(len(payload))
         conversation = _parse_conversation(payload)
         try:
-            self.quota.check(owner, adding=len(payload))
+            await self.quota.check(owner, adding=len(payload))
         except StorageFull as full:
             raise ImportRejected(f"{full} Nothing was imported.") from None
         imported = Conversation(
@@ -172,7 +171,9 @@ class Sessions:
         )
         await self.store.save(imported, scope=owner)
         first_prompt = _first_prompt(imported.messages)
-        self.store.set_title(imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat"))
+        await self.store.set_title(
+            imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat")
+        )
         return imported.conversation_id
 
 

@@ -35,7 +35,7 @@ from chat.services import RunService
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from chat.tokens import estimate_message_tokens, estimate_tokens
-from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
+from storage.catalogue import CataloguedStore, CorruptConversation
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class ChatService(RunService):
     def __init__(
         self,
         agent: Agent[None, str],
-        store: SQLiteConversationStore,
+        store: CataloguedStore,
         models: ModelResolver,
         *,
         max_prompt_chars: int = 20_000,
@@ -136,26 +136,26 @@ class ChatService(RunService):
         if owner and conversation_id and self.active.is_running(owner, conversation_id):
             raise PromptRejected("Still answering your last message: wait for it, or press Stop.")
 
-    def context_policy(
+    async def context_policy(
         self, owner: str, conversation_id: str | None, kind: str | None = None, *, stored: str | None = None
     ) -> ContextPolicy:
         """The policy for this conversation: the one asked for, else the one it was last sent with, else the
         default. `stored`: the conversation's own, when the caller has read it already ("" for none)."""
         if stored is None and conversation_id and owner:
-            stored = self.store.context_policy(conversation_id, owner)
+            stored = await self.store.context_policy(conversation_id, owner)
         chosen = policy_kind(kind or stored)
         if chosen is not None and chosen in self.context_choices:
             return dataclasses.replace(self.default_policy, kind=chosen)
         return self.default_policy
 
-    def remember_context_policy(self, owner: str, conversation_id: str, kind: str) -> None:
+    async def remember_context_policy(self, owner: str, conversation_id: str, kind: str) -> None:
         """Keep the policy picked for a conversation (a new one takes it with its first turn); others are ignored."""
         if owner and conversation_id and kind in self.context_choices:
-            self.store.set_context_policy(conversation_id, owner, kind)
+            await self.store.set_context_policy(conversation_id, owner, kind)
 
-    def has_conversation(self, owner: str, conversation_id: str) -> bool:
+    async def has_conversation(self, owner: str, conversation_id: str) -> bool:
         """Whether this owner has a chat of this id; anyone else's is exactly like one that does not exist."""
-        return bool(owner) and self.store.session(conversation_id, owner) is not None
+        return bool(owner) and await self.store.session(conversation_id, owner) is not None
 
     def check_context(self, kind: str | None) -> None:
         """`PromptRejected` when a client asks for a policy this server does not offer."""
@@ -189,8 +189,8 @@ class ChatService(RunService):
             self.check_context(policy)
             self.models.check_offered(model_name)
             await self.active.settle(owner, conversation_id)  # a stopped answer still saving: wait for it
-            # `start` checks again; this is before `keep_shown` writes.
-            self.active.check_can_start(owner, conversation_id, address)
+            # `admit` checks again; this is before `keep_shown` writes.
+            await self.active.check_can_start(owner, conversation_id, address)
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
         except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:
@@ -247,7 +247,7 @@ class ChatService(RunService):
         report: Report[TurnUpdate],
     ) -> None:
         started = self._clock()
-        compactor = self._compactor(owner, conversation_id, model_name, policy_kind)
+        compactor = await self._compactor(owner, conversation_id, model_name, policy_kind)
 
         async def shape_history(messages: list[ModelMessage]) -> list[ModelMessage]:
             return await compactor(messages)
@@ -355,7 +355,7 @@ class ChatService(RunService):
         conversation.messages.extend(new_messages)
         conversation.usage = result.conversation.usage
         await self._save(conversation, owner, new_messages)
-        self._describe(owner, conversation.conversation_id, prompt, model_name, policy)
+        await self._describe(owner, conversation.conversation_id, prompt, model_name, policy)
         return new_messages, status, _this_turn_usage(result.usage, earlier_usage)
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
@@ -395,14 +395,14 @@ class ChatService(RunService):
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage
         await self._save(loaded, owner, new_messages)
-        self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None)
+        await self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None)
 
-    def _describe(
+    async def _describe(
         self, owner: str, conversation_id: str, prompt: str, model_name: str | None, policy: str | None = None
     ) -> None:
         """The app's metadata beside the conversation, in one write: the model and context policy of the last
         turn, and a title from the first prompt (also when its answer was stopped: the prompt names the chat)."""
-        self.store.describe(
+        await self.store.describe(
             conversation_id, owner, title=title_from_prompt(prompt), model=model_name, context_policy=policy
         )
 
@@ -445,17 +445,17 @@ class ChatService(RunService):
                 return prompt
         raise ConversationUnavailable("There is no message to answer again yet.")
 
-    def _compactor(self, owner: str, conversation_id: str, model_name: str, kind: str | None) -> Compactor:
-        settings = self.store.turn_settings(conversation_id, owner)  # the turn's one read of the app's metadata
+    async def _compactor(self, owner: str, conversation_id: str, model_name: str, kind: str | None) -> Compactor:
+        settings = await self.store.turn_settings(conversation_id, owner)  # the turn's one read of the app's metadata
 
         async def summarize(previous: str | None, messages: Sequence[ModelMessage]) -> str:
             return await self.summarizer.summarize(model_name, previous, messages)
 
-        def save_summary(summary: StoredSummary) -> None:
-            self.store.save_summary(conversation_id, owner, summary.text, summary.covered)
+        async def save_summary(summary: StoredSummary) -> None:
+            await self.store.save_summary(conversation_id, owner, summary.text, summary.covered)
 
         return Compactor(
-            self.context_policy(owner, conversation_id, kind, stored=settings.context_policy or ""),
+            await self.context_policy(owner, conversation_id, kind, stored=settings.context_policy or ""),
             summarize,
             stored=StoredSummary(*settings.summary) if settings.summary else None,
             save_summary=save_summary,

@@ -1,5 +1,6 @@
-"""Conversation storage: pydantic-ai's `ConversationStore` on SQLite (sqlite_store), the app's catalogue
-beside it (catalogue: titles, listing, search, summaries), the database under both (database)."""
+"""Conversation storage: pydantic-ai's `ConversationStore` with the app's catalogue beside it (catalogue:
+titles, listing, search, summaries, the interface chat/ is written against); on SQLite (sqlite_store,
+sqlite_catalogue, database under both) or in memory (memory_store, for tests)."""
 
 from __future__ import annotations
 

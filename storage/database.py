@@ -6,21 +6,38 @@ disk (a power cut can lose the last commits, never corrupt the file).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
 from storage.migrations import migrations
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def off_the_event_loop(work: Callable[P, T]) -> Callable[P, Awaitable[T]]:
+    """A method as the async interface awaits it, its SQLite work done in a worker thread: a save or a
+    listing never stalls every other stream on the event loop (each thread has its own connection)."""
+
+    @functools.wraps(work)
+    async def in_a_thread(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.to_thread(work, *args, **kwargs)
+
+    return in_a_thread
 
 
 class SQLiteDatabase:

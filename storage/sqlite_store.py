@@ -13,66 +13,30 @@ scope-checked by it (`load`, `save`, `delete`, `branch`, `fork` all take `scope=
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
 
 import pydantic
 from pydantic_ai.conversation_store import (
     ConversationConflict,
     ConversationEntry,
     ConversationRecord,
-    ConversationStore,
 )
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse
+from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
-from storage.catalogue import Catalogue, SearchHit, SessionSummary
+from storage.catalogue import CataloguedStore, CorruptConversation, SearchHit, SessionSummary, message_text
 from storage.database import now as timestamp
+from storage.database import off_the_event_loop
+from storage.sqlite_catalogue import SQLiteCatalogue
 
 __all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "message_text"]
 
 _RECORDS = pydantic.TypeAdapter(ConversationRecord)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
-def off_the_event_loop(work: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """A primitive as pydantic-ai awaits it, its SQLite work done in a worker thread: a save or a load
-    never stalls every other stream on the event loop (each thread has its own connection)."""
-
-    @functools.wraps(work)
-    async def in_a_thread(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(work, *args, **kwargs)
-
-    return in_a_thread
-
-
-class CorruptConversation(LookupError):
-    """A stored message could not be read back; the conversation is damaged, the others are not."""
-
-    def __init__(self, conversation_id: str | None, detail: str) -> None:
-        self.conversation_id = conversation_id
-        super().__init__(
-            "This conversation could not be read: a stored message is damaged "
-            f"({detail}). Other conversations are not affected; you can delete this one."
-        )
-
-
-def message_text(message: ModelMessage) -> str:
-    """The words of a message, for full-text search."""
-    words = []
-    for part in message.parts:
-        content = getattr(part, "content", None)
-        if isinstance(content, str) and part.part_kind in ("user-prompt", "text", "system-prompt"):
-            words.append(content)
-    return "\n".join(words)
-
-
-class SQLiteConversationStore(Catalogue, ConversationStore):
+class SQLiteConversationStore(SQLiteCatalogue, CataloguedStore):
     """pydantic-ai's `ConversationStore` primitives on SQLite (this file), with the app's catalogue
-    (storage/catalogue.py) over the same database (storage/database.py)."""
+    (storage/sqlite_catalogue.py) over the same database (storage/database.py)."""
 
     # -- the five primitives, plus read_history in one query ------------------------------------
 

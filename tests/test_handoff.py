@@ -16,6 +16,12 @@ from tests.scripted import ScriptedResolver
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def store(any_store):
+    """chat/ is written against `CataloguedStore`: every test here runs on SQLite and in memory."""
+    return any_store
+
+
 async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stored(store):
     seen: list[tuple[str | None, list[ModelMessage]]] = []
 
@@ -34,9 +40,9 @@ async def test_the_writer_continues_from_the_analysts_messages_and_both_are_stor
     assert [m.kind for m in stored] == ["request", "response", "request", "response"]
     assert stored[3].parts[0].content == "ARTICLE about 146.6"
     # Listed and searchable in the chat sidebar like any conversation, and only for its owner.
-    assert store.list_sessions("alice")[0].title.startswith("Analysis: 120, 135, 190")
-    assert [hit.conversation_id for hit in store.search("alice", "ARTICLE about")] == ["h1"]
-    assert store.list_sessions("bob") == [] and store.search("bob", "ARTICLE about") == []
+    assert (await store.list_sessions("alice"))[0].title.startswith("Analysis: 120, 135, 190")
+    assert [hit.conversation_id for hit in await store.search("alice", "ARTICLE about")] == ["h1"]
+    assert await store.list_sessions("bob") == [] and await store.search("bob", "ARTICLE about") == []
 
 
 async def test_the_demo_personas_analyse_then_write_with_no_key(store):

@@ -104,8 +104,11 @@ async def test_summary_is_made_once_per_threshold_crossing_and_reused():
         made.append(len(messages))
         return f"summary #{len(made)}"
 
+    async def save(summary: StoredSummary) -> None:
+        saved.append(summary)
+
     policy = ContextPolicy(kind="summary", summary_threshold=30, keep_recent=10, resummarize_after=20)
-    compactor = Compactor(policy, counting, save_summary=saved.append)
+    compactor = Compactor(policy, counting, save_summary=save)
     history: list[ModelMessage] = []
     for n in range(60):
         history += [user(f"q{n}")]

@@ -85,7 +85,7 @@ async def test_a_prompt_written_before_the_model_answers_survives_a_crash(store)
     assert await recover_unfinished_turns(TurnJournal(store), store) == 1
     messages = (await store.load("c-1", scope="mei")).messages
     assert messages[0].parts[0].content == "我叫小林，今年35岁。请数到五十。"
-    assert store.list_sessions("mei")[0].title.startswith("我叫小林")
+    assert (await store.list_sessions("mei"))[0].title.startswith("我叫小林")
     assert "server restarted" in to_bubbles(messages)[-1]["content"]
 
 

@@ -15,9 +15,16 @@ from chat.quota import StoredDataQuota
 from chat.runs import ActiveTurns, RunStatus
 from chat.sessions import ImportRejected, Sessions
 from chat.turns import ChatService
-from tests.apps import running_app, visitor_token
+from tests.apps import awaited, running_app, visitor_token
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def store(any_store):
+    """chat/ is written against `CataloguedStore`: every test here runs on SQLite and in memory."""
+    return any_store
+
 
 LONG_GREEK = "Καλημέρα σας, τι κάνετε σήμερα; " * 150  # about 8.5 kB in UTF-8
 
@@ -39,11 +46,11 @@ async def last_update(service: ChatService, owner: str, conversation_id: str, pr
 async def test_a_visitor_at_the_limit_is_told_what_to_do_and_nothing_more_is_stored(store):
     service = quota_service(store, max_bytes=12_000)
     assert (await last_update(service, "dimitra", "d1", LONG_GREEK)).status is RunStatus.COMPLETED
-    stored = store.stored_bytes("dimitra")
+    stored = await store.stored_bytes("dimitra")
     refused = await last_update(service, "dimitra", "d2", "Και κάτι ακόμα;")
     assert refused.status is RunStatus.FAILED
     assert "at most 12 kB" in refused.error and "Delete some" in refused.error
-    assert store.stored_bytes("dimitra") == stored and store.session("d2", "dimitra") is None
+    assert await store.stored_bytes("dimitra") == stored and await store.session("d2", "dimitra") is None
     other = await last_update(service, "yannis", "y1", "Γεια σου!")
     assert other.status is RunStatus.COMPLETED  # one visitor's full store is not another's
 
@@ -62,10 +69,10 @@ async def test_an_import_that_would_go_over_the_limit_is_refused_and_nothing_is_
     sessions = Sessions(store, quota=StoredDataQuota(store, 30_000))
     exported = await sessions.export_json("amara", "a1")
     await sessions.import_json("amara", exported)  # still fits
-    before = [summary.conversation_id for summary in sessions.list("amara")]
+    before = [summary.conversation_id for summary in await sessions.list("amara")]
     with pytest.raises(ImportRejected, match="at most 30 kB.*Nothing was imported"):
         await sessions.import_json("amara", exported)
-    assert [summary.conversation_id for summary in sessions.list("amara")] == before
+    assert [summary.conversation_id for summary in await sessions.list("amara")] == before
 
 
 def test_the_limit_holds_on_the_gradio_api_and_the_sse_api_of_a_running_server():
@@ -89,7 +96,7 @@ def test_the_limit_holds_on_the_gradio_api_and_the_sse_api_of_a_running_server()
         assert answer.startswith("⚠️") and "Delete some" in answer
         assert http.post("api/chat", json={"message": "Hola"}, headers={"x-chat-owner": neighbour}).status_code == 200
 
-        (full,) = app.service.store.list_sessions(owner)
+        (full,) = awaited(app.service.store.list_sessions(owner))
         asyncio.run(Sessions(app.service.store).delete(owner, full.conversation_id))  # as the sidebar's Delete does
         again = http.post("api/chat", json={"message": "¿Y ahora?"}, headers={"x-chat-owner": owner})
         assert again.status_code == 200 and '"status": "completed"' in again.text

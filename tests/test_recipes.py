@@ -19,6 +19,12 @@ from tests.scripted import ScriptedResolver
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def store(any_store):
+    """chat/ is written against `CataloguedStore`: every test here runs on SQLite and in memory."""
+    return any_store
+
+
 def service(store, pace: DemoPace | None = None, **models: FunctionModel) -> RecipeService:
     return RecipeService(store, ScriptedResolver(pace or DemoPace(0, 2000), **models))
 
@@ -71,14 +77,14 @@ async def test_stop_mid_list_keeps_an_incomplete_recipe_that_can_be_reopened(sto
     stored = await recipes.open("alice", "r1")
     assert stored.incomplete and stored.recipe.name == "麻婆豆腐"
     assert "incomplete" in render_card(stored.recipe, incomplete=True)
-    assert [s.title for s in recipes.list("alice")] == ["麻婆豆腐"]
-    assert store.list_sessions("alice") == []  # recipes stay out of the chat sidebar
+    assert [s.title for s in await recipes.list("alice")] == ["麻婆豆腐"]
+    assert await store.list_sessions("alice") == []  # recipes stay out of the chat sidebar
 
 
 async def test_a_recipe_belongs_to_its_owner(store):
     recipes = service(store)
     await run(recipes, "pancakes")
-    assert recipes.list("mallory") == []
+    assert await recipes.list("mallory") == []
     with pytest.raises(Exception, match="does not exist"):
         await recipes.open("mallory", "r1")
 
@@ -104,7 +110,7 @@ async def test_malformed_tool_call_json_fails_clearly_beside_the_last_good_parti
     assert final.status is RunStatus.FAILED
     assert "did not validate" in final.error
     assert final.recipe is not None and final.recipe.name == "Soup"
-    assert recipes.list("alice") == []  # nothing half-written
+    assert await recipes.list("alice") == []  # nothing half-written
 
 
 def test_cards_render_model_text_inert():

@@ -131,7 +131,7 @@ def test_one_run_per_conversation_and_a_limit_per_visitor():
         active.start("bob", "chat-1")  # a second tab on the same chat
     active.start("bob", "recipe-7")
     with pytest.raises(TooManyRunning):
-        active.check_can_start("bob", "chat-2")
+        asyncio.run(active.check_can_start("bob", "chat-2"))
     with pytest.raises(TooManyRunning):
         active.start("bob", "chat-2")
     assert not active.start("carol", "chat-2").cancelled  # others keep their own allowance
@@ -145,7 +145,7 @@ def test_one_network_address_runs_at_most_its_share_whatever_visitor_ids_it_make
     first = active.start("id-one", "a", "198.51.100.7")
     active.start("id-two", "b", "198.51.100.7")
     with pytest.raises(TooManyFromAddress, match="network address"):
-        active.check_can_start("id-three", "c", "198.51.100.7")
+        asyncio.run(active.check_can_start("id-three", "c", "198.51.100.7"))
     with pytest.raises(TooManyFromAddress):
         active.start("id-three", "c", "198.51.100.7")
     active.start("id-three", "c", "2001:db8::5")  # another address has its own share
@@ -199,10 +199,10 @@ async def test_a_new_run_right_after_stop_waits_for_the_stopped_one_to_save_inst
     assert await updates.__anext__() == Step(1)
     assert active.stop("noor", "chat-5")
     with pytest.raises(ConversationBusy):
-        active.check_can_start("noor", "chat-5")  # still saving: without waiting, the next turn is refused
+        await active.check_can_start("noor", "chat-5")  # still saving: without waiting, the next turn is refused
     await active.settle("noor", "chat-5")
     assert saved.is_set()
-    active.check_can_start("noor", "chat-5")  # the next turn may start now
+    await active.check_can_start("noor", "chat-5")  # the next turn may start now
     await updates.aclose()
 
 

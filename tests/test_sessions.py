@@ -21,6 +21,12 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
+def store(any_store):
+    """chat/ is written against `CataloguedStore`: every test here runs on SQLite and in memory."""
+    return any_store
+
+
+@pytest.fixture
 def service(store) -> ChatService:
     return ChatService(build_chat_agent(), store, ModelResolver(Settings(), DemoPace.instant()), min_update_interval=0)
 
@@ -38,7 +44,7 @@ async def say(service: ChatService, prompt: str, conversation: str = "c1", owner
 async def test_the_first_completed_prompt_names_the_conversation(service, sessions):
     await say(service, "Plan a three-day trip to Kyoto in autumn with temples and food")
     await say(service, "Make it four days")
-    (summary,) = sessions.list("alice")
+    (summary,) = await sessions.list("alice")
     assert summary.title == title_from_prompt("Plan a three-day trip to Kyoto in autumn with temples and food")
     assert summary.title.endswith("…") and len(summary.title) <= 49
     assert summary.model == "demo"
@@ -55,24 +61,24 @@ async def test_a_conversation_id_alone_opens_renames_deletes_and_exports_nothing
     with pytest.raises(ConversationUnavailable):
         await sessions.open("mallory", "c1")
     with pytest.raises(ConversationUnavailable):
-        sessions.rename("mallory", "c1", "owned")
+        await sessions.rename("mallory", "c1", "owned")
     with pytest.raises(ConversationUnavailable):
         await sessions.delete("mallory", "c1")
     with pytest.raises(ConversationUnavailable):
         await sessions.export_json("mallory", "c1")
-    assert sessions.search("mallory", "secret") == []
-    assert sessions.list("mallory") == []
+    assert await sessions.search("mallory", "secret") == []
+    assert await sessions.list("mallory") == []
     assert (await sessions.open("alice", "c1")).title == "my secret plan"
 
 
 async def test_rename_and_delete(service, sessions):
     await say(service, "first")
-    assert sessions.rename("alice", "c1", "  Renamed   chat ") == "Renamed chat"
-    assert sessions.list("alice")[0].title == "Renamed chat"
+    assert await sessions.rename("alice", "c1", "  Renamed   chat ") == "Renamed chat"
+    assert (await sessions.list("alice"))[0].title == "Renamed chat"
     with pytest.raises(ConversationUnavailable):
-        sessions.rename("alice", "c1", "   ")
+        await sessions.rename("alice", "c1", "   ")
     await sessions.delete("alice", "c1")
-    assert sessions.list("alice") == []
+    assert await sessions.list("alice") == []
     with pytest.raises(ConversationUnavailable):
         await sessions.open("alice", "c1")
 
@@ -96,7 +102,7 @@ async def test_a_bad_import_explains_itself_and_changes_nothing(sessions):
     for payload in ["not json", json.dumps({"messages": [{"kind": "nonsense"}]}), json.dumps({"messages": []})]:
         with pytest.raises(ImportRejected, match="Nothing was imported"):
             await sessions.import_json("alice", payload)
-    assert sessions.list("alice") == []
+    assert await sessions.list("alice") == []
 
 
 async def test_export_markdown_is_a_readable_transcript(service, sessions):
@@ -120,6 +126,7 @@ async def test_regenerate_keeps_the_old_answer_as_a_branch(service, store):
     assert old[-1].message.parts[0].content == "1 2 3."
 
 
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)  # damages a stored row with SQL
 async def test_a_corrupt_conversation_opens_with_a_clear_message_and_others_still_work(service, sessions, store):
     await say(service, "broken one", conversation="bad")
     await say(service, "fine one", conversation="good")
@@ -151,6 +158,7 @@ async def test_an_import_with_half_an_emoji_imports_the_rest(sessions, store):
     assert messages[1].parts[0].content == "Tudo \ufffd ótimo"
 
 
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)  # damages a stored row with SQL
 async def test_a_damaged_conversation_can_still_be_exported_raw_and_deleted(service, sessions, store):
     await say(service, "Notizen über Käse", conversation="harmed")
     store.db.execute(
@@ -166,5 +174,5 @@ async def test_a_damaged_conversation_can_still_be_exported_raw_and_deleted(serv
     with pytest.raises(ConversationUnavailable):
         await sessions.export_json("mallory", "harmed")  # damaged or not, only its owner gets it
     await sessions.delete("alice", "harmed")
-    assert store.session("harmed", "alice") is None
+    assert await store.session("harmed", "alice") is None
     assert store.db.execute("SELECT count(*) FROM entries WHERE conversation_id = 'harmed'").fetchone()[0] == 0

@@ -19,7 +19,7 @@ from chat.demo_model import DemoPace
 from chat.identity import VisitorCookie
 from chat.models import ModelResolver
 from chat.turns import ChatService
-from tests.apps import running_app, visitor_token
+from tests.apps import awaited, running_app, visitor_token
 from tests.scripted import ScriptedResolver
 from web.sse import ChatStreamAPI, sse_event
 
@@ -97,7 +97,7 @@ async def test_multiline_cjk_and_emoji_deltas_survive_the_framing(client):
     assert text == "line one\nline two\n第三行 \U0001f600\n\nend"
     done = json.loads(events[-1][1])
     assert done["status"] == "completed" and done["usage"]["output_tokens"] > 0
-    assert [s.conversation_id for s in service.store.list_sessions(ALICE)] == [done["conversation_id"]]
+    assert [s.conversation_id for s in await service.store.list_sessions(ALICE)] == [done["conversation_id"]]
 
 
 async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_an_id(store):
@@ -120,7 +120,7 @@ async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_a
     ids = [event_id for _, _, event_id, _ in events]
     assert None not in ids and len(set(ids)) == len(ids)  # an id on every event, never repeated
     assert events[0][3] and events[0][3] > 0  # a retry: for EventSource
-    (summary,) = service.store.list_sessions(INES)
+    (summary,) = await service.store.list_sessions(INES)
     stored = (await service.store.load(summary.conversation_id, scope=INES)).messages[-1].parts[0].content
     assert stored == "".join(pieces)  # the store keeps the text exactly
 
@@ -181,7 +181,7 @@ async def test_a_malformed_or_guessable_owner_gets_a_400_with_what_to_send(clien
     http, service = client
     response = await http.post("/api/chat", json={"message": "hi"}, headers=[(b"x-chat-owner", owner.encode())])
     assert response.status_code == 400 and "secrets.token_urlsafe" in response.json()["error"]
-    assert service.active.running_for(owner) == 0 and not service.store.list_sessions(owner)
+    assert service.active.running_for(owner) == 0 and not await service.store.list_sessions(owner)
 
 
 async def test_api_session_hands_out_a_fresh_owner_token_that_works(client):
@@ -216,7 +216,7 @@ async def test_a_model_or_policy_the_server_does_not_offer_gets_a_400_before_any
     service.context_choices = ("window", "summary")  # as `python app.py` starts by default
     response = await http.post("/api/chat", json={"message": "ciao", **fields}, headers={"x-chat-owner": ANYONE})
     assert response.status_code == 400 and refusal in response.json()["error"]
-    assert "evil.test" not in response.text and not service.store.list_sessions(ANYONE)
+    assert "evil.test" not in response.text and not await service.store.list_sessions(ANYONE)
 
 
 def test_a_client_that_drops_resumes_with_last_event_id_and_reads_every_character_once():
@@ -248,7 +248,7 @@ def test_a_client_that_drops_resumes_with_last_event_id_and_reads_every_characte
         assert [name for name, *_ in after][-1] == "done" and "start" not in [name for name, *_ in after]
         text = "".join(data for name, data, *_ in before + after if name == "delta")
         assert json.loads(after[-1][1])["status"] == "completed"
-        (summary,) = app.service.store.list_sessions(LEAVER)  # resuming sent nothing new to the model
+        (summary,) = awaited(app.service.store.list_sessions(LEAVER))  # resuming sent nothing new to the model
         messages = app.service.store.db.execute(
             "SELECT message_json FROM entries WHERE conversation_id = ? ORDER BY rowid", [summary.conversation_id]
         ).fetchall()
@@ -285,7 +285,7 @@ async def test_a_just_finished_answer_resumes_from_any_event_and_foreign_or_made
         refused = await http.get("/api/chat/stream", headers={**owner, "last-event-id": made_up})
         assert refused.status_code == 404 and refused.json()["error"].startswith("That answer cannot be resumed")
     assert (await http.post("/api/chat/stop", json={"conversation_id": "x"})).status_code == 401
-    assert len(service.store.list_sessions(ALICE)) == 1
+    assert len(await service.store.list_sessions(ALICE)) == 1
 
 
 async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
@@ -315,7 +315,7 @@ async def test_a_lone_surrogate_in_a_prompt_is_answered_saved_and_never_leaks_an
         assert "Error" not in response.text and "pydantic" not in response.text
     prompts = [
         m.parts[0].content
-        for summary in service.store.list_sessions(YUI)
+        for summary in await service.store.list_sessions(YUI)
         for m in (await service.store.load(summary.conversation_id, scope=YUI)).messages
         if m.kind == "request"
     ]
@@ -386,7 +386,7 @@ def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_api
             assert "network address" in refused.json()["error"]
             answer, _, _ = Client(app.url, verbose=False).predict("Merhaba", "demo", another, api_name="/chat")
             assert answer.startswith("⚠️") and "network address" in answer
-            assert app.service.store.list_sessions(another) == []
+            assert awaited(app.service.store.list_sessions(another)) == []
         for owner, chat in running:
             assert http.post("api/chat/stop", json=chat, headers=owner).json() == {"stopped": True}
         deadline = time.monotonic() + 15

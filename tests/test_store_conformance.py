@@ -1,4 +1,5 @@
-"""One behavioural suite over pydantic-ai's InMemoryConversationStore and our SQLite store: where they differ, ours is wrong."""
+"""One behavioural suite over pydantic-ai's InMemoryConversationStore and ours (SQLite, and the in-memory one with
+the catalogue): where they differ, ours is wrong."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage
 
+from storage.catalogue import CataloguedStore
+from storage.memory_store import MemoryConversationStore
 from storage.sqlite_store import SQLiteConversationStore
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["in-memory", "sqlite"])
+@pytest.fixture(params=["pydantic-ai", "sqlite", "memory-with-catalogue"])
 def store(request, tmp_path):
-    if request.param == "in-memory":
+    if request.param == "pydantic-ai":
         return InMemoryConversationStore()
+    if request.param == "memory-with-catalogue":
+        return MemoryConversationStore()
     return SQLiteConversationStore(tmp_path / "chat.db")
 
 
@@ -188,8 +193,8 @@ async def test_deleting_a_fork_and_its_original_leaves_no_messages_or_search_tex
     await store.delete("c1", scope="alice")
     await store.delete("f1", scope="alice")
     assert stored_messages(store) == 0
-    if isinstance(store, SQLiteConversationStore):
-        assert store.search("alice", "q1") == [] and store.search("alice", "ζήτημα") == []
+    if isinstance(store, CataloguedStore):
+        assert await store.search("alice", "q1") == [] and await store.search("alice", "ζήτημα") == []
 
 
 async def test_deleting_keeps_what_a_branch_still_reaches_and_drops_what_only_it_reached(store):

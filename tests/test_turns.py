@@ -23,6 +23,12 @@ from tests.scripted import ScriptedResolver
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def store(any_store):
+    """chat/ is written against `CataloguedStore`: every test here runs on SQLite and in memory."""
+    return any_store
+
+
 def make_service(store, **models: FunctionModel) -> ChatService:
     return ChatService(
         build_chat_agent(),
@@ -150,11 +156,12 @@ async def test_an_answer_whose_reader_was_cancelled_ends_and_is_saved_whole(stor
     assert service.live_turn("alice", "c7") is run  # just ended: still readable for a client that lost the end
 
 
-async def test_a_turn_reads_the_apps_metadata_once_and_writes_it_once(store):
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)  # counts the SQL statements of a turn
+async def test_a_turn_reads_the_apps_metadata_once_and_writes_it_once(store, sqlite_on_this_thread):
     service = make_service(store)
     assert (await collect(service, "Hallo, ich heiße Jonas.", conversation="meta"))[-1].status is RunStatus.COMPLETED
     statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)  # the catalogue runs on this thread; the primitives do not
+    store.db.conn.set_trace_callback(statements.append)
     try:
         assert (await collect(service, "Wie heiße ich?", conversation="meta"))[-1].status is RunStatus.COMPLETED
     finally:
@@ -163,8 +170,8 @@ async def test_a_turn_reads_the_apps_metadata_once_and_writes_it_once(store):
     reads += [s for s in statements if "FROM summaries" in s]
     writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE CONVERSATIONS")]
     assert len(reads) == 1 and len(writes) == 1, (reads, writes)
-    assert store.turn_settings("meta", "alice").context_policy == service.default_policy.kind
-    assert store.turn_settings("meta", "mallory").context_policy is None  # another owner reads nothing
+    assert (await store.turn_settings("meta", "alice")).context_policy == service.default_policy.kind
+    assert (await store.turn_settings("meta", "mallory")).context_policy is None  # another owner reads nothing
 
 
 async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
@@ -197,7 +204,7 @@ async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_nam
     assert updates[-1].status is RunStatus.FAILED
     assert updates[-1].error == "This server does not offer that model. Pick one of: demo, scripted."
     assert await service.load_messages("alice", "c1") == []
-    assert service.store.list_sessions("alice") == []
+    assert await service.store.list_sessions("alice") == []
 
 
 async def test_an_offered_model_that_cannot_run_is_reported_in_the_turn(store):
@@ -221,9 +228,9 @@ async def test_a_context_policy_the_server_does_not_offer_is_refused(store, aske
     assert await service.load_messages("alice", "c2") == []
     answered = [update async for update in service.run_turn("alice", "c2", "salut", "demo", "summary")]
     assert answered[-1].status is RunStatus.COMPLETED
-    assert service.context_policy("alice", "c2").kind == "summary"
-    store.set_context_policy("c2", "alice", "full")  # stored before the operator capped it
-    assert service.context_policy("alice", "c2").kind == "window"
+    assert (await service.context_policy("alice", "c2")).kind == "summary"
+    await store.set_context_policy("c2", "alice", "full")  # stored before the operator capped it
+    assert (await service.context_policy("alice", "c2")).kind == "window"
 
 
 async def test_another_visitor_cannot_read_or_continue_a_conversation(store):

@@ -164,7 +164,7 @@ async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(
     tab.stop(OWNER, "c9", page())
     *_, (bubble, usage, *_) = [out async for out in updates]
     assert "stopped" in bubble and "stopped" in usage
-    assert tab.service.store.session("c9", OWNER).title == "count to 5000 please"
+    assert (await tab.service.store.session("c9", OWNER)).title == "count to 5000 please"
 
 
 async def test_the_address_reopens_only_the_owners_chat(tab):
@@ -208,7 +208,7 @@ async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side
     bad.write_text('{"messages": "nope"}')
     *_, notice = await side.import_file(BOB, str(bad), page())
     assert notice.startswith("⚠️") and "Nothing was imported" in notice
-    assert len(side.sessions.list(BOB)) == 1
+    assert len(await side.sessions.list(BOB)) == 1
 
 
 async def test_an_export_writes_nothing_on_the_server_and_gives_another_visitor_nothing(
@@ -232,19 +232,19 @@ async def test_an_import_bigger_than_the_limit_is_refused_before_it_is_read(tab,
     padded.write_text(payload["text"] + " " * side.sessions.max_import_bytes, encoding="utf-8")
     *_, notice = await side.import_file(BOB, str(padded), page())
     assert notice.startswith("⚠️") and "at most" in notice and "Nothing was imported" in notice
-    assert side.sessions.list(BOB) == []
+    assert await side.sessions.list(BOB) == []
 
 
 async def test_a_rename_that_had_to_be_shortened_or_cleaned_says_so(tab, side):
     await answered(tab, "Reiseplan", ALICE, "c1")
-    _, kept, notice = side.rename(ALICE, "c1", "  Reise   nach Köln  ", page())
+    _, kept, notice = await side.rename(ALICE, "c1", "  Reise   nach Köln  ", page())
     assert kept == "Reise nach Köln" and notice == "Renamed."
     long_title = "Ein sehr langer Titel über die Reise nach Köln, Bonn und Düsseldorf im Frühling mit Freunden"
-    _, kept, notice = side.rename(ALICE, "c1", long_title, page())
+    _, kept, notice = await side.rename(ALICE, "c1", long_title, page())
     assert len(kept) == 80 and kept.endswith("…") and "at most 80" in notice
-    _, kept, notice = side.rename(ALICE, "c1", "Budget\u202e2027", page())
+    _, kept, notice = await side.rename(ALICE, "c1", "Budget\u202e2027", page())
     assert kept == "Budget2027" and "shortened to fit" in notice
-    assert [session.title for session in side.sessions.list(ALICE)] == ["Budget2027"]
+    assert [session.title for session in await side.sessions.list(ALICE)] == ["Budget2027"]
 
 
 async def test_an_image_from_elsewhere_shows_as_a_link_while_streaming_and_when_reopened(tab, side):
@@ -300,16 +300,16 @@ def test_a_malformed_owner_token_is_refused_with_what_to_send_instead(token):
 
 async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(tab, side):
     await answered(tab, "hello", ALICE, "c1")
-    side.remember_policy(ALICE, "c1", "summary", page())
-    side.remember_policy(MALLORY, "c1", "full", page())  # someone else's conversation: ignored
+    await side.remember_policy(ALICE, "c1", "summary", page())
+    await side.remember_policy(MALLORY, "c1", "full", page())  # someone else's conversation: ignored
     *_, policy, _ = await side.switch(ALICE, "c1", page())
     assert policy == "summary"
 
 
 async def test_a_refresh_after_a_turn_names_a_new_chat_but_never_overwrites_a_title_or_another_chat(tab, side):
     await answered(tab, "Koch mir was", ALICE, "c1")
-    listed, title = side.refresh(ALICE, "c1", "c1", "", page())
+    listed, title = await side.refresh(ALICE, "c1", "c1", "", page())
     assert title == "Koch mir was" and listed["value"] == "c1"
-    assert side.refresh(ALICE, "c1", "c1", "Mein Titel, halb getippt", page())[1] == gr.skip()
-    listed, title = side.refresh(ALICE, "c1", "c2", "", page())  # landed after a switch to another chat
+    assert (await side.refresh(ALICE, "c1", "c1", "Mein Titel, halb getippt", page()))[1] == gr.skip()
+    listed, title = await side.refresh(ALICE, "c1", "c2", "", page())  # landed after a switch to another chat
     assert title == gr.skip() and listed["value"] is None

@@ -55,15 +55,15 @@ class RecipeHandlers(RunHandlers):
             )
             if update.error:  # like every tab: the reason, on the tab's status line
                 counters = f"⚠️ {update.error}"
-            recipes = self.choices(owner) if update.final else gr.skip()
+            recipes = await self.choices(owner) if update.final else gr.skip()
             yield card, recipe_json(update.recipe), counters, recipes
 
-    def choices(self, owner: str | None) -> Any:
-        items = [(session_label(summary), summary.conversation_id) for summary in self.recipes.list(owner or "")]
+    async def choices(self, owner: str | None) -> Any:
+        items = [(session_label(summary), summary.conversation_id) for summary in await self.recipes.list(owner or "")]
         return gr.update(choices=items, value=None)
 
-    def refresh(self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
-        return self.choices(self.visitors.owner(owner, request, profile))
+    async def refresh(self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
+        return await self.choices(self.visitors.owner(owner, request, profile))
 
     async def reopen(
         self, owner: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None

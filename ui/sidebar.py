@@ -29,12 +29,12 @@ class SessionHandlers:
         self.service = service
         self.visitors = visitors
 
-    def session_choices(self, owner: str | None) -> Choices:
+    async def session_choices(self, owner: str | None) -> Choices:
         if not owner:
             return []
-        return [(session_label(summary), summary.conversation_id) for summary in self.sessions.list(owner)]
+        return [(session_label(summary), summary.conversation_id) for summary in await self.sessions.list(owner)]
 
-    def refresh(
+    async def refresh(
         self,
         owner: str | None,
         answered_id: str | None,
@@ -47,13 +47,13 @@ class SessionHandlers:
         chat's first turn just gave it. `answered_id` is the chat the page showed when the turn ended,
         `current_id` the one it shows now: a refresh that lands after a switch, or into a title being
         typed, leaves the title box alone."""
-        listed, title = self._listing(self.visitors.owner(owner, request, profile), current_id)
+        listed, title = await self._listing(self.visitors.owner(owner, request, profile), current_id)
         return listed, title if answered_id == current_id and not shown_title else gr.skip()
 
-    def _listing(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
-        choices = self.session_choices(owner)
+    async def _listing(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
+        choices = await self.session_choices(owner)
         current = conversation_id if conversation_id in {value for _, value in choices} else None
-        summary = self.sessions.summary(owner, current) if current else None
+        summary = await self.sessions.summary(owner, current) if current else None
         return gr.update(choices=choices, value=current), summary.title if summary else ""
 
     async def switch(
@@ -70,16 +70,16 @@ class SessionHandlers:
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            damaged = self.sessions.summary(owner, conversation_id)
+            damaged = await self.sessions.summary(owner, conversation_id)
             if damaged is None:
                 return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
             # Damaged but still this visitor's: it stays the current chat, so Delete and Export reach it.
             return [], conversation_id, damaged.title, "", f"⚠️ {problem}", gr.skip(), gr.update(value=conversation_id)
-        policy = self.service.context_policy(owner or "", conversation_id).kind
-        listed = gr.update(choices=self.session_choices(owner), value=conversation_id)
+        policy = (await self.service.context_policy(owner or "", conversation_id)).kind
+        listed = gr.update(choices=await self.session_choices(owner), value=conversation_id)
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
 
-    def remember_policy(
+    async def remember_policy(
         self,
         owner: str | None,
         conversation_id: str | None,
@@ -90,7 +90,7 @@ class SessionHandlers:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
         owner = self.visitors.owner(owner, request, profile)
         if owner and conversation_id:
-            self.service.remember_context_policy(owner, conversation_id, policy)
+            await self.service.remember_context_policy(owner, conversation_id, policy)
 
     def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:
         """An empty chat with its id already chosen, so a Stop pressed during its first answer finds it."""
@@ -105,7 +105,7 @@ class SessionHandlers:
         """
         owner = self.visitors.owner(token, request, profile)
         wanted = dict(getattr(request, "query_params", None) or {}).get("c")
-        choices = self.session_choices(owner)
+        choices = await self.session_choices(owner)
         listed = wanted in {value for _, value in choices}
         if owner and wanted and not listed and self.service.live_turn(owner, wanted):
             # A new chat whose first answer is still being written: nothing is stored yet, it streams in next.
@@ -116,7 +116,7 @@ class SessionHandlers:
             except ConversationUnavailable:
                 pass
             else:
-                policy = self.service.context_policy(owner, wanted).kind
+                policy = (await self.service.context_policy(owner, wanted)).kind
                 return opened.bubbles, wanted, opened.title, policy, gr.update(choices=choices, value=wanted)
         return [], new_conversation_id(), "", gr.skip(), gr.update(choices=choices, value=None)
 
@@ -132,7 +132,7 @@ class SessionHandlers:
         problem = self.service.models.visitor_problem(model_name)
         return f"⚠️ **{model_name}** cannot answer here: {problem} Pick another model." if problem else ""
 
-    def rename(
+    async def rename(
         self,
         owner: str | None,
         conversation_id: str | None,
@@ -144,10 +144,10 @@ class SessionHandlers:
         if not conversation_id:
             return gr.skip(), "", "Send a message first: a new chat is named after it."
         try:
-            kept = self.sessions.rename(owner or "", conversation_id, title)
+            kept = await self.sessions.rename(owner or "", conversation_id, title)
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), f"⚠️ {problem}"
-        choices, _ = self._listing(owner, conversation_id)
+        choices, _ = await self._listing(owner, conversation_id)
         if kept_as_typed(title, kept):
             return choices, kept, "Renamed."
         return (
@@ -185,14 +185,16 @@ class SessionHandlers:
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), f"⚠️ {problem}"
         no_results = gr.update(choices=[], value=None, visible=False)
-        sessions = gr.update(choices=self.session_choices(owner), value=None)
+        sessions = gr.update(choices=await self.session_choices(owner), value=None)
         return [], None, sessions, "", hidden, no_results, "", "Deleted."
 
-    def search(self, owner: str | None, query: str, request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
+    async def search(
+        self, owner: str | None, query: str, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> Any:
         owner = self.visitors.owner(owner, request, profile)
         if not owner or not (query or "").strip():
             return gr.update(choices=[], value=None, visible=False)
-        hits = self.sessions.search(owner, query)
+        hits = await self.sessions.search(owner, query)
         choices = [(f"{hit.title} — {hit.snippet}", hit.conversation_id) for hit in hits]
         label = f"{len(hits)} conversation{'s' if len(hits) != 1 else ''} found"
         return gr.update(choices=choices, value=None, visible=True, label=label)
@@ -240,7 +242,7 @@ class SessionHandlers:
         except ImportRejected as problem:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {problem}"
         opened = await self.sessions.open(owner, conversation_id)
-        choices = gr.update(choices=self.session_choices(owner), value=conversation_id)
+        choices = gr.update(choices=await self.session_choices(owner), value=conversation_id)
         return opened.bubbles, conversation_id, choices, opened.title, f"Imported {len(opened.messages)} messages."
 
 

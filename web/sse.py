@@ -166,7 +166,7 @@ class ChatStreamAPI:
         address = client_address(request)
         await self.service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
         try:  # refused now with a status a client can act on; the run checks again as it starts
-            self.service.active.check_can_start(owner, conversation_id, address)
+            await self.service.active.check_can_start(owner, conversation_id, address)
         except ServerClosing as closing:  # draining for a restart: come back in a moment
             return _error(503, str(closing), headers={"Retry-After": "10"})
         except (TooManyRunning, TooManyStarts) as too_many:
@@ -175,7 +175,7 @@ class ChatStreamAPI:
             return _error(409, str(busy))
         except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
             return _error(507, str(full))
-        if body.conversation_id and not self.service.has_conversation(owner, conversation_id):
+        if body.conversation_id and not await self.service.has_conversation(owner, conversation_id):
             return _error(404, "No such conversation.")
         place = StreamPlace(conversation_id, secrets.token_hex(4), 0)
         updates = self.service.run_turn(

@@ -1,0 +1,98 @@
+"""The app's catalogue (titles, listing, search, policies, stored bytes) on every backend chat/ runs on."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def store(any_store):
+    return any_store
+
+
+async def chat(store, conversation_id: str, scope: str, *turns: tuple[str, str]) -> None:
+    conversation = await store.load(conversation_id, scope=scope) or Conversation(conversation_id=conversation_id)
+    for prompt, answer in turns:
+        conversation.messages += [ModelRequest(parts=[UserPromptPart(prompt)]), ModelResponse(parts=[TextPart(answer)])]
+    await store.save(conversation, scope=scope)
+
+
+async def test_listing_is_per_owner_and_kind_newest_first_with_limit_and_offset(store):
+    for n in range(4):
+        await chat(store, f"c{n}", "ayşe", (f"soru {n}", f"cevap {n}"))
+    await chat(store, "r1", "ayşe", ("menemen", "{}"))
+    await store.describe("r1", "ayşe", title="Menemen", kind="recipe")
+    await chat(store, "c1", "ayşe", ("bir soru daha", "tamam"))  # the latest change goes first
+    listed = [summary.conversation_id for summary in await store.list_sessions("ayşe")]
+    assert listed == ["c1", "c3", "c2", "c0"]
+    assert [s.conversation_id for s in await store.list_sessions("ayşe", limit=2, offset=1)] == ["c3", "c2"]
+    assert [s.title for s in await store.list_sessions("ayşe", kind="recipe")] == ["Menemen"]
+    assert await store.session("r1", "ayşe") is None and await store.session("r1", "ayşe", kind="recipe")
+    assert await store.list_sessions("someone-else") == []
+
+
+async def test_a_turns_settings_are_its_policy_and_summary_and_only_the_owners(store):
+    await chat(store, "p1", "ravi", ("namaste", "namaste!"))
+    assert (await store.turn_settings("p1", "ravi")).summary is None
+    await store.set_context_policy("p1", "ravi", "summary")
+    await store.save_summary("p1", "ravi", "They greeted each other.", 2)
+    settings = await store.turn_settings("p1", "ravi")
+    assert (settings.context_policy, settings.summary) == ("summary", ("They greeted each other.", 2))
+    await store.set_context_policy("p1", "mallory", "full")
+    assert await store.context_policy("p1", "ravi") == "summary"
+    assert (await store.turn_settings("p1", "mallory")).context_policy is None
+
+
+async def test_raw_messages_are_every_stored_message_and_only_for_the_owner(store):
+    await chat(store, "raw", "ines", ("olá", "olá!"), ("tudo bem?", "sim"))
+    raw = await store.raw_messages("raw", "ines")
+    assert len(raw) == 4 and "tudo bem?" in raw[2]
+    assert await store.raw_messages("raw", "mallory") == []
+
+
+async def test_search_finds_chinese_and_english_only_in_the_owners_conversations(store):
+    await chat(store, "zh", "alice", ("我想学习麻婆豆腐的做法", "好的"))
+    await chat(store, "en", "alice", ("Tell me about sourdough bread", "Sure"))
+    await chat(store, "bob", "bob", ("麻婆豆腐 and sourdough", "mine"))
+    assert [h.conversation_id for h in await store.search("alice", "麻婆豆腐")] == ["zh"]
+    assert [h.conversation_id for h in await store.search("alice", "豆腐")] == ["zh"]  # two characters: LIKE
+    assert [h.conversation_id for h in await store.search("alice", "SOURDOUGH")] == ["en"]
+    assert "«麻婆豆腐»" in (await store.search("alice", "麻婆豆腐"))[0].snippet
+    assert await store.search("alice", 'bread" OR "x') == []  # quotes are text, not FTS syntax
+    assert await store.search("alice", "   ") == []
+
+
+async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_renames_it(store):
+    await chat(store, "c1", "alice", ("q", "a"))
+    assert (await store.session("c1", "alice")).title == "New chat"
+    await store.describe("c1", "alice", title="Primero", model="demo", context_policy="summary")
+    await store.describe("c1", "alice", title="Segundo", model="openai-chat:gpt-4o-mini")  # a later turn: no new title
+    described = await store.session("c1", "alice")
+    assert (described.title, described.model) == ("Primero", "openai-chat:gpt-4o-mini")
+    assert await store.context_policy("c1", "alice") == "summary"  # None left it as it was
+    await store.describe("c1", "bob", title="Stolen", model="evil")  # someone else's: nothing changes
+    assert not await store.set_title("c1", "bob", "Stolen")
+    assert (
+        await store.session("c1", "bob") is None
+        and (await store.session("c1", "alice")).model == "openai-chat:gpt-4o-mini"
+    )
+    assert await store.set_title("c1", "alice", "Renamed")  # a rename always replaces the title
+    await chat(store, "c1", "alice", ("q2", "a2"))  # a save keeps the app's metadata
+    assert (await store.session("c1", "alice")).title == "Renamed"
+
+
+async def test_stored_bytes_grow_with_each_save_per_owner_and_go_with_a_delete(store):
+    await chat(store, "k1", "kofi", ("Akwaaba! Wo ho te sɛn?", "Me ho yɛ."))
+    after_one = await store.stored_bytes("kofi")
+    assert after_one > len("Akwaaba! Wo ho te sɛn?Me ho yɛ.".encode())
+    await chat(store, "k1", "kofi", ("Ε" * 3000, "ok"))
+    # the message and its search text, two bytes a letter each
+    assert await store.stored_bytes("kofi") - after_one >= 2 * 3000 * 2
+    await chat(store, "l1", "lena", ("Hallo", "Hallo!"))
+    assert await store.stored_bytes("lena") < after_one and await store.stored_bytes("nobody") == 0
+    await store.delete("k1", scope="kofi")
+    assert await store.stored_bytes("kofi") == 0 and await store.stored_bytes("lena") > 0
