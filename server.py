@@ -111,7 +111,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
         ),
         recipes=RecipeService(service.store, service.models, **shared),
         handoffs=HandoffService(service.store, service.models, **shared),
-        inspector=StreamInspector(service.agent, service.models),
+        inspector=StreamInspector(build_chat_agent(tools=False), service.models),
         visitor_cookie=visitor_cookie(settings, service.store),
     )
     return build_demo(shown, settings), service

@@ -30,6 +30,7 @@ BENCHMARKS = (
     "store",
     "recipe",
     "context",
+    "tools",
     "startup",
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")

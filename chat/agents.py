@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from pydantic_ai import Agent
 
+from chat.tools import ChatDeps, chat_tools
+
 CHAT_INSTRUCTIONS = (
     "You are a helpful, concise assistant in a chat app. Answer in the language of the user's "
     "latest message, in Markdown."
 )
 
 
-def build_chat_agent() -> Agent[None, str]:
+def build_chat_agent(*, tools: bool = True) -> Agent[ChatDeps, str]:
+    """The chat's agent, with its tools (chat/tools.py); each turn passes whose turn it is as `deps`.
+
+    `tools=False`: the same agent with text only (the stream inspector shows text deltas, with no visitor)."""
     # `instructions` (unlike `system_prompt`) are sent with every request, whatever the history holds.
-    return Agent(None, output_type=str, instructions=CHAT_INSTRUCTIONS, name="chat", defer_model_check=True)
+    return Agent(
+        None,
+        output_type=str,
+        instructions=CHAT_INSTRUCTIONS,
+        name="chat",
+        deps_type=ChatDeps,
+        toolsets=[chat_tools()] if tools else [],
+        defer_model_check=True,
+    )

@@ -2,7 +2,8 @@
 
 Asked for structured output (the recipe tab), it streams recipe JSON as tool-call argument deltas,
 or as text for native and prompted output. It reads the conversation it is sent, so multi-turn memory is visible offline: tell it
-"I'm Sam, I am 28" and later ask "how old am I?". It streams word by word (CJK by character
+"I'm Sam, I am 28" and later ask "how old am I?". Offered tools, it calls them when a prompt asks for
+what they do ("what is 17 * 23?", chat/demo_tools.py) and answers from their result in a second request. It streams word by word (CJK by character
 pairs) at a configurable pace and reports usage that grows with the history it was sent.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,11 +28,12 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
-from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaThinkingPart, DeltaToolCall, FunctionModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
 from chat.cookbook import compose_recipe
+from chat.demo_tools import PlannedCall, answer_from, plan_tool_call, tool_results
 from chat.tokens import CJK, estimate_message_tokens, estimate_tokens
 
 _CHUNK_PATTERN = re.compile(rf"\s*(?:[{CJK}]{{1,2}}|[^\s{CJK}]+)|\s+")
@@ -385,19 +388,37 @@ class DemoModel(FunctionModel):
 
     async def _stream_reply(
         self, messages: list[ModelMessage], info: AgentInfo
-    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall] | dict[int, DeltaThinkingPart | DeltaToolCall]]:
         """Text for a chat; for a structured request, recipe JSON as tool-call argument deltas (or as text)."""
         wants_recipe = _wants_recipe(info)
+        tools = {tool.name for tool in info.function_tools}
+        planned = None if wants_recipe or tool_results(messages) else plan_tool_call(_last_prompt(messages), tools)
+        if planned is not None:
+            async for delta in self._stream_call(planned):
+                yield delta
+            return
         text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False) if wants_recipe else None
         await asyncio.sleep(self.pace.first_token_delay)
         if wants_recipe and info.output_tools:
             yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}
         gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
+        if text is None and (results := tool_results(messages)):
+            text = answer_from(results)
         chunks = split_into_chunks(text) if text is not None else reply_chunks(messages, info.instructions)
         for index, chunk in enumerate(chunks):
             if index:
                 await asyncio.sleep(gap)
             yield {0: DeltaToolCall(json_args=chunk)} if wants_recipe and info.output_tools else chunk
+
+    async def _stream_call(self, planned: PlannedCall) -> AsyncIterator[dict[int, DeltaThinkingPart | DeltaToolCall]]:
+        """A tool call, streamed as a real model streams one: its thinking first if asked, then the call."""
+        await asyncio.sleep(self.pace.first_token_delay)
+        gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
+        for chunk in split_into_chunks(planned.thinking or ""):
+            yield {0: DeltaThinkingPart(content=chunk)}
+            await asyncio.sleep(gap)
+        arguments = json.dumps(planned.arguments, ensure_ascii=False)
+        yield {1: DeltaToolCall(name=planned.tool, json_args=arguments, tool_call_id=f"demo_{uuid.uuid4().hex[:12]}")}
 
     @asynccontextmanager
     async def request_stream(

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    UserPromptPart,
+)
 
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
 from chat.runs import RunStatus
+from chat.steps import THINKING, Step, steps_of, thinking_key
 from chat.turns import TurnStats, TurnUpdate
 from chat.untrusted import images_as_links
 
@@ -31,7 +41,8 @@ _REASON_OF_STATUS = {
 }
 FAILED_PREFIX = "⚠️ "
 
-Bubble = dict[str, str]
+Bubble = dict[str, Any]
+"""A chat message as Gradio takes it: `role`, `content`, and for a step `metadata` (its collapsible title)."""
 
 
 def ended_label(reason: str | None) -> str:
@@ -51,6 +62,43 @@ def answer_markdown(update: TurnUpdate, image_hosts: Collection[str] = ()) -> st
     if update.status is RunStatus.FAILED:
         return f"{FAILED_PREFIX}{update.error}"
     return images_as_links(update.text, image_hosts) + status_label(update.status)
+
+
+def answer_messages(update: TurnUpdate, image_hosts: Collection[str] = ()) -> str | list[Bubble]:
+    """What ChatInterface shows for a turn update: the answer alone, or the agent's steps (collapsible,
+    each a message with metadata) followed by the answer as far as it got."""
+    answer = answer_markdown(update, image_hosts)
+    if not update.steps:
+        return answer
+    shown = [step_bubble(step) for step in update.steps]
+    return [*shown, {"role": "assistant", "content": answer}] if answer else shown
+
+
+MAX_SHOWN_CHARS = 2_000
+"""A step shows at most this much of a tool's arguments or result; the model got all of it."""
+
+
+def step_bubble(step: Step) -> Bubble:
+    """A step as a collapsible chat message: Gradio shows `metadata.title`, and the body when opened."""
+    if step.kind == THINKING:
+        title, body = "💭 Thinking", step.text
+    else:
+        title = f"🛠️ {step.tool}" + (" · failed" if step.error is not None else "")
+        body = f"**Arguments**\n\n{_code(step.text)}"
+        if step.result is not None:
+            body += f"\n\n**Result**\n\n{_code(step.result)}"
+        if step.error is not None:
+            body += f"\n\n**Error** (the model was told)\n\n{_code(step.error)}"
+    metadata: dict[str, Any] = {"title": title, "id": step.id, "status": "done" if step.done else "pending"}
+    if step.seconds is not None:
+        metadata["duration"] = round(step.seconds, 3)
+    return {"role": "assistant", "content": body, "metadata": metadata}
+
+
+def _code(text: str) -> str:
+    shown = text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "\n…"
+    fence = "````" if "```" in shown else "```"
+    return f"{fence}\n{shown}\n{fence}"
 
 
 def prompts_in(chat: Sequence[dict]) -> list[str]:
@@ -74,14 +122,20 @@ def to_bubbles(messages: Sequence[ModelMessage], image_hosts: Collection[str] = 
 
 
 def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
-    """User prompts and text answers as `{"role", "content"}` dicts; answers that ended early keep their label."""
+    """User prompts, the agent's steps and text answers, as the live chat showed them; answers that ended
+    early keep their label."""
     bubbles: list[Bubble] = []
-    for message in messages:
+    steps = {step.id: step for step in steps_of(messages)}
+    for index, message in enumerate(messages):
         if isinstance(message, ModelRequest):
             for part in message.parts:
                 if isinstance(part, UserPromptPart) and isinstance(part.content, str):
                     bubbles.append({"role": "user", "content": part.content})
         elif isinstance(message, ModelResponse):
+            for part_index, part in enumerate(message.parts):
+                key = part.tool_call_id if isinstance(part, ToolCallPart) else thinking_key(index, part_index)
+                if isinstance(part, (ToolCallPart, ThinkingPart)) and key in steps:
+                    bubbles.append(step_bubble(steps[key]))
             text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
             label = ended_label((message.metadata or {}).get(END_KEY))
             if text or label:
@@ -113,6 +167,9 @@ def to_markdown(title: str, messages: Sequence[ModelMessage]) -> str:
     """A readable transcript; the JSON export is the lossless one."""
     lines = [f"# {title}", ""]
     for bubble in _exact_bubbles(messages):  # a file: the text exactly as written
+        if "metadata" in bubble:
+            lines += [f"*{bubble['metadata']['title']}*", "", bubble["content"], ""]
+            continue
         speaker = "**You**" if bubble["role"] == "user" else "**Assistant**"
         lines += [speaker, "", bubble["content"], ""]
     return "\n".join(lines)

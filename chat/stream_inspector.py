@@ -11,6 +11,7 @@ from pydantic_ai import Agent
 
 from chat.models import ModelResolver
 from chat.text import visible_prefix
+from chat.tools import ChatDeps
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class StreamEvent:
 
 
 class StreamInspector:
-    def __init__(self, agent: Agent[None, str], models: ModelResolver) -> None:
+    def __init__(self, agent: Agent[ChatDeps, str], models: ModelResolver) -> None:
         self.agent = agent
         self.models = models
 

@@ -21,7 +21,7 @@ from pydantic_ai.capabilities import ProcessHistory
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict
 from pydantic_ai.exceptions import RunCancelled, RunTimedOut
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.config import POLICY_KINDS, policy_kind
@@ -32,9 +32,11 @@ from chat.journal import Checkpoints
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, LiveRun, Report, RunStatus, RunUpdate, stream_from_own_task
 from chat.services import RunService
+from chat.steps import Step, StepLog
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from chat.tokens import estimate_message_tokens, estimate_tokens
+from chat.tools import ChatDeps
 from storage.catalogue import CataloguedStore, CorruptConversation
 from storage.turn_journal import TurnJournal
 
@@ -69,6 +71,8 @@ class TurnUpdate(RunUpdate):
     error: str | None = None
     context: ContextReport | None = None
     """On the final update: what the model was sent."""
+    steps: tuple[Step, ...] = ()
+    """What the agent did before this answer (thinking, tool calls), as far as it got."""
 
 
 class ChatService(RunService):
@@ -76,7 +80,7 @@ class ChatService(RunService):
 
     def __init__(
         self,
-        agent: Agent[None, str],
+        agent: Agent[ChatDeps, str],
         store: CataloguedStore,
         models: ModelResolver,
         *,
@@ -254,6 +258,13 @@ class ChatService(RunService):
 
         first_token_at: float | None = None
         streamed = VisibleText()
+        steps = StepLog(self._clock)
+
+        async def show_steps(_: object, events: AsyncIterator[AgentStreamEvent]) -> None:
+            async for event in events:
+                if steps.see(event):
+                    report(TurnUpdate(conversation_id, streamed.text, steps=steps.steps))
+
         conversation: Conversation | None = None
         too_long = False
         # The prompt is on disk before the model is asked, and the answer every few seconds after.
@@ -270,6 +281,8 @@ class ChatService(RunService):
                 model=model,
                 conversation=conversation,
                 capabilities=[ProcessHistory(shape_history)],
+                deps=ChatDeps(owner, self.store),
+                event_stream_handler=show_steps,
                 # pydantic-ai checks usage limits against the whole conversation's usage (50 requests by
                 # default), which would end every chat at turn 50: bound this turn's requests instead.
                 usage_limits=UsageLimits(request_limit=conversation.usage.requests + MAX_REQUESTS_PER_TURN),
@@ -282,7 +295,7 @@ class ChatService(RunService):
                     if self.max_answer_chars is not None and len(streamed.raw) >= self.max_answer_chars:
                         too_long = True
                         token.cancel()
-                    report(TurnUpdate(conversation_id, streamed.text))
+                    report(TurnUpdate(conversation_id, streamed.text, steps=steps.steps))
                     checkpoints.saw(streamed.raw)
                     if first_token_at is None:
                         first_token_at = self._clock()
@@ -293,6 +306,7 @@ class ChatService(RunService):
                 result, conversation, owner, prompt, model_name, compactor.policy.kind
             )
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
+            steps.end()
             report(
                 TurnUpdate(
                     conversation_id,
@@ -300,6 +314,7 @@ class ChatService(RunService):
                     status,
                     stats(this_turn, new_messages, final_text),
                     context=compactor.report,
+                    steps=steps.steps,
                 )
             )
         except RunTimedOut as error:
@@ -309,6 +324,7 @@ class ChatService(RunService):
             reason = LENGTH_LIMIT if too_long else self.active.stop_reason
             await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason)
             answer = streamed.text
+            steps.end()
             report(
                 TurnUpdate(
                     conversation_id,
@@ -316,6 +332,7 @@ class ChatService(RunService):
                     RunStatus.CUT if too_long else RunStatus.STOPPED,
                     stats(usage, stopped.all_messages(), answer),
                     context=compactor.report,
+                    steps=steps.steps,
                 )
             )
         except asyncio.CancelledError as cancelled:

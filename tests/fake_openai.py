@@ -8,8 +8,10 @@ The last user message picks the script:
   "fault:drop"       streams three words, then breaks the connection mid-body
   "fault:emoji"      streams an emoji split into two lone surrogates across two chunks
   "slow"             streams 200 words, one every 50 ms (for Stop)
-  with `tools` in the request: the recipe below as tool-call argument deltas, in OpenAI's format
-  ("fault:badjson" with tools: arguments that do not fit the schema)
+  with an output tool (`final_result…`) in the request: the recipe below as tool-call argument deltas,
+  in OpenAI's format ("fault:badjson": arguments that do not fit the schema)
+  "tool:calculate"   with `calculate` offered: a streamed call of it; once its result comes back (a
+                     `tool` message last), an answer quoting the result
   anything else      streams "word0 word1 ... word9" and a final usage chunk
 """
 
@@ -75,11 +77,19 @@ def build_app(log: ServerLog) -> Starlette:
         if "fault:slow" in prompt:
             await asyncio.sleep(30)
 
-        if payload.get("tools"):
-            return StreamingResponse(
-                _tool_call_stream(payload["tools"][0]["function"]["name"], "fault:badjson" in prompt, log),
-                media_type="text/event-stream",
+        offered = [tool["function"]["name"] for tool in payload.get("tools") or []]
+        output_tool = next((name for name in offered if name.startswith("final_result")), None)
+        if output_tool is not None:
+            arguments = (
+                '{"name": "Leek soup", "steps": "not a list"}' if "fault:badjson" in prompt else RECIPE_ARGUMENTS
             )
+            return StreamingResponse(_tool_call_stream(output_tool, arguments, log), media_type="text/event-stream")
+        last = payload["messages"][-1]
+        if last["role"] == "tool":
+            return StreamingResponse(_words(f"The tool said {last['content']} .", log), media_type="text/event-stream")
+        if "tool:calculate" in prompt and "calculate" in offered:
+            calculation = json.dumps({"expression": "6 * 7"})
+            return StreamingResponse(_tool_call_stream("calculate", calculation, log), media_type="text/event-stream")
 
         async def stream() -> AsyncIterator[str]:
             try:
@@ -125,8 +135,16 @@ RECIPE_ARGUMENTS = json.dumps(
 )
 
 
-async def _tool_call_stream(tool_name: str, malformed: bool, log: ServerLog) -> AsyncIterator[str]:
-    arguments = '{"name": "Leek soup", "steps": "not a list"}' if malformed else RECIPE_ARGUMENTS
+async def _words(text: str, log: ServerLog) -> AsyncIterator[str]:
+    yield _chunk({"role": "assistant", "content": ""})
+    for word in text.split():
+        log.chunks_sent += 1
+        yield _chunk({"content": word + " "})
+    yield _chunk({}, "stop", {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35})
+    yield "data: [DONE]\n\n"
+
+
+async def _tool_call_stream(tool_name: str, arguments: str, log: ServerLog) -> AsyncIterator[str]:
     yield _chunk(
         {
             "role": "assistant",

@@ -59,6 +59,15 @@ def test_chat_endpoint_streams_updates_and_remembers_the_conversation(app):
     assert "Sent:** 3 of 3 messages" in context
 
 
+def test_chat_endpoint_returns_a_tool_step_with_metadata_before_the_answer(app):
+    client = Client(app.url, verbose=False)
+    answer, usage, _ = client.predict("Convert 3.5 l to gal, step by step", "demo", OWNER, api_name="/chat")
+    titles = [message.get("metadata", {}).get("title") for message in answer]
+    assert titles == ["💭 Thinking", "🛠️ convert_units", None]
+    assert "0.924602 gal" in answer[1]["content"] and answer[1]["metadata"]["status"] == "done"
+    assert "0.924602 gal" in last_answer(answer) and "2 requests" in usage
+
+
 def test_cancelling_the_job_stops_the_stream_and_keeps_the_partial(app):
     owner = visitor_token("cancelling")
     client = Client(app.url, verbose=False)

@@ -28,6 +28,7 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
         "## One visitor against everyone else",
         "## Stop under load",
         "## A restart under load",
+        "## Tools",
         "## SQLite store",
         "## Recipe: partial structured output",
         "## Context: input tokens per request",

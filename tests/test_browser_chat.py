@@ -406,3 +406,21 @@ def test_a_chat_answering_in_the_page_refuses_a_turn_from_the_api_and_the_page_a
     assert "411." in bot_text(page) and "stopped" not in bot_text(page)
     assert [["count to 411"]] == stored_prompts(app, "count to 411")
     page.close()
+
+
+def test_a_tool_step_opens_to_show_its_arguments_and_result_and_is_the_same_after_a_reload(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, "Wie viel ist 1111 * 9?")
+    wait_idle(page, 1)
+    for shown in ("live", "reloaded"):
+        step = page.get_by_text("🛠️ calculate", exact=True)
+        step.wait_for()
+        result = page.locator("pre", has_text="9999")  # the step's Result block, not the answer's bold 9999
+        assert not result.is_visible(), shown  # a step starts folded: the answer is what is read first
+        assert "9999" in bot_text(page)
+        step.click()
+        result.wait_for(state="visible")
+        assert page.get_by_text('"expression": "1111 * 9"').is_visible(), shown
+        page.wait_for_timeout(400)  # the step's opening animation, for the screenshot only
+        page.screenshot(path=str(ARTIFACTS / f"tool-step-{page.size}-{shown}.png"))
+        page.reload()  # what comes back is what is stored

@@ -146,3 +146,14 @@ async def test_a_provider_error_text_reaches_the_server_log_not_the_visitor(serv
         final = (await turn(service, "fault:400 por favor", conversation="refused"))[-1]
     assert "org-Zq81x" not in final.error and "server log" in final.error
     assert "org-Zq81x" in caplog.text
+
+
+async def test_a_streamed_tool_call_runs_the_tool_and_the_answer_uses_its_result(service, server):
+    final = (await turn(service, "tool:calculate please", conversation="tools"))[-1]
+    assert final.status is RunStatus.COMPLETED, final.error
+    (step,) = final.steps
+    assert (step.tool, step.result) == ("calculate", "42") and "42" in final.text
+    assert final.stats.requests == 2
+    answered = server.log.requests[-1]["messages"]
+    assert answered[-1]["role"] == "tool" and answered[-1]["content"] == "42"
+    assert any(call["function"]["name"] == "calculate" for call in answered[-2].get("tool_calls", []))

@@ -446,3 +446,19 @@ def test_messages_per_minute_are_counted_across_the_gradio_api_and_the_sse_api()
         assert answer.startswith("⚠️") and "Send again in" in answer
         other, _, _ = Client(app.url, verbose=False).predict("seis", "demo", ANOTHER, api_name="/chat")
         assert not other.startswith("⚠️")
+
+
+async def test_a_tool_call_and_its_result_arrive_as_events_before_the_answer(client):
+    http, _ = client
+    response = await http.post(
+        "/api/chat", json={"message": "Combien font 125 * 8 ?", "model": "demo"}, headers={"x-chat-owner": ALICE}
+    )
+    events = parse(response.text)
+    names = [name for name, _ in events]
+    assert names.index("tool_call") < names.index("tool_result") < names.index("delta") < names.index("done")
+    call = json.loads(dict(events)["tool_call"])
+    result = json.loads(dict(events)["tool_result"])
+    assert call["tool"] == "calculate" and call["arguments"] == {"expression": "125 * 8"}
+    assert result["id"] == call["id"] and result["result"] == "1000" and result["error"] is None
+    assert "1000" in "".join(data for name, data in events if name == "delta")
+    assert json.loads(events[-1][1])["usage"]["requests"] == 2

@@ -16,7 +16,7 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from chat.identity import client_address
-from chat.render import ENDED_LABELS, answer_markdown, format_context, format_stats, prompts_in
+from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
@@ -245,7 +245,8 @@ class ChatTab(RunHandlers):
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """ChatInterface's fn: it has shown `message` already; each yield replaces the answer bubble.
+        """ChatInterface's fn: it has shown `message` already; each yield replaces what follows it: the
+        answer, after the agent's steps (tool calls, thinking) as collapsible messages when it took any.
 
         `owner` is the browser's token (the API caller's own id); the signed-in account wins over it.
         """
@@ -258,7 +259,7 @@ class ChatTab(RunHandlers):
                 scope, conversation_id, message, model, policy, shown_prompts=shown, address=client_address(request)
             ):
                 yield (
-                    answer_markdown(update, self.image_hosts),
+                    answer_messages(update, self.image_hosts),
                     usage_line(update),
                     context_panel(update),
                     chat_of_this_answer,
@@ -291,7 +292,12 @@ class ChatTab(RunHandlers):
         asked = {"role": "user", "content": run.subject}
         send_or_stop: Any = gr.Textbox(submit_btn=False, stop_btn=True)
         async for update in self.service.follow(run):
-            chat = [*shown, asked, {"role": "assistant", "content": answer_markdown(update, self.image_hosts)}]
+            answer = answer_messages(update, self.image_hosts)
+            chat = [
+                *shown,
+                asked,
+                *(answer if isinstance(answer, list) else [{"role": "assistant", "content": answer}]),
+            ]
             if update.final:
                 send_or_stop = gr.Textbox(submit_btn=True, stop_btn=False)
             # The chat and ChatInterface's own copy of it (the next Send's history) each update; the value

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from chat.identity import (
 )
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
+from chat.steps import THINKING, Step
 from chat.turns import ChatService
 
 OWNER_HEADER = "x-chat-owner"
@@ -194,12 +195,14 @@ class ChatStreamAPI:
         return _event_stream(self._events(self.service.follow(run), place, announce=False))
 
     async def _events(self, updates: AsyncIterator[Any], place: StreamPlace, announce: bool) -> AsyncIterator[str]:
-        """`start` (unless resuming), then a `delta` for each stretch of new text, then `done` or `error`.
+        """`start` (unless resuming), then a `delta` for each stretch of new text, then `done` or `error`;
+        before the answer, `thinking`, `tool_call` and `tool_result` events for what the agent did.
 
         Each event's id is where the reader is: a client that reconnects with it as `Last-Event-ID` gets
         the text after it. Leaving does not stop the turn: it runs on, is saved, and can be resumed."""
         conversation_id, offset = place.conversation_id, place.offset or 0
         pending: asyncio.Future[Any] | None = None
+        steps_sent: dict[str, Step] = {}
         try:
             if announce:
                 start = json.dumps({"conversation_id": conversation_id})
@@ -216,6 +219,8 @@ class ChatStreamAPI:
                     return
                 finally:
                     pending = None
+                for name, data in _step_events(update.steps, steps_sent):
+                    yield sse_event(name, json.dumps(data, ensure_ascii=False), place.at(offset))
                 fresh = update.text[offset:]
                 if fresh.endswith("\r") and not update.final:
                     fresh = fresh[:-1]  # held back: with the next "\n" it is one line end (CRLF), not two
@@ -268,6 +273,30 @@ class StreamPlace:
         if not (conversation_id and tag and (offset == END or offset.isascii() and offset.isdigit())):
             return None
         return cls(conversation_id, tag, None if offset == END else int(offset))
+
+
+def _step_events(steps: tuple[Step, ...], sent: dict[str, Step]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The events for what changed in the agent's steps since `sent` (which is brought up to date)."""
+    for step in steps:
+        before = sent.get(step.id)
+        sent[step.id] = step
+        if step.kind == THINKING:
+            grown = step.text[len(before.text) if before else 0 :]
+            if grown:
+                yield "thinking", {"id": step.id, "delta": grown}
+            continue
+        if before is None:
+            yield "tool_call", {"id": step.id, "tool": step.tool, "arguments": _json_or_text(step.text)}
+        if step.done and not (before is not None and before.done):
+            result = {"id": step.id, "tool": step.tool, "result": step.result, "error": step.error}
+            yield "tool_result", {**result, "seconds": step.seconds}
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:  # arguments the model broke: passed on as it sent them
+        return text
 
 
 def _usage(update: Any) -> dict[str, Any] | None:

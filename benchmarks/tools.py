@@ -1,0 +1,89 @@
+"""What a tool round trip costs beyond the model's own time, and what the tools cost a plain chat turn.
+
+    python -m benchmarks.tools            # 9 turns of each kind
+    python -m benchmarks.tools --quick    # 3 (the test suite runs this)
+
+A turn that calls a tool makes two model requests (the call, then the answer from its result). On the
+demo model with a fixed first-token delay and instant tokens, the model's time is exactly two delays,
+so what is left is what the app adds: running the tool, the step events, a second request's setup,
+the save. The second figure compares a plain turn on the agent with tools against the same agent
+without them (every request then carries the tools' schemas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from benchmarks.common import Row, Samples, Section, run_as_script
+from chat.agents import build_chat_agent
+from chat.config import Settings
+from chat.demo_model import DemoPace
+from chat.models import ModelResolver
+from chat.runs import RunStatus
+from chat.turns import ChatService
+from storage.memory_store import MemoryConversationStore
+
+FIRST_TOKEN_DELAY = 0.2
+OVERHEAD_GOAL_MS = 20.0
+PLAIN_GOAL = 1.05
+
+
+async def turn_seconds(service: ChatService, prompt: str, conversation: str) -> float:
+    started = time.perf_counter()
+    updates = [update async for update in service.run_turn("bench", conversation, prompt, "demo")]
+    assert updates[-1].status is RunStatus.COMPLETED, updates[-1].error
+    return time.perf_counter() - started
+
+
+async def measure(turns: int) -> tuple[Samples, Samples, Samples]:
+    pace = DemoPace(first_token_delay=FIRST_TOKEN_DELAY, tokens_per_second=0)
+    with_tools, without = (
+        ChatService(build_chat_agent(tools=tools), MemoryConversationStore(), ModelResolver(Settings(), pace))
+        for tools in (True, False)
+    )
+    await turn_seconds(with_tools, "warm up: what is 1 + 1?", "warm-up")  # builds pydantic's schemas once
+    await turn_seconds(without, "warm up", "warm-up")
+    round_trips, plain_with, plain_without = [], [], []
+    for n in range(turns):
+        round_trips.append(await turn_seconds(with_tools, f"What is {n + 17} * 23?", f"tool-{n}"))
+        plain_with.append(await turn_seconds(with_tools, f"Tell me about bread, part {n}.", f"plain-{n}"))
+        plain_without.append(await turn_seconds(without, f"Tell me about bread, part {n}.", f"plain-{n}"))
+    return Samples.of(round_trips), Samples.of(plain_with), Samples.of(plain_without)
+
+
+def run(quick: bool) -> Section:
+    round_trip, plain_with, plain_without = asyncio.run(measure(3 if quick else 9))
+    overhead_ms = (round_trip.median - 2 * FIRST_TOKEN_DELAY) * 1000
+    ratio = plain_with.median / plain_without.median
+    return Section(
+        "Tools",
+        [
+            Row(
+                "a turn with one tool call (two requests), beyond its two requests' model time",
+                f"{overhead_ms:.1f} ms (turn {round_trip.ms()})",
+                f"{2 * FIRST_TOKEN_DELAY * 1000:.0f} ms of model time",
+                None,
+                f"<= {OVERHEAD_GOAL_MS:g} ms",
+                overhead_ms <= OVERHEAD_GOAL_MS,
+            ),
+            Row(
+                "a plain turn on the agent with tools",
+                plain_with.ms(),
+                f"{plain_without.ms()} without tools",
+                ratio,
+                f"<= {PLAIN_GOAL:g}",
+                ratio <= PLAIN_GOAL,
+            ),
+        ],
+        [
+            (
+                f"Demo model, {FIRST_TOKEN_DELAY * 1000:.0f} ms before each request's first token and no delay "
+                "between tokens; in-memory store, so storage does not blur the figures."
+            )
+        ],
+    )
+
+
+if __name__ == "__main__":
+    run_as_script(run, __doc__)

@@ -1,0 +1,149 @@
+"""What an agent did before its answer, as steps a chat can show: its thinking and each tool call.
+
+One `StepLog` serves both ways a chat meets steps: live, fed the parts of pydantic-ai's event stream
+as a turn runs (`run_stream(event_stream_handler=...)`), and from the store, fed the parts of the saved
+messages. Either way a call and its return pair up by `tool_call_id`, so a reloaded chat shows the same
+steps the live one did.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    RetryPromptPart,
+    ThinkingPart,
+    ThinkingPartDelta,
+    ToolCallPart,
+    ToolReturnPart,
+)
+
+THINKING = "thinking"
+TOOL = "tool"
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    """`THINKING` or `TOOL`."""
+    text: str
+    """What the model thought, or the tool call's arguments (JSON, or as the model sent them if broken)."""
+    tool: str = ""
+    result: str | None = None
+    error: str | None = None
+    """Why the tool gave no result (the model was told); None when it worked or is still running."""
+    done: bool = False
+    seconds: float | None = None
+    """How long a tool ran, once it is done (not stored: None for steps shown from the store)."""
+
+
+@dataclass
+class StepLog:
+    clock: Callable[[], float] = time.perf_counter
+    _steps: dict[str, Step] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _thinking: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """The thinking part being streamed at each index of the current response: (its key, its text)."""
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(self._steps.values())
+
+    def see(self, event: AgentStreamEvent) -> bool:
+        """Take one event of a running agent into the log; True when the steps changed."""
+        if isinstance(event, PartStartEvent) and isinstance(event.part, ThinkingPart):
+            self._thinking[event.index] = (f"thinking-live-{len(self._steps)}", event.part.content)
+        elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, ThinkingPartDelta):
+            key, text = self._thinking.get(event.index, (f"thinking-live-{len(self._steps)}", ""))
+            self._thinking[event.index] = (key, text + (event.delta.content_delta or ""))
+        elif isinstance(event, FunctionToolCallEvent):
+            self.call(event.part)
+            return True
+        elif isinstance(event, FunctionToolResultEvent):
+            self.result(event.part)
+            return True
+        else:
+            return False
+        self.think(*self._thinking[event.index])
+        return True
+
+    def think(self, key: str, text: str) -> None:
+        """The thinking part `key` reads `text` so far (it grows as the model streams it)."""
+        if text.strip():
+            self._steps[key] = Step(key, THINKING, text, done=True)
+
+    def call(self, part: ToolCallPart) -> None:
+        self._started.setdefault(part.tool_call_id, self.clock())
+        self._steps[part.tool_call_id] = Step(part.tool_call_id, TOOL, _arguments(part), tool=part.tool_name)
+
+    def result(self, part: ToolReturnPart | RetryPromptPart, *, seconds: float | None = None) -> None:
+        step = self._steps.get(part.tool_call_id)
+        if step is None:
+            return
+        started = self._started.get(part.tool_call_id)
+        if seconds is None and started is not None:
+            seconds = self.clock() - started
+        problem = tool_problem(part)
+        result = None if problem is not None else part.model_response_str()
+        self._steps[step.id] = replace(step, result=result, error=problem, done=True, seconds=seconds)
+
+    def end(self) -> None:
+        """The run ended (stopped, failed): a call still waiting for its result will not get one."""
+        for step in self.steps:
+            if not step.done:
+                self._steps[step.id] = replace(step, error=NOT_FINISHED, done=True)
+
+
+def tool_problem(part: ToolReturnPart | RetryPromptPart) -> str | None:
+    """Why a tool call did not give a result (it raised `ModelRetry`, or its arguments failed
+    validation), in words; None when it succeeded."""
+    if isinstance(part, ToolReturnPart) and part.outcome == "success":
+        return None
+    content = part.content
+    if isinstance(content, dict) and isinstance(content.get("error"), str):
+        return content["error"]
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def steps_of(messages: Sequence[ModelMessage]) -> tuple[Step, ...]:
+    """The steps stored messages hold, as the live run showed them (durations are not stored)."""
+    log = StepLog()
+    for index, message in enumerate(messages):
+        for part_index, part in enumerate(message.parts):
+            if isinstance(message, ModelResponse) and isinstance(part, ThinkingPart):
+                log.think(thinking_key(index, part_index), part.content)
+            elif isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):
+                log.call(part)
+            elif isinstance(message, ModelRequest) and isinstance(part, (ToolReturnPart, RetryPromptPart)):
+                log.result(part, seconds=None)
+    log.end()
+    return tuple(replace(step, seconds=None) for step in log.steps)
+
+
+NOT_FINISHED = "The run ended before this tool returned."
+
+
+def thinking_key(message_index: int, part_index: int) -> str:
+    """The id of a stored thinking part's step: where it is in the conversation."""
+    return f"thinking-{message_index}-{part_index}"
+
+
+def _arguments(part: ToolCallPart) -> str:
+    try:
+        return json.dumps(part.args_as_dict(), ensure_ascii=False)
+    except ValueError:  # arguments the model broke: shown as it sent them, not hidden
+        return str(part.args)
