@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, DeferredToolRequests
 
 from chat.tools import ChatDeps, chat_tools
 
@@ -12,14 +12,15 @@ CHAT_INSTRUCTIONS = (
 )
 
 
-def build_chat_agent(*, tools: bool = True) -> Agent[ChatDeps, str]:
+def build_chat_agent(*, tools: bool = True) -> Agent[ChatDeps, str | DeferredToolRequests]:
     """The chat's agent, with its tools (chat/tools.py); each turn passes whose turn it is as `deps`.
 
     `tools=False`: the same agent with text only (the stream inspector shows text deltas, with no visitor)."""
     # `instructions` (unlike `system_prompt`) are sent with every request, whatever the history holds.
     return Agent(
         None,
-        output_type=str,
+        # A run that reaches a tool needing approval ends with DeferredToolRequests (chat/approvals.py).
+        output_type=[str, DeferredToolRequests],
         instructions=CHAT_INSTRUCTIONS,
         name="chat",
         deps_type=ChatDeps,

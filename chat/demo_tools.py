@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, RetryPromptPart, ToolReturnPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, RetryPromptPart, ToolReturnPart, UserPromptPart
 
 from chat.steps import tool_problem
 
@@ -34,6 +34,11 @@ _SEARCH = re.compile(
     r"(?:search|find|look)\s+(?:through\s+|in\s+)?my\s+(?:old\s+|earlier\s+)?(?:chats|conversations)\s+"
     r"(?:for|about)\s+[\"“'«]?(.+?)[\"”'»]?\s*[?.!]*$|"
     r"(?:did|have)\s+(?:we|I)\s+(?:ever\s+)?(?:talk(?:ed)?|spoke|spoken|ask(?:ed)?)\s+about\s+[\"“'«]?(.+?)[\"”'»]?\s*[?.!]*$",
+    re.IGNORECASE,
+)
+_DELETE = re.compile(
+    r"(?:delete|remove|lösche|borra|elimina|supprime)\s+(?:(?:my|meine|meinen|mi|ma|mon)\s+)?(?:chat|conversation|unterhaltung|"
+    r"conversación|conversazione)\s+(?:called|titled|named|about|namens|llamada|intitulée)?\s*[\"“'«„]?(.+?)[\"”'»“]?\s*[.!?]*$",
     re.IGNORECASE,
 )
 _STEP_BY_STEP = re.compile(
@@ -63,6 +68,8 @@ def plan_tool_call(prompt: str, tools: Collection[str]) -> PlannedCall | None:
 
 
 def _wanted_call(prompt: str, tools: Collection[str]) -> PlannedCall | None:
+    if "delete_my_conversation" in tools and (deleting := _DELETE.search(prompt)):
+        return PlannedCall("delete_my_conversation", {"title": deleting.group(1)})
     if "search_my_conversations" in tools and (found := _SEARCH.search(prompt)):
         return PlannedCall("search_my_conversations", {"query": next(group for group in found.groups() if group)})
     if "convert_units" in tools and (conversion := _CONVERSION.search(prompt)):
@@ -88,8 +95,8 @@ def _mostly(expression: str, prompt: str) -> bool:
 def tool_results(messages: Sequence[ModelMessage]) -> list[ToolReturnPart | RetryPromptPart]:
     """The tool results the last request carries: the demo model answers from these, if any."""
     last = messages[-1] if messages else None
-    if not isinstance(last, ModelRequest):
-        return []
+    if not isinstance(last, ModelRequest) or any(isinstance(part, UserPromptPart) for part in last.parts):
+        return []  # a new prompt (maybe beside calls it passed over) asks something else
     return [part for part in last.parts if isinstance(part, (ToolReturnPart, RetryPromptPart)) and part.tool_name]
 
 
@@ -98,7 +105,9 @@ def answer_from(results: Sequence[ToolReturnPart | RetryPromptPart]) -> str:
     sentences = []
     for result in results:
         problem = tool_problem(result)
-        if problem is not None:
+        if isinstance(result, ToolReturnPart) and result.outcome == "denied":
+            sentences.append(f"Understood: I did not run `{result.tool_name}`, nothing was changed.")
+        elif problem is not None:
             sentences.append(f"`{result.tool_name}` could not do that: {problem} Could you put it another way?")
         elif result.tool_name == "calculate":
             sentences.append(f"The calculator says: **{result.model_response_str()}**.")
@@ -106,6 +115,8 @@ def answer_from(results: Sequence[ToolReturnPart | RetryPromptPart]) -> str:
             sentences.append(f"It is **{result.model_response_str()}**.")
         elif result.tool_name == "convert_units":
             sentences.append(f"**{result.model_response_str()}**.")
+        elif result.tool_name == "delete_my_conversation":
+            sentences.append(f"Done: {result.model_response_str()}")
         elif result.tool_name == "search_my_conversations":
             sentences.append(f"Here is what I found in your chats:\n\n{result.model_response_str()}")
         else:

@@ -18,6 +18,9 @@ from typing import Any
 
 HF_PREFIX = "hf:"
 COOKIE_NAME = "chat_visitor"
+TIME_ZONE_COOKIE = "chat_time_zone"
+"""The browser's time zone, set by the page for the chat's date and time tool (untrusted, not an identity)."""
+TIME_ZONE_HEADER = "X-Time-Zone"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{22,128}")
 """22 characters of base64url are 132 bits: the shortest token nobody guesses."""
 

@@ -15,11 +15,13 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
+from chat.approvals import APPROVE, DENIED, DENY
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.history import ContextReport
 from chat.runs import RunStatus
 from chat.steps import THINKING, Step, steps_of, thinking_key
-from chat.turns import TurnStats, TurnUpdate
+from chat.turn_stats import TurnStats
+from chat.turns import TurnUpdate
 from chat.untrusted import images_as_links
 
 STOPPED_LABEL = "\n\n*⏹ stopped*"
@@ -71,11 +73,28 @@ def answer_messages(update: TurnUpdate, image_hosts: Collection[str] = ()) -> st
     if not update.steps:
         return answer
     shown = [step_bubble(step) for step in update.steps]
-    return [*shown, {"role": "assistant", "content": answer}] if answer else shown
+    if answer:
+        shown.append({"role": "assistant", "content": answer})
+    question = approval_bubble(update.steps)
+    return [*shown, question] if question else shown
 
 
 MAX_SHOWN_CHARS = 2_000
 """A step shows at most this much of a tool's arguments or result; the model got all of it."""
+
+
+def approval_bubble(steps: Sequence[Step]) -> Bubble | None:
+    """The question under calls that wait for the visitor: Gradio shows `options` as buttons, and a
+    click sends the option as the visitor's next message (chat/approvals.py reads it)."""
+    waiting = [step for step in steps if step.awaiting_approval]
+    if not waiting:
+        return None
+    names = ", ".join(f"`{step.tool}`" for step in waiting)
+    return {
+        "role": "assistant",
+        "content": f"⏸ The model wants to run {names} (open the step above to see exactly what). Allow it?",
+        "options": [{"value": APPROVE, "label": f"✅ {APPROVE}"}, {"value": DENY, "label": f"✋ {DENY}"}],
+    }
 
 
 def step_bubble(step: Step) -> Bubble:
@@ -83,7 +102,8 @@ def step_bubble(step: Step) -> Bubble:
     if step.kind == THINKING:
         title, body = "💭 Thinking", step.text
     else:
-        title = f"🛠️ {step.tool}" + (" · failed" if step.error is not None else "")
+        outcome = " · denied" if step.error == DENIED else " · failed" if step.error is not None else ""
+        title = f"🛠️ {step.tool}" + (" · waiting for you" if step.awaiting_approval else outcome)
         body = f"**Arguments**\n\n{_code(step.text)}"
         if step.result is not None:
             body += f"\n\n**Result**\n\n{_code(step.result)}"
@@ -125,7 +145,8 @@ def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
     """User prompts, the agent's steps and text answers, as the live chat showed them; answers that ended
     early keep their label."""
     bubbles: list[Bubble] = []
-    steps = {step.id: step for step in steps_of(messages)}
+    stored_steps = steps_of(messages)
+    steps = {step.id: step for step in stored_steps}
     for index, message in enumerate(messages):
         if isinstance(message, ModelRequest):
             for part in message.parts:
@@ -140,7 +161,8 @@ def _exact_bubbles(messages: Sequence[ModelMessage]) -> list[Bubble]:
             label = ended_label((message.metadata or {}).get(END_KEY))
             if text or label:
                 bubbles.append({"role": "assistant", "content": text + label})
-    return bubbles
+    question = approval_bubble(stored_steps)
+    return [*bubbles, question] if question else bubbles
 
 
 def format_stats(stats: TurnStats, status: RunStatus = RunStatus.COMPLETED) -> str:

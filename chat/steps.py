@@ -29,6 +29,8 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 
+from chat.approvals import pending_approvals
+
 THINKING = "thinking"
 TOOL = "tool"
 
@@ -45,6 +47,8 @@ class Step:
     error: str | None = None
     """Why the tool gave no result (the model was told); None when it worked or is still running."""
     done: bool = False
+    awaiting_approval: bool = False
+    """A call that waits for the visitor's Approve or Deny (chat/approvals.py)."""
     seconds: float | None = None
     """How long a tool ran, once it is done (not stored: None for steps shown from the store)."""
 
@@ -99,10 +103,15 @@ class StepLog:
         result = None if problem is not None else part.model_response_str()
         self._steps[step.id] = replace(step, result=result, error=problem, done=True, seconds=seconds)
 
+    def await_approval(self, calls: Sequence[ToolCallPart]) -> None:
+        for call in calls:
+            self.call(call)
+            self._steps[call.tool_call_id] = replace(self._steps[call.tool_call_id], awaiting_approval=True)
+
     def end(self) -> None:
         """The run ended (stopped, failed): a call still waiting for its result will not get one."""
         for step in self.steps:
-            if not step.done:
+            if not step.done and not step.awaiting_approval:
                 self._steps[step.id] = replace(step, error=NOT_FINISHED, done=True)
 
 
@@ -130,6 +139,7 @@ def steps_of(messages: Sequence[ModelMessage]) -> tuple[Step, ...]:
                 log.call(part)
             elif isinstance(message, ModelRequest) and isinstance(part, (ToolReturnPart, RetryPromptPart)):
                 log.result(part, seconds=None)
+    log.await_approval(pending_approvals(messages))
     log.end()
     return tuple(replace(step, seconds=None) for step in log.steps)
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pydantic_ai import Agent
+from pydantic_ai import Agent, DeferredToolRequests
 
 from chat.models import ModelResolver
 from chat.text import visible_prefix
@@ -27,7 +27,7 @@ class StreamEvent:
 
 
 class StreamInspector:
-    def __init__(self, agent: Agent[ChatDeps, str], models: ModelResolver) -> None:
+    def __init__(self, agent: Agent[ChatDeps, str | DeferredToolRequests], models: ModelResolver) -> None:
         self.agent = agent
         self.models = models
 

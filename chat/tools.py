@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic_ai import FunctionToolset, ModelRetry, RunContext
+from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool
 
-from storage.catalogue import Catalogue
+from storage.catalogue import CataloguedStore
 
 MAX_EXPRESSION_CHARS = 200
 MAX_POWER_BITS = 100_000
@@ -30,7 +30,9 @@ class ChatDeps:
     """What a turn's tools may know: whose turn it is (their search sees only their chats), and where."""
 
     owner: str
-    catalogue: Catalogue
+    store: CataloguedStore
+    conversation_id: str | None = None
+    """The chat this turn answers in (a tool must not delete it from under its own answer)."""
     time_zone: str | None = None
     """The visitor's IANA time zone, when the page told it."""
 
@@ -92,6 +94,17 @@ def _evaluate(node: ast.AST) -> float | int:
     ):
         return _FUNCTIONS[node.func.id](_evaluate(node.args[0]))
     raise ValueError("only numbers, + - * / // % ^, parentheses and " + ", ".join([*_FUNCTIONS, *_CONSTANTS]))
+
+
+def known_zone(name: str | None) -> str | None:
+    """`name` if it is an IANA time zone this server knows, else None (a browser's, a header's: untrusted)."""
+    if not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
 
 
 def current_time(ctx: RunContext[ChatDeps], time_zone: str | None = None) -> str:
@@ -210,11 +223,38 @@ async def search_my_conversations(ctx: RunContext[ChatDeps], query: str) -> str:
     Args:
         query: the words to look for.
     """
-    hits = await ctx.deps.catalogue.search(ctx.deps.owner, query, limit=MAX_SEARCH_HITS)
+    hits = await ctx.deps.store.search(ctx.deps.owner, query, limit=MAX_SEARCH_HITS)
     if not hits:
         return f"No earlier chat mentions {query!r}."
     return "\n".join(f"- {hit.title}: {hit.snippet}" for hit in hits)
 
 
+async def delete_my_conversation(ctx: RunContext[ChatDeps], title: str) -> str:
+    """Delete one of the visitor's own earlier chats, found by its title. The visitor approves it first.
+
+    Args:
+        title: the chat's title as the sidebar shows it, or enough of it to name one chat.
+    """
+    wanted = title.strip().casefold()
+    listed = await ctx.deps.store.list_sessions(ctx.deps.owner, limit=500)
+    exact = [chat for chat in listed if chat.title.casefold() == wanted]
+    matches = exact or [chat for chat in listed if wanted and wanted in chat.title.casefold()]
+    matches = [chat for chat in matches if chat.conversation_id != ctx.deps.conversation_id]
+    if len(matches) != 1:
+        found = "no other chat" if not matches else f"{len(matches)} chats"
+        raise ModelRetry(f"{found.capitalize()} of this visitor is titled like {title!r}; ask which one they mean.")
+    await ctx.deps.store.delete(matches[0].conversation_id, scope=ctx.deps.owner)
+    return f"Deleted the chat {matches[0].title!r}."
+
+
 def chat_tools() -> FunctionToolset[ChatDeps]:
-    return FunctionToolset([calculate, current_time, convert_units, search_my_conversations])
+    """The chat agent's tools; deleting a chat waits for the visitor's approval (pydantic-ai deferred tools)."""
+    return FunctionToolset(
+        [
+            calculate,
+            current_time,
+            convert_units,
+            search_my_conversations,
+            Tool(delete_my_conversation, requires_approval=True),
+        ]
+    )

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from pydantic_ai import Agent, AgentRunResult, CancellationToken
+from pydantic_ai import Agent, AgentRunResult, CancellationToken, DeferredToolRequests, DeferredToolResults
 from pydantic_ai.capabilities import ProcessHistory
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationConflict
@@ -24,6 +24,7 @@ from pydantic_ai.exceptions import RunCancelled, RunTimedOut
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.usage import RunUsage, UsageLimits
 
+from chat.approvals import decision, mark_awaiting, passed_over, pending_approvals
 from chat.config import POLICY_KINDS, policy_kind
 from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, NoSuchConversation, PromptRejected, VisitorMissing, describe_failure
@@ -35,8 +36,8 @@ from chat.services import RunService
 from chat.steps import Step, StepLog
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
-from chat.tokens import estimate_message_tokens, estimate_tokens
-from chat.tools import ChatDeps
+from chat.tools import ChatDeps, known_zone
+from chat.turn_stats import TurnStats, this_turn_usage, turn_stats
 from storage.catalogue import CataloguedStore, CorruptConversation
 from storage.turn_journal import TurnJournal
 
@@ -47,18 +48,6 @@ TURN_KIND = "chat"
 """What `ActiveTurns.live` knows a chat turn's run by (recipes and hand-offs run beside them)."""
 MAX_UPDATES_PER_SECOND = 200
 """What the server sends in total to all streaming chats; see `ChatService.update_interval`."""
-
-
-@dataclass(frozen=True)
-class TurnStats:
-    model: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    first_token_seconds: float | None
-    total_seconds: float
-    estimated: bool
-    """True when the provider did not report the tokens and they were estimated from the text."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +69,7 @@ class ChatService(RunService):
 
     def __init__(
         self,
-        agent: Agent[ChatDeps, str],
+        agent: Agent[ChatDeps, str | DeferredToolRequests],
         store: CataloguedStore,
         models: ModelResolver,
         *,
@@ -179,6 +168,7 @@ class ChatService(RunService):
         shown_prompts: Sequence[str] | None = None,
         address: str | None = None,
         tag: str | None = None,
+        time_zone: str | None = None,
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final.
 
@@ -186,6 +176,7 @@ class ChatService(RunService):
         back to them (`keep_shown`), which is how editing any message, retry and undo reach the store.
         `address`: the client's network address, for the per-address limit. `tag`: the run's `LiveRun.tag`,
         for a caller that names the run to its client before the first update (the SSE API's event ids).
+        `time_zone`: the visitor's, as their browser names it, for the tools (an unknown name is ignored).
         """
         try:
             owner = _required(owner)
@@ -202,7 +193,7 @@ class ChatService(RunService):
             return
 
         async def produce(token: CancellationToken, report: Report[TurnUpdate]) -> None:
-            await self._run(owner, conversation_id, prompt, model_name, policy, token, report)
+            await self._run(owner, conversation_id, prompt, model_name, policy, token, report, known_zone(time_zone))
 
         def crashed(error: BaseException) -> TurnUpdate:
             return self._failure(conversation_id, "", error, model_name)
@@ -249,6 +240,7 @@ class ChatService(RunService):
         policy_kind: str | None,
         token: CancellationToken,
         report: Report[TurnUpdate],
+        time_zone: str | None = None,
     ) -> None:
         started = self._clock()
         compactor = await self._compactor(owner, conversation_id, model_name, policy_kind)
@@ -271,17 +263,19 @@ class ChatService(RunService):
         checkpoints = Checkpoints.begin(self.journal, owner, conversation_id, prompt, model_name)
 
         def stats(usage: RunUsage, messages: Sequence[ModelMessage], answer: str) -> TurnStats:
-            return _turn_stats(model_name, usage, messages, answer, started, first_token_at, self._clock())
+            return turn_stats(model_name, usage, messages, answer, started, first_token_at, self._clock())
 
         try:
             model = self.models.resolve(model_name)
             conversation = await self._load_or_start(owner, conversation_id)
+            decided = _answer_waiting_calls(conversation, prompt, steps)
             async with self.agent.run_stream(
-                prompt,
+                None if decided is not None else prompt,
+                deferred_tool_results=decided,
                 model=model,
                 conversation=conversation,
                 capabilities=[ProcessHistory(shape_history)],
-                deps=ChatDeps(owner, self.store),
+                deps=ChatDeps(owner, self.store, conversation_id, time_zone),
                 event_stream_handler=show_steps,
                 # pydantic-ai checks usage limits against the whole conversation's usage (50 requests by
                 # default), which would end every chat at turn 50: bound this turn's requests instead.
@@ -306,6 +300,8 @@ class ChatService(RunService):
                 result, conversation, owner, prompt, model_name, compactor.policy.kind
             )
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
+            if isinstance(result.output, DeferredToolRequests):
+                steps.await_approval(result.output.approvals)
             steps.end()
             report(
                 TurnUpdate(
@@ -320,7 +316,7 @@ class ChatService(RunService):
         except RunTimedOut as error:
             report(self._failure(conversation_id, streamed.raw, error, model_name))
         except RunCancelled as stopped:
-            usage = _this_turn_usage(stopped.usage, conversation.usage if conversation else None)
+            usage = this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             reason = LENGTH_LIMIT if too_long else self.active.stop_reason
             await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason)
             answer = streamed.text
@@ -350,7 +346,7 @@ class ChatService(RunService):
 
     async def _save_answered(
         self,
-        result: AgentRunResult[str],
+        result: AgentRunResult[str | DeferredToolRequests],
         conversation: Conversation,
         owner: str,
         prompt: str,
@@ -364,6 +360,8 @@ class ChatService(RunService):
             status = RunStatus.CONNECTION_LOST
             mark_ended(new_messages, CONNECTION_LOST)
         repair_responses(new_messages)
+        if isinstance(result.output, DeferredToolRequests):
+            mark_awaiting(new_messages, result.output)
         earlier_usage = conversation.usage
         # Extend the loaded conversation rather than saving `result.conversation`: in pydantic-ai 2.68
         # a streamed result forgets the loaded revision (the save would conflict from turn 2 on), and
@@ -373,7 +371,7 @@ class ChatService(RunService):
         conversation.usage = result.conversation.usage
         await self._save(conversation, owner, new_messages)
         await self._describe(owner, conversation.conversation_id, prompt, model_name, policy)
-        return new_messages, status, _this_turn_usage(result.usage, earlier_usage)
+        return new_messages, status, this_turn_usage(result.usage, earlier_usage)
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
         return TurnUpdate(
@@ -518,6 +516,19 @@ def _last_prompt(messages: Sequence[ModelMessage]) -> str | None:
     return None
 
 
+def _answer_waiting_calls(conversation: Conversation, prompt: str, steps: StepLog) -> DeferredToolResults | None:
+    """The visitor's Approve or Deny for the tool calls the conversation waits on (chat/approvals.py), to
+    run on with instead of a prompt; any other message passes them over (saved with this turn)."""
+    waiting = pending_approvals(conversation.messages)
+    decided = decision(prompt, waiting)
+    if decided is not None:
+        for call in waiting:
+            steps.call(call)
+    elif waiting:
+        conversation.messages.append(passed_over(waiting))
+    return decided
+
+
 def _answer_text(messages: Sequence[ModelMessage]) -> str:
     last = messages[-1] if messages else None
     if not isinstance(last, ModelResponse):
@@ -532,43 +543,6 @@ def _connection_was_lost(message: ModelMessage) -> bool:
         return False
     sent_finish_reason = (message.provider_details or {}).get("finish_reason") is not None
     return not sent_finish_reason and message.usage.unmeasured_requests > 0
-
-
-def _this_turn_usage(run_usage: RunUsage, earlier: RunUsage | None) -> RunUsage:
-    """A run's usage includes the conversation's earlier turns; subtract them."""
-    if earlier is None:
-        return run_usage
-    return RunUsage(
-        requests=max(run_usage.requests - earlier.requests, 0),
-        input_tokens=max(run_usage.input_tokens - earlier.input_tokens, 0),
-        output_tokens=max(run_usage.output_tokens - earlier.output_tokens, 0),
-    )
-
-
-def _turn_stats(
-    model_name: str,
-    usage: RunUsage,
-    messages: Sequence[ModelMessage],
-    answer: str,
-    started: float,
-    first_token_at: float | None,
-    now: float,
-) -> TurnStats:
-    input_tokens, output_tokens, estimated = usage.input_tokens, usage.output_tokens, False
-    if output_tokens == 0 and answer:
-        # OpenAI-style streams report usage only in their last chunk, which a stopped stream never gets.
-        output_tokens, estimated = estimate_tokens(answer), True
-    if input_tokens == 0 and messages:
-        input_tokens, estimated = estimate_message_tokens(messages[:-1]), True
-    return TurnStats(
-        model=model_name,
-        requests=max(usage.requests, 1),
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        first_token_seconds=None if first_token_at is None else first_token_at - started,
-        total_seconds=now - started,
-        estimated=estimated,
-    )
 
 
 async def _shielded(operation: Awaitable[None]) -> None:

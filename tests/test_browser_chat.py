@@ -424,3 +424,29 @@ def test_a_tool_step_opens_to_show_its_arguments_and_result_and_is_the_same_afte
         page.wait_for_timeout(400)  # the step's opening animation, for the screenshot only
         page.screenshot(path=str(ARTIFACTS / f"tool-step-{page.size}-{shown}.png"))
         page.reload()  # what comes back is what is stored
+
+
+def test_a_tool_that_needs_approval_asks_with_buttons_and_runs_once_approved(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, "Ideas for a vegetable garden")
+    wait_idle(page, 1)
+    goto(page, app.url)  # a new chat
+    assert "vegetable garden" in page.locator("#sessions").text_content()
+    send(page, "Delete my chat called Ideas for a vegetable garden")
+    approve = page.get_by_role("button", name="✅ Approve")
+    approve.wait_for()
+    page.locator("#prompt .submit-button").wait_for()  # the asking turn has ended
+    assert page.get_by_text("delete_my_conversation · waiting for you").is_visible()
+    page.screenshot(path=str(ARTIFACTS / f"tool-approval-{page.size}.png"))
+    approve.click()
+    page.wait_for_function("() => document.body.innerText.includes('Done: Deleted the chat')")
+    page.wait_for_function("() => !document.querySelector('#sessions').textContent.includes('vegetable garden')")
+
+
+def test_the_date_and_time_tool_answers_in_the_browsers_time_zone(app, browser):  # noqa: F811
+    context = browser.new_context(timezone_id="America/Bogota", viewport=SIZES["phone"])
+    page = context.new_page()
+    goto(page, app.url)
+    send(page, "¿Qué hora es?")
+    page.wait_for_function("() => document.body.innerText.includes('(America/Bogota)')")
+    context.close()

@@ -462,3 +462,33 @@ async def test_a_tool_call_and_its_result_arrive_as_events_before_the_answer(cli
     assert result["id"] == call["id"] and result["result"] == "1000" and result["error"] is None
     assert "1000" in "".join(data for name, data in events if name == "delta")
     assert json.loads(events[-1][1])["usage"]["requests"] == 2
+
+
+async def test_a_call_waiting_for_approval_is_announced_and_answered_with_a_message(client):
+    http, service = client
+    headers = {"x-chat-owner": ALICE}
+    old = parse((await http.post("/api/chat", json={"message": "Старый список покупок"}, headers=headers)).text)
+    old_id = json.loads(old[0][1])["conversation_id"]
+    asked = parse(
+        (
+            await http.post(
+                "/api/chat", json={"message": "delete my chat called Старый список покупок"}, headers=headers
+            )
+        ).text
+    )
+    approval = json.loads(dict(asked)["approval"])
+    assert approval["tool"] == "delete_my_conversation" and approval["options"] == ["Approve", "Deny"]
+    assert await service.store.session(old_id, ALICE) is not None
+    chat_id = json.loads(asked[0][1])["conversation_id"]
+    answered = parse(
+        (await http.post("/api/chat", json={"message": "Approve", "conversation_id": chat_id}, headers=headers)).text
+    )
+    assert json.loads(dict(answered)["tool_result"])["id"] == approval["id"]
+    assert await service.store.session(old_id, ALICE) is None
+
+
+async def test_the_time_tool_uses_the_time_zone_header(client):
+    http, _ = client
+    headers = {"x-chat-owner": ALICE, "x-time-zone": "Africa/Lagos"}
+    events = parse((await http.post("/api/chat", json={"message": "what's the time?"}, headers=headers)).text)
+    assert json.loads(dict(events)["tool_result"])["result"].endswith("(Africa/Lagos)")

@@ -23,9 +23,10 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from chat.agents import CHAT_INSTRUCTIONS, build_chat_agent
+from chat.approvals import APPROVE, DENIED, DENY
 from chat.demo_tools import plan_tool_call
 from chat.history import Compactor, ContextPolicy
-from chat.render import to_bubbles, to_markdown
+from chat.render import answer_messages, to_bubbles, to_markdown
 from chat.runs import RunStatus
 from chat.steps import NOT_FINISHED, TOOL, StepLog
 from chat.tools import ChatDeps, calculate, chat_tools, convert_units, current_time, search_my_conversations
@@ -33,7 +34,7 @@ from chat.turns import ChatService
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio
-ALL_TOOLS = {"calculate", "current_time", "convert_units", "search_my_conversations"}
+ALL_TOOLS = {"calculate", "current_time", "convert_units", "search_my_conversations", "delete_my_conversation"}
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ async def turn(service: ChatService, prompt: str, *, owner="amara", conversation
 
 
 def context(owner="amara", store=None, time_zone=None) -> SimpleNamespace:
-    return SimpleNamespace(deps=ChatDeps(owner, store, time_zone))
+    return SimpleNamespace(deps=ChatDeps(owner, store, time_zone=time_zone))
 
 
 # -- the tools themselves ---------------------------------------------------------------------------
@@ -121,6 +122,7 @@ async def test_a_search_sees_only_the_visitors_own_chats(store):
         ("convert 10,5 kg to lb", "convert_units", {"value": 10.5, "from_unit": "kg", "to_unit": "lb"}),
         ("what's the date in Europe/Oslo?", "current_time", {"time_zone": "Europe/Oslo"}),
         ("Did we ever talk about «Lisboa»?", "search_my_conversations", {"query": "Lisboa"}),
+        ("Lösche meine Unterhaltung „Steuern 2025“", "delete_my_conversation", {"title": "Steuern 2025"}),
     ],
 )
 def test_the_demo_model_calls_the_tool_a_prompt_asks_for(prompt, tool, arguments):
@@ -243,3 +245,64 @@ async def test_a_window_never_separates_a_tool_call_from_its_return():
 
 def test_every_tool_is_on_the_chat_agent():
     assert set(chat_tools().tools) == ALL_TOOLS
+
+
+# -- a tool that waits for the visitor's approval ---------------------------------------------------
+
+
+async def titles(store, owner="amara") -> list[str]:
+    return sorted(summary.title for summary in await store.list_sessions(owner))
+
+
+async def test_deleting_a_chat_waits_for_approve_and_deny_leaves_it(store):
+    service = service_on(store)
+    await turn(service, "Recetas de paella valenciana", conversation="paella")
+    await turn(service, "Recetas de paella valenciana", owner="mallory", conversation="theirs")
+    asked = (await turn(service, "Delete my conversation titled Recetas de paella valenciana"))[-1]
+    (step,) = asked.steps
+    assert step.awaiting_approval and not step.done and step.tool == "delete_my_conversation"
+    question = answer_messages(asked)[-1]
+    assert [option["value"] for option in question["options"]] == [APPROVE, DENY]
+    assert "Recetas de paella valenciana" in await titles(store)  # nothing happens before the answer
+    reopened = to_bubbles(await service.load_messages("amara", "t1"))  # a reload asks the same question
+    assert reopened[-1]["options"] == question["options"] and "waiting for you" in reopened[-2]["metadata"]["title"]
+
+    denied = (await turn(service, "Deny"))[-1]
+    assert denied.status is RunStatus.COMPLETED and denied.steps[0].error == DENIED
+    assert "Recetas de paella valenciana" in await titles(store) and "nothing was changed" in denied.text
+    assert "options" not in to_bubbles(await service.load_messages("amara", "t1"))[-1]
+
+    await turn(service, "Delete my conversation titled Recetas de paella valenciana")
+    approved = (await turn(service, "approve"))[-1]
+    assert approved.steps[0].result == "Deleted the chat 'Recetas de paella valenciana'."
+    assert "Recetas de paella valenciana" not in await titles(store)
+    assert await titles(store, "mallory") == ["Recetas de paella valenciana"]  # only the visitor's own
+
+
+async def test_an_ordinary_message_while_a_call_waits_leaves_it_unanswered_and_the_chat_goes_on(store):
+    service = service_on(store)
+    await turn(service, "Notes on Ulaanbaatar", conversation="notes")
+    await turn(service, "remove my chat called Notes on Ulaanbaatar")
+    moved_on = (await turn(service, "Actually, what is 3 * 14?"))[-1]
+    assert moved_on.status is RunStatus.COMPLETED and "42" in moved_on.text
+    assert "Notes on Ulaanbaatar" in await titles(store)
+    assert (await turn(service, "Approve"))[-1].steps == ()  # nothing waits any more: an ordinary message
+
+
+async def test_the_tool_never_deletes_the_chat_it_answers_in(store):
+    service = service_on(store)
+    await turn(service, "Delete my chat called Delete my chat called", conversation="self")
+    final = (await turn(service, "Approve", conversation="self"))[-1]
+    assert final.steps[0].error is not None and await titles(store) != []
+
+
+async def test_the_time_tool_uses_the_visitors_time_zone_and_ignores_one_it_does_not_know(store):
+    service = service_on(store)
+
+    async def told(zone: str | None) -> str:
+        updates = [u async for u in service.run_turn("amara", f"z-{zone}", "What time is it?", "demo", time_zone=zone)]
+        return updates[-1].steps[0].result
+
+    assert (await told("Pacific/Auckland")).endswith("(Pacific/Auckland)")
+    assert (await told("Not/A_Zone")).endswith("(UTC)")
+    assert (await told("../../etc/passwd")).endswith("(UTC)")

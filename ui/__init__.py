@@ -18,7 +18,7 @@ from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
 from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
-from ui.layout import CSS, PHONE_SIDEBAR, SAVE_EXPORT, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
+from ui.layout import CSS, PHONE_SIDEBAR, SAVE_EXPORT, SEND_TIME_ZONE, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
 from ui.recipe_tab import RecipeHandlers, recipe_tab
 from ui.sidebar import SessionHandlers, sidebar
 from ui.visitors import Visitors, new_conversation_id
@@ -157,6 +157,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         switching["cancels"].append(following)  # opening another chat leaves the answer running, unread
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
+        demo.load(None, None, None, js=SEND_TIME_ZONE, **PRIVATE)
         demo.load(None, None, None, js=copy_script(), **PRIVATE)
         model.change(side.model_notice, model, model_notice, **PRIVATE)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **PRIVATE)

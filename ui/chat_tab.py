@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 from gradio.context import get_blocks_context
 
-from chat.identity import client_address
+from chat.identity import TIME_ZONE_COOKIE, client_address
 from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
@@ -256,7 +256,14 @@ class ChatTab(RunHandlers):
         chat_of_this_answer: Any = conversation_id
         try:
             async for update in self.service.run_turn(
-                scope, conversation_id, message, model, policy, shown_prompts=shown, address=client_address(request)
+                scope,
+                conversation_id,
+                message,
+                model,
+                policy,
+                shown_prompts=shown,
+                address=client_address(request),
+                time_zone=(getattr(request, "cookies", None) or {}).get(TIME_ZONE_COOKIE),
             ):
                 yield (
                     answer_messages(update, self.image_hosts),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from chat.identity import TIME_ZONE_COOKIE
+
 # The chat fills the window under a one-line header, so the message box is on screen at first load
 # (1280x800 and 390x844 alike); the sidebar's toggle is a 44 px target.
 CSS = """
@@ -39,6 +41,14 @@ CSS = """
 PHONE = "window.matchMedia('(max-width: 767px)').matches"
 
 # On a phone the sidebar covers the chat: it starts closed, and closes again once a chat is picked.
+# The visitor's time zone, for the chat's date and time tool: the server has no other way to know it.
+SEND_TIME_ZONE = f"""(...args) => {{
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    // IANA names (Area/City_Name) are valid cookie values as they are; the server checks them anyway.
+    if (zone) document.cookie = "{TIME_ZONE_COOKIE}=" + zone + "; path=/; SameSite=Lax";
+    return args;
+}}"""
+
 PHONE_SIDEBAR = f"""(...args) => {{
     if ({PHONE}) {{
         const sidebar = document.querySelector('.sidebar');

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from chat.approvals import APPROVE, DENY
 from chat.errors import (
     ConversationBusy,
     PromptRejected,
@@ -35,6 +36,8 @@ from chat.errors import (
 )
 from chat.identity import (
     COOKIE_NAME,
+    TIME_ZONE_COOKIE,
+    TIME_ZONE_HEADER,
     MalformedOwner,
     VisitorCookie,
     checked_owner,
@@ -180,7 +183,14 @@ class ChatStreamAPI:
             return _error(404, "No such conversation.")
         place = StreamPlace(conversation_id, secrets.token_hex(4), 0)
         updates = self.service.run_turn(
-            owner, conversation_id, message, model_name, body.context, address=address, tag=place.tag
+            owner,
+            conversation_id,
+            message,
+            model_name,
+            body.context,
+            address=address,
+            tag=place.tag,
+            time_zone=request.headers.get(TIME_ZONE_HEADER) or request.cookies.get(TIME_ZONE_COOKIE),
         )
         return _event_stream(self._events(updates, place, announce=True))
 
@@ -287,6 +297,9 @@ def _step_events(steps: tuple[Step, ...], sent: dict[str, Step]) -> Iterator[tup
             continue
         if before is None:
             yield "tool_call", {"id": step.id, "tool": step.tool, "arguments": _json_or_text(step.text)}
+        if step.awaiting_approval and not (before is not None and before.awaiting_approval):
+            # Answered like the page's buttons: send "Approve" or "Deny" as the next message in this chat.
+            yield "approval", {"id": step.id, "tool": step.tool, "options": [APPROVE, DENY]}
         if step.done and not (before is not None and before.done):
             result = {"id": step.id, "tool": step.tool, "result": step.result, "error": step.error}
             yield "tool_result", {**result, "seconds": step.seconds}
