@@ -23,6 +23,7 @@ from chat.handoff import HandoffService
 from chat.history import ContextPolicy
 from chat.identity import VisitorCookie
 from chat.journal import recover_unfinished_turns
+from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
@@ -62,6 +63,7 @@ def build_service(settings: Settings) -> ChatService:
         store,
         ModelResolver(settings),
         journal=journal,
+        mcp_servers=McpServers.load(settings.mcp_config),
         active=ActiveTurns(
             max_per_owner=settings.max_running_per_visitor or None,
             starts_per_minute=settings.max_messages_per_minute or None,

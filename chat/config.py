@@ -74,6 +74,8 @@ class Settings:
     host: str = "127.0.0.1"
     """The address the server listens on; `0.0.0.0` for every interface (a container, a Space)."""
     port: int = 7860
+    mcp_config: str | None = None
+    """A JSON file of MCP servers (the common `mcpServers` format) whose tools the chat agent may call."""
     storage_notice: str | None = None
     """Shown on the page when conversations will not outlive the process (a Space without persistent storage)."""
 

@@ -7,6 +7,7 @@ Only what a workshop needs to see the loop work: arithmetic written in the promp
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,11 @@ _DELETE = re.compile(
     r"conversación|conversazione)\s+(?:called|titled|named|about|namens|llamada|intitulée)?\s*[\"“'«„]?(.+?)[\"”'»“]?\s*[.!?]*$",
     re.IGNORECASE,
 )
+_CALL = re.compile(
+    r"\b(?:call|use|run)\s+(?:the\s+)?(?:tool\s+)?`?([A-Za-z_][\w.-]*)`?\s+(?:with|on)\s+(\{.*\})",
+    re.DOTALL | re.IGNORECASE,
+)
+"""Any offered tool, by name, with JSON arguments: how a workshop tries an MCP server's tools offline."""
 _STEP_BY_STEP = re.compile(
     r"step by step|think (?:it )?through|reason (?:it )?out|schritt für schritt|paso a paso|pas à pas|一步一步|逐步",
     re.IGNORECASE,
@@ -68,6 +74,13 @@ def plan_tool_call(prompt: str, tools: Collection[str]) -> PlannedCall | None:
 
 
 def _wanted_call(prompt: str, tools: Collection[str]) -> PlannedCall | None:
+    if (named := _CALL.search(prompt)) and named.group(1) in tools:
+        try:
+            arguments = json.loads(named.group(2))
+        except ValueError:
+            arguments = None
+        if isinstance(arguments, dict):
+            return PlannedCall(named.group(1), arguments)
     if "delete_my_conversation" in tools and (deleting := _DELETE.search(prompt)):
         return PlannedCall("delete_my_conversation", {"title": deleting.group(1)})
     if "search_my_conversations" in tools and (found := _SEARCH.search(prompt)):

@@ -178,6 +178,7 @@ OPTIONS = (
         _names,
     ),
     Option("--db", "CHAT_DB", "db_path", "the SQLite file holding conversations"),
+    Option("--mcp", "CHAT_MCP", "mcp_config", "a JSON file of MCP servers (mcpServers) whose tools the chat may use"),
     Option("--host", "GRADIO_SERVER_NAME", "host", "the address to listen on (0.0.0.0: every interface)"),
     Option("--port", "GRADIO_SERVER_PORT", "port", "the port to listen on", int),
 )

@@ -121,6 +121,12 @@ def _code(text: str) -> str:
     return f"{fence}\n{shown}\n{fence}"
 
 
+def format_tools(tools: Sequence[tuple[str, str]], notices: Sequence[str]) -> str:
+    """The page's list of what the model can call, and of MCP servers that are not offered."""
+    lines = [f"- **{name}**: {description.splitlines()[0] if description else ''}" for name, description in tools]
+    return "\n".join([*lines, *(f"\n⚠️ {notice}" for notice in notices)])
+
+
 def prompts_in(chat: Sequence[dict]) -> list[str]:
     """The user prompts a chat shows, as text: Gradio sends a message's content as a string (API) or as
     a list of `{"type": "text", "text": ...}` parts (the page)."""

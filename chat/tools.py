@@ -247,7 +247,11 @@ async def delete_my_conversation(ctx: RunContext[ChatDeps], title: str) -> str:
     return f"Deleted the chat {matches[0].title!r}."
 
 
-def chat_tools() -> FunctionToolset[ChatDeps]:
+TOOL_TIMEOUT_SECONDS = 20.0
+"""A tool that runs longer is cut off; the model is told so and can answer without it."""
+
+
+def chat_tools(timeout: float = TOOL_TIMEOUT_SECONDS) -> FunctionToolset[ChatDeps]:
     """The chat agent's tools; deleting a chat waits for the visitor's approval (pydantic-ai deferred tools)."""
     return FunctionToolset(
         [
@@ -256,5 +260,6 @@ def chat_tools() -> FunctionToolset[ChatDeps]:
             convert_units,
             search_my_conversations,
             Tool(delete_my_conversation, requires_approval=True),
-        ]
+        ],
+        timeout=timeout,
     )

@@ -30,13 +30,14 @@ from chat.endings import CONNECTION_LOST, LENGTH_LIMIT, mark_ended
 from chat.errors import ConversationUnavailable, NoSuchConversation, PromptRejected, VisitorMissing, describe_failure
 from chat.history import Compactor, ContextPolicy, ContextReport, StoredSummary
 from chat.journal import Checkpoints
+from chat.mcp_servers import McpServers
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, LiveRun, Report, RunStatus, RunUpdate, stream_from_own_task
 from chat.services import RunService
 from chat.steps import Step, StepLog
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
-from chat.tools import ChatDeps, known_zone
+from chat.tools import ChatDeps, chat_tools, known_zone
 from chat.turn_stats import TurnStats, this_turn_usage, turn_stats
 from storage.catalogue import CataloguedStore, CorruptConversation
 from storage.turn_journal import TurnJournal
@@ -81,6 +82,7 @@ class ChatService(RunService):
         context_choices: Sequence[str] = POLICY_KINDS,
         summarizer: Summarizer | None = None,
         journal: TurnJournal | None = None,
+        mcp_servers: McpServers | None = None,
         active: ActiveTurns | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -96,6 +98,8 @@ class ChatService(RunService):
         self.min_update_interval = min_update_interval
         self.journal = journal
         """Keeps each turn's prompt and partial answer on disk until the turn is saved (chat/journal.py)."""
+        self.mcp_servers = mcp_servers or McpServers()
+        """Their tools join the agent's on every turn; each server starts with the first turn that needs it."""
 
     def check_prompt(self, prompt: str | None) -> str:
         """The prompt to send, or `PromptRejected` saying why it cannot be sent."""
@@ -149,6 +153,11 @@ class ChatService(RunService):
     async def has_conversation(self, owner: str, conversation_id: str) -> bool:
         """Whether this owner has a chat of this id; anyone else's is exactly like one that does not exist."""
         return bool(owner) and await self.store.session(conversation_id, owner) is not None
+
+    async def available_tools(self) -> list[tuple[str, str]]:
+        """The tools a turn offers the model, each with what it does: the chat's own and the MCP servers'."""
+        own = [(name, tool.description or "") for name, tool in chat_tools().tools.items()]
+        return own + [(name, "from an MCP server") for name in await self.mcp_servers.tool_names()]
 
     def check_context(self, kind: str | None) -> None:
         """`PromptRejected` when a client asks for a policy this server does not offer."""
@@ -272,6 +281,7 @@ class ChatService(RunService):
             async with self.agent.run_stream(
                 None if decided is not None else prompt,
                 deferred_tool_results=decided,
+                toolsets=await self.mcp_servers.ready(),
                 model=model,
                 conversation=conversation,
                 capabilities=[ProcessHistory(shape_history)],

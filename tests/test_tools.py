@@ -306,3 +306,20 @@ async def test_the_time_tool_uses_the_visitors_time_zone_and_ignores_one_it_does
     assert (await told("Pacific/Auckland")).endswith("(Pacific/Auckland)")
     assert (await told("Not/A_Zone")).endswith("(UTC)")
     assert (await told("../../etc/passwd")).endswith("(UTC)")
+
+
+async def test_a_tool_that_runs_too_long_is_cut_off_and_the_model_is_told(store):
+    tools = chat_tools(timeout=0.05)
+
+    async def weather_in(city: str) -> str:
+        """The weather in a city (this one never answers in time)."""
+        await asyncio.sleep(30)
+        return "sunny"
+
+    tools.add_function(weather_in)
+    agent = Agent(None, instructions=CHAT_INSTRUCTIONS, deps_type=ChatDeps, toolsets=[tools])
+    final = (await turn(service_on(store, agent), 'call weather_in with {"city": "Reykjavík"}'))[-1]
+    assert final.status is RunStatus.COMPLETED
+    (step,) = final.steps
+    assert step.error is not None and "time" in step.error.lower() and step.result is None
+    assert "could not do that" in final.text

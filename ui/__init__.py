@@ -124,6 +124,9 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 usage.render()
                 with gr.Accordion("What the last answer was sent", open=False, elem_id="inspector-box"):
                     inspector.render()
+                with gr.Accordion("Tools the model can call", open=False, elem_id="tools-box"):
+                    tools_list = gr.Markdown(elem_id="tools-list")
+                demo.load(chat.tools_shown, None, tools_list, **PRIVATE)
             with gr.Tab("Recipe", id="recipe-tab"):
                 recipe_tab(recipes, page=demo, model=model, owner=owner, concurrency_limit=streams)
             with gr.Tab("Analyst → writer", id="handoff-tab"):

@@ -16,7 +16,7 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from chat.identity import TIME_ZONE_COOKIE, client_address
-from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, prompts_in
+from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
@@ -280,6 +280,11 @@ class ChatTab(RunHandlers):
             if scope:
                 self.service.stop(scope, conversation_id)
             raise
+
+    async def tools_shown(self) -> str:
+        """The tools the model can call here (MCP servers start now if none has yet)."""
+        tools = await self.service.available_tools()
+        return format_tools(tools, self.service.mcp_servers.notices)
 
     async def follow_answer(
         self,
