@@ -446,3 +446,19 @@ def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, wide):
     page.get_by_role("option", name="Fluffy pancakes").first.click()
     page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('reopened')")
     assert "Fluffy pancakes" in page.locator("#recipe-card").inner_text()
+
+
+def test_the_sse_demo_page_shows_tool_steps_and_answers_an_approval_with_its_buttons(app, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{app.url}sse-demo")
+    page.locator("#message").fill("Combien font 12 * 12 ?")
+    page.locator("#send").click()
+    page.wait_for_function("() => document.querySelector('#events').innerText.includes('event: done')")
+    assert "🛠️ calculate" in page.locator("#steps").inner_text() and "→ 144" in page.locator("#steps").inner_text()
+    page.reload()  # a new conversation, which asks to delete the first one
+    page.locator("#message").fill("delete my chat called Combien font 12 * 12 ?")
+    page.locator("#send").click()
+    page.locator("#steps button", has_text="Approve").click()
+    page.wait_for_function("() => document.querySelector('#answer').innerText.includes('Done: Deleted the chat')")
+    context.close()
