@@ -55,7 +55,8 @@ class Step:
 
 @dataclass
 class StepLog:
-    clock: Callable[[], float] = time.perf_counter
+    clock: Callable[[], float] | None = time.perf_counter
+    """Times each tool call; None for steps read back from the store, whose durations were not kept."""
     _steps: dict[str, Step] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
     _thinking: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -89,16 +90,16 @@ class StepLog:
             self._steps[key] = Step(key, THINKING, text, done=True)
 
     def call(self, part: ToolCallPart) -> None:
-        self._started.setdefault(part.tool_call_id, self.clock())
+        if self.clock is not None:
+            self._started.setdefault(part.tool_call_id, self.clock())
         self._steps[part.tool_call_id] = Step(part.tool_call_id, TOOL, _arguments(part), tool=part.tool_name)
 
-    def result(self, part: ToolReturnPart | RetryPromptPart, *, seconds: float | None = None) -> None:
+    def result(self, part: ToolReturnPart | RetryPromptPart) -> None:
         step = self._steps.get(part.tool_call_id)
         if step is None:
             return
         started = self._started.get(part.tool_call_id)
-        if seconds is None and started is not None:
-            seconds = self.clock() - started
+        seconds = None if started is None or self.clock is None else self.clock() - started
         problem = tool_problem(part)
         result = None if problem is not None else part.model_response_str()
         self._steps[step.id] = replace(step, result=result, error=problem, done=True, seconds=seconds)
@@ -130,7 +131,7 @@ def tool_problem(part: ToolReturnPart | RetryPromptPart) -> str | None:
 
 def steps_of(messages: Sequence[ModelMessage]) -> tuple[Step, ...]:
     """The steps stored messages hold, as the live run showed them (durations are not stored)."""
-    log = StepLog()
+    log = StepLog(clock=None)
     for index, message in enumerate(messages):
         for part_index, part in enumerate(message.parts):
             if isinstance(message, ModelResponse) and isinstance(part, ThinkingPart):
@@ -138,10 +139,10 @@ def steps_of(messages: Sequence[ModelMessage]) -> tuple[Step, ...]:
             elif isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):
                 log.call(part)
             elif isinstance(message, ModelRequest) and isinstance(part, (ToolReturnPart, RetryPromptPart)):
-                log.result(part, seconds=None)
+                log.result(part)
     log.await_approval(pending_approvals(messages))
     log.end()
-    return tuple(replace(step, seconds=None) for step in log.steps)
+    return log.steps
 
 
 NOT_FINISHED = "The run ended before this tool returned."

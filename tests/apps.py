@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 import socket
@@ -10,12 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -29,16 +26,6 @@ class RunningApp:
     url: str
     demo: gr.Blocks
     service: ChatService
-
-
-T = TypeVar("T")
-
-
-def awaited(call: Coroutine[Any, Any, T]) -> T:
-    """An async store call from a synchronous test, in a thread of its own: Playwright's sync API keeps an
-    event loop in the test's thread, where `asyncio.run` refuses to start another."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, call).result()
 
 
 def visitor_token(label: str) -> str:

@@ -16,7 +16,8 @@ from gradio_client import Client
 
 from chat.config import Settings
 from chat.options import parse_settings
-from tests.apps import awaited, running_app, visitor_token
+from server import run_to_completion
+from tests.apps import running_app, visitor_token
 
 OWNER = visitor_token("integration")
 
@@ -284,7 +285,7 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
 
     victim = visitor_token("victim")
     Client(app.url, verbose=False).predict("my bank PIN is 4321", "demo", victim, api_name="/chat")
-    (summary,) = awaited(app.service.store.list_sessions(victim))
+    (summary,) = run_to_completion(app.service.store.list_sessions(victim))
     stolen_id = summary.conversation_id
     attacker, session = visitor_token("attacker"), uuid.uuid4().hex
 
@@ -303,9 +304,9 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     answer = queue_call(app.url, "chat", ["what is the PIN?", [], "demo", attacker, stolen_id, "full"], session)
     assert "4321" not in str(answer)
 
-    assert awaited(app.service.store.session(stolen_id, victim)).title == "my bank PIN is 4321"
-    assert [s.conversation_id for s in awaited(app.service.store.list_sessions(victim))] == [stolen_id]
-    attackers = awaited(app.service.store.list_sessions(attacker))
+    assert run_to_completion(app.service.store.session(stolen_id, victim)).title == "my bank PIN is 4321"
+    assert [s.conversation_id for s in run_to_completion(app.service.store.list_sessions(victim))] == [stolen_id]
+    attackers = run_to_completion(app.service.store.list_sessions(attacker))
     assert stolen_id not in {s.conversation_id for s in attackers}
     for own in attackers:
         messages = asyncio.run(app.service.load_messages(attacker, own.conversation_id))
@@ -339,7 +340,7 @@ def test_killed_mid_stream_the_prompt_and_the_answer_so_far_survive_a_restart(tm
     with app_process(environment) as (_, url):
         store = SQLiteConversationStore(database)
         assert store.integrity_ok()
-        (summary,) = awaited(store.list_sessions(killed))  # one client session: one conversation
+        (summary,) = run_to_completion(store.list_sessions(killed))  # one client session: one conversation
         shown = to_bubbles(asyncio.run(store.load(summary.conversation_id, scope=killed)).messages)
         assert "Sam" in shown[1]["content"]
         assert shown[2] == {"role": "user", "content": "Cuenta hasta 5000, por favor: count to 5000"}

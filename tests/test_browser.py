@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chat.config import Settings
-from tests.apps import awaited, running_app
+from server import run_to_completion
+from tests.apps import running_app
 
 CHROMIUM = os.environ.get("CHAT_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -249,7 +250,7 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
         assert "Tofu night" not in page.locator("body").inner_text()  # gone from the search results too
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "sessions.png"))
-        assert len(awaited(app.service.store.list_sessions(next(iter(_owners(app)))))) == 1
+        assert len(run_to_completion(app.service.store.list_sessions(next(iter(_owners(app)))))) == 1
     page.close()
 
 

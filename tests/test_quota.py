@@ -15,7 +15,8 @@ from chat.quota import StoredDataQuota
 from chat.runs import ActiveTurns, RunStatus
 from chat.sessions import ImportRejected, Sessions
 from chat.turns import ChatService
-from tests.apps import awaited, running_app, visitor_token
+from server import run_to_completion
+from tests.apps import running_app, visitor_token
 
 pytestmark = pytest.mark.anyio
 
@@ -96,7 +97,7 @@ def test_the_limit_holds_on_the_gradio_api_and_the_sse_api_of_a_running_server()
         assert answer.startswith("⚠️") and "Delete some" in answer
         assert http.post("api/chat", json={"message": "Hola"}, headers={"x-chat-owner": neighbour}).status_code == 200
 
-        (full,) = awaited(app.service.store.list_sessions(owner))
+        (full,) = run_to_completion(app.service.store.list_sessions(owner))
         asyncio.run(Sessions(app.service.store).delete(owner, full.conversation_id))  # as the sidebar's Delete does
         again = http.post("api/chat", json={"message": "¿Y ahora?"}, headers={"x-chat-owner": owner})
         assert again.status_code == 200 and '"status": "completed"' in again.text

@@ -20,7 +20,8 @@ from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.runs import ActiveTurns, RunStatus
 from chat.shutdown import drain
-from tests.apps import awaited, visitor_token
+from server import run_to_completion
+from tests.apps import visitor_token
 from tests.test_turns import collect, endless_model, make_service
 from web.sse import ChatStreamAPI
 
@@ -133,7 +134,7 @@ def test_sigterm_mid_answer_saves_every_running_turn_and_exits(tmp_path):
 
     store = SQLiteConversationStore(database)
     for owner in owners:
-        (summary,) = awaited(store.list_sessions(owner))
+        (summary,) = run_to_completion(store.list_sessions(owner))
         shown = to_bubbles(asyncio.run(store.load(summary.conversation_id, scope=owner)).messages)
         assert shown[0]["content"] == f"count to 4000 ({owner})"
         assert "server restarted" in shown[1]["content"] and shown[1]["content"].startswith("1 2 3")

@@ -19,7 +19,8 @@ from chat.demo_model import DemoPace
 from chat.identity import VisitorCookie
 from chat.models import ModelResolver
 from chat.turns import ChatService
-from tests.apps import awaited, running_app, visitor_token
+from server import run_to_completion
+from tests.apps import running_app, visitor_token
 from tests.scripted import ScriptedResolver
 from web.sse import ChatStreamAPI, sse_event
 
@@ -248,7 +249,9 @@ def test_a_client_that_drops_resumes_with_last_event_id_and_reads_every_characte
         assert [name for name, *_ in after][-1] == "done" and "start" not in [name for name, *_ in after]
         text = "".join(data for name, data, *_ in before + after if name == "delta")
         assert json.loads(after[-1][1])["status"] == "completed"
-        (summary,) = awaited(app.service.store.list_sessions(LEAVER))  # resuming sent nothing new to the model
+        (summary,) = run_to_completion(
+            app.service.store.list_sessions(LEAVER)
+        )  # resuming sent nothing new to the model
         messages = app.service.store.db.execute(
             "SELECT message_json FROM entries WHERE conversation_id = ? ORDER BY rowid", [summary.conversation_id]
         ).fetchall()
@@ -386,7 +389,7 @@ def test_one_address_minting_a_visitor_id_per_request_gets_its_share_on_both_api
             assert "network address" in refused.json()["error"]
             answer, _, _ = Client(app.url, verbose=False).predict("Merhaba", "demo", another, api_name="/chat")
             assert answer.startswith("⚠️") and "network address" in answer
-            assert awaited(app.service.store.list_sessions(another)) == []
+            assert run_to_completion(app.service.store.list_sessions(another)) == []
         for owner, chat in running:
             assert http.post("api/chat/stop", json=chat, headers=owner).json() == {"stopped": True}
         deadline = time.monotonic() + 15
