@@ -114,11 +114,9 @@ def current_time(ctx: RunContext[ChatDeps], time_zone: str | None = None) -> str
         time_zone: an IANA time zone such as `Europe/Berlin`; by default the visitor's own, else UTC.
     """
     name = time_zone or ctx.deps.time_zone or "UTC"
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ModelRetry(f"{name!r} is not a time zone name; use one like Asia/Tokyo or America/Lima.") from None
-    now = datetime.now(UTC).astimezone(zone)
+    if known_zone(name) is None:
+        raise ModelRetry(f"{name!r} is not a time zone name; use one like Asia/Tokyo or America/Lima.")
+    now = datetime.now(UTC).astimezone(ZoneInfo(name))
     return f"{now:%A %Y-%m-%d %H:%M} ({name})"
 
 
