@@ -3,11 +3,15 @@
     python -m benchmarks.tools            # 9 turns of each kind
     python -m benchmarks.tools --quick    # 3 (the test suite runs this)
 
-A turn that calls a tool makes two model requests (the call, then the answer from its result). On the
-demo model with a fixed first-token delay and instant tokens, the model's time is exactly two delays,
-so what is left is what the app adds: running the tool, the step events, a second request's setup,
-the save. The second figure compares a plain turn on the agent with tools against the same agent
-without them (every request then carries the tools' schemas).
+A turn that calls a tool makes two model requests (the call, then the answer from its result). The
+two requests' model time is what pydantic-ai alone takes for them: the same agent, model, prompt and
+tool, run with `agent.run_stream` and read with `stream_text(delta=True)`, with no app around it.
+What the app's turn takes beyond that is what the app adds: loading and saving the conversation, the
+history policy, the step log, the updates to the page. The demo model waits a fixed delay before each
+request's first token and then streams its tokens without delay, so pydantic-ai's own cost per
+streamed token (a few hundred tokens per answer) is in the model time, as it is with a real provider.
+The second figure compares a plain turn on the agent with tools against the same agent without them
+(every request then carries the tools' schemas).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.runs import RunStatus
+from chat.tools import ChatDeps
 from chat.turns import ChatService
 from storage.memory_store import MemoryConversationStore
 
@@ -36,25 +41,45 @@ async def turn_seconds(service: ChatService, prompt: str, conversation: str) -> 
     return time.perf_counter() - started
 
 
-async def measure(turns: int) -> tuple[Samples, Samples, Samples]:
+async def model_seconds(service: ChatService, prompt: str) -> float:
+    """The same requests through pydantic-ai alone: the agent streams them, nothing loads, saves or shows."""
+    model = service.models.resolve("demo")
+    started = time.perf_counter()
+    async with service.agent.run_stream(
+        prompt, model=model, deps=ChatDeps("bench", service.store), event_stream_handler=ignore_events
+    ) as run:
+        async for _ in run.stream_text(delta=True, debounce_by=None):
+            pass
+    return time.perf_counter() - started
+
+
+async def ignore_events(_: object, events) -> None:  # the app's turn reads the event stream too
+    async for _ in events:
+        pass
+
+
+async def measure(turns: int) -> tuple[Samples, Samples, Samples, Samples]:
     pace = DemoPace(first_token_delay=FIRST_TOKEN_DELAY, tokens_per_second=0)
     with_tools, without = (
         ChatService(build_chat_agent(tools=tools), MemoryConversationStore(), ModelResolver(Settings(), pace))
         for tools in (True, False)
     )
     await turn_seconds(with_tools, "warm up: what is 1 + 1?", "warm-up")  # builds pydantic's schemas once
+    await model_seconds(with_tools, "warm up: what is 1 + 1?")
     await turn_seconds(without, "warm up", "warm-up")
-    round_trips, plain_with, plain_without = [], [], []
+    round_trips, model_times, plain_with, plain_without = [], [], [], []
     for n in range(turns):
-        round_trips.append(await turn_seconds(with_tools, f"What is {n + 17} * 23?", f"tool-{n}"))
+        question = f"What is {n + 17} * 23?"
+        round_trips.append(await turn_seconds(with_tools, question, f"tool-{n}"))
+        model_times.append(await model_seconds(with_tools, question))
         plain_with.append(await turn_seconds(with_tools, f"Tell me about bread, part {n}.", f"plain-{n}"))
         plain_without.append(await turn_seconds(without, f"Tell me about bread, part {n}.", f"plain-{n}"))
-    return Samples.of(round_trips), Samples.of(plain_with), Samples.of(plain_without)
+    return Samples.of(round_trips), Samples.of(model_times), Samples.of(plain_with), Samples.of(plain_without)
 
 
 def run(quick: bool) -> Section:
-    round_trip, plain_with, plain_without = asyncio.run(measure(3 if quick else 9))
-    overhead_ms = (round_trip.median - 2 * FIRST_TOKEN_DELAY) * 1000
+    round_trip, model_time, plain_with, plain_without = asyncio.run(measure(3 if quick else 9))
+    overhead_ms = (round_trip.median - model_time.median) * 1000
     ratio = plain_with.median / plain_without.median
     return Section(
         "Tools",
@@ -62,7 +87,7 @@ def run(quick: bool) -> Section:
             Row(
                 "a turn with one tool call (two requests), beyond its two requests' model time",
                 f"{overhead_ms:.1f} ms (turn {round_trip.ms()})",
-                f"{2 * FIRST_TOKEN_DELAY * 1000:.0f} ms of model time",
+                f"{model_time.ms()} for its two requests in pydantic-ai alone",
                 None,
                 f"<= {OVERHEAD_GOAL_MS:g} ms",
                 overhead_ms <= OVERHEAD_GOAL_MS,
@@ -80,7 +105,12 @@ def run(quick: bool) -> Section:
             (
                 f"Demo model, {FIRST_TOKEN_DELAY * 1000:.0f} ms before each request's first token and no delay "
                 "between tokens; in-memory store, so storage does not blur the figures."
-            )
+            ),
+            (
+                "The tool turn's model time is the same agent, prompt and tool run by pydantic-ai alone "
+                "(`run_stream`, `stream_text(delta=True)`); it includes pydantic-ai's own cost per streamed "
+                f"token, which is why it is more than the two first-token delays ({2 * FIRST_TOKEN_DELAY * 1000:.0f} ms)."
+            ),
         ],
     )
 
