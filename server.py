@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,7 +23,7 @@ from chat.demo_model import DemoModel, DemoPace
 from chat.handoff import HandoffService
 from chat.history import ContextPolicy
 from chat.identity import VisitorCookie
-from chat.journal import recover_unfinished_turns
+from chat.journal import keep_recovering, recover_unfinished_turns
 from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.quota import StoredDataQuota
@@ -33,8 +34,7 @@ from chat.shutdown import drain, wait_for_stop_signal
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
-from storage.sqlite_store import SQLiteConversationStore
-from storage.turn_journal import TurnJournal
+from storage.catalogue import ServerStore
 from ui import ServicesShown, build_demo, launch_options
 from web.content_policy import ImagesFromHereOnly
 from web.sse import ChatStreamAPI
@@ -53,9 +53,16 @@ def run_to_completion(work: Coroutine[Any, Any, Any]) -> Any:
         return own_loop.submit(asyncio.run, work).result()
 
 
+def database_connections(settings: Settings) -> int:
+    """The store's pool on PostgreSQL: a stream holds a connection only for a load, a save or a
+    checkpoint (milliseconds of a turn), so one per ten streams, within what one PostgreSQL serves to
+    several replicas (100 connections by default)."""
+    return max(4, min(settings.max_concurrent_streams // 10, 20))
+
+
 def build_service(settings: Settings) -> ChatService:
-    store = open_store(settings.db_path)
-    journal = TurnJournal(store)
+    store = open_store(settings.db_path, max_connections=database_connections(settings))
+    journal = store.turn_journal()
     # Before serving: answers a killed server was writing go back into their conversations, labelled.
     run_to_completion(recover_unfinished_turns(journal, store))
     return ChatService(
@@ -119,7 +126,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
     return build_demo(shown, settings), service
 
 
-def visitor_cookie(settings: Settings, store: SQLiteConversationStore) -> VisitorCookie:
+def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
     """The signer of visitor cookies: CHAT_SECRET when set, else a key kept in the database (so visitors
     keep their chats across restarts, and replicas on one database agree)."""
     secret = settings.cookie_secret.encode() if settings.cookie_secret else store.server_secret("visitor-cookie")
@@ -164,5 +171,9 @@ def run(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
     demo, service = build_app(settings)
     serve(demo, service, settings, server_name=settings.host, server_port=settings.port)
+    stop_recovering = threading.Event()
+    if service.journal is not None and settings.recover_every > 0:
+        keep_recovering(service.journal, service.store, stop_recovering, settings.recover_every)
     log.info("stopping on %s", wait_for_stop_signal().name)
+    stop_recovering.set()
     shut_down(demo, service, settings)

@@ -19,7 +19,6 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserProm
 
 from benchmarks.common import Row, Samples, Section, run_as_script
 from storage.sqlite_store import SQLiteConversationStore
-from storage.turn_journal import TurnJournal
 
 SAVE_GOAL = 1.5
 CHECKPOINT_GOAL = 1.5
@@ -89,11 +88,11 @@ async def fill(store: SQLiteConversationStore, conversations: int, messages_each
         await store.save(conversation, scope=f"owner-{c % 10}")
 
 
-def checkpoint_cost(store: SQLiteConversationStore) -> Samples:
-    journal = TurnJournal(store)
-    turn_id = journal.begin("bench", "turn-long", "count to 5000", "demo")
-    cost = timed(lambda: journal.append(turn_id, CHECKPOINT_TEXT), repeat=21)
-    journal.finish(turn_id)
+async def checkpoint_cost(store: SQLiteConversationStore) -> Samples:
+    journal = store.turn_journal()
+    turn_id = await journal.begin("bench", "turn-long", "count to 5000", "demo")
+    cost = await timed_awaits(lambda: journal.append(turn_id, CHECKPOINT_TEXT), repeat=21)
+    await journal.finish(turn_id)
     return cost
 
 
@@ -108,7 +107,7 @@ def run(quick: bool) -> Section:
         if not quick:
             saves[100] = asyncio.run(save_cost_at(store, 100, "turn-100"))
         saves[long_turns] = asyncio.run(save_cost_at(store, long_turns, "turn-long"))
-        checkpoint = checkpoint_cost(store)
+        checkpoint = asyncio.run(checkpoint_cost(store))
         asyncio.run(fill(store, conversations, messages_each))
         total_messages = store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
         lookup, listing, search_en, search_zh = asyncio.run(catalogue_costs(store))

@@ -51,6 +51,8 @@ class Settings:
     """The largest conversation file a visitor may import (a 20,000-character turn is about 80 kB)."""
     shutdown_grace: float = 10.0
     """Seconds SIGTERM or Ctrl-C waits for running answers to stop and save before the process exits."""
+    recover_every: float = 15.0
+    """Seconds between looks for answers a replica that died left unfinished (0: only at start)."""
     demo_first_token_delay: float = 0.3
     demo_tokens_per_second: float = 30.0
     cookie_secret: str | None = None

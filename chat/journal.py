@@ -7,8 +7,10 @@ turn into its conversation, its answer marked as interrupted by a restart.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,7 +40,7 @@ class Checkpoints:
     last: float = 0.0
 
     @classmethod
-    def begin(
+    async def begin(
         cls,
         journal: TurnJournal | None,
         owner: str,
@@ -49,37 +51,55 @@ class Checkpoints:
         every: float = CHECKPOINT_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> Checkpoints:
-        turn_id = journal.begin(owner, conversation_id, prompt, model) if journal else None
+        turn_id = await journal.begin(owner, conversation_id, prompt, model) if journal else None
         return cls(journal, turn_id, every, clock, last=clock())
 
-    def saw(self, text: str) -> None:
+    async def saw(self, text: str) -> None:
         """The whole answer so far; written down when `every` seconds have passed since the last time."""
         if self.journal is None or self.turn_id is None or self.clock() - self.last < self.every:
             return
-        self.journal.append(self.turn_id, text[self.written :])
+        await self.journal.append(self.turn_id, text[self.written :])
         self.written, self.last = len(text), self.clock()
 
-    def end(self) -> None:
+    async def end(self) -> None:
         if self.journal is not None and self.turn_id is not None:
-            self.journal.finish(self.turn_id)
+            await self.journal.finish(self.turn_id)
             self.turn_id = None
 
 
 async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore) -> int:
-    """Save every turn a previous server left unfinished; returns how many. Run once, before serving."""
+    """Save every turn a server that is gone left unfinished; returns how many. Run before serving, and
+    then every so often (`keep_recovering`): with replicas, the one that died may never start again."""
     recovered = 0
-    for turn in journal.left_by_earlier_servers():
+    for turn in await journal.left_by_earlier_servers():
         conversation = await store.load(turn.conversation_id, scope=turn.scope)
         if conversation is None and await store.read_record(turn.conversation_id) is not None:
-            journal.finish(turn.turn_id)  # deleted meanwhile, or not this owner's: nothing to put back
+            await journal.finish(turn.turn_id)  # deleted meanwhile, or not this owner's: nothing to put back
             continue
         conversation = conversation or Conversation(conversation_id=turn.conversation_id)
         answer = interrupted_answer(turn.partial, SERVER_RESTARTED, turn.model)
         conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
         await store.save(conversation, scope=turn.scope)
         await store.describe(turn.conversation_id, turn.scope, title=title_from_prompt(turn.prompt), model=turn.model)
-        journal.finish(turn.turn_id)
+        await journal.finish(turn.turn_id)
         recovered += 1
     if recovered:
         log.warning("put back %d turn(s) a previous server left unfinished (marked: server restarted)", recovered)
     return recovered
+
+
+def keep_recovering(
+    journal: TurnJournal, store: CataloguedStore, stop: threading.Event, every: float
+) -> threading.Thread:
+    """Look for turns of servers that died every `every` seconds, on a thread of its own, until `stop` is set."""
+
+    def watch() -> None:
+        while not stop.wait(every):
+            try:
+                asyncio.run(recover_unfinished_turns(journal, store))
+            except Exception:  # the database is away for a moment: the next look tries again
+                log.exception("could not look for unfinished turns")
+
+    watcher = threading.Thread(target=watch, name="recover-unfinished-turns", daemon=True)
+    watcher.start()
+    return watcher

@@ -139,6 +139,13 @@ OPTIONS = (
         float,
     ),
     Option(
+        "--recover-every",
+        "CHAT_RECOVER_EVERY",
+        "recover_every",
+        "seconds between looks for answers a replica that died left unfinished (0: only at start)",
+        float,
+    ),
+    Option(
         "--demo-delay", "CHAT_DEMO_DELAY", "demo_first_token_delay", "demo model: seconds before the first token", float
     ),
     Option(
@@ -177,7 +184,7 @@ OPTIONS = (
         "comma-separated hosts whose images answers may show; others show as links",
         _names,
     ),
-    Option("--db", "CHAT_DB", "db_path", "the SQLite file holding conversations"),
+    Option("--db", "CHAT_DB", "db_path", "the SQLite file holding conversations, or a postgresql:// URL"),
     Option("--mcp", "CHAT_MCP", "mcp_config", "a JSON file of MCP servers (mcpServers) whose tools the chat may use"),
     Option("--host", "GRADIO_SERVER_NAME", "host", "the address to listen on (0.0.0.0: every interface)"),
     Option("--port", "GRADIO_SERVER_PORT", "port", "the port to listen on", int),

@@ -269,7 +269,13 @@ class ChatService(RunService):
         conversation: Conversation | None = None
         too_long = False
         # The prompt is on disk before the model is asked, and the answer every few seconds after.
-        checkpoints = Checkpoints.begin(self.journal, owner, conversation_id, prompt, model_name)
+        checkpoints = await Checkpoints.begin(self.journal, owner, conversation_id, prompt, model_name)
+
+        async def finish(last: TurnUpdate) -> None:
+            # Saved, or failed as the visitor was told: nothing to put back after a restart. Out of the journal
+            # before the last update goes out, so a reader who sends again at once finds the turn ended.
+            await checkpoints.end()
+            report(last)
 
         def stats(usage: RunUsage, messages: Sequence[ModelMessage], answer: str) -> TurnStats:
             return turn_stats(model_name, usage, messages, answer, started, first_token_at, self._clock())
@@ -300,7 +306,7 @@ class ChatService(RunService):
                         too_long = True
                         token.cancel()
                     report(TurnUpdate(conversation_id, streamed.text, steps=steps.steps))
-                    checkpoints.saw(streamed.raw)
+                    await checkpoints.saw(streamed.raw)
                     if first_token_at is None:
                         first_token_at = self._clock()
                         await report.first_delivered()
@@ -313,7 +319,7 @@ class ChatService(RunService):
             if isinstance(result.output, DeferredToolRequests):
                 steps.await_approval(result.output.approvals)
             steps.end()
-            report(
+            await finish(
                 TurnUpdate(
                     conversation_id,
                     final_text,
@@ -324,14 +330,14 @@ class ChatService(RunService):
                 )
             )
         except RunTimedOut as error:
-            report(self._failure(conversation_id, streamed.raw, error, model_name))
+            await finish(self._failure(conversation_id, streamed.raw, error, model_name))
         except RunCancelled as stopped:
             usage = this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             reason = LENGTH_LIMIT if too_long else self.active.stop_reason
             await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason)
             answer = streamed.text
             steps.end()
-            report(
+            await finish(
                 TurnUpdate(
                     conversation_id,
                     answer,
@@ -350,9 +356,10 @@ class ChatService(RunService):
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
                 log.exception("turn failed in conversation %s", conversation_id)
-            report(self._failure(conversation_id, streamed.raw, error, model_name))
+            await finish(self._failure(conversation_id, streamed.raw, error, model_name))
         finally:
-            checkpoints.end()  # saved, or failed as the visitor was told: nothing to put back after a restart
+            if checkpoints.turn_id is not None:  # cancelled while saving: nothing to put back after a restart
+                await _shielded(checkpoints.end())
 
     async def _save_answered(
         self,

@@ -17,6 +17,8 @@ from datetime import datetime
 from pydantic_ai.conversation_store import ConversationStore
 from pydantic_ai.messages import ModelMessage
 
+from storage.turn_journal import TurnJournal
+
 CHAT_KIND = "chat"
 """Conversations of other kinds (recipes, hand-offs) are listed and searched apart."""
 
@@ -118,6 +120,21 @@ class Catalogue(ABC):
 
 class CataloguedStore(ConversationStore, Catalogue):
     """pydantic-ai's `ConversationStore` that also keeps the app's catalogue: what chat/ is written against."""
+
+
+class ServerStore(CataloguedStore):
+    """A store a server runs on (SQLite or PostgreSQL): it also keeps the server's secrets and the
+    journal of the turns running on it."""
+
+    @abstractmethod
+    def server_secret(self, name: str) -> bytes:
+        """A random secret made on first use and kept in the database, the same for every replica."""
+
+    @abstractmethod
+    def turn_journal(self, server_id: str | None = None) -> TurnJournal: ...
+
+    def close(self) -> None:
+        """Let go of the database's connections."""
 
 
 def message_text(message: ModelMessage) -> str:

@@ -24,19 +24,23 @@ from pydantic_ai.conversation_store import (
 )
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
-from storage.catalogue import CataloguedStore, CorruptConversation, SearchHit, SessionSummary, message_text
+from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary, message_text
 from storage.database import now as timestamp
 from storage.database import off_the_event_loop
 from storage.sqlite_catalogue import SQLiteCatalogue
+from storage.turn_journal import SQLiteTurnJournal
 
 __all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "message_text"]
 
 _RECORDS = pydantic.TypeAdapter(ConversationRecord)
 
 
-class SQLiteConversationStore(SQLiteCatalogue, CataloguedStore):
+class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
     """pydantic-ai's `ConversationStore` primitives on SQLite (this file), with the app's catalogue
     (storage/sqlite_catalogue.py) over the same database (storage/database.py)."""
+
+    def turn_journal(self, server_id: str | None = None) -> SQLiteTurnJournal:
+        return SQLiteTurnJournal(self, server_id)
 
     # -- the five primitives, plus read_history in one query ------------------------------------
 
@@ -154,7 +158,7 @@ class SQLiteConversationStore(SQLiteCatalogue, CataloguedStore):
         ).fetchone()
         if row is None:
             raise LookupError(f"no entry {entry_id!r}")
-        return _entry(row)
+        return entry_from_row(row)
 
     @off_the_event_loop
     def read_history(self, head_id: str | None, *, limit: int | None = None) -> list[ConversationEntry]:
@@ -178,10 +182,11 @@ class SQLiteConversationStore(SQLiteCatalogue, CataloguedStore):
         first_parent = rows[0][1]
         if first_parent is not None and (limit is None or len(rows) < limit):
             raise LookupError(f"the history before entry {rows[0][0]!r} is missing")
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
 
-def _entry(row: tuple) -> ConversationEntry:
+def entry_from_row(row: tuple) -> ConversationEntry:
+    """An entry from its stored columns (id, parent_id, kind, message_json, conversation_id), on either database."""
     entry_id, parent_id, kind, message_json, conversation_id = row
     try:
         (message,) = ModelMessagesTypeAdapter.validate_json(message_json)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -46,12 +48,54 @@ def sqlite_on_this_thread(monkeypatch):
     monkeypatch.setattr("storage.database.asyncio.to_thread", inline)
 
 
-@pytest.fixture(params=["sqlite", "in-memory"])
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL of the tests' own (initdb in /tmp), for the whole run; skipped where none can run."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
+    from deploy.local_postgres import LocalPostgres, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = LocalPostgres.start()
+    yield server
+    server.stop("immediate")
+    shutil.rmtree(server.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A new empty database on the tests' PostgreSQL."""
+    return postgres_server.create_database(f"test_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def postgres_store(postgres_url):
+    from storage.postgres_store import PostgresConversationStore
+
+    store = PostgresConversationStore(postgres_url, max_connections=4)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server_store(request, tmp_path):
+    """A store a server runs on (with its journal and secrets): a SQLite file, or a PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_store")
+    from storage.sqlite_store import SQLiteConversationStore
+
+    return SQLiteConversationStore(tmp_path / "chat.db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "in-memory"])
 def any_store(request, tmp_path):
-    """chat/ is written against `CataloguedStore`: what it does must hold on SQLite and in memory alike."""
+    """chat/ is written against `CataloguedStore`: what it does must hold on every backend alike."""
     from storage.memory_store import MemoryConversationStore
     from storage.sqlite_store import SQLiteConversationStore
 
     if request.param == "in-memory":
         return MemoryConversationStore()
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_store")
     return SQLiteConversationStore(tmp_path / "chat.db")

@@ -15,10 +15,16 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from chat.endings import END_KEY, SERVER_RESTARTED
 from chat.journal import Checkpoints, recover_unfinished_turns
 from chat.render import to_bubbles
-from storage.turn_journal import TurnJournal
+from tests.databases import query
 from tests.test_turns import collect, make_service
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def store(server_store):
+    """Every test here on a SQLite file and on PostgreSQL."""
+    return server_store
 
 
 def gone_server_id() -> str:
@@ -37,23 +43,24 @@ class FakeClock:
         return self.now
 
 
-def test_checkpoints_write_only_the_new_text_once_per_interval(store):
-    journal, clock = TurnJournal(store, gone_server_id()), FakeClock()
-    checkpoints = Checkpoints.begin(journal, "ana", "c-7", "¿Qué hora es?", "demo", every=2.0, clock=clock)
-    checkpoints.saw("Son ")
-    assert TurnJournal(store).left_by_earlier_servers()[0].partial == ""  # not yet 2 s
+async def test_checkpoints_write_only_the_new_text_once_per_interval(store):
+    journal, clock = store.turn_journal(gone_server_id()), FakeClock()
+    checkpoints = await Checkpoints.begin(journal, "ana", "c-7", "¿Qué hora es?", "demo", every=2.0, clock=clock)
+    journal.close()  # its server is gone (on PostgreSQL, its lock with it); its rows stay
+    await checkpoints.saw("Son ")
+    assert (await store.turn_journal().left_by_earlier_servers())[0].partial == ""  # not yet 2 s
     clock.now += 2.1
-    checkpoints.saw("Son las ")
+    await checkpoints.saw("Son las ")
     clock.now += 0.5
-    checkpoints.saw("Son las tres")
+    await checkpoints.saw("Son las tres")
     clock.now += 2.0
-    checkpoints.saw("Son las tres y media")
-    rows = store.db.execute("SELECT text FROM running_turn_text ORDER BY id").fetchall()
+    await checkpoints.saw("Son las tres y media")
+    rows = query(store, "SELECT text FROM running_turn_text ORDER BY id")
     assert rows == [("Son las ",), ("tres y media",)]  # append-only: each checkpoint holds the new text only
-    (unfinished,) = TurnJournal(store).left_by_earlier_servers()
+    (unfinished,) = await store.turn_journal().left_by_earlier_servers()
     assert (unfinished.prompt, unfinished.partial) == ("¿Qué hora es?", "Son las tres y media")
-    checkpoints.end()
-    assert TurnJournal(store).left_by_earlier_servers() == []
+    await checkpoints.end()
+    assert await store.turn_journal().left_by_earlier_servers() == []
 
 
 async def test_a_turn_is_on_disk_from_before_its_first_token_until_it_is_saved(store):
@@ -65,24 +72,25 @@ async def test_a_turn_is_on_disk_from_before_its_first_token_until_it_is_saved(s
         yield "Hallo Jörg"
 
     service = make_service(store, hesitant=FunctionModel(stream_function=hesitant))
-    service.journal = TurnJournal(store)
+    service.journal = store.turn_journal()
     turn = asyncio.create_task(collect(service, "Zähle bis drei", owner="jörg", conversation="c-z", model="hesitant"))
     await asyncio.wait_for(asked.wait(), 10)
-    on_disk = store.db.execute("SELECT scope, conversation_id, prompt FROM running_turns").fetchall()
+    on_disk = query(store, "SELECT scope, conversation_id, prompt FROM running_turns")
     assert on_disk == [("jörg", "c-z", "Zähle bis drei")]  # before the model's first token
     answer_now.set()
     updates = await turn
     assert updates[-1].status.value == "completed"
-    assert store.db.execute("SELECT count(*) FROM running_turns").fetchone()[0] == 0  # saved: nothing to recover
+    assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0  # saved: nothing to recover
 
 
 async def test_a_prompt_written_before_the_model_answers_survives_a_crash(store):
-    dead = TurnJournal(store, gone_server_id())
-    turn = dead.begin("mei", "c-1", "我叫小林，今年35岁。请数到五十。", "demo")
-    rows = store.db.execute("SELECT prompt FROM running_turns WHERE turn_id = ?", [turn]).fetchall()
+    dead = store.turn_journal(gone_server_id())
+    turn = await dead.begin("mei", "c-1", "我叫小林，今年35岁。请数到五十。", "demo")
+    dead.close()
+    rows = query(store, "SELECT prompt FROM running_turns WHERE turn_id = ?", [turn])
     assert rows == [("我叫小林，今年35岁。请数到五十。",)]
 
-    assert await recover_unfinished_turns(TurnJournal(store), store) == 1
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 1
     messages = (await store.load("c-1", scope="mei")).messages
     assert messages[0].parts[0].content == "我叫小林，今年35岁。请数到五十。"
     assert (await store.list_sessions("mei"))[0].title.startswith("我叫小林")
@@ -92,35 +100,40 @@ async def test_a_prompt_written_before_the_model_answers_survives_a_crash(store)
 async def test_recovery_appends_the_partial_answer_after_the_earlier_turns_labelled(store):
     service = make_service(store)
     await collect(service, "My name is Odile.", owner="odile", conversation="c-9")
-    dead = TurnJournal(store, gone_server_id())
-    turn = dead.begin("odile", "c-9", "count to 500", "demo")
-    dead.append(turn, "1 2 3 ")
-    dead.append(turn, "4 5")
+    dead = store.turn_journal(gone_server_id())
+    turn = await dead.begin("odile", "c-9", "count to 500", "demo")
+    await dead.append(turn, "1 2 3 ")
+    await dead.append(turn, "4 5")
+    dead.close()
 
-    assert await recover_unfinished_turns(TurnJournal(store), store) == 1
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 1
     messages = (await store.load("c-9", scope="odile")).messages
     assert len(messages) == 4 and "Odile" in messages[0].parts[0].content
     answer = messages[-1]
     assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
     assert answer.parts[0].content == "1 2 3 4 5" and answer.metadata[END_KEY] == SERVER_RESTARTED
     assert to_bubbles(messages)[-1]["content"].startswith("1 2 3 4 5")
-    assert await recover_unfinished_turns(TurnJournal(store), store) == 0  # once only
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 0  # once only
     updates = await collect(service, "What is my name?", owner="odile", conversation="c-9")
     assert "Odile" in updates[-1].text  # the conversation goes on after the recovered turn
 
 
 async def test_a_turn_of_a_server_still_running_is_left_alone(store):
     alive = f"{socket.gethostname()}:{os.getppid()}:parent00"  # the process that started these tests
-    TurnJournal(store, alive).begin("lin", "c-3", "still streaming", "demo")
-    assert await recover_unfinished_turns(TurnJournal(store), store) == 0
+    still_running = store.turn_journal(alive)
+    await still_running.begin("lin", "c-3", "still streaming", "demo")
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 0
     assert await store.load("c-3", scope="lin") is None
+    still_running.close()
 
 
 async def test_a_turn_never_lands_in_someone_elses_conversation(store):
     service = make_service(store)
     await collect(service, "private notes", owner="owner-a", conversation="shared-id")
-    TurnJournal(store, gone_server_id()).begin("owner-b", "shared-id", "sneaky", "demo")
-    assert await recover_unfinished_turns(TurnJournal(store), store) == 0
+    dead = store.turn_journal(gone_server_id())
+    await dead.begin("owner-b", "shared-id", "sneaky", "demo")
+    dead.close()
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 0
     messages = (await store.load("shared-id", scope="owner-a")).messages
     assert "sneaky" not in str(messages)
-    assert store.db.execute("SELECT count(*) FROM running_turns").fetchone()[0] == 0
+    assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0

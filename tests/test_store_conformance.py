@@ -1,5 +1,5 @@
-"""One behavioural suite over pydantic-ai's InMemoryConversationStore and ours (SQLite, and the in-memory one with
-the catalogue): where they differ, ours is wrong."""
+"""One behavioural suite over pydantic-ai's InMemoryConversationStore and ours (SQLite, PostgreSQL, and the
+in-memory one with the catalogue): where they differ, ours is wrong."""
 
 from __future__ import annotations
 
@@ -16,15 +16,22 @@ from storage.catalogue import CataloguedStore
 from storage.memory_store import MemoryConversationStore
 from storage.sqlite_store import SQLiteConversationStore
 
+try:
+    from storage.postgres_store import PostgresConversationStore
+except ImportError:  # no psycopg: the postgresql cases skip
+    PostgresConversationStore = type(None)
+
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["pydantic-ai", "sqlite", "memory-with-catalogue"])
+@pytest.fixture(params=["pydantic-ai", "sqlite", "postgresql", "memory-with-catalogue"])
 def store(request, tmp_path):
     if request.param == "pydantic-ai":
         return InMemoryConversationStore()
     if request.param == "memory-with-catalogue":
         return MemoryConversationStore()
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_store")
     return SQLiteConversationStore(tmp_path / "chat.db")
 
 
@@ -154,6 +161,9 @@ def stored_messages(store) -> int:
     """Messages the store still holds on disk (or in memory), whoever they belonged to."""
     if isinstance(store, InMemoryConversationStore):
         return len(store._entries)
+    if isinstance(store, PostgresConversationStore):
+        with store.read() as connection:
+            return connection.execute("SELECT count(*) FROM entries").fetchone()[0]
     return store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
 
 

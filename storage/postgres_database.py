@@ -1,0 +1,149 @@
+"""The PostgreSQL database under the store: a connection pool, the schema, the server's secrets.
+
+Chosen by a `postgresql://` URL in `CHAT_DB` / `--db` (storage/__init__.py). Every replica of the app
+opens the same database; the first to start creates the schema (the others wait on a lock).
+
+The pool is psycopg's thread-safe `ConnectionPool`, and each query runs in a worker thread
+(`off_the_event_loop`), as SQLite's do: the store is used from more than one event loop (start-up
+recovery runs before the server's loop exists, tests drive it from their own), and an async pool is
+bound to the loop that opened it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+except ImportError as missing:  # the app runs on SQLite without them
+    raise ImportError(
+        "CHAT_DB is a PostgreSQL URL, but psycopg is not installed: pip install 'psycopg[binary,pool]'"
+    ) from missing
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001 conversations, entries, summaries, secrets",
+        """
+        CREATE TABLE conversations (
+            id text PRIMARY KEY,
+            scope text NOT NULL,
+            head_id text,
+            revision text NOT NULL,
+            branches_json jsonb NOT NULL DEFAULT '[]',
+            record_json text NOT NULL,
+            title text NOT NULL DEFAULT '',
+            model text,
+            kind text NOT NULL DEFAULT 'chat',
+            context_policy text NOT NULL DEFAULT '',
+            stored_bytes bigint NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL,
+            seq bigserial
+        );
+        CREATE INDEX conversations_by_owner ON conversations (scope, kind, updated_at DESC, seq DESC);
+        -- An entry is written once and never changed; its owner is copied in so that a search reads only
+        -- the visitor's own rows, whatever the rest of the database holds.
+        CREATE TABLE entries (
+            id text PRIMARY KEY,
+            parent_id text REFERENCES entries (id),
+            conversation_id text NOT NULL,
+            scope text NOT NULL,
+            kind text NOT NULL,
+            message_json text NOT NULL,
+            text text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            seq bigserial
+        );
+        CREATE INDEX entries_by_conversation ON entries (conversation_id, seq);
+        CREATE INDEX entries_by_parent ON entries (parent_id);
+        CREATE INDEX entries_by_owner ON entries (scope);
+        CREATE TABLE summaries (
+            conversation_id text PRIMARY KEY,
+            scope text NOT NULL,
+            summary text NOT NULL,
+            covered integer NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE server_secrets (name text PRIMARY KEY, value text NOT NULL);
+        """,
+    ),
+    (
+        "002 running turns",
+        """
+        CREATE TABLE running_turns (
+            turn_id text PRIMARY KEY,
+            scope text NOT NULL,
+            conversation_id text NOT NULL,
+            prompt text NOT NULL,
+            model text NOT NULL,
+            server_id text NOT NULL,
+            started_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE running_turn_text (
+            id bigserial PRIMARY KEY,
+            turn_id text NOT NULL,
+            text text NOT NULL
+        );
+        CREATE INDEX running_turn_text_by_turn ON running_turn_text (turn_id, id);
+        """,
+    ),
+]
+"""Append-only: never edit one that has shipped, add the next."""
+
+_MIGRATION_LOCK = 0x63686174  # any constant shared by every replica: 'chat'
+
+
+class PostgresDatabase:
+    """One PostgreSQL database, migrated on open, reached through a pool of `max_connections`."""
+
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        self.url = url
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(max_connections, 2),
+            kwargs={"autocommit": True},
+            # A connection the server closed (PostgreSQL restarted) is found and replaced before use.
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="chat-store",
+        )
+        self._migrate()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def read(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as connection:
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[psycopg.Connection]:
+        """One transaction: committed at the end of the block, rolled back if it raises."""
+        with self.pool.connection() as connection, connection.transaction():
+            yield connection
+
+    def server_secret(self, name: str) -> bytes:
+        """A random secret the server keeps in its database, made on first use: restarts keep it, and
+        every replica shares it."""
+        with self.write() as connection:
+            connection.execute(
+                "INSERT INTO server_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                [name, secrets.token_hex(32)],
+            )
+            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = %s", [name]).fetchone()
+        return bytes.fromhex(value)
+
+    def _migrate(self) -> None:
+        with self.write() as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            connection.execute("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, applied_at timestamptz)")
+            applied = {name for (name,) in connection.execute("SELECT name FROM migrations")}
+            for name, schema in MIGRATIONS:
+                if name not in applied:
+                    connection.execute(schema)
+                    connection.execute("INSERT INTO migrations (name, applied_at) VALUES (%s, now())", [name])
