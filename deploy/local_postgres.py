@@ -66,6 +66,12 @@ class LocalPostgres:
         if os.geteuid() == 0:
             user = pwd.getpwnam(DATABASE_USER)
             os.chown(folder, user.pw_uid, user.pw_gid)
+            if subprocess.run(
+                ["runuser", "-u", DATABASE_USER, "--", "test", "-w", str(folder)], check=False
+            ).returncode:
+                raise RuntimeError(
+                    f"PostgreSQL runs as the '{DATABASE_USER}' user, which cannot reach {folder}: choose a folder it can reach"
+                )
         data = folder / "data"
         if not (data / "PG_VERSION").exists():
             server._run("initdb", "-D", str(data), "-U", DATABASE_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
