@@ -31,6 +31,7 @@ from chat.recipe_runs import RecipeService
 from chat.runs import ActiveTurns
 from chat.sessions import Sessions
 from chat.shutdown import drain, wait_for_stop_signal
+from chat.stop_everywhere import StopEverywhere
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
@@ -150,7 +151,9 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     (added after `launch()`, they answered 404 for the moment between the two).
     """
     cookies = visitor_cookie(settings, service.store)
-    api = ChatStreamAPI(service, cookies, default_model=settings.default_model)
+    stops = StopEverywhere(service.active, service.store, service.journal)
+    stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
+    api = ChatStreamAPI(service, cookies, default_model=settings.default_model, stops=stops)
     middleware = [
         Middleware(IssueVisitorCookie, cookies=cookies),
         Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),

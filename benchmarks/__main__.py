@@ -28,6 +28,7 @@ BENCHMARKS = (
     "shutdown",
     "fairness",
     "store",
+    "scale",
     "recipe",
     "context",
     "tools",

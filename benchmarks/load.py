@@ -27,44 +27,63 @@ FIRST_TOKEN_GOAL = 2.0
 class Crowd:
     """`size` visitors, each with an open page session, chatting at the same moment."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, *, own_browsers: bool = False) -> None:
+        """`own_browsers`: each visitor has a client of its own, with its own cookie jar, as separate
+        browsers do (behind nginx, the visitor cookie is what keeps a visitor on one replica)."""
         self.url = url
         self.sessions = [uuid.uuid4().hex for _ in range(size)]
-        self.client = httpx.AsyncClient(
-            base_url=url,
-            timeout=120,
-            # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: a POST
-            # on a connection the server has just closed fails with ReadError, which a browser retries.
-            limits=httpx.Limits(
-                max_connections=size * 2 + 10, max_keepalive_connections=size * 2, keepalive_expiry=4.0
-            ),
-        )
+        self.own_browsers = own_browsers
+        clients = size if own_browsers else 1
+        self.clients = [
+            httpx.AsyncClient(
+                base_url=url,
+                timeout=120,
+                # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them: a POST
+                # on a connection the server has just closed fails with ReadError, which a browser retries.
+                limits=httpx.Limits(
+                    max_connections=size * 2 // clients + 10,
+                    max_keepalive_connections=size * 2 // clients + 2,
+                    keepalive_expiry=4.0,
+                ),
+            )
+            for _ in range(clients)
+        ]
         self.page = AppPage.of(url)
+
+    def client_of(self, visitor: int) -> httpx.AsyncClient:
+        return self.clients[visitor % len(self.clients)]
 
     async def open(self) -> None:
         """Open every visitor's page, 20 at a time: a workshop's pages do not all load in the same instant."""
         loading = asyncio.Semaphore(20)
 
-        async def load(session: str) -> None:
+        async def load(visitor: int, session: str) -> None:
             async with loading:
-                await self.page.open(self.client, session)
+                if self.own_browsers:
+                    (await self.client_of(visitor).get("/")).raise_for_status()  # the page: its visitor cookie
+                await self.page.open(self.client_of(visitor), session)
 
-        await asyncio.gather(*(load(session) for session in self.sessions))
+        await asyncio.gather(*(load(n, session) for n, session in enumerate(self.sessions)))
 
     async def chat_at_once(self, prompt: str) -> tuple[float, list[StreamTiming]]:
         started = time.perf_counter()
-        timings = await asyncio.gather(*(self.page.chat(self.client, prompt, f"crowd-{s}", s) for s in self.sessions))
+        timings = await asyncio.gather(
+            *(self.page.chat(self.client_of(n), prompt, f"crowd-{s}", s) for n, s in enumerate(self.sessions))
+        )
         return time.perf_counter() - started, list(timings)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
-async def measure(url: str, size: int, prompt: str, runs: int) -> tuple[Samples, Samples, int]:
+async def measure(
+    url: str, size: int, prompt: str, runs: int, *, own_browsers: bool = False
+) -> tuple[Samples, Samples, int]:
     """Wall time of each run, the p95 first-token time of each run, and the errors over all runs.
 
     Each distinct error is printed to stderr with its count, so a failure can be looked into."""
-    crowd = Crowd(url, size)
+    crowd = Crowd(url, size, own_browsers=own_browsers)
     try:
         await crowd.open()
         walls, first_tokens, errors = [], [], 0

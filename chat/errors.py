@@ -19,7 +19,7 @@ from pydantic_ai.exceptions import (
 )
 
 from chat.models import ModelNotOffered, ModelUnavailable
-from storage.catalogue import CorruptConversation
+from storage.catalogue import CorruptConversation, StoreUnavailable
 
 
 class PromptRejected(ValueError):
@@ -147,6 +147,11 @@ def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool 
         return (
             f"The provider of '{model_name}' reported an error. Your message is kept: send it again; "
             "the details are in the server log."
+        )
+    if isinstance(error, StoreUnavailable):
+        return (
+            "The conversation store cannot be reached right now, so this answer was not saved. Your message is "
+            "kept: send it again in a moment."
         )
     if isinstance(error, UsageLimitExceeded):
         return f"The turn was stopped by a usage limit: {error}"

@@ -8,18 +8,19 @@ turn into its conversation, its answer marked as interrupted by a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from chat.endings import SERVER_RESTARTED, interrupted_answer
 from chat.text import title_from_prompt
-from storage.catalogue import CataloguedStore
+from storage.catalogue import CataloguedStore, StoreUnavailable
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Checkpoints:
     clock: Callable[[], float] = time.monotonic
     written: int = 0
     last: float = 0.0
+    _writing: asyncio.Task[None] | None = None
 
     @classmethod
     async def begin(
@@ -51,20 +53,49 @@ class Checkpoints:
         every: float = CHECKPOINT_EVERY,
         clock: Callable[[], float] = time.monotonic,
     ) -> Checkpoints:
-        turn_id = await journal.begin(owner, conversation_id, prompt, model) if journal else None
+        turn_id = None
+        if journal is not None:
+            with _best_effort("begin"):
+                turn_id = await journal.begin(owner, conversation_id, prompt, model)
         return cls(journal, turn_id, every, clock, last=clock())
 
-    async def saw(self, text: str) -> None:
-        """The whole answer so far; written down when `every` seconds have passed since the last time."""
+    def saw(self, text: str) -> None:
+        """The whole answer so far; written down when `every` seconds have passed since the last time.
+
+        The write runs beside the stream, which never waits for the database: while one is still
+        going (a slow or unreachable database), the next checkpoint waits its turn and then catches up."""
         if self.journal is None or self.turn_id is None or self.clock() - self.last < self.every:
             return
-        await self.journal.append(self.turn_id, text[self.written :])
-        self.written, self.last = len(text), self.clock()
+        if self._writing is not None and not self._writing.done():
+            return
+        self.last = self.clock()
+        self._writing = asyncio.create_task(self._append(self.journal, self.turn_id, text))
+
+    async def _append(self, journal: TurnJournal, turn_id: str, text: str) -> None:
+        with _best_effort("checkpoint"):
+            await journal.append(turn_id, text[self.written :])
+            self.written = len(text)  # only once written: a failed checkpoint's text goes with the next one
+
+    async def flushed(self) -> None:
+        """Wait for the checkpoint being written, if any."""
+        if self._writing is not None:
+            await self._writing
 
     async def end(self) -> None:
         if self.journal is not None and self.turn_id is not None:
-            await self.journal.finish(self.turn_id)
+            await self.flushed()
+            with _best_effort("end"):
+                await self.journal.finish(self.turn_id)
             self.turn_id = None
+
+
+@contextlib.contextmanager
+def _best_effort(step: str) -> Iterator[None]:
+    """The journal only guards against a crash: a database away for a moment must not fail the answer."""
+    try:
+        yield
+    except StoreUnavailable:
+        log.warning("turn journal: %s skipped, the database is not reachable", step)
 
 
 async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore) -> int:

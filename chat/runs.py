@@ -298,6 +298,15 @@ class ActiveTurns:
         token.cancel()
         return True
 
+    def stop_running(self, owner: str, run_id: str) -> bool:
+        """Stop the run only if it runs here now (a Stop sent to every replica: the others remember nothing)."""
+        with self._lock:
+            token = self._tokens.get((owner, run_id))
+        if token is None:
+            return False
+        token.cancel()
+        return True
+
 
 def _remember(
     remembered: dict[tuple[str, str], V], key: tuple[str, str], value: V, limit: int = ActiveTurns._REMEMBERED

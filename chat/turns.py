@@ -39,7 +39,7 @@ from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from chat.tools import ChatDeps, chat_tools, known_zone
 from chat.turn_stats import TurnStats, this_turn_usage, turn_stats
-from storage.catalogue import CataloguedStore, CorruptConversation
+from storage.catalogue import CataloguedStore, CorruptConversation, StoreUnavailable
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,13 @@ class ChatService(RunService):
             await self.active.check_can_start(owner, conversation_id, address)
             if shown_prompts is not None:
                 await self.keep_shown(owner, conversation_id, shown_prompts)
-        except (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered) as error:
+        except (
+            PromptRejected,
+            ConversationUnavailable,
+            CorruptConversation,
+            ModelNotOffered,
+            StoreUnavailable,
+        ) as error:
             yield TurnUpdate(conversation_id, "", RunStatus.FAILED, error=describe_failure(error, model_name))
             return
 
@@ -306,7 +312,7 @@ class ChatService(RunService):
                         too_long = True
                         token.cancel()
                     report(TurnUpdate(conversation_id, streamed.text, steps=steps.steps))
-                    await checkpoints.saw(streamed.raw)
+                    checkpoints.saw(streamed.raw)
                     if first_token_at is None:
                         first_token_at = self._clock()
                         await report.first_delivered()

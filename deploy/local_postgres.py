@@ -84,9 +84,8 @@ class LocalPostgres:
         if (self.folder / "data" / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", mode, "-w", "stop")
 
-    def restart(self) -> None:
-        """Stop (ending every connection) and start again on the same port and data."""
-        self.stop()
+    def start_again(self) -> None:
+        """Start a server that was stopped, on the same port and data."""
         LocalPostgres.start(self.folder, self.port)
 
     def create_database(self, name: str) -> str:

@@ -109,13 +109,14 @@ def own_postgres(folder: Path) -> Iterator[str]:
 
 @contextmanager
 def scaled_out(
-    replicas: int, port: int, folder: Path, database_url: str | None = None
+    replicas: int, port: int, folder: Path, database_url: str | None = None, environment: dict[str, str] | None = None
 ) -> Iterator[list[subprocess.Popen]]:
-    """Everything started, in order; everything stopped in reverse on leaving."""
+    """Everything started, in order; everything stopped in reverse on leaving. The replicas get
+    `environment` (this process's by default)."""
     with ExitStack() as stack:
         if database_url is None:
             database_url = stack.enter_context(own_postgres(folder / "postgres"))
-        environment = dict(os.environ)
+        environment = dict(os.environ if environment is None else environment)
         ports = [free_port() for _ in range(replicas)]
         processes = [stack.enter_context(replica(database_url, p, environment)) for p in ports]
         stack.enter_context(nginx(ports, port, folder / "nginx"))

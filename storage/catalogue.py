@@ -11,6 +11,7 @@ exist.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,6 +58,10 @@ class CorruptConversation(LookupError):
             "This conversation could not be read: a stored message is damaged "
             f"({detail}). Other conversations are not affected; you can delete this one."
         )
+
+
+class StoreUnavailable(ConnectionError):
+    """The database cannot be reached (a PostgreSQL restarting, a network cut): nothing was read or written."""
 
 
 class Catalogue(ABC):
@@ -132,6 +137,12 @@ class ServerStore(CataloguedStore):
 
     @abstractmethod
     def turn_journal(self, server_id: str | None = None) -> TurnJournal: ...
+
+    def broadcast(self, channel: str, message: str) -> None:
+        """Tell every server on this database (replicas); on a database only one server uses, nobody."""
+
+    def subscribe(self, channel: str, receive: Callable[[str], None]) -> None:
+        """Call `receive` (on a thread of its own) with each message broadcast on `channel` from now on."""
 
     def close(self) -> None:
         """Let go of the database's connections."""

@@ -29,6 +29,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def contains_any_case(text: str | None, lowered_query: str) -> bool:
+    return text is not None and lowered_query in text.lower()
+
+
 def off_the_event_loop(work: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     """A method as the async interface awaits it, its SQLite work done in a worker thread: a save or a
     listing never stalls every other stream on the event loop (each thread has its own connection)."""
@@ -61,6 +65,8 @@ class SQLiteDatabase:
             connection.execute("PRAGMA busy_timeout=10000")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # SQLite's LIKE and lower() fold ASCII only; search folds any letter, as PostgreSQL's ILIKE does.
+            connection.create_function("contains_any_case", 2, contains_any_case, deterministic=True)
             db = self._local.db = Database(connection)
         return db
 

@@ -104,3 +104,10 @@ def m008_stored_bytes_per_conversation(db: Database) -> None:
         "UPDATE conversations SET stored_bytes = (SELECT COALESCE(SUM(length(CAST(message_json AS BLOB))"
         " + length(CAST(text AS BLOB))), 0) FROM entries WHERE entries.conversation_id = conversations.id)"
     )
+
+
+@migrations()
+def m009_search_without_a_full_text_index(db: Database) -> None:
+    # Search reads the visitor's own messages (storage/sqlite_catalogue.py): an index over every visitor's
+    # text made each search's cost grow with the whole database, and every save write it twice.
+    db["entries"].disable_fts()

@@ -11,17 +11,24 @@ bound to the loop that opened it.
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from storage.catalogue import StoreUnavailable
 
 try:
     import psycopg
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import ConnectionPool, PoolTimeout
 except ImportError as missing:  # the app runs on SQLite without them
     raise ImportError(
         "CHAT_DB is a PostgreSQL URL, but psycopg is not installed: pip install 'psycopg[binary,pool]'"
     ) from missing
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -93,6 +100,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 """Append-only: never edit one that has shipped, add the next."""
 
+POOL_WAIT_SECONDS = 5.0
 _MIGRATION_LOCK = 0x63686174  # any constant shared by every replica: 'chat'
 
 
@@ -108,6 +116,8 @@ class PostgresDatabase:
             kwargs={"autocommit": True},
             # A connection the server closed (PostgreSQL restarted) is found and replaced before use.
             check=ConnectionPool.check_connection,
+            # A query waits this long for a connection (PostgreSQL away): then the visitor is told, not left waiting.
+            timeout=POOL_WAIT_SECONDS,
             open=True,
             name="chat-store",
         )
@@ -116,15 +126,39 @@ class PostgresDatabase:
     def close(self) -> None:
         self.pool.close()
 
+    def broadcast(self, channel: str, message: str) -> None:
+        """PostgreSQL's NOTIFY: every server LISTENing on `channel` gets `message`, whichever host it is on."""
+        with self.read() as connection:
+            connection.execute("SELECT pg_notify(%s, %s)", [channel, message])
+
+    def subscribe(self, channel: str, receive: Callable[[str], None]) -> None:
+        """LISTEN on a connection of its own, on a thread of its own; a lost connection is opened again."""
+
+        def listen() -> None:
+            while True:
+                try:
+                    with psycopg.connect(self.url, autocommit=True) as connection:
+                        connection.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                        for notice in connection.notifies():
+                            try:
+                                receive(notice.payload)
+                            except Exception:  # one bad message must not end the listening
+                                log.exception("message on %s not handled", channel)
+                except psycopg.OperationalError:
+                    log.warning("lost the connection listening on %s; listening again in 1 s", channel)
+                    time.sleep(1.0)
+
+        threading.Thread(target=listen, name=f"listen-{channel}", daemon=True).start()
+
     @contextmanager
     def read(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as connection:
+        with _reachable(), self.pool.connection() as connection:
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[psycopg.Connection]:
         """One transaction: committed at the end of the block, rolled back if it raises."""
-        with self.pool.connection() as connection, connection.transaction():
+        with _reachable(), self.pool.connection() as connection, connection.transaction():
             yield connection
 
     def server_secret(self, name: str) -> bytes:
@@ -147,3 +181,12 @@ class PostgresDatabase:
                 if name not in applied:
                     connection.execute(schema)
                     connection.execute("INSERT INTO migrations (name, applied_at) VALUES (%s, now())", [name])
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """psycopg's connection failures as the store's own `StoreUnavailable`, which chat/ knows how to say."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as lost:
+        raise StoreUnavailable(f"PostgreSQL is not reachable ({type(lost).__name__})") from lost

@@ -62,6 +62,10 @@ class TurnJournal(ABC):
         """Turns of server processes that are gone, each claimed for this server (so that of two replicas
         looking at once, one puts it back); a server still running keeps its own."""
 
+    @abstractmethod
+    async def running(self, scope: str, conversation_id: str) -> bool:
+        """Whether a turn of this conversation is running on any server (saved turns leave no rows)."""
+
     def close(self) -> None:
         """This server is going: let go of what marks it as running."""
 
@@ -108,6 +112,11 @@ class SQLiteTurnJournal(TurnJournal):
             partial = "".join(text for (text,) in texts)
             unfinished.append(UnfinishedTurn(turn_id, scope, conversation_id, prompt, model, partial))
         return unfinished
+
+    @off_the_event_loop
+    def running(self, scope: str, conversation_id: str) -> bool:
+        sql = "SELECT 1 FROM running_turns WHERE scope = ? AND conversation_id = ? LIMIT 1"
+        return self.database.db.execute(sql, [scope, conversation_id]).fetchone() is not None
 
     def _claim(self, turn_id: str, gone_server: str) -> bool:
         sql = "UPDATE running_turns SET server_id = ? WHERE turn_id = ? AND server_id = ?"
@@ -180,6 +189,12 @@ class PostgresTurnJournal(TurnJournal):
                 partial = "".join(text for (text,) in texts)
                 unfinished.append(UnfinishedTurn(turn_id, scope, conversation_id, prompt, model, partial))
         return unfinished
+
+    @off_the_event_loop
+    def running(self, scope: str, conversation_id: str) -> bool:
+        with self.database.read() as connection:
+            sql = "SELECT 1 FROM running_turns WHERE scope = %s AND conversation_id = %s LIMIT 1"
+            return connection.execute(sql, [scope, conversation_id]).fetchone() is not None
 
     def close(self) -> None:
         if self._alive is not None:

@@ -30,6 +30,7 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
         "## A restart under load",
         "## Tools",
         "## SQLite store",
+        "## Scale out",
         "## Recipe: partial structured output",
         "## Context: input tokens per request",
         "## Start-up",

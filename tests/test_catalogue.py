@@ -59,11 +59,24 @@ async def test_search_finds_chinese_and_english_only_in_the_owners_conversations
     await chat(store, "en", "alice", ("Tell me about sourdough bread", "Sure"))
     await chat(store, "bob", "bob", ("麻婆豆腐 and sourdough", "mine"))
     assert [h.conversation_id for h in await store.search("alice", "麻婆豆腐")] == ["zh"]
-    assert [h.conversation_id for h in await store.search("alice", "豆腐")] == ["zh"]  # two characters: LIKE
+    assert [h.conversation_id for h in await store.search("alice", "豆腐")] == ["zh"]  # two characters
     assert [h.conversation_id for h in await store.search("alice", "SOURDOUGH")] == ["en"]
     assert "«麻婆豆腐»" in (await store.search("alice", "麻婆豆腐"))[0].snippet
     assert await store.search("alice", 'bread" OR "x') == []  # quotes are text, not FTS syntax
     assert await store.search("alice", "   ") == []
+
+
+async def test_search_ignores_case_beyond_ascii_and_treats_wildcards_as_text(store):
+    await chat(store, "fr", "zoé", ("Où est l'ÉCOLE de Željko?", "Près de la gare"))
+    await chat(store, "pct", "zoé", ("Is 100% of 5_000 too much?", "no"))
+    await chat(store, "other", "zoé", ("nothing here", "at all"))
+    assert [h.conversation_id for h in await store.search("zoé", "école de želj")] == ["fr"]
+    assert [h.conversation_id for h in await store.search("zoé", "ÉCOLE")] == ["fr"]
+    assert "«ÉCOLE»" in (await store.search("zoé", "école"))[0].snippet  # as written, marked where it matched
+    assert [h.conversation_id for h in await store.search("zoé", "100%")] == ["pct"]
+    assert [h.conversation_id for h in await store.search("zoé", "5_0")] == ["pct"]
+    assert [h.conversation_id for h in await store.search("zoé", "%")] == ["pct"]  # a percent sign, not "anything"
+    assert [h.conversation_id for h in await store.search("zoé", "_")] == ["pct"]
 
 
 async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_renames_it(store):

@@ -15,6 +15,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from chat.endings import END_KEY, SERVER_RESTARTED
 from chat.journal import Checkpoints, recover_unfinished_turns
 from chat.render import to_bubbles
+from storage.catalogue import StoreUnavailable
 from tests.databases import query
 from tests.test_turns import collect, make_service
 
@@ -47,14 +48,18 @@ async def test_checkpoints_write_only_the_new_text_once_per_interval(store):
     journal, clock = store.turn_journal(gone_server_id()), FakeClock()
     checkpoints = await Checkpoints.begin(journal, "ana", "c-7", "¿Qué hora es?", "demo", every=2.0, clock=clock)
     journal.close()  # its server is gone (on PostgreSQL, its lock with it); its rows stay
-    await checkpoints.saw("Son ")
+    checkpoints.saw("Son ")
+    await checkpoints.flushed()
     assert (await store.turn_journal().left_by_earlier_servers())[0].partial == ""  # not yet 2 s
     clock.now += 2.1
-    await checkpoints.saw("Son las ")
+    checkpoints.saw("Son las ")
+    await checkpoints.flushed()
     clock.now += 0.5
-    await checkpoints.saw("Son las tres")
+    checkpoints.saw("Son las tres")
+    await checkpoints.flushed()
     clock.now += 2.0
-    await checkpoints.saw("Son las tres y media")
+    checkpoints.saw("Son las tres y media")
+    await checkpoints.flushed()
     rows = query(store, "SELECT text FROM running_turn_text ORDER BY id")
     assert rows == [("Son las ",), ("tres y media",)]  # append-only: each checkpoint holds the new text only
     (unfinished,) = await store.turn_journal().left_by_earlier_servers()
@@ -137,3 +142,46 @@ async def test_a_turn_never_lands_in_someone_elses_conversation(store):
     messages = (await store.load("shared-id", scope="owner-a")).messages
     assert "sneaky" not in str(messages)
     assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0
+
+
+class FlakyJournal:
+    """A journal whose database is away for its first checkpoint, and slow while `hold` is clear."""
+
+    def __init__(self) -> None:
+        self.appended: list[str] = []
+        self.failures_left = 1
+        self.hold = asyncio.Event()
+        self.hold.set()
+
+    async def begin(self, *_: str) -> str:
+        return "turn-1"
+
+    async def append(self, turn_id: str, text: str) -> None:
+        await self.hold.wait()
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreUnavailable("away")
+        self.appended.append(text)
+
+    async def finish(self, turn_id: str) -> None:
+        pass
+
+
+async def test_a_checkpoint_never_holds_up_the_answer_and_one_that_failed_goes_with_the_next():
+    journal, clock = FlakyJournal(), FakeClock()
+    checkpoints = await Checkpoints.begin(journal, "kofi", "c-2", "count", "demo", every=2.0, clock=clock)
+    clock.now += 2.1
+    checkpoints.saw("un deux ")  # the database is away: nothing is written, the answer goes on
+    await checkpoints.flushed()
+    assert journal.appended == []
+    journal.hold.clear()  # now the database is slow
+    clock.now += 2.1
+    checkpoints.saw("un deux trois ")  # returns at once, its write still waiting
+    clock.now += 2.1
+    checkpoints.saw("un deux trois quatre ")  # one write at a time: this one waits for the next interval
+    journal.hold.set()
+    await checkpoints.flushed()
+    clock.now += 2.1
+    checkpoints.saw("un deux trois quatre cinq")
+    await checkpoints.end()
+    assert journal.appended == ["un deux trois ", "quatre cinq"]  # nothing lost, nothing twice

@@ -38,6 +38,44 @@ def chat(url: str, message: str, *, conversation_id: str | None = None, **identi
     return start["conversation_id"], "".join(data for name, data in events if name == "delta")
 
 
+class AnswerInBackground:
+    """One SSE API answer read on a thread of its own; `events` are its (event, data) pairs as they arrive."""
+
+    def __init__(self, url: str, body: dict, headers: dict) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.thread = threading.Thread(target=self._read, args=(url, body, headers), daemon=True)
+        self.thread.start()
+
+    def _read(self, url: str, body: dict, headers: dict) -> None:
+        try:
+            with httpx.stream("POST", f"{url}api/chat", json=body, headers=headers, timeout=90) as response:
+                name = ""
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        self.events.append((name, line[6:]))
+        except httpx.HTTPError:
+            pass  # the server died under it
+
+    def text(self) -> str:
+        return "".join(data for name, data in self.events if name == "delta")
+
+    def wait_for_deltas(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(name == "delta" for name, _ in self.events) < count:
+            assert time.monotonic() < deadline, f"the answer did not stream: {self.events[-3:]}"
+            time.sleep(0.05)
+
+    @property
+    def conversation_id(self) -> str:
+        return json.loads(next(data for name, data in self.events if name == "start"))["conversation_id"]
+
+    def ended(self, timeout: float) -> bool:
+        self.thread.join(timeout=timeout)
+        return not self.thread.is_alive()
+
+
 def stored_bubbles(postgres_url: str, owner: str) -> list[list[dict]]:
     """Every conversation of this owner as the page shows it, read straight from the database."""
     from storage.postgres_store import PostgresConversationStore
@@ -73,28 +111,12 @@ def test_a_replica_killed_mid_answer_loses_no_conversation_and_another_puts_its_
     headers = {"x-chat-owner": owner}
     with app_process(replica_environment) as (killed, first), app_process(replica_environment) as (_, second):
         conversation, _ = chat(first, "I'm Bartholomew, I am 73.", headers=headers)
-        seen: list[str] = []
-
-        def long_answer() -> None:
-            body = {"message": "count to 6000", "conversation_id": conversation}
-            try:
-                with httpx.stream("POST", f"{first}api/chat", json=body, headers=headers, timeout=60) as response:
-                    for line in response.iter_lines():
-                        if line.startswith("data: ") and not line.startswith("data: {"):
-                            seen.append(line[6:])
-            except httpx.HTTPError:
-                pass  # the replica died under it
-
-        reader = threading.Thread(target=long_answer, daemon=True)
-        reader.start()
-        deadline = time.monotonic() + 30
-        while len("".join(seen)) < 400:  # past at least one checkpoint (every 2 s)
-            assert time.monotonic() < deadline, "the answer did not stream"
-            time.sleep(0.05)
-        time.sleep(2.5)
+        answer = AnswerInBackground(first, {"message": "count to 6000", "conversation_id": conversation}, headers)
+        answer.wait_for_deltas(100)
+        time.sleep(2.5)  # past at least one checkpoint (every 2 s)
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=10)
-        reader.join(timeout=10)
+        assert answer.ended(timeout=10)
 
         deadline = time.monotonic() + 30
         while len(bubbles := stored_bubbles(postgres_url, owner)[0]) < 4:  # the other replica's next look
@@ -106,3 +128,44 @@ def test_a_replica_killed_mid_answer_loses_no_conversation_and_another_puts_its_
 
         _, answer = chat(second, "What's my name, and how old am I?", conversation_id=conversation, headers=headers)
         assert "73" in answer  # the visitor goes on on the replica that is left
+
+
+def test_a_stop_request_sent_to_another_replica_stops_the_answer_where_it_streams(replica_environment, postgres_url):
+    owner = visitor_token("elsewhere")
+    headers = {"x-chat-owner": owner}
+    with app_process(replica_environment) as (_, streaming), app_process(replica_environment) as (_, other):
+        answer = AnswerInBackground(streaming, {"message": "count to 8000"}, headers)
+        answer.wait_for_deltas(10)
+        conversation = answer.conversation_id
+
+        stranger = httpx.post(
+            f"{other}api/chat/stop", json={"conversation_id": conversation}, headers={"x-chat-owner": "x" * 32}
+        )
+        assert stranger.json() == {"stopped": False}  # not theirs: nothing is announced, nothing stops
+        assert not answer.ended(timeout=0.5)
+
+        stopped = httpx.post(
+            f"{other}api/chat/stop", json={"conversation_id": conversation}, headers=headers, timeout=15
+        )
+        assert stopped.json() == {"stopped": True}  # the other replica announced it, and saw it end
+        assert answer.ended(timeout=10) and json.loads(answer.events[-1][1])["status"] == "stopped"
+        (bubbles,) = stored_bubbles(postgres_url, owner)
+        assert bubbles[0]["content"] == "count to 8000" and "stopped" in bubbles[1]["content"]
+
+
+def test_postgresql_down_mid_answer_gives_a_clear_message_and_the_next_turn_works(replica_environment, postgres_server):
+    headers = {"x-chat-owner": visitor_token("outage")}
+    with app_process(replica_environment) as (_, url):
+        conversation, _ = chat(url, "My name is Dörte and I am 64.", headers=headers)
+        answer = AnswerInBackground(url, {"message": "count to 240", "conversation_id": conversation}, headers)
+        answer.wait_for_deltas(5)
+        postgres_server.stop("fast")  # every connection of the pool dies with it
+        try:
+            assert answer.ended(timeout=60)
+            last_name, last_data = answer.events[-1]
+            assert last_name == "error" and "store cannot be reached" in json.loads(last_data)["error"]
+            assert "psycopg" not in last_data and "Pool" not in last_data  # no internal text
+        finally:
+            postgres_server.start_again()
+        _, after = chat(url, "How old am I?", conversation_id=conversation, headers=headers)
+        assert "64" in after

@@ -103,6 +103,14 @@ def test_a_stop_pressed_before_its_run_started_ends_that_run_as_it_starts():
     assert not active.start("bob", "chat-9").cancelled  # used once: the next run is not stopped by it
 
 
+def test_a_stop_announced_by_another_replica_stops_only_a_run_that_is_here_now():
+    active = ActiveTurns(clock=Clock())
+    assert active.stop_running("ngozi", "chat-4") is False  # it runs on another replica, or nowhere
+    assert not active.start("ngozi", "chat-4").cancelled  # and nothing was kept to stop a later run here
+    assert active.stop_running("ngozi", "chat-4") is True
+    assert active.stop_running("ngozi", "chat-5") is False
+
+
 def test_a_stop_that_arrives_as_its_run_ends_does_not_stop_the_next_run():
     clock = Clock()
     active = ActiveTurns(clock=clock)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from gradio_client import Client
 
 from deploy.local_postgres import free_port, missing_reason
 from tests.apps import visitor_token
-from tests.test_replicas import chat
+from tests.test_replicas import AnswerInBackground, chat
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -76,31 +75,14 @@ def test_the_page_and_the_gradio_api_work_through_nginx(scaled_out):
 def test_stop_through_nginx_reaches_the_replica_that_streams_the_answer(scaled_out):
     url, _, _ = scaled_out
     headers = {"x-chat-owner": visitor_token("stopper")}
-    events: list[tuple[str, str]] = []
-
-    def long_answer() -> None:
-        body = {"message": "count to 9000"}
-        with httpx.stream("POST", f"{url}api/chat", json=body, headers=headers, timeout=60) as response:
-            name = ""
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    events.append((name, line[6:]))
-
-    reader = threading.Thread(target=long_answer, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 30
-    while sum(name == "delta" for name, _ in events) < 20:
-        assert time.monotonic() < deadline, "the answer did not stream through nginx"
-        time.sleep(0.05)
-    conversation = json.loads(next(data for name, data in events if name == "start"))["conversation_id"]
+    answer = AnswerInBackground(url, {"message": "count to 9000"}, headers)
+    answer.wait_for_deltas(20)
+    conversation = answer.conversation_id
     # Sticky routing: the Stop, a request of its own, lands on the replica that streams the answer.
     stopped = httpx.post(f"{url}api/chat/stop", json={"conversation_id": conversation}, headers=headers)
     assert stopped.json() == {"stopped": True}
-    reader.join(timeout=20)
-    assert not reader.is_alive()
-    assert json.loads(events[-1][1])["status"] == "stopped"
+    assert answer.ended(timeout=20)
+    assert json.loads(answer.events[-1][1])["status"] == "stopped"
 
 
 def test_visitors_of_a_replica_killed_with_kill_9_find_every_conversation_on_the_other(scaled_out):

@@ -48,6 +48,7 @@ from chat.identity import (
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.steps import THINKING, Step
+from chat.stop_everywhere import StopEverywhere
 from chat.turns import ChatService
 
 OWNER_HEADER = "x-chat-owner"
@@ -87,10 +88,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class ChatStreamAPI:
-    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
+    def __init__(
+        self, service: ChatService, cookies: VisitorCookie, default_model: str, stops: StopEverywhere | None = None
+    ) -> None:
         self.service = service
         self.cookies = cookies
         self.default_model = default_model
+        self.stops = stops
+        """Stops that reach other replicas too; None: this server's turns only."""
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -129,7 +134,9 @@ class ChatStreamAPI:
             conversation_id = StopRequest.model_validate(await request.json()).conversation_id
         except (ValueError, json.JSONDecodeError):
             return _error(400, 'Send a JSON body like {"conversation_id": "..."}.')
-        return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
+        if self.stops is None:
+            return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
+        return JSONResponse({"stopped": await self.stops.stop(owner, conversation_id)})
 
     def _owner(self, request: Request) -> str | JSONResponse:
         """The visitor: their `X-Chat-Owner` token, else the browser's signed cookie; else the error to send."""
