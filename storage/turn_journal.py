@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -132,13 +133,15 @@ class PostgresTurnJournal(TurnJournal):
         super().__init__(server_id)
         self.database = database
         self._alive: psycopg.Connection | None = None
+        self._taking = threading.Lock()
 
     def hold_alive_lock(self) -> None:
         import psycopg
 
-        if self._alive is None:
-            self._alive = psycopg.connect(self.database.url, autocommit=True)
-            self._alive.execute("SELECT pg_advisory_lock(%s)", [_lock_key(self.server_id)])
+        with self._taking:  # one connection takes it: a second one asking for the same lock would wait forever
+            if self._alive is None:
+                self._alive = psycopg.connect(self.database.url, autocommit=True)
+                self._alive.execute("SELECT pg_advisory_lock(%s)", [_lock_key(self.server_id)])
 
     @off_the_event_loop
     def begin(self, scope: str, conversation_id: str, prompt: str, model: str) -> str:
