@@ -18,6 +18,7 @@ from pydantic_ai.conversation import Conversation
 from starlette.middleware import Middleware
 
 from chat.agents import build_chat_agent
+from chat.completions import Completions
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.handoff import HandoffService
@@ -38,6 +39,7 @@ from storage import open_store
 from storage.catalogue import ServerStore
 from ui import ServicesShown, build_demo, launch_options
 from web.content_policy import ImagesFromHereOnly
+from web.openai_api import OpenAICompatibleAPI
 from web.sse import ChatStreamAPI
 from web.visitor_cookie import IssueVisitorCookie
 
@@ -154,13 +156,21 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     stops = StopEverywhere(service.active, service.store, service.journal)
     stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
     api = ChatStreamAPI(service, cookies, default_model=settings.default_model, stops=stops)
+    completions = Completions(
+        build_chat_agent(tools=False),
+        service.store,
+        service.models,
+        request_timeout=settings.request_timeout,
+        active=service.active,  # one set of limits, one Stop, one drain for every route
+    )
+    openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model)
     middleware = [
         Middleware(IssueVisitorCookie, cookies=cookies),
         Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),
     ]
     demo.launch(
         prevent_thread_lock=True,
-        app_kwargs={"routes": api.router().routes, "middleware": middleware},
+        app_kwargs={"routes": api.router().routes + openai_api.router().routes, "middleware": middleware},
         **launch_options(settings),
         **launch,
     )

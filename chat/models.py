@@ -74,6 +74,10 @@ class ModelResolver:
                 self._models[name] = self._build(name)
             return self._models[name]
 
+    def offered(self) -> list[str]:
+        """The models this server runs, as a client names them."""
+        return model_choices(self._settings)
+
     def check_offered(self, name: str) -> None:
         """`ModelNotOffered` unless the operator offers `name` (or allows any model)."""
         name = (name or "").strip()
