@@ -23,6 +23,7 @@ from benchmarks.common import Row, Samples, Section, run_as_script
 from benchmarks.load import measure as crowd_measure
 from benchmarks.store import save_cost_at, timed_awaits, turn
 from deploy.local_postgres import LocalPostgres, free_port, missing_reason
+from deploy.scale_out import nginx_program, scaled_out
 
 SAVE_GOAL = 1.5
 SEARCH_GOAL = 1.5
@@ -94,8 +95,6 @@ def postgres_save_rows(url: str, long_turns: int) -> list[Row]:
 
 
 def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pace: float) -> list[Row]:
-    from deploy.scale_out import scaled_out
-
     environment = {
         **os.environ,
         "CHAT_DEMO_DELAY": str(FIRST_TOKEN_DELAY),
@@ -181,7 +180,7 @@ def run(quick: bool) -> Section:
             visitors,
             messages_each,
         )
-        if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        if nginx_program() is not None:
             rows += replica_rows(postgres, crowd, runs, tokens, pace)
         else:
             notes.append("Replica rows skipped: nginx is not installed.")

@@ -78,10 +78,16 @@ def replica(database_url: str, port: int, environment: dict[str, str]) -> Iterat
                 process.kill()
 
 
+def nginx_program() -> str | None:
+    """nginx, on the PATH or where Debian puts it (/usr/sbin, off a non-root PATH); None when not installed."""
+    program = shutil.which("nginx") or "/usr/sbin/nginx"
+    return program if Path(program).exists() else None
+
+
 @contextmanager
 def nginx(replica_ports: list[int], port: int, folder: Path) -> Iterator[subprocess.Popen]:
-    program = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(program).exists():
+    program = nginx_program()
+    if program is None:
         raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "nginx.conf"

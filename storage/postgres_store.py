@@ -19,7 +19,7 @@ from pydantic_ai.messages import ModelMessagesTypeAdapter
 from storage.catalogue import ServerStore, message_text
 from storage.database import off_the_event_loop
 from storage.postgres_catalogue import PostgresCatalogue
-from storage.sqlite_store import entry_from_row
+from storage.sqlite_store import entry_from_row, history_from_rows
 from storage.turn_journal import PostgresTurnJournal
 
 _RECORDS = pydantic.TypeAdapter(ConversationRecord)
@@ -170,9 +170,4 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
                 """,
                 {"head": head_id, "limit": limit},
             ).fetchall()
-        if not rows:
-            raise LookupError(f"no entry {head_id!r}")
-        first_parent = rows[0][1]
-        if first_parent is not None and (limit is None or len(rows) < limit):
-            raise LookupError(f"the history before entry {rows[0][0]!r} is missing")
-        return [entry_from_row(row) for row in rows]
+        return history_from_rows(rows, head_id, limit)

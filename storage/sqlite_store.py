@@ -177,12 +177,17 @@ class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
             """,
             {"head": head_id, "limit": limit},
         ).fetchall()
-        if not rows:
-            raise LookupError(f"no entry {head_id!r}")
-        first_parent = rows[0][1]
-        if first_parent is not None and (limit is None or len(rows) < limit):
-            raise LookupError(f"the history before entry {rows[0][0]!r} is missing")
-        return [entry_from_row(row) for row in rows]
+        return history_from_rows(rows, head_id, limit)
+
+
+def history_from_rows(rows: Sequence[tuple], head_id: str, limit: int | None) -> list[ConversationEntry]:
+    """The entries of a history read oldest first (on either database); `LookupError` where it is cut."""
+    if not rows:
+        raise LookupError(f"no entry {head_id!r}")
+    first_parent = rows[0][1]
+    if first_parent is not None and (limit is None or len(rows) < limit):
+        raise LookupError(f"the history before entry {rows[0][0]!r} is missing")
+    return [entry_from_row(row) for row in rows]
 
 
 def entry_from_row(row: tuple) -> ConversationEntry:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.turns import ChatService
+from deploy.local_postgres import free_port
 from server import build_app, serve
 
 
@@ -31,12 +31,6 @@ class RunningApp:
 def visitor_token(label: str) -> str:
     """An API caller's owner token (at least 128 random bits), readable in a failing test's output."""
     return f"{label}-{secrets.token_urlsafe(16)}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

@@ -19,15 +19,14 @@ import pytest
 from gradio_client import Client
 
 from deploy.local_postgres import free_port, missing_reason
+from deploy.scale_out import nginx_program
 from tests.apps import visitor_token
 from tests.test_replicas import AnswerInBackground, chat
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
-    pytest.mark.skipif(
-        shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="nginx is not installed"
-    ),
+    pytest.mark.skipif(nginx_program() is None, reason="nginx is not installed"),
     pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason())),
 ]
 
@@ -117,7 +116,7 @@ def test_the_runners_nginx_config_is_deploy_nginx_conf_with_local_replicas_and_n
     assert "listen 127.0.0.1:41999;" in config and "hash $sticky_key consistent;" in config
     (tmp_path / "nginx.conf").write_text(config)
     checked = subprocess.run(
-        [shutil.which("nginx") or "/usr/sbin/nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        [nginx_program(), "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
         capture_output=True,
         text=True,
         check=False,

@@ -15,11 +15,7 @@ from pydantic_ai.usage import RunUsage
 from storage.catalogue import CataloguedStore
 from storage.memory_store import MemoryConversationStore
 from storage.sqlite_store import SQLiteConversationStore
-
-try:
-    from storage.postgres_store import PostgresConversationStore
-except ImportError:  # no psycopg: the postgresql cases skip
-    PostgresConversationStore = type(None)
+from tests.databases import query
 
 pytestmark = pytest.mark.anyio
 
@@ -161,10 +157,7 @@ def stored_messages(store) -> int:
     """Messages the store still holds on disk (or in memory), whoever they belonged to."""
     if isinstance(store, InMemoryConversationStore):
         return len(store._entries)
-    if isinstance(store, PostgresConversationStore):
-        with store.read() as connection:
-            return connection.execute("SELECT count(*) FROM entries").fetchone()[0]
-    return store.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+    return query(store, "SELECT count(*) FROM entries")[0][0]
 
 
 async def fork_chain(store) -> dict[str, list[str]]:
