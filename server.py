@@ -41,6 +41,7 @@ from ui import ServicesShown, build_demo, launch_options
 from web.content_policy import ImagesFromHereOnly
 from web.openai_api import OpenAICompatibleAPI
 from web.sse import ChatStreamAPI
+from web.vercel_ai import VercelAIChatAPI
 from web.visitor_cookie import IssueVisitorCookie
 
 log = logging.getLogger(__name__)
@@ -164,13 +165,15 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
         active=service.active,  # one set of limits, one Stop, one drain for every route
     )
     openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model)
+    vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model)
+    routes = api.router().routes + openai_api.router().routes + vercel_ai.router().routes
     middleware = [
         Middleware(IssueVisitorCookie, cookies=cookies),
         Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),
     ]
     demo.launch(
         prevent_thread_lock=True,
-        app_kwargs={"routes": api.router().routes + openai_api.router().routes, "middleware": middleware},
+        app_kwargs={"routes": routes, "middleware": middleware},
         **launch_options(settings),
         **launch,
     )

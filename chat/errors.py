@@ -51,7 +51,8 @@ class TooManyRunning(PromptRejected):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"You already have {limit} answers being written, the most one visitor can run at once here. "
+            f"You already have {limit} {'answer' if limit == 1 else 'answers'} being written, the most one visitor "
+            "can run at once here. "
             "Wait for one to end or stop one, then send again."
         )
 

@@ -154,6 +154,10 @@ class ChatService(RunService):
         """Whether this owner has a chat of this id; anyone else's is exactly like one that does not exist."""
         return bool(owner) and await self.store.session(conversation_id, owner) is not None
 
+    async def is_unused_id(self, conversation_id: str) -> bool:
+        """Whether no one has a conversation of this id, for clients that name their new chats themselves."""
+        return await self.store.read_record(conversation_id) is None
+
     async def available_tools(self) -> list[tuple[str, str]]:
         """The tools a turn offers the model, each with what it does: the chat's own and the MCP servers'."""
         own = [(name, tool.description or "") for name, tool in chat_tools().tools.items()]
@@ -178,6 +182,7 @@ class ChatService(RunService):
         address: str | None = None,
         tag: str | None = None,
         time_zone: str | None = None,
+        keep_running_when_left: bool = True,
     ) -> AsyncIterator[TurnUpdate]:
         """Stream one turn's updates, coalesced to at most one per `min_update_interval`; the last is final.
 
@@ -186,6 +191,9 @@ class ChatService(RunService):
         `address`: the client's network address, for the per-address limit. `tag`: the run's `LiveRun.tag`,
         for a caller that names the run to its client before the first update (the SSE API's event ids).
         `time_zone`: the visitor's, as their browser names it, for the tools (an unknown name is ignored).
+        `keep_running_when_left`: a reader who leaves (a reloaded page, a dropped SSE client) does not stop
+        the answer: it goes on, is saved whole, and the reader who comes back picks it up (`follow`). Off
+        for clients whose only Stop is leaving (the AI SDK's `stop()` aborts its request).
         """
         try:
             owner = _required(owner)
@@ -226,9 +234,7 @@ class ChatService(RunService):
                 subject=prompt,
                 tag=tag,
                 address=address,
-                # A page reloaded or switched away, an SSE client gone: the answer goes on and is saved
-                # whole, and the reader who comes back picks it up (`follow`). Only Stop stops it.
-                keep_running_when_left=True,
+                keep_running_when_left=keep_running_when_left,
                 min_update_interval=self.update_interval,
                 clock=self._clock,
             )

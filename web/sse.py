@@ -8,50 +8,30 @@ conversation id alone grants nothing: someone else's answers 404, exactly like o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
 import secrets
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.approvals import APPROVE, DENY
-from chat.errors import (
-    ConversationBusy,
-    PromptRejected,
-    ServerClosing,
-    StorageFull,
-    TooManyRunning,
-    TooManyStarts,
-    describe_failure,
-)
 from chat.identity import (
-    COOKIE_NAME,
-    TIME_ZONE_COOKIE,
-    TIME_ZONE_HEADER,
-    MalformedOwner,
     VisitorCookie,
-    checked_owner,
-    client_address,
     new_visitor_id,
-    visitor,
 )
-from chat.models import ModelNotOffered
 from chat.runs import RunStatus
-from chat.steps import THINKING, Step
+from chat.steps import Step
 from chat.stop_everywhere import StopEverywhere
 from chat.turns import ChatService
+from web.turn_events import step_changes, usage_summary, with_keep_alive
+from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, caller, start_turn
 
-OWNER_HEADER = "x-chat-owner"
 KEEP_ALIVE_SECONDS = 1.0
 DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
 
@@ -139,15 +119,9 @@ class ChatStreamAPI:
         return JSONResponse({"stopped": await self.stops.stop(owner, conversation_id)})
 
     def _owner(self, request: Request) -> str | JSONResponse:
-        """The visitor: their `X-Chat-Owner` token, else the browser's signed cookie; else the error to send."""
-        try:
-            token = checked_owner(request.headers.get(OWNER_HEADER))
-        except MalformedOwner as malformed:
-            return _error(400, str(malformed))
-        owner = visitor(token or self.cookies.verify(request.cookies.get(COOKIE_NAME)))
-        if not owner:
-            return _error(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
-        return owner
+        """The visitor (`turn_start.caller`), else the error to send."""
+        owner = caller(request, self.cookies)
+        return _error(owner.status, owner.message) if isinstance(owner, Refusal) else owner
 
     async def new_session(self) -> JSONResponse:
         """An owner token of the server's making for an API client: keep it, it is your key to your chats."""
@@ -163,43 +137,13 @@ class ChatStreamAPI:
         last_event_id = request.headers.get("last-event-id")
         if last_event_id:  # a client coming back for the rest: nothing new is sent to the model
             return self._resume(owner, last_event_id)
-        try:
-            message = self.service.check_prompt(body.message)
-        except PromptRejected as rejected:
-            return _error(400 if not (body.message or "").strip() else 413, str(rejected))
-        model_name = body.model or self.default_model
-        try:  # the operator's choices, checked before anything is stored or any provider is asked
-            self.service.check_context(body.context)
-            self.service.models.check_offered(model_name)
-        except (PromptRejected, ModelNotOffered) as not_offered:
-            return _error(400, describe_failure(not_offered, model_name))
-        conversation_id = body.conversation_id or str(uuid.uuid4())
-        address = client_address(request)
-        await self.service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
-        try:  # refused now with a status a client can act on; the run checks again as it starts
-            await self.service.active.check_can_start(owner, conversation_id, address)
-        except ServerClosing as closing:  # draining for a restart: come back in a moment
-            return _error(503, str(closing), headers={"Retry-After": "10"})
-        except (TooManyRunning, TooManyStarts) as too_many:
-            return _error(429, str(too_many), headers={"Retry-After": str(too_many.retry_after_seconds)})
-        except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
-            return _error(409, str(busy))
-        except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
-            return _error(507, str(full))
-        if body.conversation_id and not await self.service.has_conversation(owner, conversation_id):
-            return _error(404, "No such conversation.")
-        place = StreamPlace(conversation_id, secrets.token_hex(4), 0)
-        updates = self.service.run_turn(
-            owner,
-            conversation_id,
-            message,
-            model_name,
-            body.context,
-            address=address,
-            tag=place.tag,
-            time_zone=request.headers.get(TIME_ZONE_HEADER) or request.cookies.get(TIME_ZONE_COOKIE),
-        )
-        return _event_stream(self._events(updates, place, announce=True))
+        tag = secrets.token_hex(4)
+        ask = TurnAsk(body.message, body.conversation_id, body.model, body.context)
+        started = await start_turn(self.service, request, owner, ask, self.default_model, tag=tag)
+        if isinstance(started, Refusal):
+            return _error(started.status, started.message, started.headers)
+        conversation_id, updates = started
+        return _event_stream(self._events(updates, StreamPlace(conversation_id, tag, 0), announce=True))
 
     def _resume(self, owner: str, last_event_id: str) -> Response:
         """The rest of a turn from the event a client last read: running, or ended less than a minute ago."""
@@ -218,25 +162,16 @@ class ChatStreamAPI:
         Each event's id is where the reader is: a client that reconnects with it as `Last-Event-ID` gets
         the text after it. Leaving does not stop the turn: it runs on, is saved, and can be resumed."""
         conversation_id, offset = place.conversation_id, place.offset or 0
-        pending: asyncio.Future[Any] | None = None
         steps_sent: dict[str, Step] = {}
-        try:
+        async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
             if announce:
                 start = json.dumps({"conversation_id": conversation_id})
                 yield sse_event("start", start, place.at(offset), retry=RETRY_MILLISECONDS)
-            while True:
-                pending = asyncio.ensure_future(updates.__anext__())
-                while not pending.done():
-                    done, _ = await asyncio.wait({pending}, timeout=KEEP_ALIVE_SECONDS)
-                    if not done:
-                        yield ": keep-alive\n\n"
-                try:
-                    update = pending.result()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    pending = None
-                for name, data in _step_events(update.steps, steps_sent):
+            async for update in paced:
+                if update is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                for name, data in step_changes(update.steps, steps_sent):
                     yield sse_event(name, json.dumps(data, ensure_ascii=False), place.at(offset))
                 fresh = update.text[offset:]
                 if fresh.endswith("\r") and not update.final:
@@ -248,18 +183,13 @@ class ChatStreamAPI:
                     yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), place.at(None))
                     return
                 if update.final:
-                    done = {"conversation_id": conversation_id, "status": update.status.value, "usage": _usage(update)}
+                    done = {
+                        "conversation_id": conversation_id,
+                        "status": update.status.value,
+                        "usage": usage_summary(update),
+                    }
                     yield sse_event("done", json.dumps(done, ensure_ascii=False), place.at(None))
                     return
-        finally:
-            # A client that went away only stops reading: the turn runs on in its own task. Starlette
-            # cancels this generator's scope, so the clean-up is shielded from it.
-            with anyio.CancelScope(shield=True):
-                if pending is not None:
-                    pending.cancel()
-                    with contextlib.suppress(BaseException):
-                        await pending
-                await updates.aclose()
 
 
 END = "end"
@@ -290,45 +220,6 @@ class StreamPlace:
         if not (conversation_id and tag and (offset == END or offset.isascii() and offset.isdigit())):
             return None
         return cls(conversation_id, tag, None if offset == END else int(offset))
-
-
-def _step_events(steps: tuple[Step, ...], sent: dict[str, Step]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The events for what changed in the agent's steps since `sent` (which is brought up to date)."""
-    for step in steps:
-        before = sent.get(step.id)
-        sent[step.id] = step
-        if step.kind == THINKING:
-            grown = step.text[len(before.text) if before else 0 :]
-            if grown:
-                yield "thinking", {"id": step.id, "delta": grown}
-            continue
-        if before is None:
-            yield "tool_call", {"id": step.id, "tool": step.tool, "arguments": _json_or_text(step.text)}
-        if step.awaiting_approval and not (before is not None and before.awaiting_approval):
-            # Answered like the page's buttons: send "Approve" or "Deny" as the next message in this chat.
-            yield "approval", {"id": step.id, "tool": step.tool, "options": [APPROVE, DENY]}
-        if step.done and not (before is not None and before.done):
-            result = {"id": step.id, "tool": step.tool, "result": step.result, "error": step.error}
-            yield "tool_result", {**result, "seconds": step.seconds}
-
-
-def _json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:  # arguments the model broke: passed on as it sent them
-        return text
-
-
-def _usage(update: Any) -> dict[str, Any] | None:
-    stats = update.stats
-    if stats is None:
-        return None
-    return {
-        "requests": stats.requests,
-        "input_tokens": stats.input_tokens,
-        "output_tokens": stats.output_tokens,
-        "estimated": stats.estimated,
-    }
 
 
 def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:

@@ -1,0 +1,140 @@
+"""What every streaming route does before a chat turn streams: who is asking, and may this turn start now.
+
+The SSE API, the Vercel AI route and the AG-UI route all run the page's own turn (`ChatService.run_turn`:
+the same store, titles, context policy, limits, Stop and journal); they differ only in how they speak.
+Each turns a `Refusal` into its protocol's error, with the status a client can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from chat.errors import (
+    ConversationBusy,
+    PromptRejected,
+    ServerClosing,
+    StorageFull,
+    TooManyRunning,
+    TooManyStarts,
+    describe_failure,
+)
+from chat.identity import (
+    COOKIE_NAME,
+    TIME_ZONE_COOKIE,
+    TIME_ZONE_HEADER,
+    MalformedOwner,
+    VisitorCookie,
+    checked_owner,
+    client_address,
+    visitor,
+)
+from chat.models import ModelNotOffered
+from chat.turns import ChatService, TurnUpdate
+
+OWNER_HEADER = "x-chat-owner"
+NO_SUCH_CONVERSATION = "No such conversation."
+_CLIENT_NAMED_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+    retry_after: int | None = None
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return None if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+@dataclass(frozen=True)
+class TurnAsk:
+    message: str | None
+    conversation_id: str | None = None
+    model: str | None = None
+    context: str | None = None
+    shown_prompts: Sequence[str] | None = None
+    """The prompts the client shows before this one; the stored conversation is cut back to them (an
+    edited or regenerated message). None: the client shows the whole stored conversation."""
+
+
+def caller(request: Request, cookies: VisitorCookie) -> str | Refusal:
+    """The visitor: their `X-Chat-Owner` token, else the browser's signed cookie."""
+    try:
+        token = checked_owner(request.headers.get(OWNER_HEADER))
+    except MalformedOwner as malformed:
+        return Refusal(400, str(malformed))
+    owner = visitor(token or cookies.verify(request.cookies.get(COOKIE_NAME)))
+    if not owner:
+        return Refusal(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
+    return owner
+
+
+async def start_turn(
+    service: ChatService,
+    request: Request,
+    owner: str,
+    ask: TurnAsk,
+    default_model: str,
+    *,
+    client_names_new: bool = False,
+    tag: str | None = None,
+    stop_when_left: bool = False,
+) -> tuple[str, AsyncIterator[TurnUpdate]] | Refusal:
+    """The conversation id and the turn's updates, or why it cannot start (checked before anything is stored
+    or any provider is asked; the run checks the limits again as it starts).
+
+    `client_names_new`: an unknown id starts a new conversation of that id (the AI SDK and AG-UI name their
+    chats themselves); else it is a 404 and a missing id starts a new one. Someone else's id is a 404
+    either way, exactly like one that does not exist. `stop_when_left`: a client that goes away stops the
+    turn, as Stop does (for protocols whose only Stop is closing the stream); else it runs on to its end.
+    """
+    try:
+        message = service.check_prompt(ask.message)
+    except PromptRejected as rejected:
+        return Refusal(400 if not (ask.message or "").strip() else 413, str(rejected))
+    model_name = ask.model or default_model
+    try:
+        service.check_context(ask.context)
+        service.models.check_offered(model_name)
+    except (PromptRejected, ModelNotOffered) as not_offered:
+        return Refusal(400, describe_failure(not_offered, model_name))
+    if ask.conversation_id is not None and client_names_new and not _CLIENT_NAMED_ID.fullmatch(ask.conversation_id):
+        return Refusal(400, "A conversation id is 1 to 128 letters, digits, '.', '_' or '-'.")
+    conversation_id = ask.conversation_id or str(uuid.uuid4())
+    address = client_address(request)
+    await service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
+    try:
+        await service.active.check_can_start(owner, conversation_id, address)
+    except ServerClosing as closing:  # draining for a restart: come back in a moment
+        return Refusal(503, str(closing), retry_after=10)
+    except (TooManyRunning, TooManyStarts) as too_many:
+        return Refusal(429, str(too_many), retry_after=too_many.retry_after_seconds)
+    except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
+        return Refusal(409, str(busy))
+    except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
+        return Refusal(507, str(full))
+    if (
+        ask.conversation_id
+        and not await service.has_conversation(owner, conversation_id)
+        and not (client_names_new and await service.is_unused_id(conversation_id))
+    ):
+        return Refusal(404, NO_SUCH_CONVERSATION)
+    updates = service.run_turn(
+        owner,
+        conversation_id,
+        message,
+        model_name,
+        ask.context,
+        shown_prompts=ask.shown_prompts,
+        address=address,
+        tag=tag,
+        time_zone=request.headers.get(TIME_ZONE_HEADER) or request.cookies.get(TIME_ZONE_COOKIE),
+        keep_running_when_left=not stop_when_left,
+    )
+    return conversation_id, updates

@@ -1,0 +1,213 @@
+"""`POST /api/vercel-ai`: the chat turn as the Vercel AI SDK's UI message stream, for `useChat` and its
+`DefaultChatTransport`; `GET /api/vercel-ai/{id}` gives a stored conversation back as the SDK's messages.
+
+The request is read by pydantic-ai's `VercelAIAdapter` and the answer is written in its chunk types, but the
+turn is the page's own (`ChatService.run_turn`), not the adapter's run: so a chat started here is in the
+visitor's sidebar with its title, continues in the page or over any other route, keeps the context policy,
+the limits and the journal, and a stopped answer is kept and labelled. The AI SDK's `stop()` aborts the
+request, so here a client that leaves stops the turn (the adapter alone would save nothing).
+
+The chat's `id` is the conversation id; the visitor is the same as on the SSE API (`X-Chat-Owner`, else
+the browser's cookie). The messages the client sends are the conversation it shows: the last one, the
+user's, is the prompt, and the user messages before it cut the stored conversation back to them (edit,
+regenerate). `model` and `context` may ride along in the body, as on the SSE API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from pydantic_ai.ui.vercel_ai import VercelAIAdapter
+from pydantic_ai.ui.vercel_ai.request_types import TextUIPart, UIMessage
+from pydantic_ai.ui.vercel_ai.response_types import (
+    BaseChunk,
+    DataChunk,
+    ErrorChunk,
+    FinishChunk,
+    FinishReason,
+    FinishStepChunk,
+    ReasoningDeltaChunk,
+    ReasoningEndChunk,
+    ReasoningStartChunk,
+    StartChunk,
+    StartStepChunk,
+    TextDeltaChunk,
+    TextEndChunk,
+    TextStartChunk,
+    ToolInputAvailableChunk,
+    ToolOutputAvailableChunk,
+    ToolOutputErrorChunk,
+)
+
+from chat.errors import describe_failure
+from chat.identity import VisitorCookie
+from chat.runs import RunStatus
+from chat.steps import Step
+from chat.turns import ChatService, TurnUpdate
+from storage.catalogue import CorruptConversation
+from web.turn_events import step_changes, usage_summary, with_keep_alive
+from web.turn_start import NO_SUCH_CONVERSATION, Refusal, TurnAsk, caller, start_turn
+
+UI_MESSAGE_STREAM_HEADERS = {
+    "x-vercel-ai-ui-message-stream": "v1",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+KEEP_ALIVE_SECONDS = 5.0
+EXAMPLE_PAGE = Path(__file__).resolve().parent.parent / "examples" / "ai-sdk" / "dist"
+"""examples/ai-sdk once built (`npm run build` there): served at /examples/ai-sdk/, on the app's own origin so its
+requests carry the visitor's cookie; until then that address answers 404."""
+FINISH_REASONS: dict[RunStatus, FinishReason] = {
+    RunStatus.COMPLETED: "stop",
+    RunStatus.CUT: "length",
+    RunStatus.STOPPED: "other",
+    RunStatus.FAILED: "error",
+}
+
+
+def _refused(refusal: Refusal) -> Response:
+    # The AI SDK shows a failed response's body as the error's message: plain text reads best there.
+    return PlainTextResponse(refusal.message, status_code=refusal.status, headers=refusal.headers)
+
+
+def text_of(message: UIMessage) -> str:
+    return "".join(part.text for part in message.parts if isinstance(part, TextUIPart))
+
+
+def turn_ask(chat_id: str, messages: Sequence[UIMessage], extra: dict[str, Any]) -> TurnAsk | Refusal:
+    """What the client asks: the last message (the user's) is the prompt; the earlier user messages are
+    what it shows of the conversation."""
+    if not messages or messages[-1].role != "user":
+        return Refusal(400, "The last message must be the user's.")
+    model, context = extra.get("model"), extra.get("context")
+    if not isinstance(model, str | None) or not isinstance(context, str | None):
+        return Refusal(400, "`model` and `context` are names (strings).")
+    shown = [text_of(message) for message in messages[:-1] if message.role == "user"]
+    return TurnAsk(text_of(messages[-1]), chat_id, model, context, shown_prompts=shown)
+
+
+class VercelAIChatAPI:
+    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
+        self.service = service
+        self.cookies = cookies
+        self.default_model = default_model
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/api/vercel-ai", self.chat, methods=["POST"], response_model=None)
+        router.add_api_route("/api/vercel-ai/{conversation_id}", self.messages, methods=["GET"], response_model=None)
+        router.mount("/examples/ai-sdk", StaticFiles(directory=EXAMPLE_PAGE, html=True, check_dir=False))
+        return router
+
+    async def chat(self, request: Request) -> Response:
+        owner = caller(request, self.cookies)
+        if isinstance(owner, Refusal):
+            return _refused(owner)
+        try:
+            body = VercelAIAdapter.build_run_input(await request.body())
+        except ValidationError:
+            return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
+        ask = turn_ask(body.id, body.messages, body.model_extra or {})
+        if isinstance(ask, Refusal):
+            return _refused(ask)
+        tag = secrets.token_hex(4)
+        started = await start_turn(
+            self.service, request, owner, ask, self.default_model, client_names_new=True, tag=tag, stop_when_left=True
+        )
+        if isinstance(started, Refusal):
+            return _refused(started)
+        conversation_id, updates = started
+        chunks = ui_message_chunks(updates, conversation_id, f"msg-{tag}")
+        return StreamingResponse(_encoded(chunks), media_type="text/event-stream", headers=UI_MESSAGE_STREAM_HEADERS)
+
+    async def messages(self, request: Request, conversation_id: str) -> Response:
+        """The stored conversation as the AI SDK's `UIMessage`s, to open it in `useChat({id, messages})`."""
+        owner = caller(request, self.cookies)
+        if isinstance(owner, Refusal):
+            return _refused(owner)
+        if not await self.service.has_conversation(owner, conversation_id):
+            return _refused(Refusal(404, NO_SUCH_CONVERSATION))
+        try:
+            stored = await self.service.load_messages(owner, conversation_id)
+        except CorruptConversation as damaged:
+            return _refused(Refusal(409, describe_failure(damaged, self.default_model)))
+        dumped = VercelAIAdapter.dump_messages(stored)
+        return JSONResponse([message.model_dump(mode="json", by_alias=True, exclude_none=True) for message in dumped])
+
+
+async def ui_message_chunks(
+    updates: AsyncIterator[TurnUpdate], conversation_id: str, message_id: str
+) -> AsyncIterator[BaseChunk | None]:
+    """The turn as UI message stream chunks (None: nothing new for a while, keep the connection alive).
+
+    Thinking becomes reasoning, tool calls and results become tool parts, an approval the agent waits for a
+    `data-approval` part (answered by sending "Approve" or "Deny"), a failure an `error` chunk; the finish
+    chunk's metadata says how the turn ended, in which conversation, with its usage.
+    """
+    text_id, offset, reasoning_open = f"text-{message_id}", 0, set[str]()
+    steps_sent: dict[str, Step] = {}
+    async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
+        yield StartChunk(message_id=message_id, message_metadata={"conversationId": conversation_id})
+        yield StartStepChunk()
+        async for update in paced:
+            if update is None:
+                yield None
+                continue
+            for name, data in step_changes(update.steps, steps_sent):
+                for chunk in _step_chunks(name, data, reasoning_open):
+                    yield chunk
+            fresh = update.text[offset:]
+            if fresh:
+                for reasoning_id in reasoning_open:
+                    yield ReasoningEndChunk(id=reasoning_id)
+                reasoning_open.clear()
+                if offset == 0:
+                    yield TextStartChunk(id=text_id)
+                offset += len(fresh)
+                yield TextDeltaChunk(id=text_id, delta=fresh)
+            if not update.final:
+                continue
+            for reasoning_id in reasoning_open:
+                yield ReasoningEndChunk(id=reasoning_id)
+            if offset:
+                yield TextEndChunk(id=text_id)
+            if update.status is RunStatus.FAILED:
+                yield ErrorChunk(error_text=update.error or "The answer failed.")
+            yield FinishStepChunk()
+            metadata = {
+                "conversationId": conversation_id,
+                "status": update.status.value,
+                "usage": usage_summary(update),
+            }
+            yield FinishChunk(finish_reason=FINISH_REASONS.get(update.status), message_metadata=metadata)
+            return
+
+
+def _step_chunks(name: str, data: dict[str, Any], reasoning_open: set[str]) -> list[BaseChunk]:
+    step_id = data["id"]
+    if name == "thinking":
+        opened = [] if step_id in reasoning_open else [ReasoningStartChunk(id=step_id)]
+        reasoning_open.add(step_id)
+        return [*opened, ReasoningDeltaChunk(id=step_id, delta=data["delta"])]
+    if name == "tool_call":
+        return [ToolInputAvailableChunk(tool_call_id=step_id, tool_name=data["tool"], input=data["arguments"])]
+    if name == "approval":
+        return [DataChunk(type="data-approval", id=step_id, data={"tool": data["tool"], "options": data["options"]})]
+    if data["error"]:
+        return [ToolOutputErrorChunk(tool_call_id=step_id, error_text=data["error"])]
+    return [ToolOutputAvailableChunk(tool_call_id=step_id, output=data["result"])]
+
+
+async def _encoded(chunks: AsyncIterator[BaseChunk | None]) -> AsyncIterator[str]:
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            yield ": keep-alive\n\n" if chunk is None else f"data: {chunk.encode(5)}\n\n"
+        yield "data: [DONE]\n\n"
