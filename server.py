@@ -38,6 +38,7 @@ from chat.turns import ChatService
 from storage import open_store
 from storage.catalogue import ServerStore
 from ui import ServicesShown, build_demo, launch_options
+from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly
 from web.openai_api import OpenAICompatibleAPI
 from web.sse import ChatStreamAPI
@@ -166,7 +167,8 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     )
     openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model)
     vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model)
-    routes = api.router().routes + openai_api.router().routes + vercel_ai.router().routes
+    ag_ui = AGUIChatAPI(service, cookies, default_model=settings.default_model)
+    routes = [*api.router().routes, *openai_api.router().routes, *vercel_ai.router().routes, *ag_ui.router().routes]
     middleware = [
         Middleware(IssueVisitorCookie, cookies=cookies),
         Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),

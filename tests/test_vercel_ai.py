@@ -101,6 +101,17 @@ def test_an_answer_streams_as_ui_message_chunks_and_lands_in_the_sidebar(app):
     assert history[1]["parts"][-1]["text"] == answer_of(chunks)
 
 
+def test_a_tool_call_arrives_as_tool_input_and_output_before_the_text(app):
+    chunks = chunks_of(ask(app, new_owner(), chat_request(new_chat_id(), "Сколько будет 19 * 23?")).text)
+    kinds = [chunk["type"] for chunk in chunks]
+    assert kinds.index("tool-input-available") < kinds.index("tool-output-available") < kinds.index("text-start")
+    call = chunks[kinds.index("tool-input-available")]
+    result = chunks[kinds.index("tool-output-available")]
+    assert call["toolName"] == "calculate" and call["input"] == {"expression": "19 * 23"}
+    assert result["toolCallId"] == call["toolCallId"] and result["output"] == "437"
+    assert "437" in answer_of(chunks)
+
+
 def test_a_chat_goes_on_over_the_sse_api_and_back(app):
     owner, chat_id = new_owner(), new_chat_id()
     first = answer_of(chunks_of(ask(app, owner, chat_request(chat_id, "我叫陈静，今年47岁。")).text))

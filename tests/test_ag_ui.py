@@ -1,0 +1,143 @@
+"""The AG-UI route (`/api/ag-ui`) on the real server, every event checked against the `ag-ui-protocol` types;
+a thread started here goes on over the Vercel AI route and is in the visitor's sidebar."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+from ag_ui.core import Event, EventType
+from pydantic import TypeAdapter
+from pydantic_ai.messages import ModelResponse
+
+from chat.config import Settings
+from chat.endings import END_KEY, STOPPED
+from tests.apps import running_app
+from tests.test_vercel_ai import answer_of, chat_request, chunks_of, new_chat_id, new_owner, sessions_of, stored
+
+EVENTS = TypeAdapter(Event)
+
+
+@pytest.fixture(scope="module")
+def app():
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=100, warm_up=False)
+    with running_app(settings) as served:
+        yield served
+
+
+def run_input(thread_id: str, *texts: str, **forwarded) -> dict:
+    """AG-UI's RunAgentInput for a thread showing `texts`, alternately the user's and the assistant's."""
+    roles = ["user", "assistant"]
+    messages = [{"id": secrets.token_hex(6), "role": roles[i % 2], "content": text} for i, text in enumerate(texts)]
+    return {
+        "threadId": thread_id,
+        "runId": secrets.token_hex(8),
+        "messages": messages,
+        "state": None,
+        "tools": [],
+        "context": [],
+        "forwardedProps": forwarded,
+    }
+
+
+def run(app, owner: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{app.url}api/ag-ui", json=body, headers={"x-chat-owner": owner}, timeout=60)
+
+
+def events_of(body: str) -> list:
+    """Every event, validated as the protocol's own types say (an unknown or malformed one fails here)."""
+    lines = [line[len("data: ") :] for line in body.splitlines() if line.startswith("data: ")]
+    return [EVENTS.validate_json(line) for line in lines]
+
+
+def text_of(events: list) -> str:
+    return "".join(event.delta for event in events if event.type == EventType.TEXT_MESSAGE_CONTENT)
+
+
+def test_a_run_streams_protocol_events_and_lands_in_the_sidebar(app):
+    owner, thread = new_owner(), new_chat_id()
+    body = run_input(thread, "My name is Kwame, I am 29")
+    response = run(app, owner, body)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = events_of(response.text)
+    kinds = [event.type for event in events]
+    assert kinds[:2] == [EventType.RUN_STARTED, EventType.TEXT_MESSAGE_START]
+    assert kinds[-2:] == [EventType.TEXT_MESSAGE_END, EventType.RUN_FINISHED]
+    assert events[0].thread_id == events[-1].thread_id == thread and events[-1].run_id == body["runId"]
+    assert events[-1].result["status"] == "completed" and events[-1].outcome.type == "success"
+    assert "Kwame" in text_of(events)
+    assert {event.message_id for event in events if hasattr(event, "delta")} == {events[1].message_id}
+    assert [(s.conversation_id, s.title) for s in sessions_of(app, owner)] == [(thread, "My name is Kwame, I am 29")]
+
+
+def test_a_tool_call_arrives_as_tool_call_events_before_the_answer(app):
+    events = events_of(run(app, new_owner(), run_input(new_chat_id(), "Quanto fa 37 * 6?")).text)
+    kinds = [event.type for event in events]
+    start = kinds.index(EventType.TOOL_CALL_START)
+    assert kinds[start : start + 4] == [
+        EventType.TOOL_CALL_START,
+        EventType.TOOL_CALL_ARGS,
+        EventType.TOOL_CALL_END,
+        EventType.TOOL_CALL_RESULT,
+    ]
+    call, arguments, _, result = events[start : start + 4]
+    assert call.tool_call_name == "calculate" and json.loads(arguments.delta) == {"expression": "37 * 6"}
+    assert result.tool_call_id == call.tool_call_id and result.content == "222"
+    assert kinds.index(EventType.TOOL_CALL_RESULT) < kinds.index(EventType.TEXT_MESSAGE_START)
+    assert "222" in text_of(events)
+
+
+def test_a_thread_goes_on_over_the_vercel_ai_route(app):
+    owner, thread = new_owner(), new_chat_id()
+    first = text_of(events_of(run(app, owner, run_input(thread, "我叫周敏，今年56岁。")).text))
+    over_vercel = ask_vercel(app, owner, chat_request(thread, "我叫周敏，今年56岁。", first, "我今年几岁？"))
+    assert "56" in answer_of(chunks_of(over_vercel.text))
+    again = events_of(
+        run(app, owner, run_input(thread, "我叫周敏，今年56岁。", first, "我今年几岁？", "…", "我叫什么？")).text
+    )
+    assert "周敏" in text_of(again)
+    assert len(stored(app, owner, thread)) == 6
+
+
+def ask_vercel(app, owner: str, body: dict) -> httpx.Response:
+    return httpx.post(f"{app.url}api/vercel-ai", json=body, headers={"x-chat-owner": owner}, timeout=60)
+
+
+def test_refusals_are_statuses_with_a_sentence_and_nobody_reaches_another_thread(app):
+    owner, thread = new_owner(), new_chat_id()
+    run(app, owner, run_input(thread, "My name is Siobhán"))
+    stranger = run(app, new_owner(), run_input(thread, "what is my name?"))
+    assert stranger.status_code == 404 and "Siobhán" not in stranger.text
+    cases = {
+        "no owner": (httpx.post(f"{app.url}api/ag-ui", json=run_input(new_chat_id(), "hi")), 401),
+        "not AG-UI": (run(app, owner, {"messages": "hi"}), 400),
+        "assistant last": (run(app, owner, run_input(new_chat_id(), "hi", "hello!")), 400),
+        "unknown model": (run(app, owner, run_input(new_chat_id(), "hi", model="o9-max")), 400),
+        "too long": (run(app, owner, run_input(new_chat_id(), "ж" * 50_000)), 413),
+    }
+    for case, (response, status) in cases.items():
+        assert response.status_code == status, case
+        assert response.json()["error"] and "Traceback" not in response.text, case
+    assert len(stored(app, owner, thread)) == 2
+
+
+def test_an_aborted_run_stops_the_answer_and_keeps_its_part(app):
+    owner, thread = new_owner(), new_chat_id()
+    seen = ""
+    with httpx.Client(timeout=60) as http:
+        body = run_input(thread, "count to 6000")
+        with http.stream("POST", f"{app.url}api/ag-ui", json=body, headers={"x-chat-owner": owner}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: ") and "TEXT_MESSAGE_CONTENT" in line:
+                    seen += json.loads(line[len("data: ") :])["delta"]
+                if len(seen) > 40:
+                    break
+    deadline = time.monotonic() + 30
+    while app.service.active.is_running(owner, thread) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answer = stored(app, owner, thread)[-1]
+    assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
+    assert answer.metadata[END_KEY] == STOPPED and answer.parts[0].content.startswith(seen)

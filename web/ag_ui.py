@@ -1,0 +1,202 @@
+"""`POST /api/ag-ui`: the chat turn as AG-UI events, for CopilotKit and other agent front ends.
+
+As on the Vercel AI route (web/vercel_ai.py), the request is read by pydantic-ai's `AGUIAdapter` and the
+events are the `ag-ui-protocol` types, but the turn is the page's own (`ChatService.run_turn`): the thread
+is the conversation (in the visitor's sidebar, continued from any route), the messages the client sends
+are what it shows (the last, the user's, is the prompt; the user messages before it cut the stored chat
+back to them), and a client that aborts the request stops the answer, which is kept and labelled.
+`forwardedProps` may carry `model` and `context`, as the SSE API's body does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ag_ui.core import (
+    BaseEvent,
+    CustomEvent,
+    Message,
+    ReasoningEndEvent,
+    ReasoningMessageContentEvent,
+    ReasoningMessageEndEvent,
+    ReasoningMessageStartEvent,
+    ReasoningStartEvent,
+    RunErrorEvent,
+    RunFinishedEvent,
+    RunStartedEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
+from ag_ui.encoder import EventEncoder
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from pydantic_ai.ui.ag_ui import AGUIAdapter
+
+from chat.identity import VisitorCookie
+from chat.runs import RunStatus
+from chat.steps import Step
+from chat.turns import ChatService, TurnUpdate
+from web.turn_events import step_changes, usage_summary, with_keep_alive
+from web.turn_start import Refusal, TurnAsk, caller, start_turn
+
+KEEP_ALIVE_SECONDS = 5.0
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _refused(refusal: Refusal) -> Response:
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
+
+
+def text_of(message: Message) -> str:
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return content
+    return "".join(getattr(part, "text", "") for part in content or [])
+
+
+def turn_ask(thread_id: str, messages: Sequence[Message], forwarded: Any) -> TurnAsk | Refusal:
+    """What the client asks: its last message, the user's, is the prompt; the user messages before it are
+    what it shows of the thread."""
+    if not messages or messages[-1].role != "user":
+        return Refusal(400, "The last message must be the user's.")
+    props = forwarded if isinstance(forwarded, dict) else {}
+    model, context = props.get("model"), props.get("context")
+    if not isinstance(model, str | None) or not isinstance(context, str | None):
+        return Refusal(400, "`model` and `context` in forwardedProps are names (strings).")
+    shown = [text_of(message) for message in messages[:-1] if message.role == "user"]
+    return TurnAsk(text_of(messages[-1]), thread_id, model, context, shown_prompts=shown)
+
+
+class AGUIChatAPI:
+    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
+        self.service = service
+        self.cookies = cookies
+        self.default_model = default_model
+
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route("/api/ag-ui", self.run, methods=["POST"], response_model=None)
+        return router
+
+    async def run(self, request: Request) -> Response:
+        owner = caller(request, self.cookies)
+        if isinstance(owner, Refusal):
+            return _refused(owner)
+        try:
+            run_input = AGUIAdapter.build_run_input(await request.body())
+        except ValidationError:
+            return _refused(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
+        ask = turn_ask(run_input.thread_id, run_input.messages, run_input.forwarded_props)
+        if isinstance(ask, Refusal):
+            return _refused(ask)
+        started = await start_turn(
+            self.service,
+            request,
+            owner,
+            ask,
+            self.default_model,
+            client_names_new=True,
+            tag=secrets.token_hex(4),
+            stop_when_left=True,
+        )
+        if isinstance(started, Refusal):
+            return _refused(started)
+        _, updates = started
+        encoder = EventEncoder(accept=request.headers.get("accept"))
+        events = ag_ui_events(updates, run_input.thread_id, run_input.run_id)
+        return StreamingResponse(
+            _encoded(events, encoder), media_type=encoder.get_content_type(), headers=STREAM_HEADERS
+        )
+
+
+async def ag_ui_events(
+    updates: AsyncIterator[TurnUpdate], thread_id: str, run_id: str
+) -> AsyncIterator[BaseEvent | None]:
+    """The turn as AG-UI events (None: nothing new for a while, keep the connection alive).
+
+    Thinking becomes a reasoning message, each tool call a tool call with its result, an approval the
+    agent waits for a custom `approval` event (answered by sending "Approve" or "Deny"), a failure a
+    `RUN_ERROR`. `RUN_FINISHED` says how the answer ended (`result.status`, a stopped one `cancelled`)."""
+    message_id, offset, reasoning_open = f"answer-{run_id}", 0, set[str]()
+    steps_sent: dict[str, Step] = {}
+    async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
+        yield RunStartedEvent(thread_id=thread_id, run_id=run_id)
+        async for update in paced:
+            if update is None:
+                yield None
+                continue
+            for name, data in step_changes(update.steps, steps_sent):
+                for event in _step_events(name, data, reasoning_open, message_id):
+                    yield event
+            fresh = update.text[offset:]
+            if fresh:
+                for event in _end_reasoning(reasoning_open):
+                    yield event
+                if offset == 0:
+                    yield TextMessageStartEvent(message_id=message_id, role="assistant")
+                offset += len(fresh)
+                yield TextMessageContentEvent(message_id=message_id, delta=fresh)
+            if not update.final:
+                continue
+            for event in _end_reasoning(reasoning_open):
+                yield event
+            if offset:
+                yield TextMessageEndEvent(message_id=message_id)
+            if update.status is RunStatus.FAILED:
+                yield RunErrorEvent(message=update.error or "The answer failed.", code="turn_failed")
+                return
+            outcome = {"type": "cancelled" if update.status is RunStatus.STOPPED else "success"}
+            result = {"status": update.status.value, "usage": usage_summary(update)}
+            yield RunFinishedEvent(thread_id=thread_id, run_id=run_id, result=result, outcome=outcome)
+            return
+
+
+def _step_events(name: str, data: dict[str, Any], reasoning_open: set[str], message_id: str) -> list[BaseEvent]:
+    step_id = data["id"]
+    if name == "thinking":
+        opened: list[BaseEvent] = []
+        if step_id not in reasoning_open:
+            reasoning_open.add(step_id)
+            opened = [ReasoningStartEvent(message_id=step_id), ReasoningMessageStartEvent(message_id=step_id)]
+        return [*opened, ReasoningMessageContentEvent(message_id=step_id, delta=data["delta"])]
+    if name == "tool_call":
+        arguments = data["arguments"] if isinstance(data["arguments"], str) else json.dumps(data["arguments"])
+        return [
+            ToolCallStartEvent(tool_call_id=step_id, tool_call_name=data["tool"], parent_message_id=message_id),
+            *([ToolCallArgsEvent(tool_call_id=step_id, delta=arguments)] if arguments else []),
+            ToolCallEndEvent(tool_call_id=step_id),
+        ]
+    if name == "approval":
+        return [
+            CustomEvent(
+                name="approval", value={"toolCallId": step_id, "tool": data["tool"], "options": data["options"]}
+            )
+        ]
+    content = data["error"] or data["result"] or ""
+    return [ToolCallResultEvent(message_id=f"result-{step_id}", tool_call_id=step_id, content=content, role="tool")]
+
+
+def _end_reasoning(reasoning_open: set[str]) -> list[BaseEvent]:
+    ended = [
+        event
+        for step_id in sorted(reasoning_open)
+        for event in (ReasoningMessageEndEvent(message_id=step_id), ReasoningEndEvent(message_id=step_id))
+    ]
+    reasoning_open.clear()
+    return ended
+
+
+async def _encoded(events: AsyncIterator[BaseEvent | None], encoder: EventEncoder) -> AsyncIterator[str]:
+    async with contextlib.aclosing(events):
+        async for event in events:
+            yield ": keep-alive\n\n" if event is None else encoder.encode(event)
