@@ -1,8 +1,9 @@
 """OpenAI-style chat completions on the app's agent (issue 18, first slice): what `/v1/chat/completions`
 runs, with nothing of HTTP in it (web/openai_api.py speaks the protocol).
 
-The request's messages become pydantic-ai messages (system, user and assistant turns as `ModelRequest`s
-and `ModelResponse`s), never one prompt glued together; the last user message is the prompt. The run is
+The request's messages become pydantic-ai messages (system, user, assistant and tool messages as
+`ModelRequest`s and `ModelResponse`s with their tool calls and returns), never one prompt glued together;
+the last user message is the prompt. The run is
 one of the app's runs: the same limits per caller (`ActiveTurns`), the same time-out, and a client that
 goes away stops it. Nothing is stored yet, and the agent is the chat agent without its tools (their
 results would need steps the protocol cannot show).
@@ -24,6 +25,8 @@ from pydantic_ai.messages import (
     ModelResponse,
     SystemPromptPart,
     TextPart,
+    ToolCallPart,
+    ToolReturnPart,
     UserPromptPart,
 )
 from pydantic_ai.usage import RunUsage
@@ -43,10 +46,22 @@ class BadCompletionRequest(ValueError):
 
 
 @dataclass(frozen=True)
+class ToolCallIn:
+    id: str
+    name: str
+    arguments: str
+    """As the model wrote them: JSON, usually."""
+
+
+@dataclass(frozen=True)
 class ChatMessageIn:
     role: str
-    """system, developer, user or assistant."""
+    """system, developer, user, assistant or tool."""
     text: str
+    tool_calls: tuple[ToolCallIn, ...] = ()
+    """An assistant message's calls of the client's tools."""
+    tool_call_id: str | None = None
+    """A tool message: the call it answers."""
 
 
 @dataclass(frozen=True)
@@ -63,23 +78,34 @@ class CompletionUpdate:
 
 
 def to_model_messages(messages: Sequence[ChatMessageIn]) -> tuple[list[ModelMessage], str]:
-    """The history as pydantic-ai messages, and the prompt (the last message, which must be the user's)."""
+    """The history as pydantic-ai messages, and the prompt (the last message, which must be the user's).
+
+    An assistant message's tool calls become `ToolCallPart`s and each tool message the `ToolReturnPart` of
+    the call it names, so the model sees the client's tool round trips as they happened."""
     if not messages or messages[-1].role != "user":
         raise BadCompletionRequest("The last message must have the role 'user'.")
     history: list[ModelMessage] = []
     request_parts: list[ModelRequestPart] = []
+    tool_names: dict[str, str] = {}
     for message in messages[:-1]:
         if message.role in ("system", "developer"):
             request_parts.append(SystemPromptPart(message.text))
         elif message.role == "user":
             request_parts.append(UserPromptPart(message.text))
+        elif message.role == "tool":
+            if message.tool_call_id not in tool_names:
+                raise BadCompletionRequest("A tool message must answer a tool call of an earlier assistant message.")
+            name = tool_names[message.tool_call_id]
+            request_parts.append(ToolReturnPart(name, message.text, tool_call_id=message.tool_call_id))
         elif message.role == "assistant":
             if request_parts:
                 history.append(ModelRequest(parts=request_parts))
                 request_parts = []
-            history.append(ModelResponse(parts=[TextPart(message.text)]))
+            calls = [ToolCallPart(call.name, call.arguments, tool_call_id=call.id) for call in message.tool_calls]
+            tool_names.update((call.id, call.name) for call in message.tool_calls)
+            history.append(ModelResponse(parts=[*([TextPart(message.text)] if message.text else []), *calls]))
         else:
-            raise BadCompletionRequest(f"Messages with the role {message.role!r} are not supported here yet.")
+            raise BadCompletionRequest(f"Messages with the role {message.role!r} are not supported.")
     if request_parts:
         history.append(ModelRequest(parts=request_parts))
     return history, messages[-1].text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -11,6 +12,7 @@ import pytest
 
 from chat.config import Settings
 from tests.apps import running_app
+from tests.test_vercel_ai import answer_of, chat_request, chunks_of, sessions_of, stored
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,101 @@ def test_openai_messages_become_pydantic_ai_requests_and_responses_in_order():
     assert [type(p) for p in history[0].parts] == [SystemPromptPart, UserPromptPart]
     assert history[1].parts[0].content == "¡Hola, Íñigo!"
     assert isinstance(history[2].parts[0], SystemPromptPart)
-    with pytest.raises(BadCompletionRequest):
-        to_model_messages([ChatMessageIn("user", "x"), ChatMessageIn("tool", "42"), ChatMessageIn("user", "y")])
+    with pytest.raises(BadCompletionRequest):  # a tool result for no call
+        to_model_messages(
+            [ChatMessageIn("user", "x"), ChatMessageIn("tool", "42", tool_call_id="c9"), ChatMessageIn("user", "y")]
+        )
     with pytest.raises(BadCompletionRequest):
         to_model_messages([ChatMessageIn("user", "x"), ChatMessageIn("assistant", "y")])
+
+
+def test_with_a_conversation_id_the_turns_are_stored_and_go_on_over_other_routes(app):
+    owner, conversation = secrets.token_urlsafe(24), secrets.token_urlsafe(12)
+    headers = {"X-Conversation-Id": conversation, "X-Chat-Owner": owner}
+    client = client_of(app)
+    intro = [{"role": "user", "content": "Меня зовут Ольга, мне 33 года. I'm Olga, I am 33"}]
+    first = client.chat.completions.create(model="demo", messages=intro, extra_headers=headers)
+    assert "Olga" in first.choices[0].message.content
+    # The same visitor on the Vercel AI route, by the same owner token: the chat goes on.
+    later = chat_request(conversation, intro[0]["content"], first.choices[0].message.content, "how old am I?")
+    over_vercel = httpx.post(f"{app.url}api/vercel-ai", json=later, headers={"x-chat-owner": owner}, timeout=60)
+    assert "33" in answer_of(chunks_of(over_vercel.text))
+    # Back on /v1 with the new message alone: the stored conversation is the history.
+    streamed = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "what is my name?"}], stream=True, extra_headers=headers
+    )
+    assert "Olga" in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert len(stored(app, owner, conversation)) == 6
+    assert [s.conversation_id for s in sessions_of(app, owner)] == [conversation]
+
+
+def test_a_stored_conversation_is_the_callers_own_and_its_tools_run(app):
+    conversation, key = secrets.token_urlsafe(12), f"sk-mine-{secrets.token_urlsafe(16)}"
+    mine, theirs = client_of(app, key), client_of(app)
+    headers = {"X-Conversation-Id": conversation}
+    answer = mine.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "Combien font 41 * 17 ?"}], extra_headers=headers
+    )
+    assert "697" in answer.choices[0].message.content
+    owner = "key:" + hashlib.sha256(key.encode()).hexdigest()  # the key is kept only as this hash
+    returns = [p for m in stored(app, owner, conversation) for p in m.parts if p.part_kind == "tool-return"]
+    assert [(r.tool_name, r.content) for r in returns] == [("calculate", "697")]  # the app's tools ran
+    with pytest.raises(openai.NotFoundError) as not_yours:
+        theirs.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "what did I ask?"}], extra_headers=headers
+        )
+    assert not_yours.value.code == "conversation_not_found" and "697" not in str(not_yours.value)
+    with pytest.raises(openai.BadRequestError):
+        mine.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Chat-Owner": "x"}
+        )
+
+
+def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(app):
+    from pydantic_ai.messages import ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
+
+    from chat.completions import ChatMessageIn, ToolCallIn, to_model_messages
+
+    history, prompt = to_model_messages(
+        [
+            ChatMessageIn("user", "Quel temps fait-il à Lyon ?"),
+            ChatMessageIn("assistant", "", (ToolCallIn("call_7", "weather", '{"city": "Lyon"}'),)),
+            ChatMessageIn("tool", "18 °C, nuageux", tool_call_id="call_7"),
+            ChatMessageIn("assistant", "Il fait 18 °C et nuageux."),
+            ChatMessageIn("user", "Et demain ?"),
+        ]
+    )
+    assert prompt == "Et demain ?"
+    assert [type(m) for m in history] == [ModelRequest, ModelResponse, ModelRequest, ModelResponse]
+    [call] = history[1].parts
+    assert isinstance(call, ToolCallPart) and call.args_as_dict() == {"city": "Lyon"} and call.tool_call_id == "call_7"
+    [returned] = history[2].parts
+    assert isinstance(returned, ToolReturnPart) and returned.tool_name == "weather"
+    assert returned.content == "18 °C, nuageux" and returned.tool_call_id == "call_7"
+    # The same over HTTP with the official client: accepted, answered, nothing internal in the way.
+    answer = client_of(app).chat.completions.create(
+        model="demo",
+        messages=[
+            {"role": "user", "content": "Quel temps fait-il à Lyon ?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_7",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Lyon"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_7", "content": "18 °C, nuageux"},
+            {"role": "user", "content": "My name is Léa"},
+        ],
+    )
+    assert "Léa" in answer.choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as orphan:
+        client_of(app).chat.completions.create(
+            model="demo",
+            messages=[{"role": "tool", "tool_call_id": "nope", "content": "1"}, {"role": "user", "content": "hi"}],
+        )
+    assert "tool call" in str(orphan.value)

@@ -5,10 +5,18 @@ base URL `http://host:port/v1`, any key of your own. The bearer key is the calle
 as a hash (`key:<sha256>`): two keys never share anything, and no page visitor or `X-Chat-Owner` token
 can be it (those never contain a colon). Errors are shaped as OpenAI's; limits answer 429 with
 Retry-After, as on every other route. The run itself is chat/completions.py.
+
+With an `X-Conversation-Id` header the turn is the page's own instead (`ChatService.run_turn`, with the
+app's tools): stored in that conversation (new or the caller's own; anyone else's is a 404), with its
+title, so it goes on over any route. The stored conversation is then the history: the request's earlier
+user messages only say what the client shows (an edited or regenerated message branches the stored chat
+back to them); a request with the new message alone goes on from the stored conversation. An `X-Chat-Owner` header, when sent, is the caller instead of the key: the same visitor as
+on `/api/chat`, `/api/vercel-ai` and `/api/ag-ui`, so one conversation continues across all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -19,8 +27,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_ai.usage import RunUsage
 
-from chat.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate
+from chat.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
 from chat.errors import (
     ConversationBusy,
     ServerClosing,
@@ -29,11 +38,14 @@ from chat.errors import (
     TooManyStarts,
     describe_failure,
 )
-from chat.identity import client_address
+from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
+from chat.turns import ChatService, TurnUpdate
+from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, start_turn
 
 MAX_KEY_LENGTH = 512
+CONVERSATION_HEADER = "x-conversation-id"
 
 
 class TextContent(BaseModel):
@@ -41,10 +53,28 @@ class TextContent(BaseModel):
     text: str
 
 
+class OpenAIFunctionCall(BaseModel):
+    name: str
+    arguments: str = ""
+
+
+class OpenAIToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    type: Literal["function"] = "function"
+    function: OpenAIFunctionCall
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextContent] | None = None
+    tool_calls: list[OpenAIToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def to_chat_message(self) -> ChatMessageIn:
+        calls = tuple(ToolCallIn(c.id, c.function.name, c.function.arguments) for c in self.tool_calls or ())
+        return ChatMessageIn(self.role, self.text(), calls, self.tool_call_id)
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -76,18 +106,23 @@ def openai_error(
 
 
 def caller_of(request: Request) -> str | None:
-    """The caller's owner scope from `Authorization: Bearer <key>`, or None without a usable key."""
+    """The caller's owner scope: their `X-Chat-Owner` token when sent, else from `Authorization: Bearer
+    <key>`; None without a usable key (a key is asked for either way, as every OpenAI client sends one).
+
+    `MalformedOwner` for an `X-Chat-Owner` that cannot be one."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > MAX_KEY_LENGTH:
         return None
-    return "key:" + hashlib.sha256(key.encode()).hexdigest()
+    return checked_owner(request.headers.get(OWNER_HEADER)) or "key:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class OpenAICompatibleAPI:
-    def __init__(self, completions: Completions, default_model: str) -> None:
+    def __init__(self, completions: Completions, default_model: str, chat: ChatService | None = None) -> None:
         self.completions = completions
         self.default_model = default_model
+        self.chat = chat
+        """The page's turns, for requests that name a conversation; None: those are refused."""
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -96,8 +131,11 @@ class OpenAICompatibleAPI:
         return router
 
     async def list_models(self, request: Request) -> JSONResponse:
-        if caller_of(request) is None:
-            return _no_key()
+        try:
+            if caller_of(request) is None:
+                return _no_key()
+        except MalformedOwner as malformed:
+            return openai_error(400, str(malformed), kind="invalid_request_error")
         names = self.completions.models.offered()
         return JSONResponse(
             {
@@ -107,7 +145,10 @@ class OpenAICompatibleAPI:
         )
 
     async def chat_completions(self, request: Request) -> JSONResponse | StreamingResponse:
-        owner = caller_of(request)
+        try:
+            owner = caller_of(request)
+        except MalformedOwner as malformed:
+            return openai_error(400, str(malformed), kind="invalid_request_error")
         if owner is None:
             return _no_key()
         try:
@@ -120,6 +161,12 @@ class OpenAICompatibleAPI:
             return openai_error(
                 404, describe_failure(not_offered, body.model), kind="invalid_request_error", code="model_not_found"
             )
+        conversation_id = request.headers.get(CONVERSATION_HEADER)
+        if conversation_id is not None:
+            stored = await self._stored_turn(request, owner, conversation_id, body)
+            if isinstance(stored, JSONResponse):
+                return stored
+            return await self._respond(body, stored)
         address = client_address(request)
         refusal = await self._refusal(owner, address)
         if refusal is not None:
@@ -128,13 +175,42 @@ class OpenAICompatibleAPI:
             updates = self.completions.complete(
                 owner,
                 body.model,
-                [ChatMessageIn(m.role, m.text()) for m in body.messages],
+                [m.to_chat_message() for m in body.messages],
                 max_tokens=body.max_completion_tokens or body.max_tokens,
                 temperature=body.temperature,
                 address=address,
             )
         except BadCompletionRequest as bad:
             return openai_error(400, str(bad), kind="invalid_request_error")
+        return await self._respond(body, updates)
+
+    async def _stored_turn(
+        self, request: Request, owner: str, conversation_id: str, body: ChatCompletionRequest
+    ) -> AsyncIterator[CompletionUpdate] | JSONResponse:
+        """The page's turn in this conversation, as completion updates; or the error to send."""
+        if self.chat is None:
+            return openai_error(
+                400,
+                f"This server does not store conversations from {CONVERSATION_HEADER}.",
+                kind="invalid_request_error",
+            )
+        last = body.messages[-1]
+        if last.role != "user":
+            return openai_error(400, "The last message must have the role 'user'.", kind="invalid_request_error")
+        earlier = [m for m in body.messages[:-1] if m.role != "system"]
+        # Only the new message: the client keeps no history of its own, the stored conversation goes on.
+        shown = [m.text() for m in earlier if m.role == "user"] if earlier else None
+        ask = TurnAsk(last.text(), conversation_id, body.model, shown_prompts=shown)
+        started = await start_turn(
+            self.chat, request, owner, ask, self.default_model, client_names_new=True, stop_when_left=True
+        )
+        if isinstance(started, Refusal):
+            return _refused(started)
+        return _as_completion(started[1])
+
+    async def _respond(
+        self, body: ChatCompletionRequest, updates: AsyncIterator[CompletionUpdate]
+    ) -> JSONResponse | StreamingResponse:
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -152,7 +228,11 @@ class OpenAICompatibleAPI:
                 "created": created,
                 "model": body.model,
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": last.text}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": last.text},
+                        "finish_reason": _finish_reason(last),
+                    }
                 ],
                 "usage": _usage(last),
             }
@@ -195,11 +275,33 @@ async def _chunks(
             yield f"data: {json.dumps({'error': error})}\n\n"
             return
         if update.final:
-            yield chunk({}, "stop")
+            yield chunk({}, _finish_reason(update))
             if include_usage:
                 body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
                 yield f"data: {json.dumps({**body, 'choices': [], 'usage': _usage(update)})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _finish_reason(update: CompletionUpdate) -> str:
+    return "length" if update.status is RunStatus.CUT else "stop"
+
+
+async def _as_completion(updates: AsyncIterator[TurnUpdate]) -> AsyncIterator[CompletionUpdate]:
+    async with contextlib.aclosing(updates):  # a client that leaves closes the turn's stream: it stops
+        async for update in updates:
+            stats = update.stats
+            usage = RunUsage(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens) if stats else None
+            yield CompletionUpdate(update.text, update.status if update.final else None, usage, update.error)
+
+
+_REFUSAL_KINDS = {429: ("rate_limit_error", "rate_limit_exceeded"), 503: ("server_error", None)}
+
+
+def _refused(refusal: Refusal) -> JSONResponse:
+    kind, code = _REFUSAL_KINDS.get(refusal.status, ("invalid_request_error", None))
+    if refusal.status == 404:
+        code = "conversation_not_found"
+    return openai_error(refusal.status, refusal.message, kind=kind, code=code, headers=refusal.headers)
 
 
 def _usage(update: CompletionUpdate) -> dict[str, int]:
