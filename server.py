@@ -166,8 +166,11 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
         active=service.active,  # one set of limits, one Stop, one drain for every route
     )
     openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model, chat=service)
-    vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model)
-    ag_ui = AGUIChatAPI(service, cookies, default_model=settings.default_model)
+    recipes = RecipeService(
+        service.store, service.models, request_timeout=settings.request_timeout, active=service.active
+    )
+    vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model, recipes=recipes)
+    ag_ui = AGUIChatAPI(service, cookies, default_model=settings.default_model, recipes=recipes)
     routes = [*api.router().routes, *openai_api.router().routes, *vercel_ai.router().routes, *ag_ui.router().routes]
     middleware = [
         Middleware(IssueVisitorCookie, cookies=cookies),

@@ -141,3 +141,23 @@ def test_an_aborted_run_stops_the_answer_and_keeps_its_part(app):
     answer = stored(app, owner, thread)[-1]
     assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
     assert answer.metadata[END_KEY] == STOPPED and answer.parts[0].content.startswith(seen)
+
+
+def test_a_recipe_is_agent_state_a_snapshot_then_json_patch_deltas(app):
+    import jsonpatch
+
+    from tests.test_vercel_ai import stored_recipe
+
+    owner = new_owner()
+    body = run_input(new_chat_id(), "Käsespätzle")
+    response = httpx.post(f"{app.url}api/ag-ui/recipe", json=body, headers={"x-chat-owner": owner}, timeout=60)
+    events = events_of(response.text)
+    kinds = [event.type for event in events]
+    assert kinds[:2] == [EventType.RUN_STARTED, EventType.STATE_SNAPSHOT] and kinds[-1] == EventType.RUN_FINISHED
+    assert kinds.count(EventType.STATE_DELTA) > 2 and set(kinds[2:-1]) == {EventType.STATE_DELTA}
+    state = events[1].snapshot  # what an AG-UI client holds: the snapshot, each delta applied in turn
+    for event in events[2:-1]:
+        state = jsonpatch.apply_patch(state, event.model_dump(mode="json", by_alias=True)["delta"])
+    assert state["status"] == "completed" and state["recipeId"] == events[-1].result["recipeId"]
+    assert state["recipe"] == stored_recipe(app, owner, state["recipeId"]).recipe.model_dump(mode="json")
+    assert state["recipe"]["steps"] and state["recipe"]["ingredients"]

@@ -309,3 +309,68 @@ def test_the_example_page_chats_on_desktop_and_phone_into_the_visitors_sidebar(a
             page.wait_for_function(f"() => document.querySelector('#sessions')?.innerText.includes('Ngozi-{name}')")
             context.close()
         browser.close()
+
+
+def recipes_of(app, owner: str) -> list:
+    from chat.recipe_runs import RECIPE_KIND
+
+    return in_own_loop(app.service.store.list_sessions(owner, kind=RECIPE_KIND))
+
+
+def stored_recipe(app, owner: str, recipe_id: str):
+    from chat.recipe_runs import RecipeService
+
+    return in_own_loop(RecipeService(app.service.store, app.service.models).open(owner, recipe_id))
+
+
+def test_a_recipe_arrives_as_one_data_part_that_grows_and_is_among_the_visitors_recipes(app):
+    owner = new_owner()
+    chunks = chunks_of(ask_recipe(app, owner, "shakshuka").text)
+    parts = [chunk for chunk in chunks if chunk["type"] == "data-recipe"]
+    recipe_id = chunks[0]["messageMetadata"]["recipeId"]
+    assert len(parts) > 2 and {part["id"] for part in parts} == {recipe_id}
+    assert parts[0]["data"]["steps"] == [] and parts[-1]["data"]["steps"]  # sent as it grew
+    assert chunks[-1]["messageMetadata"]["status"] == "completed"
+    kept = stored_recipe(app, owner, recipe_id)
+    assert kept.recipe.model_dump(mode="json") == parts[-1]["data"] and not kept.incomplete
+    assert [s.conversation_id for s in recipes_of(app, owner)] == [recipe_id]
+
+
+def ask_recipe(app, owner: str, dish: str) -> httpx.Response:
+    body = chat_request(new_chat_id(), dish)
+    return httpx.post(f"{app.url}api/vercel-ai/recipe", json=body, headers={"x-chat-owner": owner}, timeout=60)
+
+
+def test_a_recipe_whose_reader_leaves_is_stopped_and_kept_incomplete(app):
+    owner, parts = new_owner(), 0
+    with httpx.Client(timeout=60) as http:
+        body = chat_request(new_chat_id(), "Pão de queijo")
+        with http.stream(
+            "POST", f"{app.url}api/vercel-ai/recipe", json=body, headers={"x-chat-owner": owner}
+        ) as stream:
+            for line in stream.iter_lines():
+                if '"data-recipe"' in line:
+                    recipe_id = json.loads(line[len("data: ") :])["id"]
+                    parts += 1
+                if parts == 2:
+                    break
+    deadline = time.monotonic() + 30
+    while app.service.active.running_for(owner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stored_recipe(app, owner, recipe_id).incomplete
+
+
+def test_the_ai_sdk_chat_holds_the_recipe_as_one_part_equal_to_the_stored_one(app, ai_sdk):
+    owner = new_owner()
+    plan = {
+        "url": app.url,
+        "api": "api/vercel-ai/recipe",
+        "owner": owner,
+        "chatId": new_chat_id(),
+        "steps": [{"send": "ramen"}],
+    }
+    [done] = run_ai_sdk_chat(ai_sdk, plan)
+    assert done["status"] == "ready" and done["error"] is None
+    [part] = [part for part in done["messages"][-1]["parts"] if part["type"] == "data-recipe"]
+    kept = stored_recipe(app, owner, part["id"])
+    assert part["data"] == kept.recipe.model_dump(mode="json") and part["data"]["ingredients"]

@@ -28,6 +28,8 @@ from ag_ui.core import (
     RunErrorEvent,
     RunFinishedEvent,
     RunStartedEvent,
+    StateDeltaEvent,
+    StateSnapshotEvent,
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
@@ -43,11 +45,13 @@ from pydantic import ValidationError
 from pydantic_ai.ui.ag_ui import AGUIAdapter
 
 from chat.identity import VisitorCookie
+from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import RunStatus
 from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
+from web.json_patch import json_patch
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import Refusal, TurnAsk, caller, start_turn
+from web.turn_start import Refusal, TurnAsk, caller, start_recipe, start_turn
 
 KEEP_ALIVE_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -78,15 +82,45 @@ def turn_ask(thread_id: str, messages: Sequence[Message], forwarded: Any) -> Tur
 
 
 class AGUIChatAPI:
-    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
+    def __init__(
+        self, service: ChatService, cookies: VisitorCookie, default_model: str, recipes: RecipeService | None = None
+    ) -> None:
         self.service = service
         self.cookies = cookies
         self.default_model = default_model
+        self.recipes = recipes
 
     def router(self) -> APIRouter:
         router = APIRouter()
         router.add_api_route("/api/ag-ui", self.run, methods=["POST"], response_model=None)
+        router.add_api_route("/api/ag-ui/recipe", self.recipe, methods=["POST"], response_model=None)
         return router
+
+    async def recipe(self, request: Request) -> Response:
+        """The recipe tab's run: the last user message names the dish; the agent's state is
+        `{"recipe": ..., "status": ...}`, a `STATE_SNAPSHOT` first, then a `STATE_DELTA` (JSON Patch) as
+        the recipe grows."""
+        owner = caller(request, self.cookies)
+        if isinstance(owner, Refusal):
+            return _refused(owner)
+        if self.recipes is None:
+            return _refused(Refusal(404, "This server has no recipe route."))
+        try:
+            run_input = AGUIAdapter.build_run_input(await request.body())
+        except ValidationError:
+            return _refused(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
+        messages, props = run_input.messages, run_input.forwarded_props
+        model = props.get("model") if isinstance(props, dict) else None
+        if not messages or messages[-1].role != "user" or not isinstance(model, str | None):
+            return _refused(Refusal(400, "Name the dish in the last message, the user's."))
+        started = await start_recipe(self.recipes, request, owner, text_of(messages[-1]), model, self.default_model)
+        if isinstance(started, Refusal):
+            return _refused(started)
+        recipe_id, updates = started
+        events = recipe_events(updates, run_input.thread_id, run_input.run_id, recipe_id)
+        return StreamingResponse(
+            _encoded(events, EventEncoder()), media_type="text/event-stream", headers=STREAM_HEADERS
+        )
 
     async def run(self, request: Request) -> Response:
         owner = caller(request, self.cookies)
@@ -157,6 +191,35 @@ async def ag_ui_events(
                 return
             outcome = {"type": "cancelled" if update.status is RunStatus.STOPPED else "success"}
             result = {"status": update.status.value, "usage": usage_summary(update)}
+            yield RunFinishedEvent(thread_id=thread_id, run_id=run_id, result=result, outcome=outcome)
+            return
+
+
+async def recipe_events(
+    updates: AsyncIterator[RecipeUpdate], thread_id: str, run_id: str, recipe_id: str
+) -> AsyncIterator[BaseEvent | None]:
+    """A recipe run as AG-UI state: a snapshot, then JSON Patch deltas as the recipe grows and ends."""
+    state: dict[str, Any] | None = None
+    async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
+        yield RunStartedEvent(thread_id=thread_id, run_id=run_id)
+        async for update in paced:
+            if update is None:
+                yield None
+                continue
+            recipe = update.recipe.model_dump(mode="json") if update.recipe is not None else None
+            new_state = {"recipeId": recipe_id, "recipe": recipe, "status": update.status.value}
+            if state is None:
+                yield StateSnapshotEvent(snapshot=new_state)
+            elif delta := json_patch(state, new_state):
+                yield StateDeltaEvent(delta=delta)
+            state = new_state
+            if not update.final:
+                continue
+            if update.status is RunStatus.FAILED:
+                yield RunErrorEvent(message=update.error or "The recipe failed.", code="recipe_failed")
+                return
+            outcome = {"type": "cancelled" if update.status is RunStatus.STOPPED else "success"}
+            result = {"recipeId": recipe_id, "status": update.status.value}
             yield RunFinishedEvent(thread_id=thread_id, run_id=run_id, result=result, outcome=outcome)
             return
 

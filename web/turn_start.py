@@ -1,8 +1,9 @@
 """What every streaming route does before a chat turn streams: who is asking, and may this turn start now.
 
-The SSE API, the Vercel AI route and the AG-UI route all run the page's own turn (`ChatService.run_turn`:
+The SSE API, the Vercel AI route, the AG-UI route and `/v1` with a conversation id all run the page's own turn (`ChatService.run_turn`:
 the same store, titles, context policy, limits, Stop and journal); they differ only in how they speak.
-Each turns a `Refusal` into its protocol's error, with the status a client can act on.
+Each turns a `Refusal` into its protocol's error, with the status a client can act on. The recipe routes
+start the recipe tab's run the same way (`start_recipe`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from chat.identity import (
     visitor,
 )
 from chat.models import ModelNotOffered
+from chat.recipe_runs import RecipeService, RecipeUpdate
+from chat.runs import ActiveTurns
 from chat.turns import ChatService, TurnUpdate
 
 OWNER_HEADER = "x-chat-owner"
@@ -75,6 +78,22 @@ def caller(request: Request, cookies: VisitorCookie) -> str | Refusal:
     return owner
 
 
+async def limits_refusal(active: ActiveTurns, owner: str, run_id: str, address: str | None) -> Refusal | None:
+    """Why a run may not start now (the visitor's limits, a busy conversation, a server closing), with the
+    status a client can act on; None when it may. The run checks again as it starts."""
+    try:
+        await active.check_can_start(owner, run_id, address)
+    except ServerClosing as closing:  # draining for a restart: come back in a moment
+        return Refusal(503, str(closing), retry_after=10)
+    except (TooManyRunning, TooManyStarts) as too_many:
+        return Refusal(429, str(too_many), retry_after=too_many.retry_after_seconds)
+    except ConversationBusy as busy:
+        return Refusal(409, str(busy))
+    except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
+        return Refusal(507, str(full))
+    return None
+
+
 async def start_turn(
     service: ChatService,
     request: Request,
@@ -109,16 +128,9 @@ async def start_turn(
     conversation_id = ask.conversation_id or str(uuid.uuid4())
     address = client_address(request)
     await service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
-    try:
-        await service.active.check_can_start(owner, conversation_id, address)
-    except ServerClosing as closing:  # draining for a restart: come back in a moment
-        return Refusal(503, str(closing), retry_after=10)
-    except (TooManyRunning, TooManyStarts) as too_many:
-        return Refusal(429, str(too_many), retry_after=too_many.retry_after_seconds)
-    except ConversationBusy as busy:  # before the 404: a new chat's first answer is not stored yet
-        return Refusal(409, str(busy))
-    except StorageFull as full:  # waiting will not help: the visitor deletes some conversations first
-        return Refusal(507, str(full))
+    over_limit = await limits_refusal(service.active, owner, conversation_id, address)
+    if over_limit is not None:  # before the 404: a new chat's first answer is not stored yet (busy)
+        return over_limit
     if (
         ask.conversation_id
         and not await service.has_conversation(owner, conversation_id)
@@ -138,3 +150,24 @@ async def start_turn(
         keep_running_when_left=not stop_when_left,
     )
     return conversation_id, updates
+
+
+async def start_recipe(
+    recipes: RecipeService, request: Request, owner: str, dish: str | None, model: str | None, default_model: str
+) -> tuple[str, AsyncIterator[RecipeUpdate]] | Refusal:
+    """A recipe run's id (new, the server's) and its partial recipes, or why it cannot start. It is stored
+    among the visitor's recipes, as one from the page's recipe tab; a client that leaves stops it."""
+    try:
+        dish = recipes.check_request(dish)
+    except PromptRejected as rejected:
+        return Refusal(400, str(rejected))
+    model_name = model or default_model
+    try:
+        recipes.models.check_offered(model_name)
+    except ModelNotOffered as not_offered:
+        return Refusal(400, describe_failure(not_offered, model_name))
+    run_id, address = str(uuid.uuid4()), client_address(request)
+    over_limit = await limits_refusal(recipes.active, owner, run_id, address)
+    if over_limit is not None:
+        return over_limit
+    return run_id, recipes.run(owner, run_id, dish, model_name, address=address)

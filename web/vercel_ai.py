@@ -49,12 +49,13 @@ from pydantic_ai.ui.vercel_ai.response_types import (
 
 from chat.errors import describe_failure
 from chat.identity import VisitorCookie
+from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import RunStatus
 from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
 from storage.catalogue import CorruptConversation
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import NO_SUCH_CONVERSATION, Refusal, TurnAsk, caller, start_turn
+from web.turn_start import NO_SUCH_CONVERSATION, Refusal, TurnAsk, caller, start_recipe, start_turn
 
 UI_MESSAGE_STREAM_HEADERS = {
     "x-vercel-ai-ui-message-stream": "v1",
@@ -95,14 +96,18 @@ def turn_ask(chat_id: str, messages: Sequence[UIMessage], extra: dict[str, Any])
 
 
 class VercelAIChatAPI:
-    def __init__(self, service: ChatService, cookies: VisitorCookie, default_model: str) -> None:
+    def __init__(
+        self, service: ChatService, cookies: VisitorCookie, default_model: str, recipes: RecipeService | None = None
+    ) -> None:
         self.service = service
         self.cookies = cookies
         self.default_model = default_model
+        self.recipes = recipes
 
     def router(self) -> APIRouter:
         router = APIRouter()
         router.add_api_route("/api/vercel-ai", self.chat, methods=["POST"], response_model=None)
+        router.add_api_route("/api/vercel-ai/recipe", self.recipe, methods=["POST"], response_model=None)
         router.add_api_route("/api/vercel-ai/{conversation_id}", self.messages, methods=["GET"], response_model=None)
         router.mount("/examples/ai-sdk", StaticFiles(directory=EXAMPLE_PAGE, html=True, check_dir=False))
         return router
@@ -126,6 +131,29 @@ class VercelAIChatAPI:
             return _refused(started)
         conversation_id, updates = started
         chunks = ui_message_chunks(updates, conversation_id, f"msg-{tag}")
+        return StreamingResponse(_encoded(chunks), media_type="text/event-stream", headers=UI_MESSAGE_STREAM_HEADERS)
+
+    async def recipe(self, request: Request) -> Response:
+        """The recipe tab's run: the last user message names the dish; the recipe arrives as one `data-recipe`
+        part, updated in place as it grows (the SDK replaces a data part sent again with the same id)."""
+        owner = caller(request, self.cookies)
+        if isinstance(owner, Refusal):
+            return _refused(owner)
+        if self.recipes is None:
+            return _refused(Refusal(404, "This server has no recipe route."))
+        try:
+            body = VercelAIAdapter.build_run_input(await request.body())
+        except ValidationError:
+            return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
+        last = body.messages[-1] if body.messages else None
+        model = (body.model_extra or {}).get("model")
+        if last is None or last.role != "user" or not isinstance(model, str | None):
+            return _refused(Refusal(400, "Name the dish in the last message, the user's."))
+        started = await start_recipe(self.recipes, request, owner, text_of(last), model, self.default_model)
+        if isinstance(started, Refusal):
+            return _refused(started)
+        run_id, updates = started
+        chunks = recipe_chunks(updates, run_id)
         return StreamingResponse(_encoded(chunks), media_type="text/event-stream", headers=UI_MESSAGE_STREAM_HEADERS)
 
     async def messages(self, request: Request, conversation_id: str) -> Response:
@@ -187,6 +215,28 @@ async def ui_message_chunks(
                 "status": update.status.value,
                 "usage": usage_summary(update),
             }
+            yield FinishChunk(finish_reason=FINISH_REASONS.get(update.status), message_metadata=metadata)
+            return
+
+
+async def recipe_chunks(updates: AsyncIterator[RecipeUpdate], run_id: str) -> AsyncIterator[BaseChunk | None]:
+    """A recipe run as UI message stream chunks: the recipe as it grows, then how the run ended."""
+    sent: dict[str, Any] | None = None
+    async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
+        yield StartChunk(message_id=f"recipe-{run_id}", message_metadata={"recipeId": run_id})
+        async for update in paced:
+            if update is None:
+                yield None
+                continue
+            recipe = update.recipe.model_dump(mode="json") if update.recipe is not None else None
+            if recipe is not None and recipe != sent:
+                sent = recipe
+                yield DataChunk(type="data-recipe", id=run_id, data=recipe)
+            if not update.final:
+                continue
+            if update.status is RunStatus.FAILED:
+                yield ErrorChunk(error_text=update.error or "The recipe failed.")
+            metadata = {"recipeId": run_id, "status": update.status.value}
             yield FinishChunk(finish_reason=FINISH_REASONS.get(update.status), message_metadata=metadata)
             return
 

@@ -1,5 +1,5 @@
 // Drive the app's /api/vercel-ai with the AI SDK's own Chat, as a useChat page does.
-// Reads a plan as JSON on stdin: {url, owner?, chatId, messages?, body?, steps: [...]}, where a step is
+// Reads a plan as JSON on stdin: {url, api?, owner?, chatId, messages?, body?, steps: [...]}, where a step is
 // {send: "text", stopAfterChars?: n} or {regenerate: true}. Prints, as JSON, what the chat held after each step.
 import { DefaultChatTransport } from "ai";
 import { Chat, textOf } from "./chat.js";
@@ -12,7 +12,7 @@ const chat = new Chat({
   id: plan.chatId,
   messages: plan.messages ?? [],
   transport: new DefaultChatTransport({
-    api: new URL("api/vercel-ai", plan.url).href,
+    api: new URL(plan.api ?? "api/vercel-ai", plan.url).href,
     headers: plan.owner ? { "X-Chat-Owner": plan.owner } : {},
     body: plan.body ?? {},
   }),
