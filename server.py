@@ -29,6 +29,7 @@ from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
+from chat.relay import AnswerRelay
 from chat.runs import ActiveTurns
 from chat.sessions import Sessions
 from chat.shutdown import drain, wait_for_stop_signal
@@ -157,7 +158,9 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
     cookies = visitor_cookie(settings, service.store)
     stops = StopEverywhere(service.active, service.store, service.journal)
     stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
-    api = ChatStreamAPI(service, cookies, default_model=settings.default_model, stops=stops)
+    relay = AnswerRelay(service, service.store)
+    relay.listen()  # replicas on one PostgreSQL: an SSE client that comes back elsewhere resumes its answer
+    api = ChatStreamAPI(service, cookies, default_model=settings.default_model, stops=stops, relay=relay)
     completions = Completions(
         build_chat_agent(tools=False),
         service.store,

@@ -32,6 +32,7 @@ BENCHMARKS = (
     "recipe",
     "context",
     "tools",
+    "protocols",
     "startup",
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")

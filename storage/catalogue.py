@@ -131,6 +131,9 @@ class ServerStore(CataloguedStore):
     """A store a server runs on (SQLite or PostgreSQL): it also keeps the server's secrets and the
     journal of the turns running on it."""
 
+    reaches_other_servers: bool = False
+    """Whether `broadcast` reaches the other servers on this database (replicas on PostgreSQL)."""
+
     @abstractmethod
     def server_secret(self, name: str) -> bytes:
         """A random secret made on first use and kept in the database, the same for every replica."""

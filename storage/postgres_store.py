@@ -29,6 +29,8 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
     """pydantic-ai's `ConversationStore` primitives on PostgreSQL (this file), with the app's catalogue
     (storage/postgres_catalogue.py) over the same database (storage/postgres_database.py)."""
 
+    reaches_other_servers = True
+
     def turn_journal(self, server_id: str | None = None) -> PostgresTurnJournal:
         return PostgresTurnJournal(self, server_id)
 

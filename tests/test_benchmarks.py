@@ -29,6 +29,7 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
         "## Stop under load",
         "## A restart under load",
         "## Tools",
+        "## Front-end protocols",
         "## SQLite store",
         "## Scale out",
         "## Recipe: partial structured output",

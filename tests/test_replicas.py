@@ -43,17 +43,22 @@ class AnswerInBackground:
 
     def __init__(self, url: str, body: dict, headers: dict) -> None:
         self.events: list[tuple[str, str]] = []
+        self.event_ids: list[str] = []
+        """Each event's id, appended before the event: `event_ids[n - 1]` exists once `events` has n."""
         self.thread = threading.Thread(target=self._read, args=(url, body, headers), daemon=True)
         self.thread.start()
 
     def _read(self, url: str, body: dict, headers: dict) -> None:
         try:
             with httpx.stream("POST", f"{url}api/chat", json=body, headers=headers, timeout=90) as response:
-                name = ""
+                name, event_id = "", ""
                 for line in response.iter_lines():
                     if line.startswith("event: "):
                         name = line[7:]
+                    elif line.startswith("id: "):
+                        event_id = line[4:]
                     elif line.startswith("data: "):
+                        self.event_ids.append(event_id)
                         self.events.append((name, line[6:]))
         except httpx.HTTPError:
             pass  # the server died under it
@@ -151,6 +156,32 @@ def test_a_stop_request_sent_to_another_replica_stops_the_answer_where_it_stream
         assert answer.ended(timeout=10) and json.loads(answer.events[-1][1])["status"] == "stopped"
         (bubbles,) = stored_bubbles(postgres_url, owner)
         assert bubbles[0]["content"] == "count to 8000" and "stopped" in bubbles[1]["content"]
+
+
+def test_an_answer_streaming_on_one_replica_resumes_from_another_where_the_reader_was(
+    replica_environment, postgres_url
+):
+    owner = visitor_token("roaming")
+    headers = {"x-chat-owner": owner}
+    with app_process(replica_environment) as (_, streaming), app_process(replica_environment) as (_, other):
+        answer = AnswerInBackground(streaming, {"message": "count to 700"}, headers)
+        answer.wait_for_deltas(15)
+        # The reader's connection drops here, and it comes back through the other replica.
+        read = len(answer.events)
+        last_id = answer.event_ids[read - 1]
+        before = "".join(data for name, data in answer.events[:read] if name == "delta")
+
+        stranger = httpx.post(f"{other}api/chat", json={}, headers={"x-chat-owner": "y" * 32, "last-event-id": last_id})
+        assert stranger.status_code == 404 and "1 2 3" not in stranger.text
+        resumed = httpx.post(f"{other}api/chat", json={}, headers={**headers, "last-event-id": last_id}, timeout=60)
+        assert resumed.status_code == 200, resumed.text
+        events = parse(resumed.text)
+        assert events[-1][0] == "done" and json.loads(events[-1][1])["status"] == "completed"
+        rest = "".join(data for name, data in events if name == "delta")
+        assert answer.ended(timeout=30)
+        assert rest and before + rest == answer.text()  # nothing lost, nothing twice
+        (bubbles,) = stored_bubbles(postgres_url, owner)
+        assert bubbles[1]["content"] == before + rest and (before + rest).rstrip(".").endswith("699 700")
 
 
 def test_postgresql_down_mid_answer_gives_a_clear_message_and_the_next_turn_works(replica_environment, postgres_server):

@@ -25,6 +25,7 @@ from chat.identity import (
     VisitorCookie,
     new_visitor_id,
 )
+from chat.relay import AnswerRelay
 from chat.runs import RunStatus
 from chat.steps import Step
 from chat.stop_everywhere import StopEverywhere
@@ -69,13 +70,20 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 class ChatStreamAPI:
     def __init__(
-        self, service: ChatService, cookies: VisitorCookie, default_model: str, stops: StopEverywhere | None = None
+        self,
+        service: ChatService,
+        cookies: VisitorCookie,
+        default_model: str,
+        stops: StopEverywhere | None = None,
+        relay: AnswerRelay | None = None,
     ) -> None:
         self.service = service
         self.cookies = cookies
         self.default_model = default_model
         self.stops = stops
         """Stops that reach other replicas too; None: this server's turns only."""
+        self.relay = relay
+        """Resumes of turns running on other replicas; None: this server's turns only."""
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -136,7 +144,7 @@ class ChatStreamAPI:
             return owner
         last_event_id = request.headers.get("last-event-id")
         if last_event_id:  # a client coming back for the rest: nothing new is sent to the model
-            return self._resume(owner, last_event_id)
+            return await self._resume(owner, last_event_id)
         tag = secrets.token_hex(4)
         ask = TurnAsk(body.message, body.conversation_id, body.model, body.context)
         started = await start_turn(self.service, request, owner, ask, self.default_model, tag=tag)
@@ -145,40 +153,52 @@ class ChatStreamAPI:
         conversation_id, updates = started
         return _event_stream(self._events(updates, StreamPlace(conversation_id, tag, 0), announce=True))
 
-    def _resume(self, owner: str, last_event_id: str) -> Response:
-        """The rest of a turn from the event a client last read: running, or ended less than a minute ago."""
+    async def _resume(self, owner: str, last_event_id: str) -> Response:
+        """The rest of a turn from the event a client last read: running (here, or on another replica), or
+        ended less than a minute ago."""
         place = StreamPlace.parse(last_event_id)
         if place is not None and place.offset is None:
             return Response(status_code=204)  # it read the end already; a 204 stops `EventSource` reconnecting
-        run = self.service.live_turn(owner, place.conversation_id) if place else None
-        if place is None or run is None or run.tag != place.tag:
+        if place is None:
             return _error(404, NOT_RESUMABLE)
-        return _event_stream(self._events(self.service.follow(run), place, announce=False))
+        run = self.service.live_turn(owner, place.conversation_id)
+        if run is not None and run.tag == place.tag:
+            return _event_stream(self._events(self.service.follow(run), place, announce=False))
+        if run is None and self.relay is not None:
+            relayed = await self.relay.follow(owner, place.conversation_id, place.tag, place.offset or 0)
+            if relayed is not None:
+                return _event_stream(self._events(relayed, place, announce=False, relayed=True))
+        return _error(404, NOT_RESUMABLE)
 
-    async def _events(self, updates: AsyncIterator[Any], place: StreamPlace, announce: bool) -> AsyncIterator[str]:
+    async def _events(
+        self, updates: AsyncIterator[Any], place: StreamPlace, announce: bool, relayed: bool = False
+    ) -> AsyncIterator[str]:
         """`start` (unless resuming), then a `delta` for each stretch of new text, then `done` or `error`;
         before the answer, `thinking`, `tool_call` and `tool_result` events for what the agent did.
 
         Each event's id is where the reader is: a client that reconnects with it as `Last-Event-ID` gets
         the text after it. Leaving does not stop the turn: it runs on, is saved, and can be resumed."""
         conversation_id, offset = place.conversation_id, place.offset or 0
+        # A relayed answer's text starts where the reader was (chat/relay.py); the ids still count from
+        # the answer's beginning, so the reader can resume again anywhere.
+        shift, offset = (offset, 0) if relayed else (0, offset)
         steps_sent: dict[str, Step] = {}
         async with contextlib.aclosing(with_keep_alive(updates, KEEP_ALIVE_SECONDS)) as paced:
             if announce:
                 start = json.dumps({"conversation_id": conversation_id})
-                yield sse_event("start", start, place.at(offset), retry=RETRY_MILLISECONDS)
+                yield sse_event("start", start, place.at(shift + offset), retry=RETRY_MILLISECONDS)
             async for update in paced:
                 if update is None:
                     yield ": keep-alive\n\n"
                     continue
                 for name, data in step_changes(update.steps, steps_sent):
-                    yield sse_event(name, json.dumps(data, ensure_ascii=False), place.at(offset))
+                    yield sse_event(name, json.dumps(data, ensure_ascii=False), place.at(shift + offset))
                 fresh = update.text[offset:]
                 if fresh.endswith("\r") and not update.final:
                     fresh = fresh[:-1]  # held back: with the next "\n" it is one line end (CRLF), not two
                 if fresh:
                     offset += len(fresh)
-                    yield sse_event("delta", fresh, place.at(offset))
+                    yield sse_event("delta", fresh, place.at(shift + offset))
                 if update.status is RunStatus.FAILED:
                     yield sse_event("error", json.dumps({"error": update.error}, ensure_ascii=False), place.at(None))
                     return
