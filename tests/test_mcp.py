@@ -81,7 +81,7 @@ def test_the_page_lists_the_tools_and_names_a_server_that_did_not_start(tmp_path
         page = browser.new_page(viewport={"width": 390, "height": 844})
         goto(page, app.url)
         page.get_by_text("Tools the model can call").click()
-        page.wait_for_function("() => document.querySelector('#tools-list').innerText.includes('letters_shout')")
+        page.wait_for_function("() => document.querySelector('#tools-list')?.innerText.includes('letters_shout')")
         listed = page.locator("#tools-list").inner_text()
         assert "calculate" in listed and "letters_count_letters" in listed
         assert "'missing' did not start" in listed and "gone" not in listed  # no internal detail on the page

@@ -147,6 +147,17 @@ def test_another_caller_finds_nothing_and_no_caller_gets_in(app):
     assert ask(app, "short", chat_request(new_chat_id(), "hi")).status_code == 400
 
 
+def test_a_damaged_stored_chat_is_a_sentence_not_a_traceback(app):
+    owner, chat_id = new_owner(), new_chat_id()
+    ask(app, owner, chat_request(chat_id, "Olá, eu sou a Marta"))
+    app.service.store.db.execute(
+        'UPDATE entries SET message_json = \'{"kind": "resp\' WHERE conversation_id = ?', [chat_id]
+    )
+    damaged = httpx.get(f"{app.url}api/vercel-ai/{chat_id}", headers={"x-chat-owner": owner})
+    assert damaged.status_code == 409 and "Traceback" not in damaged.text and "Marta" not in damaged.text
+    assert damaged.text.strip()
+
+
 def test_mistakes_get_a_plain_sentence_and_nothing_is_stored(app):
     owner = new_owner()
     cases = {

@@ -47,13 +47,12 @@ from pydantic_ai.ui.vercel_ai.response_types import (
     ToolOutputErrorChunk,
 )
 
-from chat.errors import describe_failure
+from chat.errors import CorruptConversation, describe_failure
 from chat.identity import VisitorCookie
 from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import RunStatus
 from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
-from storage.catalogue import CorruptConversation
 from web.turn_events import step_changes, usage_summary, with_keep_alive
 from web.turn_start import NO_SUCH_CONVERSATION, Refusal, TurnAsk, caller, start_recipe, start_turn
 
