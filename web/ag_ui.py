@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ag_ui.core import (
@@ -51,7 +51,7 @@ from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
 from web.json_patch import json_patch
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import Refusal, TurnAsk, caller, start_recipe, start_turn
+from web.turn_start import Refusal, ask_from_shown, caller, start_recipe, start_turn
 
 KEEP_ALIVE_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -66,19 +66,6 @@ def text_of(message: Message) -> str:
     if isinstance(content, str):
         return content
     return "".join(getattr(part, "text", "") for part in content or [])
-
-
-def turn_ask(thread_id: str, messages: Sequence[Message], forwarded: Any) -> TurnAsk | Refusal:
-    """What the client asks: its last message, the user's, is the prompt; the user messages before it are
-    what it shows of the thread."""
-    if not messages or messages[-1].role != "user":
-        return Refusal(400, "The last message must be the user's.")
-    props = forwarded if isinstance(forwarded, dict) else {}
-    model, context = props.get("model"), props.get("context")
-    if not isinstance(model, str | None) or not isinstance(context, str | None):
-        return Refusal(400, "`model` and `context` in forwardedProps are names (strings).")
-    shown = [text_of(message) for message in messages[:-1] if message.role == "user"]
-    return TurnAsk(text_of(messages[-1]), thread_id, model, context, shown_prompts=shown)
 
 
 class AGUIChatAPI:
@@ -130,7 +117,8 @@ class AGUIChatAPI:
             run_input = AGUIAdapter.build_run_input(await request.body())
         except ValidationError:
             return _refused(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
-        ask = turn_ask(run_input.thread_id, run_input.messages, run_input.forwarded_props)
+        shown = [(message.role, text_of(message)) for message in run_input.messages]
+        ask = ask_from_shown(run_input.thread_id, shown, run_input.forwarded_props)
         if isinstance(ask, Refusal):
             return _refused(ask)
         started = await start_turn(

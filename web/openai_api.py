@@ -42,7 +42,7 @@ from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
-from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, start_turn
+from web.turn_start import OWNER_HEADER, Refusal, ask_from_shown, start_turn
 
 MAX_KEY_LENGTH = 512
 CONVERSATION_HEADER = "x-conversation-id"
@@ -194,13 +194,10 @@ class OpenAICompatibleAPI:
                 f"This server does not store conversations from {CONVERSATION_HEADER}.",
                 kind="invalid_request_error",
             )
-        last = body.messages[-1]
-        if last.role != "user":
-            return openai_error(400, "The last message must have the role 'user'.", kind="invalid_request_error")
-        earlier = [m for m in body.messages[:-1] if m.role != "system"]
-        # Only the new message: the client keeps no history of its own, the stored conversation goes on.
-        shown = [m.text() for m in earlier if m.role == "user"] if earlier else None
-        ask = TurnAsk(last.text(), conversation_id, body.model, shown_prompts=shown)
+        shown = [(message.role, message.text()) for message in body.messages]
+        ask = ask_from_shown(conversation_id, shown, {"model": body.model}, alone_continues=True)
+        if isinstance(ask, Refusal):
+            return _refused(ask)
         started = await start_turn(
             self.chat, request, owner, ask, self.default_model, client_names_new=True, stop_when_left=True
         )

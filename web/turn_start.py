@@ -66,6 +66,25 @@ class TurnAsk:
     edited or regenerated message). None: the client shows the whole stored conversation."""
 
 
+def ask_from_shown(
+    conversation_id: str, shown: Sequence[tuple[str, str]], options: object, *, alone_continues: bool = False
+) -> TurnAsk | Refusal:
+    """What a client that sends the conversation it shows, as (role, text) pairs, asks: the last message,
+    the user's, is the prompt; the user messages before it are what it shows of the stored conversation.
+    `options` (a JSON object, or anything else for none) may name the `model` and the `context` policy.
+    `alone_continues`: a lone message goes on from the stored conversation instead of starting it over
+    (for clients that keep no history of their own)."""
+    if not shown or shown[-1][0] != "user":
+        return Refusal(400, "The last message must be the user's.")
+    named = options if isinstance(options, dict) else {}
+    model, context = named.get("model"), named.get("context")
+    if not isinstance(model, str | None) or not isinstance(context, str | None):
+        return Refusal(400, "`model` and `context` are names (strings).")
+    earlier = [(role, text) for role, text in shown[:-1] if role not in ("system", "developer")]
+    prompts = None if alone_continues and not earlier else [text for role, text in earlier if role == "user"]
+    return TurnAsk(shown[-1][1], conversation_id, model, context, shown_prompts=prompts)
+
+
 def caller(request: Request, cookies: VisitorCookie) -> str | Refusal:
     """The visitor: their `X-Chat-Owner` token, else the browser's signed cookie."""
     try:

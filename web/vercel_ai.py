@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from chat.runs import RunStatus
 from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import NO_SUCH_CONVERSATION, Refusal, TurnAsk, caller, start_recipe, start_turn
+from web.turn_start import NO_SUCH_CONVERSATION, Refusal, ask_from_shown, caller, start_recipe, start_turn
 
 UI_MESSAGE_STREAM_HEADERS = {
     "x-vercel-ai-ui-message-stream": "v1",
@@ -82,18 +82,6 @@ def text_of(message: UIMessage) -> str:
     return "".join(part.text for part in message.parts if isinstance(part, TextUIPart))
 
 
-def turn_ask(chat_id: str, messages: Sequence[UIMessage], extra: dict[str, Any]) -> TurnAsk | Refusal:
-    """What the client asks: the last message (the user's) is the prompt; the earlier user messages are
-    what it shows of the conversation."""
-    if not messages or messages[-1].role != "user":
-        return Refusal(400, "The last message must be the user's.")
-    model, context = extra.get("model"), extra.get("context")
-    if not isinstance(model, str | None) or not isinstance(context, str | None):
-        return Refusal(400, "`model` and `context` are names (strings).")
-    shown = [text_of(message) for message in messages[:-1] if message.role == "user"]
-    return TurnAsk(text_of(messages[-1]), chat_id, model, context, shown_prompts=shown)
-
-
 class VercelAIChatAPI:
     def __init__(
         self, service: ChatService, cookies: VisitorCookie, default_model: str, recipes: RecipeService | None = None
@@ -119,7 +107,8 @@ class VercelAIChatAPI:
             body = VercelAIAdapter.build_run_input(await request.body())
         except ValidationError:
             return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
-        ask = turn_ask(body.id, body.messages, body.model_extra or {})
+        shown = [(message.role, text_of(message)) for message in body.messages]
+        ask = ask_from_shown(body.id, shown, body.model_extra)
         if isinstance(ask, Refusal):
             return _refused(ask)
         tag = secrets.token_hex(4)
