@@ -126,6 +126,14 @@ class ServedApp:
         return _status_kb(self.pid, "VmHWM") / 1024
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user and system) a process has used so far, from /proc; this process when `pid` is None."""
+    import os
+
+    fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status_kb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic_ai.conversation import Conversation
 
-from benchmarks.common import Row, Samples, Section, run_as_script
+from benchmarks.common import Row, Samples, Section, cpu_seconds, run_as_script
 from benchmarks.load import measure as crowd_measure
 from benchmarks.store import save_cost_at, timed_awaits, turn
 from deploy.local_postgres import LocalPostgres, free_port, missing_reason
@@ -101,16 +101,20 @@ def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pa
         "CHAT_DEMO_TPS": str(pace),
         "CHAT_MAX_MESSAGES_PER_MINUTE": "0",
     }
-    figures = {}
+    figures, cpu = {}, {}
     for replicas in (1, 2):
         url = postgres.create_database(f"replicas_{replicas}")
         port = free_port()
         with tempfile.TemporaryDirectory(prefix="chat-bench-nginx-") as folder:
             Path(folder).chmod(0o755)
-            with scaled_out(replicas, port, Path(folder), url, environment):
+            with scaled_out(replicas, port, Path(folder), url, environment) as processes:
+                pids = [process.pid for process in processes]
+                before = [cpu_seconds(pid) for pid in pids], cpu_seconds()
                 figures[replicas] = asyncio.run(
                     crowd_measure(f"http://127.0.0.1:{port}/", crowd, f"count to {tokens}", runs, own_browsers=True)
                 )
+                after = [cpu_seconds(pid) for pid in pids], cpu_seconds()
+                cpu[replicas] = (sum(after[0]) - sum(before[0]), after[1] - before[1])
     (one_wall, one_first, one_errors), (two_wall, two_first, two_errors) = figures[1], figures[2]
     wall_ratio, first_ratio = two_wall.median / one_wall.median, two_first.median / one_first.median
     return [
@@ -129,6 +133,11 @@ def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pa
             first_ratio,
             f"<= {FIRST_TOKEN_GOAL:g}",
             first_ratio <= FIRST_TOKEN_GOAL,
+        ),
+        Row(
+            f"{crowd} chats at once through nginx: CPU seconds of the replicas, and of the load generator",
+            f"{cpu[2][0]:.1f} s, {cpu[2][1]:.1f} s (2 replicas)",
+            f"{cpu[1][0]:.1f} s, {cpu[1][1]:.1f} s (1 replica)",
         ),
         Row(
             f"{crowd} chats at once through nginx: errors in {crowd * runs} chats, 2 replicas",
