@@ -134,3 +134,23 @@ def test_compose_runs_replicas_on_postgresql_behind_the_same_nginx_conf():
     assert services["app"]["deploy"]["replicas"] >= 2
     assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
     assert "server app:7860" in (PROJECT / "deploy" / "nginx.conf").read_text()  # the app service, every replica
+
+
+def test_the_app_image_leaves_out_what_only_a_developers_checkout_has():
+    import fnmatch
+
+    ignored = [line for line in (PROJECT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+
+    def left_out(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        return any(
+            fnmatch.fnmatch(p, rule) or fnmatch.fnmatch(p, rule.removeprefix("**/"))
+            for p in prefixes
+            for rule in ignored
+        )
+
+    for path in ("examples/ai-sdk/node_modules/ai/package.json", ".git/HEAD", "data/chat.db", "chat/__pycache__/x.pyc"):
+        assert left_out(path), path
+    for path in ("app.py", "chat/turns.py", "requirements.txt", "examples/ai-sdk/dist/app.js", "deploy/nginx.conf"):
+        assert not left_out(path), path
