@@ -315,6 +315,16 @@ def test_the_example_page_chats_on_desktop_and_phone_into_the_visitors_sidebar(a
             )
             assert f"Ngozi-{name}" in page.locator(".assistant").inner_text()
             assert page.locator("#prompt").input_value() == ""
+            # Opened again, the chat shows where it is, and the next turn goes on from there.
+            page.goto(f"{app.url}examples/ai-sdk/?chat={chat_id}")
+            page.wait_for_function("() => document.querySelectorAll('.message').length === 2")
+            page.locator("#prompt").fill("what is my name?")
+            page.locator("#prompt").press("Enter")
+            page.wait_for_function(
+                "() => document.querySelectorAll('.assistant').length === 2"
+                " && document.querySelector('#send').textContent === 'Send'"
+            )
+            assert f"Ngozi-{name}" in page.locator(".assistant").last.inner_text()
             page.screenshot(path=str(ARTIFACTS / f"ai-sdk-example-{name}.png"))
             goto(page, app.url)  # the same visitor (the cookie), in the app's own page
             page.wait_for_function(f"() => document.querySelector('#sessions')?.innerText.includes('Ngozi-{name}')")

@@ -1,5 +1,6 @@
 // A small chat page on the AI SDK's Chat (see chat.js). Served by the app at /examples/ai-sdk/ once built,
 // so its requests carry the visitor's cookie and its chats appear in the app's sidebar.
+// /examples/ai-sdk/?chat=<id> opens that chat of yours.
 import { DefaultChatTransport } from "ai";
 import { Chat } from "./chat.js";
 
@@ -9,9 +10,20 @@ const form = document.getElementById("composer");
 const prompt = document.getElementById("prompt");
 const button = document.getElementById("send");
 
+const api = new URL("../../api/vercel-ai", location.href).href;
+const chatId = new URLSearchParams(location.search).get("chat") ?? crypto.randomUUID();
+
+// A chat of yours that exists (started here, in the app's page or over any route) opens where it is:
+// the messages sent with the next turn are what this page shows, so it must show them all first.
+async function storedMessages(id) {
+  const response = await fetch(`${api}/${encodeURIComponent(id)}`);
+  return response.ok ? await response.json() : [];
+}
+
 const chat = new Chat({
-  id: new URLSearchParams(location.search).get("chat") ?? crypto.randomUUID(),
-  transport: new DefaultChatTransport({ api: new URL("../../api/vercel-ai", location.href).href }),
+  id: chatId,
+  messages: await storedMessages(chatId),
+  transport: new DefaultChatTransport({ api }),
   onChange: render,
 });
 
