@@ -395,3 +395,17 @@ def test_the_ai_sdk_chat_holds_the_recipe_as_one_part_equal_to_the_stored_one(ap
     [part] = [part for part in done["messages"][-1]["parts"] if part["type"] == "data-recipe"]
     kept = stored_recipe(app, owner, part["id"])
     assert part["data"] == kept.recipe.model_dump(mode="json") and part["data"]["ingredients"]
+
+
+def test_the_new_message_alone_goes_on_from_the_stored_chat(app):
+    """The AI SDK's message-persistence guide sends `{id, message}`: only the new message."""
+    owner, chat_id = new_owner(), new_chat_id()
+    ask(app, owner, chat_request(chat_id, "Je m'appelle Zoé. My name is Zoé"))
+    lone = {"id": chat_id, "message": ui_message("user", "what is my name?")}
+    answer = answer_of(chunks_of(ask(app, owner, lone).text))
+    assert "Zoé" in answer
+    assert [m.parts[0].content for m in stored(app, owner, chat_id)[::2]] == [
+        "Je m'appelle Zoé. My name is Zoé",
+        "what is my name?",
+    ]
+    assert ask(app, owner, {"id": chat_id, "message": "just text"}).status_code == 400

@@ -10,12 +10,13 @@ request, so here a client that leaves stops the turn (the adapter alone would sa
 The chat's `id` is the conversation id; the visitor is the same as on the SSE API (`X-Chat-Owner`, else
 the browser's cookie). The messages the client sends are the conversation it shows: the last one, the
 user's, is the prompt, and the user messages before it cut the stored conversation back to them (edit,
-regenerate). `model` and `context` may ride along in the body, as on the SSE API.
+regenerate); a client that sends the new `message` alone goes on from the stored conversation. `model` and `context` may ride along in the body, as on the SSE API.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from pydantic_ai.ui.vercel_ai import VercelAIAdapter
-from pydantic_ai.ui.vercel_ai.request_types import TextUIPart, UIMessage
+from pydantic_ai.ui.vercel_ai.request_types import RequestData, TextUIPart, UIMessage
 from pydantic_ai.ui.vercel_ai.response_types import (
     BaseChunk,
     DataChunk,
@@ -78,6 +79,21 @@ def _refused(refusal: Refusal) -> Response:
     return PlainTextResponse(refusal.message, status_code=refusal.status, headers=refusal.headers)
 
 
+def read_chat_request(raw: bytes) -> tuple[RequestData, bool]:
+    """The AI SDK's request, and whether it carries the new message alone: `{id, message}`, as the SDK's
+    message-persistence guide sends it (`prepareSendMessagesRequest`). The stored chat then goes on from
+    where it is, instead of being cut back to what the client shows."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "messages" not in data and isinstance(data.get("message"), dict):
+        rest = {key: value for key, value in data.items() if key != "message"}
+        whole = {"trigger": "submit-message", **rest, "messages": [data["message"]]}
+        return VercelAIAdapter.build_run_input(json.dumps(whole).encode()), True
+    return VercelAIAdapter.build_run_input(raw), False
+
+
 def text_of(message: UIMessage) -> str:
     return "".join(part.text for part in message.parts if isinstance(part, TextUIPart))
 
@@ -104,11 +120,11 @@ class VercelAIChatAPI:
         if isinstance(owner, Refusal):
             return _refused(owner)
         try:
-            body = VercelAIAdapter.build_run_input(await request.body())
+            body, lone = read_chat_request(await request.body())
         except ValidationError:
             return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
         shown = [(message.role, text_of(message)) for message in body.messages]
-        ask = ask_from_shown(body.id, shown, body.model_extra)
+        ask = ask_from_shown(body.id, shown, body.model_extra, alone_continues=lone)
         if isinstance(ask, Refusal):
             return _refused(ask)
         tag = secrets.token_hex(4)
