@@ -61,11 +61,17 @@ def wait_until_answering(url: str, process: subprocess.Popen, what: str, timeout
         time.sleep(0.1)
 
 
+STDERR = 2
+"""This process's standard error, as a file descriptor (whatever `sys.stderr` has been replaced with)."""
+
+
 @contextmanager
 def replica(database_url: str, port: int, environment: dict[str, str]) -> Iterator[subprocess.Popen]:
     """One `python app.py` on 127.0.0.1:`port`; on leaving, SIGTERM (it drains) and wait."""
     env = {**environment, "CHAT_DB": database_url, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT, env=env)
+    # The replica writes to this process's stderr: its stdout carries only the runner's own lines ("replica
+    # pid", "serving"), which a script can read without a replica's log splitting them.
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT, env=env, stdout=STDERR)
     try:
         wait_until_answering(f"http://127.0.0.1:{port}/", process, f"replica on port {port}")
         yield process
