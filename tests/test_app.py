@@ -204,6 +204,27 @@ def test_importing_app_builds_nothing_until_demo_is_asked_for(tmp_path):
     assert (tmp_path / "reload.db").exists()  # `gradio app.py` reload mode gets a whole app, from the environment
 
 
+def test_the_server_freezes_its_start_up_objects_out_of_the_collector_and_shortens_gil_turns():
+    """What keeps the loop's pauses short at 200 streams (benchmarks/ANALYSIS.md "Stop under load"): the
+    young garbage collected less often, start-up's objects never walked again, the GIL passed sooner."""
+    script = (
+        "import gc, sys, server\n"
+        "before = (gc.get_freeze_count(), gc.get_threshold()[0], sys.getswitchinterval())\n"
+        "server.tune_for_many_streams()\n"
+        "after = (gc.get_freeze_count(), gc.get_threshold()[0], sys.getswitchinterval())\n"
+        "print(before[0] == 0, after[0] > 10_000, after[1] > before[1], after[2] < before[2])\n"
+    )
+    tuned = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert tuned.stdout.split() == ["True"] * 4, tuned.stderr[-2000:]
+
+
 def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
     import os

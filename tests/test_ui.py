@@ -161,7 +161,7 @@ async def test_undo_takes_the_last_exchange_out_of_the_store(tab):
 async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(tab):
     updates = tab.answer("count to 5000 please", [], "demo", OWNER, "c9", None, page())
     await updates.__anext__()
-    tab.stop(OWNER, "c9", page())
+    await tab.stop(OWNER, "c9", page())
     *_, (bubble, usage, *_) = [out async for out in updates]
     assert "stopped" in bubble and "stopped" in usage
     assert (await tab.service.store.session("c9", OWNER)).title == "count to 5000 please"

@@ -63,10 +63,14 @@ class RunHandlers:
         self.visitors = visitors
         self._runs = runs
 
-    def stop(
+    async def stop(
         self, token: str | None, run_id: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
     ) -> None:
-        """Stop this visitor's run of this id (someone else's id stops nothing); the run saves what it has."""
+        """Stop this visitor's run of this id (someone else's id stops nothing); the run saves what it has.
+
+        A coroutine though it awaits nothing: Gradio runs it on the event loop, where the run's task is
+        cancelled at once. A plain function would wait for one of Gradio's 40 worker threads, and with
+        hundreds of answers stopped together most Stops queued there (benchmarks/ANALYSIS.md)."""
         owner = self.visitors.owner(token, request, profile)
         if owner and run_id:
             self._runs.stop(owner, run_id)
