@@ -248,6 +248,23 @@ def test_fifty_visitors_stream_at_the_same_time():
     assert kinds.index("done") >= 50, "a chat finished before all 50 had started streaming: they were queued"
 
 
+def test_the_queue_keeps_no_monitoring_records_and_summarises_nothing():
+    """Gradio's monitoring dashboard is off: its route refuses, and the queue neither keeps its last 10,000
+    events nor summarises them with pandas after each one (3-8 ms of CPU an event, benchmarks/ANALYSIS.md)."""
+    import httpx
+
+    with running_app(Settings(warm_up=False)) as app:
+        client = Client(app.url, verbose=False)
+        for number, prompt in enumerate(["Bonjour !", "count to 7", "¿Qué tal, señora?"]):
+            client.predict(prompt, "demo", visitor_token(f"guest{number}"), api_name="/chat")
+        queue = app.demo._queue
+        assert queue.events_recorded >= 3
+        assert len(queue.event_analytics) <= 1
+        assert queue.cached_event_analytics_summary == {"functions": {}}
+        assert httpx.get(f"{app.url}monitoring").status_code == 403
+    assert "GRADIO_ANALYTICS_MAX_EVENTS" not in os.environ  # set for the queue's creation only
+
+
 def _stream_fifty_at_once(url: str) -> tuple[list[tuple[str, int]], list[str]]:
     import json
     import threading

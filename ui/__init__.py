@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,28 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "max_threads": settings.max_concurrent_streams + 16,
         "css": CSS,
         "max_file_size": settings.max_import_bytes,  # Gradio refuses a bigger upload before it reaches disk
+        "enable_monitoring": False,  # Gradio's traffic dashboard: nothing a visitor of a public Space needs
     }
+
+
+QUEUE_WITHOUT_DASHBOARD = {"GRADIO_ANALYTICS_MAX_EVENTS": "1", "GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2**62)}
+"""Gradio's queue keeps its last 10,000 events for the monitoring dashboard and, after every event,
+summarises them all with pandas in a thread that holds the GIL: 3-8 ms of CPU per event, 200 of them in
+a row when 200 answers end (or are stopped) together. With the dashboard off, it keeps one and never
+summarises. Gradio reads these as its queue is created (`queue_without_dashboard`)."""
+
+
+def queue_without_dashboard(demo: gr.Blocks, settings: Settings) -> None:
+    before = {name: os.environ.get(name) for name in QUEUE_WITHOUT_DASHBOARD}
+    os.environ.update(QUEUE_WITHOUT_DASHBOARD)
+    try:
+        demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass(frozen=True)
@@ -239,7 +261,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             [chat_shown, conversation_id, bar.sessions, bar.title, bar.notice],
             **switching,
         )
-    demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
+    queue_without_dashboard(demo, settings)
     return demo
 
 
