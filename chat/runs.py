@@ -298,11 +298,14 @@ class ActiveTurns:
         token.cancel()
         return True
 
-    def stop_running(self, owner: str, run_id: str) -> bool:
-        """Stop the run only if it runs here now (a Stop sent to every replica: the others remember nothing)."""
+    def stop_running(self, owner: str, run_id: str, tag: str | None = None) -> bool:
+        """Stop the run only if it runs here now (a Stop sent to every replica: the others remember nothing).
+
+        With `tag`, only if it is the run of that tag (`LiveRun.tag`): a client naming the run it saw never
+        stops a later one of the same id."""
         with self._lock:
-            token = self._tokens.get((owner, run_id))
-        if token is None:
+            token, run = self._tokens.get((owner, run_id)), self._runs.get((owner, run_id))
+        if token is None or (tag is not None and (run is None or run.tag != tag)):
             return False
         token.cancel()
         return True

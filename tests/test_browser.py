@@ -120,6 +120,49 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
     page.close()
 
 
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+@pytest.mark.parametrize("own_route", ["answers", "unreachable"])
+def test_stop_goes_by_the_apps_own_route_and_by_gradios_event_only_when_that_fails(app, browser, viewport, own_route):
+    """Stop posts the answer's own stop request to `/api/chat/stop` (a fraction of Gradio's cost per event,
+    ui/stop_button.py); when that stops nothing or cannot be reached, Gradio's Stop event does it."""
+    import json
+
+    import httpx
+
+    config = httpx.get(f"{app.url}config").json()
+    gradio_stop = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "stop")
+    page = browser.new_page(viewport=viewport)
+    own, gradio = [], []
+
+    def record(request) -> None:
+        if request.method != "POST":
+            return
+        if request.url.endswith("/api/chat/stop"):
+            own.append(json.loads(request.post_data))
+        elif "/run/predict" in request.url and json.loads(request.post_data).get("fn_index") == gradio_stop:
+            gradio.append(request.url)
+
+    page.on("request", record)
+    if own_route == "unreachable":
+        page.route("**/api/chat/stop", lambda route: route.abort())
+    goto(page, app.url)
+    send(page, "Zähl bitte: count to 2400")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }"
+    )
+    stop(page)
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.includes('stopped'); }"
+    )
+    stopped = bot_text(page)
+    page.wait_for_timeout(400)
+    assert bot_text(page) == stopped and "2400." not in stopped
+    chat_id = page.evaluate("() => new URLSearchParams(location.search).get('c')")
+    assert len(own) == 1 and own[0]["conversation_id"] == chat_id and own[0]["run"]
+    assert len(gradio) == (0 if own_route == "answers" else 1)
+    page.close()
+
+
 def test_an_empty_prompt_is_not_sent(app, opened):
     page = opened
     page.locator("#prompt textarea").fill("   ")

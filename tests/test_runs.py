@@ -9,7 +9,7 @@ import pytest
 from pydantic_ai import CancellationToken
 
 from chat.errors import ConversationBusy, TooManyFromAddress, TooManyRunning, TooManyStarts
-from chat.runs import ActiveTurns, Report, stream_from_own_task
+from chat.runs import ActiveTurns, LiveRun, Report, stream_from_own_task
 
 pytestmark = pytest.mark.anyio
 
@@ -109,6 +109,19 @@ def test_a_stop_announced_by_another_replica_stops_only_a_run_that_is_here_now()
     assert not active.start("ngozi", "chat-4").cancelled  # and nothing was kept to stop a later run here
     assert active.stop_running("ngozi", "chat-4") is True
     assert active.stop_running("ngozi", "chat-5") is False
+
+
+def test_a_stop_naming_its_run_stops_that_run_only_and_is_never_kept_for_a_later_one():
+    """The chat page's Stop names the run its answer came from (ui/stop_button.py)."""
+    active = ActiveTurns(clock=Clock())
+    first = active.start("amara", "chat-7")
+    active.track("amara", "chat-7", LiveRun("turn", tag="morning"))
+    assert active.stop_running("amara", "chat-7", "evening") is False  # an earlier answer's Stop request
+    assert not first.cancelled
+    assert active.stop_running("amara", "chat-7", "morning") is True and first.cancelled
+    active.finish("amara", "chat-7", first)
+    assert active.stop_running("amara", "chat-7", "morning") is False
+    assert not active.start("amara", "chat-7").cancelled  # nothing was kept to stop the next run
 
 
 def test_a_stop_that_arrives_as_its_run_ends_does_not_stop_the_next_run():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import tempfile
 from types import SimpleNamespace
 
@@ -117,9 +118,11 @@ def test_the_page_refuses_over_the_same_limit_as_the_server(tab):
 async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
     outputs = await answered(tab, "My name is Ann.", OWNER, "c1")
     assert len(outputs) >= 2
-    bubble, usage, _context, later_id = outputs[-1]
+    bubble, usage, _context, later_id, later_stop = outputs[-1]
     assert "Ann" in bubble and "**demo**" in usage
     assert outputs[0][3] == "c1" and later_id == gr.skip()  # the chat is named once, by the first update
+    first_stop = json.loads(outputs[0][4])  # and the page told how to stop this run (ui/stop_button.py)
+    assert first_stop["conversation_id"] == "c1" and len(first_stop["run"]) >= 8 and later_stop == gr.skip()
     assert len(await tab.service.load_messages(OWNER, "c1")) == 2
 
 

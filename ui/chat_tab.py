@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from chat.identity import TIME_ZONE_COOKIE, client_address
 from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
+from ui.stop_button import StopWiring, stop_request
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
@@ -142,12 +144,13 @@ class ChatPane(gr.ChatInterface):
 
     - The box stays usable while an answer streams (Gradio disables and then clears it): a draft typed
       meanwhile is kept, and Enter queues it (`composer_script`).
-    - Stop ends the run through `chat/` (`on_stop`) instead of cancelling the event, so the answer ends
-      with its "stopped" label and its usage like any other; Gradio's cancel would freeze the bubble
-      mid-word and show the label only after a reload. Switching chats still cancels (`answer_events`).
+    - Stop ends the run through `chat/` (`on_stop`, by the app's own route: `ui/stop_button.py`) instead
+      of cancelling the event, so the answer ends with its "stopped" label and its usage like any other;
+      Gradio's cancel would freeze the bubble mid-word and show the label only after a reload. Switching
+      chats still cancels (`answer_events`).
     """
 
-    def __init__(self, fn: Callable, *, on_stop: tuple[Callable, list[Any]], **options: Any) -> None:
+    def __init__(self, fn: Callable, *, on_stop: StopWiring, **options: Any) -> None:
         self._on_stop = on_stop
         self.answer_events: list[Any] = []
         super().__init__(fn, **options)
@@ -174,9 +177,8 @@ class ChatPane(gr.ChatInterface):
             trigger(self._show_stop, None, [self.textbox], **quiet)
         for event in events_to_cancel:
             event.then(self.show_send, None, [self.textbox], **quiet)
-        stop_fn, stop_inputs = self._on_stop
         # Not queued: a Stop must not wait behind the answers it is meant to end.
-        self.textbox.stop(stop_fn, stop_inputs, None, **quiet)
+        self._on_stop.wire(self.textbox.stop, **quiet)
 
     def _setup_events(self) -> None:
         # Inside a page, Gradio registers the ChatInterface's events on the page itself, not on `self`.
@@ -254,6 +256,8 @@ class ChatTab(RunHandlers):
         conversation_id = conversation_id or new_conversation_id()
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
         chat_of_this_answer: Any = conversation_id
+        run_tag = secrets.token_hex(8)
+        how_to_stop: Any = stop_request(conversation_id, run_tag)
         try:
             async for update in self.service.run_turn(
                 scope,
@@ -263,6 +267,7 @@ class ChatTab(RunHandlers):
                 policy,
                 shown_prompts=shown,
                 address=client_address(request),
+                tag=run_tag,
                 time_zone=(getattr(request, "cookies", None) or {}).get(TIME_ZONE_COOKIE),
             ):
                 yield (
@@ -270,9 +275,10 @@ class ChatTab(RunHandlers):
                     usage_line(update),
                     context_panel(update),
                     chat_of_this_answer,
+                    how_to_stop,
                 )
                 # Once only: a late update of an answer cancelled by a switch must not take the page back.
-                chat_of_this_answer = gr.skip()
+                chat_of_this_answer = how_to_stop = gr.skip()
         except asyncio.CancelledError:
             # Gradio cancels the event when the visitor switches chats or an API client cancels its job: that
             # is a Stop. A reloaded or closed page only stops reading (Gradio drops the event without a
@@ -354,9 +360,10 @@ def chat_pane(
     concurrency_limit: int,
     examples: Sequence[list[str]] = EXAMPLES,
 ) -> ChatPane:
+    stop = StopWiring.build(tab.stop, [owner, conversation_id])
     return ChatPane(
         tab.answer,
-        on_stop=(tab.stop, [owner, conversation_id]),
+        on_stop=stop,
         chatbot=gr.Chatbot(
             elem_id="chat",
             buttons=["copy", "copy_all"],
@@ -375,7 +382,7 @@ def chat_pane(
         additional_inputs_accordion=gr.Accordion(
             "Context: what the model is sent", open=False, elem_id="context", render=False
         ),
-        additional_outputs=[usage, inspector, conversation_id],
+        additional_outputs=[usage, inspector, conversation_id, stop.request],
         editable=True,
         examples=list(examples),
         save_history=False,

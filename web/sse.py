@@ -39,6 +39,8 @@ DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
 
 class StopRequest(BaseModel):
     conversation_id: str
+    run: str | None = None
+    """Stop only this run (the chat page's Stop sends it); then only on this server."""
 
 
 class ChatRequest(BaseModel):
@@ -119,9 +121,12 @@ class ChatStreamAPI:
         if isinstance(owner, JSONResponse):
             return owner
         try:
-            conversation_id = StopRequest.model_validate(await request.json()).conversation_id
+            asked = StopRequest.model_validate(await request.json())
         except (ValueError, json.JSONDecodeError):
             return _error(400, 'Send a JSON body like {"conversation_id": "..."}.')
+        conversation_id = asked.conversation_id
+        if asked.run is not None:
+            return JSONResponse({"stopped": self.service.active.stop_running(owner, conversation_id, asked.run)})
         if self.stops is None:
             return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
         return JSONResponse({"stopped": await self.stops.stop(owner, conversation_id)})
