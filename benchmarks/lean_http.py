@@ -34,17 +34,19 @@ class LeanConnection:
         self._writer.close()
         await self._writer.wait_closed()
 
-    async def post_json(self, path: str, body: Any) -> int:
-        """POST `body` as JSON and read the whole response; its status."""
+    async def post_json(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """POST `body` as JSON, with `headers` besides the content's, and read the whole response: its
+        status and body."""
         payload = json.dumps(body).encode()
-        self._send("POST", path, b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(payload), payload)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items()).encode()
+        self._send(
+            "POST", path, b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(payload) + extra, payload
+        )
         await self._writer.drain()
-        status, headers = await self._read_head()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            await self._skip_chunked()
-        else:
-            await self._reader.readexactly(int(headers.get("content-length", "0")))
-        return status
+        status, response_headers = await self._read_head()
+        if response_headers.get("transfer-encoding", "").lower() == "chunked":
+            return status, await self._read_chunked()
+        return status, await self._reader.readexactly(int(response_headers.get("content-length", "0")))
 
     async def read_stream_until(self, path: str, query: dict[str, str], marker: bytes, on_data: Any = None) -> None:
         """GET an event stream and read it until `marker` appears (the connection is spent afterwards).
@@ -81,9 +83,10 @@ class LeanConnection:
                 headers[name.strip().lower()] = value.strip()
         return status, headers
 
-    async def _skip_chunked(self) -> None:
+    async def _read_chunked(self) -> bytes:
+        body = b""
         while True:
             size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await self._reader.readexactly(size + 2)
+            body += (await self._reader.readexactly(size + 2))[:-2]
             if size == 0:
-                return
+                return body

@@ -40,6 +40,8 @@ def test_every_benchmark_runs_in_quick_mode_and_prints_its_table():
     assert "| first token, app in Chromium" in finished.stdout
     assert " goals met." in finished.stdout
     assert "errors in 6 chats | 0 |" in finished.stdout  # the quick crowd chats without a failure
+    # Every quick Stop, by the app's route and by Gradio's event, found its stop request and ended its answer.
+    assert "never ended (38 stopped) | 0 |" in finished.stdout
     assert (results.read_bytes() if results.exists() else None) == before  # quick mode never overwrites results
 
 
