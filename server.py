@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import sys
 import threading
 from collections.abc import Coroutine
@@ -29,6 +30,7 @@ from chat.identity import VisitorCookie
 from chat.journal import keep_recovering, recover_unfinished_turns
 from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
+from chat.options import space_proxies
 from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
 from chat.relay import AnswerRelay
@@ -216,6 +218,9 @@ def tune_for_many_streams() -> None:
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
     demo, service = build_app(settings)
+    proxies = space_proxies(os.environ)
+    if proxies is not None:  # uvicorn reads it when Gradio's launch makes its config
+        os.environ["FORWARDED_ALLOW_IPS"] = proxies
     serve(demo, service, settings, server_name=settings.host, server_port=settings.port)
     tune_for_many_streams()
     stop_recovering = threading.Event()

@@ -41,7 +41,8 @@ class Settings:
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
     max_running_per_address: int = 0
     """Answers one network address may have running at once (0: no limit). For a public server where a
-    script can make a new visitor id per request; not behind one NAT (a workshop room is one address)."""
+    script can make a new visitor id per request; not behind one NAT (a workshop room is one address).
+    On a Space it is on by default (chat/options.py)."""
     max_messages_per_minute: int = 20
     """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
     max_stored_mb_per_visitor: float = 25.0

@@ -23,6 +23,12 @@ EPHEMERAL_SPACE_NOTICE = (
     "This Space has no persistent storage: conversations are lost when it restarts. "
     "Its owner can enable persistent storage in the Space settings."
 )
+SPACE_MAX_RUNNING_PER_ADDRESS = 10
+"""On a public Space a script can make a new visitor id per request: one network address may have this many
+answers running. A workshop on a Space, whose room is often one address, sets 0."""
+PRIVATE_NETWORKS = "127.0.0.1,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+"""A Space's own proxies: the visitor's address is the last one in X-Forwarded-For that is not among these, so
+an address a client writes into the header itself is never the one counted."""
 
 
 def _names(listed: str) -> tuple[str, ...]:
@@ -107,7 +113,8 @@ OPTIONS = (
         "--max-running-per-address",
         "CHAT_MAX_RUNNING_PER_ADDRESS",
         "max_running_per_address",
-        "answers one network address may have running at once; 0: no limit (a workshop behind one NAT is one address)",
+        "answers one network address may have running at once; 0: no limit (a workshop behind one NAT is one "
+        f"address); on a Space {SPACE_MAX_RUNNING_PER_ADDRESS} by default",
         int,
     ),
     Option(
@@ -207,10 +214,22 @@ def default_db_path(environ: Mapping[str, str], space_storage: Path = SPACE_STOR
     return Settings.db_path, EPHEMERAL_SPACE_NOTICE
 
 
+def space_proxies(environ: Mapping[str, str]) -> str | None:
+    """What uvicorn should trust to forward the visitor's address (its `FORWARDED_ALLOW_IPS`), when it must be set.
+
+    On a Space every request comes through Hugging Face's proxies, from a private address: trusting only
+    127.0.0.1 (uvicorn's default), every visitor would be that proxy's address, one for the whole Space."""
+    if "SPACE_ID" not in environ or environ.get("FORWARDED_ALLOW_IPS"):
+        return None
+    return PRIVATE_NETWORKS
+
+
 def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
     """The settings from `argv` and `environ`; `--help` and a bad value exit here (argparse's usage error)."""
     default_db, storage_notice = default_db_path(environ)
     defaults = dataclasses.replace(Settings(), db_path=default_db)
+    if "SPACE_ID" in environ:  # public by default: see SPACE_MAX_RUNNING_PER_ADDRESS
+        defaults = dataclasses.replace(defaults, max_running_per_address=SPACE_MAX_RUNNING_PER_ADDRESS)
     parser = OneLineErrors(
         description="Streaming multi-turn chat with pydantic-ai in Gradio. Each flag's environment variable "
         "sets it when the flag is not given.",
