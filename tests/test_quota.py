@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import openai
 import pytest
 
 from chat.agents import build_chat_agent
@@ -95,6 +96,16 @@ def test_the_limit_holds_on_the_gradio_api_and_the_sse_api_of_a_running_server()
         assert refused.status_code == 507 and "at most 12 kB" in refused.json()["error"]
         answer, _, _ = client.predict("¿Y ahora?", "demo", owner, api_name="/chat")
         assert answer.startswith("⚠️") and "Delete some" in answer
+        # The OpenAI-compatible route gives the same status, and tells OpenAI's clients that retrying will not help.
+        sent = []
+        counted = httpx.Client(event_hooks={"request": [sent.append]})
+        v1 = openai.OpenAI(
+            base_url=f"{app.url}v1", api_key="sk-any", default_headers={"X-Chat-Owner": owner}, http_client=counted
+        )
+        with pytest.raises(openai.APIStatusError) as refused_v1:  # the client's default: 2 retries
+            v1.chat.completions.create(model="demo", messages=[{"role": "user", "content": "¿Y ahora?"}])
+        assert refused_v1.value.status_code == 507 and "at most 12 kB" in refused_v1.value.message
+        assert len(sent) == 1 and "retry-after" not in refused_v1.value.response.headers
         assert http.post("api/chat", json={"message": "Hola"}, headers={"x-chat-owner": neighbour}).status_code == 200
 
         (full,) = run_to_completion(app.service.store.list_sessions(owner))

@@ -31,18 +31,13 @@ from pydantic_ai.usage import RunUsage
 
 from chat.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
 from chat.errors import (
-    ConversationBusy,
-    ServerClosing,
-    StorageFull,
-    TooManyRunning,
-    TooManyStarts,
     describe_failure,
 )
 from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
-from web.turn_start import OWNER_HEADER, Refusal, ask_from_shown, start_turn
+from web.turn_start import OWNER_HEADER, Refusal, ask_from_shown, limits_refusal, start_turn
 
 MAX_KEY_LENGTH = 512
 CONVERSATION_HEADER = "x-conversation-id"
@@ -168,9 +163,9 @@ class OpenAICompatibleAPI:
                 return stored
             return await self._respond(body, stored)
         address = client_address(request)
-        refusal = await self._refusal(owner, address)
+        refusal = await limits_refusal(self.completions.active, owner, f"check-{uuid.uuid4().hex}", address)
         if refusal is not None:
-            return refusal
+            return _refused(refusal)
         try:
             updates = self.completions.complete(
                 owner,
@@ -235,21 +230,6 @@ class OpenAICompatibleAPI:
             }
         )
 
-    async def _refusal(self, owner: str, address: str | None) -> JSONResponse | None:
-        """A limit reached, answered as OpenAI does (429 with Retry-After); None when the run may start."""
-        try:
-            await self.completions.active.check_can_start(owner, f"check-{uuid.uuid4().hex}", address)
-        except ServerClosing as closing:
-            return openai_error(503, str(closing), kind="server_error", headers={"Retry-After": "10"})
-        except (TooManyRunning, TooManyStarts) as too_many:
-            headers = {"Retry-After": str(too_many.retry_after_seconds)}
-            return openai_error(
-                429, str(too_many), kind="rate_limit_error", code="rate_limit_exceeded", headers=headers
-            )
-        except (ConversationBusy, StorageFull) as refused:
-            return openai_error(429, str(refused), kind="rate_limit_error", code="rate_limit_exceeded")
-        return None
-
 
 async def _chunks(
     updates: AsyncIterator[CompletionUpdate], completion_id: str, created: int, model: str, include_usage: bool
@@ -291,14 +271,24 @@ async def _as_completion(updates: AsyncIterator[TurnUpdate]) -> AsyncIterator[Co
             yield CompletionUpdate(update.text, update.status if update.final else None, usage, update.error)
 
 
-_REFUSAL_KINDS = {429: ("rate_limit_error", "rate_limit_exceeded"), 503: ("server_error", None)}
+_REFUSAL_KINDS = {
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    503: ("server_error", None),
+    507: ("insufficient_quota", "insufficient_quota"),
+}
 
 
 def _refused(refusal: Refusal) -> JSONResponse:
+    """A refusal with the status every route gives it, in OpenAI's error shape."""
     kind, code = _REFUSAL_KINDS.get(refusal.status, ("invalid_request_error", None))
     if refusal.status == 404:
         code = "conversation_not_found"
-    return openai_error(refusal.status, refusal.message, kind=kind, code=code, headers=refusal.headers)
+    headers = dict(refusal.headers or {})
+    if refusal.status == 507:
+        # OpenAI's clients retry any status from 500 up, with back-off, unless told not to: waiting does not
+        # free storage (the visitor deletes some conversations first).
+        headers["x-should-retry"] = "false"
+    return openai_error(refusal.status, refusal.message, kind=kind, code=code, headers=headers or None)
 
 
 def _usage(update: CompletionUpdate) -> dict[str, int]:
