@@ -37,7 +37,7 @@ from chat.services import RunService
 from chat.steps import Step, StepLog
 from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
-from chat.tools import ChatDeps, chat_tools, known_zone
+from chat.tools import ChatDeps, chat_tool_descriptions, known_zone
 from chat.turn_stats import TurnStats, this_turn_usage, turn_stats
 from storage.catalogue import CataloguedStore, CorruptConversation, StoreUnavailable
 from storage.turn_journal import TurnJournal
@@ -160,8 +160,8 @@ class ChatService(RunService):
 
     async def available_tools(self) -> list[tuple[str, str]]:
         """The tools a turn offers the model, each with what it does: the chat's own and the MCP servers'."""
-        own = [(name, tool.description or "") for name, tool in chat_tools().tools.items()]
-        return own + [(name, "from an MCP server") for name in await self.mcp_servers.tool_names()]
+        mcp = [(name, "from an MCP server") for name in await self.mcp_servers.tool_names()]
+        return [*chat_tool_descriptions(), *mcp]
 
     def check_context(self, kind: str | None) -> None:
         """`PromptRejected` when a client asks for a policy this server does not offer."""
