@@ -33,7 +33,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from server import build_app
 
-    globals()["demo"], globals()["service"] = build_app(parse_settings(os.environ))
+    demo, services = build_app(parse_settings(os.environ))
+    globals()["demo"], globals()["service"] = demo, services.chat
     return globals()[name]
 
 

@@ -114,7 +114,8 @@ def warm_up(service: ChatService) -> None:
     run_to_completion(run_once())
 
 
-def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
+def build_app(settings: Settings) -> tuple[gr.Blocks, ServicesShown]:
+    """The page and the services it shows; `serve` puts the APIs on the same services."""
     service = build_service(settings)
     if settings.warm_up:
         warm_up(service)
@@ -133,7 +134,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, ChatService]:
         inspector=StreamInspector(build_chat_agent(tools=False), service.models),
         visitor_cookie=visitor_cookie(settings, service.store),
     )
-    return build_demo(shown, settings), service
+    return build_demo(shown, settings), shown
 
 
 def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
@@ -153,13 +154,14 @@ KEEP_ALIVE_SECONDS = 75
 """Longer than the idle time of browsers' and HTTP clients' pools and of proxies (nginx, load balancers: 60 s)."""
 
 
-def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: Any) -> None:
-    """Launch the UI with the SSE chat API and its demo page on the same server and port.
+def serve(demo: gr.Blocks, services: ServicesShown, settings: Settings, **launch: Any) -> None:
+    """Launch the UI with the SSE chat API and its demo page on the same server and port, every route on the
+    page's own services (one cookie signer, one recipe service, one registry of running turns).
 
     The API's routes go into the app as Gradio creates it, so they answer from the server's first request
     (added after `launch()`, they answered 404 for the moment between the two).
     """
-    cookies = visitor_cookie(settings, service.store)
+    service, cookies, recipes = services.chat, services.visitor_cookie, services.recipes
     stops = StopEverywhere(service.active, service.store, service.journal)
     stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
     relay = AnswerRelay(service, service.store)
@@ -173,9 +175,6 @@ def serve(demo: gr.Blocks, service: ChatService, settings: Settings, **launch: A
         active=service.active,  # one set of limits, one Stop, one drain for every route
     )
     openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model, chat=service)
-    recipes = RecipeService(
-        service.store, service.models, request_timeout=settings.request_timeout, active=service.active
-    )
     vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model, recipes=recipes)
     ag_ui = AGUIChatAPI(service, cookies, default_model=settings.default_model, recipes=recipes)
     routes = [*api.router().routes, *openai_api.router().routes, *vercel_ai.router().routes, *ag_ui.router().routes]
@@ -217,11 +216,12 @@ def tune_for_many_streams() -> None:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
-    demo, service = build_app(settings)
+    demo, services = build_app(settings)
+    service = services.chat
     proxies = space_proxies(os.environ)
     if proxies is not None:  # uvicorn reads it when Gradio's launch makes its config
         os.environ["FORWARDED_ALLOW_IPS"] = proxies
-    serve(demo, service, settings, server_name=settings.host, server_port=settings.port)
+    serve(demo, services, settings, server_name=settings.host, server_port=settings.port)
     tune_for_many_streams()
     stop_recovering = threading.Event()
     if service.journal is not None and settings.recover_every > 0:

@@ -38,11 +38,11 @@ def running_app(settings: Settings, port: int | None = None) -> Iterator[Running
     """Launch the app; give `settings.db_path` a test folder, or it gets a fresh temporary one."""
     if settings.db_path == Settings().db_path:
         settings = dataclasses.replace(settings, db_path=str(Path(tempfile.mkdtemp(prefix="chat-test-")) / "chat.db"))
-    demo, service = build_app(settings)
+    demo, services = build_app(settings)
     port = port or free_port()
-    serve(demo, service, settings, server_name="127.0.0.1", server_port=port, quiet=True)
+    serve(demo, services, settings, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", demo, service)
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, services.chat)
     finally:
         demo.close()
 

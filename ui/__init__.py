@@ -69,7 +69,8 @@ def queue_without_dashboard(demo: gr.Blocks, settings: Settings) -> None:
 
 @dataclass(frozen=True)
 class ServicesShown:
-    """What the page shows, built in app.py: plain `chat/` services that know nothing of Gradio."""
+    """What the page shows, built by `server.build_app`: plain `chat/` services that know nothing of Gradio
+    (`server.serve` puts every API route on these same services)."""
 
     chat: ChatService
     sessions: Sessions
