@@ -102,8 +102,13 @@ class StoppedChat:
             return
         try:
             if self.by_gradio:
-                event = {"data": [self.owner, None], "fn_index": fn_index, "session_hash": self.session}
-                status, reply = await self._stopper.post_json("gradio_api/run/predict", event | {"event_data": None})
+                event = {
+                    "data": [self.owner, None],
+                    "fn_index": fn_index,
+                    "session_hash": self.session,
+                    "event_data": None,
+                }
+                status, reply = await self._stopper.post_json("gradio_api/run/predict", event)
                 stopped = status == 200
             elif self.stop_request is None:
                 self.error = "the answer's first update carried no stop request"

@@ -205,9 +205,14 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (--help lists every option)\n")
 
 
+def on_a_space(environ: Mapping[str, str]) -> bool:
+    """Hugging Face sets SPACE_ID in every Space: public, behind its proxies, with storage of its own."""
+    return "SPACE_ID" in environ
+
+
 def default_db_path(environ: Mapping[str, str], space_storage: Path = SPACE_STORAGE) -> tuple[str, str | None]:
     """Where the database lives by default, and a notice when that place does not survive a restart."""
-    if "SPACE_ID" not in environ:
+    if not on_a_space(environ):
         return Settings.db_path, None
     if space_storage.is_dir() and os.access(space_storage, os.W_OK):
         return str(space_storage / "chat.db"), None
@@ -219,7 +224,7 @@ def space_proxies(environ: Mapping[str, str]) -> str | None:
 
     On a Space every request comes through Hugging Face's proxies, from a private address: trusting only
     127.0.0.1 (uvicorn's default), every visitor would be that proxy's address, one for the whole Space."""
-    if "SPACE_ID" not in environ or environ.get("FORWARDED_ALLOW_IPS"):
+    if not on_a_space(environ) or environ.get("FORWARDED_ALLOW_IPS"):
         return None
     return PRIVATE_NETWORKS
 
@@ -228,7 +233,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
     """The settings from `argv` and `environ`; `--help` and a bad value exit here (argparse's usage error)."""
     default_db, storage_notice = default_db_path(environ)
     defaults = dataclasses.replace(Settings(), db_path=default_db)
-    if "SPACE_ID" in environ:  # public by default: see SPACE_MAX_RUNNING_PER_ADDRESS
+    if on_a_space(environ):  # public by default: see SPACE_MAX_RUNNING_PER_ADDRESS
         defaults = dataclasses.replace(defaults, max_running_per_address=SPACE_MAX_RUNNING_PER_ADDRESS)
     parser = OneLineErrors(
         description="Streaming multi-turn chat with pydantic-ai in Gradio. Each flag's environment variable "
@@ -269,7 +274,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         cookie_secret=environ.get("CHAT_SECRET") or None,
         context_choices=_offered_policies(settings.context_choices, settings.context_policy, parser),
         summary_keep_recent=max(settings.summary_threshold // 3, 2),
-        hf_login="SPACE_ID" in environ and "OAUTH_CLIENT_ID" in environ,
+        hf_login=on_a_space(environ) and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if settings.db_path == default_db else None,
     )
 

@@ -28,10 +28,14 @@ def test_on_a_space_one_address_may_run_a_few_answers_unless_the_owner_says_othe
     assert space_proxies(on_a_space | {"FORWARDED_ALLOW_IPS": "10.9.8.7"}) is None  # the owner's choice stands
 
 
+def _new_visitor_from(http: httpx.Client, address: str) -> dict[str, str]:
+    """A brand-new visitor id (a script can make one per request), as the Space's proxy forwards its request."""
+    return {"x-chat-owner": http.post("api/session").json()["owner"], "x-forwarded-for": address}
+
+
 def _start(http: httpx.Client, streams: contextlib.ExitStack, address: str) -> None:
-    """A long answer for a brand-new visitor id, sent as the Space's proxy forwards it; returns once it runs."""
-    fresh = http.post("api/session").json()["owner"]
-    headers = {"x-chat-owner": fresh, "x-forwarded-for": address}
+    """A long answer for a brand-new visitor id from `address`; returns once it runs."""
+    headers = _new_visitor_from(http, address)
     response = streams.enter_context(
         http.stream("POST", "api/chat", json={"message": "count to 4000"}, headers=headers)
     )
@@ -53,9 +57,7 @@ def test_a_space_limits_each_visitors_own_address_which_a_client_cannot_forge(tm
             _start(http, streams, busy)
 
         def ask(forwarded_for: str, message: str) -> httpx.Response:
-            fresh = http.post("api/session").json()["owner"]
-            headers = {"x-chat-owner": fresh, "x-forwarded-for": forwarded_for}
-            return http.post("api/chat", json={"message": message}, headers=headers)
+            return http.post("api/chat", json={"message": message}, headers=_new_visitor_from(http, forwarded_for))
 
         refused = ask(busy, "Grüß Gott!")
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0

@@ -30,9 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.usage import RunUsage
 
 from chat.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
-from chat.errors import (
-    describe_failure,
-)
+from chat.errors import describe_failure
 from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
