@@ -41,12 +41,13 @@ from chat.stop_everywhere import StopEverywhere
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
-from storage.catalogue import ServerStore
+from storage.catalogue import ServerStore, StoreUnavailable
 from ui import ServicesShown, build_demo, launch_options
 from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly
 from web.openai_api import OpenAICompatibleAPI
 from web.sse import ChatStreamAPI
+from web.turn_start import store_away
 from web.vercel_ai import VercelAIChatAPI
 from web.visitor_cookie import IssueVisitorCookie
 
@@ -184,7 +185,7 @@ def serve(demo: gr.Blocks, services: ServicesShown, settings: Settings, **launch
     ]
     demo.launch(
         prevent_thread_lock=True,
-        app_kwargs={"routes": routes, "middleware": middleware},
+        app_kwargs={"routes": routes, "middleware": middleware, "exception_handlers": {StoreUnavailable: store_away}},
         **launch_options(settings),
         **launch,
     )

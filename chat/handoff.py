@@ -22,6 +22,7 @@ from chat.errors import PromptRejected, describe_failure
 from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
 from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt, visible_prefix
+from storage.catalogue import TurnEnd
 
 log = logging.getLogger(__name__)
 
@@ -125,5 +126,6 @@ class HandoffService(RunService):
         if not messages:
             return
         # An ordinary chat: listed and searchable in the sidebar, and it can be continued there.
-        await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
-        await self.store.set_title(run_id, owner, "Analysis: " + title_from_prompt(data, limit=40))
+        analysis = Conversation(messages=messages, conversation_id=run_id)
+        title = "Analysis: " + title_from_prompt(data, limit=40)
+        await self.store.save_turn(analysis, scope=owner, end=TurnEnd(title=title))

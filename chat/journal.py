@@ -20,7 +20,7 @@ from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from chat.endings import SERVER_RESTARTED, interrupted_answer
 from chat.text import title_from_prompt
-from storage.catalogue import CataloguedStore, StoreUnavailable
+from storage.catalogue import CataloguedStore, StoreUnavailable, TurnEnd
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,15 @@ class Checkpoints:
         if self._writing is not None:
             await self._writing
 
+    def for_the_save(self) -> str | None:
+        """The turn's journal id, for its save to end the entry in the same transaction (`TurnEnd`). A checkpoint
+        still being written is not waited for: one that comes after the save finds no entry to add to."""
+        return self.turn_id
+
+    def saved(self) -> None:
+        """The turn's save ended its entry: nothing left to end."""
+        self.turn_id = None
+
     async def end(self) -> None:
         if self.journal is not None and self.turn_id is not None:
             await self.flushed()
@@ -110,9 +119,9 @@ async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore)
         conversation = conversation or Conversation(conversation_id=turn.conversation_id)
         answer = interrupted_answer(turn.partial, SERVER_RESTARTED, turn.model)
         conversation.messages.extend([ModelRequest(parts=[UserPromptPart(turn.prompt)]), answer])
-        await store.save(conversation, scope=turn.scope)
-        await store.describe(turn.conversation_id, turn.scope, title=title_from_prompt(turn.prompt), model=turn.model)
-        await journal.finish(turn.turn_id)
+        # Saved and out of the journal in one transaction: a crash now cannot put it back twice.
+        end = TurnEnd(title=title_from_prompt(turn.prompt), model=turn.model, journal_turn_id=turn.turn_id)
+        await store.save_turn(conversation, scope=turn.scope, end=end)
         recovered += 1
     if recovered:
         log.warning("put back %d turn(s) a previous server left unfinished (marked: server restarted)", recovered)

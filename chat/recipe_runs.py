@@ -18,7 +18,7 @@ from chat.recipes import OUTPUT_MODES, OutputMode, Recipe, build_recipe_agent, o
 from chat.runs import Report, RunStatus, RunUpdate, refused, stream_from_own_task
 from chat.services import RunService
 from chat.text import join_surrogates, title_from_prompt
-from storage.catalogue import SessionSummary
+from storage.catalogue import SessionSummary, TurnEnd
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,9 @@ class RecipeService(RunService):
             result = run.result
             assert result is not None
             last = result.output
-            await self.store.save(result.conversation, scope=owner)
-            await self._describe(owner, run_id, last.name or request, model_name)
+            await self.store.save_turn(
+                result.conversation, scope=owner, end=self._described(last.name or request, model_name)
+            )
             report(update(RunStatus.COMPLETED))
         except RunTimedOut as error:
             report(update(RunStatus.FAILED, describe_failure(error, model_name)))
@@ -141,8 +142,9 @@ class RecipeService(RunService):
             if messages:
                 mark_ended(messages, self.active.stop_reason, model_name)
             last = recipe_from_messages(messages) or last
-            await self.store.save(Conversation(messages=messages, conversation_id=run_id), scope=owner)
-            await self._describe(owner, run_id, (last.name if last else "") or request, model_name)
+            stopped_run = Conversation(messages=messages, conversation_id=run_id)
+            title = (last.name if last else "") or request
+            await self.store.save_turn(stopped_run, scope=owner, end=self._described(title, model_name))
             report(update(RunStatus.STOPPED))
         except UnexpectedModelBehavior as error:
             message = (
@@ -154,5 +156,7 @@ class RecipeService(RunService):
             log.exception("recipe run %s failed", run_id)
             report(update(RunStatus.FAILED, describe_failure(error, model_name)))
 
-    async def _describe(self, owner: str, run_id: str, title: str, model_name: str) -> None:
-        await self.store.describe(run_id, owner, title=title_from_prompt(title), model=model_name, kind=RECIPE_KIND)
+    @staticmethod
+    def _described(title: str, model_name: str) -> TurnEnd:
+        """Saved with the run's messages: a recipe is never listed among the chats, even after a crash."""
+        return TurnEnd(title=title_from_prompt(title), model=model_name, kind=RECIPE_KIND)

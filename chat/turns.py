@@ -39,7 +39,7 @@ from chat.summaries import Summarizer
 from chat.text import VisibleText, join_surrogates, repair_responses, title_from_prompt, visible_prefix
 from chat.tools import ChatDeps, chat_tool_descriptions, known_zone
 from chat.turn_stats import TurnStats, this_turn_usage, turn_stats
-from storage.catalogue import CataloguedStore, CorruptConversation, StoreUnavailable
+from storage.catalogue import CataloguedStore, CorruptConversation, StoreUnavailable, TurnEnd
 from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class ChatService(RunService):
             result = run.result
             assert result is not None
             new_messages, status, this_turn = await self._save_answered(
-                result, conversation, owner, prompt, model_name, compactor.policy.kind
+                result, conversation, owner, prompt, model_name, compactor.policy.kind, checkpoints
             )
             final_text = visible_prefix(_answer_text(new_messages) or streamed.raw)
             if isinstance(result.output, DeferredToolRequests):
@@ -346,7 +346,7 @@ class ChatService(RunService):
         except RunCancelled as stopped:
             usage = this_turn_usage(stopped.usage, conversation.usage if conversation else None)
             reason = LENGTH_LIMIT if too_long else self.active.stop_reason
-            await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason)
+            await self._save_stopped(stopped, conversation, owner, prompt, model_name, reason, checkpoints)
             answer = streamed.text
             steps.end()
             await finish(
@@ -363,7 +363,8 @@ class ChatService(RunService):
             stopped = RunCancelled.from_cancellation(cancelled)
             if stopped is not None:
                 reason = self.active.stop_reason
-                await _shielded(self._save_stopped(stopped, conversation, owner, prompt, model_name, reason))
+                saving = self._save_stopped(stopped, conversation, owner, prompt, model_name, reason, checkpoints)
+                await _shielded(saving)
             raise
         except Exception as error:
             if not isinstance(error, (ModelUnavailable, ConversationUnavailable, CorruptConversation)):
@@ -381,6 +382,7 @@ class ChatService(RunService):
         prompt: str,
         model_name: str,
         policy: str,
+        checkpoints: Checkpoints,
     ) -> tuple[list[ModelMessage], RunStatus, RunUsage]:
         """Save a turn the model answered to its end; its new messages, how it ended, and what it cost."""
         new_messages = list(result.new_messages())
@@ -398,8 +400,15 @@ class ChatService(RunService):
         # The loaded object still knows which messages the store has, so the save appends only these.
         conversation.messages.extend(new_messages)
         conversation.usage = result.conversation.usage
-        await self._save(conversation, owner, new_messages)
-        await self._describe(owner, conversation.conversation_id, prompt, model_name, policy)
+        # The model and context policy of this turn, and a title from the first prompt, with the messages.
+        end = TurnEnd(
+            title=title_from_prompt(prompt),
+            model=model_name,
+            context_policy=policy,
+            journal_turn_id=checkpoints.for_the_save(),
+        )
+        await self._save(conversation, owner, new_messages, end)
+        checkpoints.saved()
         return new_messages, status, this_turn_usage(result.usage, earlier_usage)
 
     def _failure(self, conversation_id: str, text: str, error: BaseException, model_name: str) -> TurnUpdate:
@@ -427,6 +436,7 @@ class ChatService(RunService):
         prompt: str,
         model_name: str,
         reason: str,
+        checkpoints: Checkpoints,
     ) -> None:
         if loaded is None:
             return
@@ -438,17 +448,10 @@ class ChatService(RunService):
         repair_responses(new_messages)
         loaded.messages.extend(new_messages)
         loaded.usage = stopped.usage
-        await self._save(loaded, owner, new_messages)
-        await self._describe(owner, loaded.conversation_id, _last_prompt(new_messages) or "", None)
-
-    async def _describe(
-        self, owner: str, conversation_id: str, prompt: str, model_name: str | None, policy: str | None = None
-    ) -> None:
-        """The app's metadata beside the conversation, in one write: the model and context policy of the last
-        turn, and a title from the first prompt (also when its answer was stopped: the prompt names the chat)."""
-        await self.store.describe(
-            conversation_id, owner, title=title_from_prompt(prompt), model=model_name, context_policy=policy
-        )
+        # A title from the prompt also when its answer was stopped: the prompt names the chat.
+        title = title_from_prompt(_last_prompt(new_messages) or "")
+        await self._save(loaded, owner, new_messages, TurnEnd(title=title, journal_turn_id=checkpoints.for_the_save()))
+        checkpoints.saved()
 
     async def keep_shown(self, owner: str, conversation_id: str, shown_prompts: Sequence[str]) -> bool:
         """Cut the stored conversation back to the prompts the page still shows; True when something was cut.
@@ -505,10 +508,13 @@ class ChatService(RunService):
             save_summary=save_summary,
         )
 
-    async def _save(self, conversation: Conversation, owner: str, new_messages: Sequence[ModelMessage]) -> None:
-        """Save the turn's messages; if another tab saved this conversation meanwhile, append after its messages."""
+    async def _save(
+        self, conversation: Conversation, owner: str, new_messages: Sequence[ModelMessage], end: TurnEnd
+    ) -> None:
+        """Save the turn's messages, and `end` with them; if another tab saved this conversation meanwhile,
+        append after its messages."""
         try:
-            await self.store.save(conversation, scope=owner)
+            await self.store.save_turn(conversation, scope=owner, end=end)
             return
         except ConversationConflict:
             pass
@@ -516,7 +522,7 @@ class ChatService(RunService):
         if latest is None:
             raise ConversationUnavailable("This conversation was deleted while the answer was streaming.")
         latest.messages.extend(new_messages)
-        await self.store.save(latest, scope=owner)
+        await self.store.save_turn(latest, scope=owner, end=end)
 
 
 def _required(owner: str | None) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic_ai.conversation_store import ConversationStore
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.conversation_store import ConversationEntry, ConversationStore
 from pydantic_ai.messages import ModelMessage
 
 from storage.turn_journal import TurnJournal
@@ -123,8 +125,39 @@ class Catalogue(ABC):
         """Every stored message of a conversation as written, unparsed: what can be saved of a damaged one."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class TurnEnd:
+    """What is written with a turn's messages, in their transaction (`CataloguedStore.save_turn`): the app's
+    metadata as `describe` takes it, and the end of the turn's journal entry. A crash keeps all of it or none
+    of it, so a turn that was saved is never put back from the journal a second time."""
+
+    title: str | None = None
+    model: str | None = None
+    context_policy: str | None = None
+    kind: str | None = None
+    journal_turn_id: str | None = None
+
+
+_turn_ending: ContextVar[TurnEnd | None] = ContextVar("turn_ending", default=None)
+
+
+def turn_ending() -> TurnEnd | None:
+    """The `TurnEnd` of the `save_turn` the current `write_record` is part of, if any. A context variable,
+    since pydantic-ai's `save` passes nothing of ours on; `asyncio.to_thread` carries it to the worker."""
+    return _turn_ending.get()
+
+
 class CataloguedStore(ConversationStore, Catalogue):
     """pydantic-ai's `ConversationStore` that also keeps the app's catalogue: what chat/ is written against."""
+
+    async def save_turn(self, conversation: Conversation, *, scope: str, end: TurnEnd) -> list[ConversationEntry]:
+        """`save`, with `end` written in the same transaction as the messages: one write per turn, not three
+        one after another through the database's single writer. Every backend's `write_record` honours it."""
+        token = _turn_ending.set(end)
+        try:
+            return await self.save(conversation, scope=scope)
+        finally:
+            _turn_ending.reset(token)
 
 
 class ServerStore(CataloguedStore):

@@ -22,6 +22,7 @@ from storage.catalogue import (
     TurnSettings,
     like_snippet,
     message_text,
+    turn_ending,
 )
 
 
@@ -58,6 +59,15 @@ class MemoryConversationStore(InMemoryConversationStore, CataloguedStore):
         about.stored_bytes += sum(
             len(_stored_json(entry).encode()) + len(message_text(entry.message).encode()) for entry in new_entries
         )
+        if (ending := turn_ending()) is not None and record.scope is not None:
+            await self.describe(
+                record.conversation_id,
+                record.scope,
+                title=ending.title,
+                model=ending.model,
+                context_policy=ending.context_policy,
+                kind=ending.kind,
+            )
 
     async def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
         await super().delete_record(conversation_id, expected_revision=expected_revision)

@@ -6,9 +6,14 @@ rows, so its cost does not grow with other visitors' conversations.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from storage.catalogue import CHAT_KIND, Catalogue, SearchHit, SessionSummary, TurnSettings, like_snippet
 from storage.database import off_the_event_loop
 from storage.postgres_database import PostgresDatabase
+
+if TYPE_CHECKING:
+    import psycopg
 
 _SUMMARY_COLUMNS = "id, title, created_at, updated_at, model"
 
@@ -61,12 +66,7 @@ class PostgresCatalogue(PostgresDatabase, Catalogue):
         kind: str | None = None,
     ) -> None:
         with self.write() as connection:
-            connection.execute(
-                "UPDATE conversations SET title = CASE WHEN title = '' THEN coalesce(%s, title) ELSE title END,"
-                " model = coalesce(%s, model), context_policy = coalesce(%s, context_policy),"
-                " kind = coalesce(%s, kind) WHERE id = %s AND scope = %s",
-                [title, model, context_policy, kind, conversation_id, scope],
-            )
+            describe_in(connection, conversation_id, scope, title, model, context_policy, kind)
 
     @off_the_event_loop
     def turn_settings(self, conversation_id: str, scope: str) -> TurnSettings:
@@ -138,6 +138,24 @@ class PostgresCatalogue(PostgresDatabase, Catalogue):
                 [conversation_id, scope],
             ).fetchall()
         return [message_json for (message_json,) in rows]
+
+
+def describe_in(
+    connection: psycopg.Connection,
+    conversation_id: str,
+    scope: str,
+    title: str | None,
+    model: str | None,
+    context_policy: str | None = None,
+    kind: str | None = None,
+) -> None:
+    """`describe`'s update, inside a transaction already open (its own, or a turn's save)."""
+    connection.execute(
+        "UPDATE conversations SET title = CASE WHEN title = '' THEN coalesce(%s, title) ELSE title END,"
+        " model = coalesce(%s, model), context_policy = coalesce(%s, context_policy),"
+        " kind = coalesce(%s, kind) WHERE id = %s AND scope = %s",
+        [title, model, context_policy, kind, conversation_id, scope],
+    )
 
 
 def _summary(row: tuple) -> SessionSummary:

@@ -118,6 +118,10 @@ class PostgresDatabase:
             check=ConnectionPool.check_connection,
             # A query waits this long for a connection (PostgreSQL away): then the visitor is told, not left waiting.
             timeout=POOL_WAIT_SECONDS,
+            # The pool's reconnection waits twice as long after each failure (1, 2, 4 ... s, for up to 5 minutes):
+            # after an outage of half a minute it would not look again for half a minute more. It gives up sooner
+            # here, and the next visitor's query starts a new attempt at once.
+            reconnect_timeout=POOL_WAIT_SECONDS,
             open=True,
             name="chat-store",
         )

@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 from pydantic_ai.conversation_store import ConversationConflict, ConversationEntry, ConversationRecord
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 
-from storage.catalogue import ServerStore, message_text
+from storage.catalogue import ServerStore, message_text, turn_ending
 from storage.database import off_the_event_loop
-from storage.postgres_catalogue import PostgresCatalogue
+from storage.postgres_catalogue import PostgresCatalogue, describe_in
 from storage.sqlite_store import entry_from_row, history_from_rows
 from storage.turn_journal import PostgresTurnJournal
 
@@ -116,6 +116,18 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
                     " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     rows,
                 )
+            if (ending := turn_ending()) is not None:
+                describe_in(
+                    connection,
+                    record.conversation_id,
+                    record.scope,
+                    ending.title,
+                    ending.model,
+                    ending.context_policy,
+                    ending.kind,
+                )
+                if ending.journal_turn_id is not None:
+                    PostgresTurnJournal.forget_in(connection, ending.journal_turn_id)
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:

@@ -6,6 +6,7 @@ primitives.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 from storage.catalogue import CHAT_KIND, Catalogue, SearchHit, SessionSummary, TurnSettings, like_snippet
@@ -58,12 +59,7 @@ class SQLiteCatalogue(SQLiteDatabase, Catalogue):
         kind: str | None = None,
     ) -> None:
         with self.write() as connection:
-            connection.execute(
-                "UPDATE conversations SET title = CASE WHEN title IS NULL OR title = '' THEN coalesce(?, title)"
-                " ELSE title END, model = coalesce(?, model), context_policy = coalesce(?, context_policy),"
-                " kind = coalesce(?, kind) WHERE id = ? AND scope = ?",
-                [title, model, context_policy, kind, conversation_id, scope],
-            )
+            describe_in(connection, conversation_id, scope, title, model, context_policy, kind)
 
     @off_the_event_loop
     def turn_settings(self, conversation_id: str, scope: str) -> TurnSettings:
@@ -132,6 +128,24 @@ class SQLiteCatalogue(SQLiteDatabase, Catalogue):
             [conversation_id, scope],
         ).fetchall()
         return [message_json for (message_json,) in rows]
+
+
+def describe_in(
+    connection: sqlite3.Connection,
+    conversation_id: str,
+    scope: str,
+    title: str | None,
+    model: str | None,
+    context_policy: str | None = None,
+    kind: str | None = None,
+) -> None:
+    """`describe`'s update, inside a transaction already open (its own, or a turn's save)."""
+    connection.execute(
+        "UPDATE conversations SET title = CASE WHEN title IS NULL OR title = '' THEN coalesce(?, title)"
+        " ELSE title END, model = coalesce(?, model), context_policy = coalesce(?, context_policy),"
+        " kind = coalesce(?, kind) WHERE id = ? AND scope = ?",
+        [title, model, context_policy, kind, conversation_id, scope],
+    )
 
 
 def _summary(row: tuple) -> SessionSummary:

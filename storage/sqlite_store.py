@@ -24,10 +24,10 @@ from pydantic_ai.conversation_store import (
 )
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
-from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary, message_text
+from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary, message_text, turn_ending
 from storage.database import now as timestamp
 from storage.database import off_the_event_loop
-from storage.sqlite_catalogue import SQLiteCatalogue
+from storage.sqlite_catalogue import SQLiteCatalogue, describe_in
 from storage.turn_journal import SQLiteTurnJournal
 
 __all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "message_text"]
@@ -122,6 +122,18 @@ class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
                     added_bytes,
                 ],
             )
+            if (ending := turn_ending()) is not None:
+                describe_in(
+                    connection,
+                    record.conversation_id,
+                    record.scope,
+                    ending.title,
+                    ending.model,
+                    ending.context_policy,
+                    ending.kind,
+                )
+                if ending.journal_turn_id is not None:
+                    SQLiteTurnJournal.forget_in(connection, ending.journal_turn_id)
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import sqlite3
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -88,14 +89,22 @@ class SQLiteTurnJournal(TurnJournal):
 
     @off_the_event_loop
     def append(self, turn_id: str, text: str) -> None:
-        if text:
-            self.database.db.execute("INSERT INTO running_turn_text (turn_id, text) VALUES (?, ?)", [turn_id, text])
+        if text:  # a checkpoint that comes after the turn's save (one writer at a time) finds no turn to add to
+            self.database.db.execute(
+                "INSERT INTO running_turn_text (turn_id, text) SELECT turn_id, ? FROM running_turns WHERE turn_id = ?",
+                [text, turn_id],
+            )
 
     @off_the_event_loop
     def finish(self, turn_id: str) -> None:
         with self.database.write() as connection:
-            connection.execute("DELETE FROM running_turn_text WHERE turn_id = ?", [turn_id])
-            connection.execute("DELETE FROM running_turns WHERE turn_id = ?", [turn_id])
+            self.forget_in(connection, turn_id)
+
+    @staticmethod
+    def forget_in(connection: sqlite3.Connection, turn_id: str) -> None:
+        """`finish`'s deletes, inside a transaction already open (its own, or the turn's save)."""
+        connection.execute("DELETE FROM running_turns WHERE turn_id = ?", [turn_id])
+        connection.execute("DELETE FROM running_turn_text WHERE turn_id = ?", [turn_id])
 
     @off_the_event_loop
     def left_by_earlier_servers(self) -> list[UnfinishedTurn]:
@@ -159,13 +168,25 @@ class PostgresTurnJournal(TurnJournal):
     def append(self, turn_id: str, text: str) -> None:
         if text:
             with self.database.write() as connection:
-                connection.execute("INSERT INTO running_turn_text (turn_id, text) VALUES (%s, %s)", [turn_id, text])
+                # Locks the turn's row, so a checkpoint that meets the turn's save either lands before it (and the
+                # save, deleting the turn's row first, waits, then deletes its text too) or finds no turn to add to.
+                connection.execute(
+                    "INSERT INTO running_turn_text (turn_id, text)"
+                    " SELECT turn_id, %s FROM running_turns WHERE turn_id = %s FOR SHARE",
+                    [text, turn_id],
+                )
 
     @off_the_event_loop
     def finish(self, turn_id: str) -> None:
         with self.database.write() as connection:
-            connection.execute("DELETE FROM running_turn_text WHERE turn_id = %s", [turn_id])
-            connection.execute("DELETE FROM running_turns WHERE turn_id = %s", [turn_id])
+            self.forget_in(connection, turn_id)
+
+    @staticmethod
+    def forget_in(connection: psycopg.Connection, turn_id: str) -> None:
+        """`finish`'s deletes, inside a transaction already open (its own, or the turn's save); the turn's row
+        first, so a checkpoint being written meanwhile is waited for (see `append`)."""
+        connection.execute("DELETE FROM running_turns WHERE turn_id = %s", [turn_id])
+        connection.execute("DELETE FROM running_turn_text WHERE turn_id = %s", [turn_id])
 
     @off_the_event_loop
     def left_by_earlier_servers(self) -> list[UnfinishedTurn]:

@@ -9,15 +9,17 @@ import subprocess
 import sys
 
 import pytest
-from pydantic_ai.messages import ModelResponse
+from pydantic_ai.conversation import Conversation
+from pydantic_ai.conversation_store import ConversationConflict
+from pydantic_ai.messages import ModelRequest, ModelResponse, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.endings import END_KEY, SERVER_RESTARTED
 from chat.journal import Checkpoints, recover_unfinished_turns
 from chat.render import to_bubbles
-from storage.catalogue import StoreUnavailable
+from storage.catalogue import StoreUnavailable, TurnEnd
 from tests.databases import query
-from tests.test_turns import collect, make_service
+from tests.test_turns import collect, endless_model, make_service
 
 pytestmark = pytest.mark.anyio
 
@@ -141,6 +143,56 @@ async def test_a_turn_never_lands_in_someone_elses_conversation(store):
     assert await recover_unfinished_turns(store.turn_journal(), store) == 0
     messages = (await store.load("shared-id", scope="owner-a")).messages
     assert "sneaky" not in str(messages)
+    assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0
+
+
+async def test_the_moment_a_turn_is_saved_it_is_out_of_the_journal(store):
+    """A server killed right after a turn's save must not put the turn back a second time at the next start:
+    the save and the end of the turn's journal entry are one transaction, so no moment holds both."""
+    journal_after_each_save = []
+    write_record = store.write_record
+
+    async def save_then_look(record, **written):
+        await write_record(record, **written)
+        journal_after_each_save.append(query(store, "SELECT prompt FROM running_turns"))
+
+    store.write_record = save_then_look
+    started = asyncio.Event()
+    service = make_service(store, endless=endless_model(started=started))
+    service.journal = store.turn_journal()
+    await collect(service, "Nenne drei Flüsse.", owner="ilse", conversation="c-f")
+    stopping = asyncio.create_task(collect(service, "Zähl weiter…", owner="ilse", conversation="c-f", model="endless"))
+    await started.wait()
+    assert service.stop("ilse", "c-f")
+    assert (await stopping)[-1].status.value == "stopped"
+    assert journal_after_each_save == [[], []]  # answered, then stopped: neither left in the journal
+    assert await recover_unfinished_turns(store.turn_journal(gone_server_id()), store) == 0
+    assert len((await store.load("c-f", scope="ilse")).messages) == 4
+    assert (await store.list_sessions("ilse"))[0].title == "Nenne drei Flüsse."
+
+
+async def test_a_save_that_fails_leaves_the_turn_in_the_journal_and_the_title_unwritten(store):
+    dead = store.turn_journal(gone_server_id())
+    turn = await dead.begin("rui", "c-r", "Olá, tudo bem?", "demo")
+    dead.close()
+    await store.save(
+        Conversation(conversation_id="c-r", messages=[ModelRequest(parts=[UserPromptPart("primeiro")])]), scope="rui"
+    )
+    stale = Conversation(conversation_id="c-r", messages=[ModelRequest(parts=[UserPromptPart("Olá, tudo bem?")])])
+    with pytest.raises(ConversationConflict):  # saved from elsewhere meanwhile: its revision is old
+        await store.save_turn(stale, scope="rui", end=TurnEnd(title="Olá", model="demo", journal_turn_id=turn))
+    assert query(store, "SELECT prompt FROM running_turns") == [("Olá, tudo bem?",)]
+    assert (await store.session("c-r", "rui")).title == "New chat"
+
+
+async def test_a_checkpoint_written_after_its_turn_was_saved_leaves_nothing_behind(store):
+    journal = store.turn_journal()
+    turn = await journal.begin("noa", "c-n", "שלום, מה שלומך?", "demo")
+    await journal.append(turn, "שלום")
+    saved = Conversation(conversation_id="c-n", messages=[ModelRequest(parts=[UserPromptPart("שלום, מה שלומך?")])])
+    await store.save_turn(saved, scope="noa", end=TurnEnd(title="שלום", journal_turn_id=turn))
+    await journal.append(turn, "! טוב")  # the checkpoint the save did not wait for
+    assert query(store, "SELECT count(*) FROM running_turn_text")[0][0] == 0
     assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0
 
 

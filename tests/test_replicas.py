@@ -196,6 +196,10 @@ def test_postgresql_down_mid_answer_gives_a_clear_message_and_the_next_turn_work
             last_name, last_data = answer.events[-1]
             assert last_name == "error" and "store cannot be reached" in json.loads(last_data)["error"]
             assert "psycopg" not in last_data and "Pool" not in last_data  # no internal text
+            body = {"message": "Are you there?", "conversation_id": conversation}
+            while_away = httpx.post(f"{url}api/chat", json=body, headers=headers, timeout=60)
+            assert while_away.status_code == 503 and int(while_away.headers["retry-after"]) > 0
+            assert "cannot be reached" in while_away.json()["error"] and "Pool" not in while_away.text
         finally:
             postgres_server.start_again()
         _, after = chat(url, "How old am I?", conversation_id=conversation, headers=headers)

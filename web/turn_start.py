@@ -8,12 +8,14 @@ start the recipe tab's run the same way (`start_recipe`).
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
 from chat.errors import (
     ConversationBusy,
@@ -38,6 +40,9 @@ from chat.models import ModelNotOffered
 from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import ActiveTurns
 from chat.turns import ChatService, TurnUpdate
+from storage.catalogue import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 OWNER_HEADER = "x-chat-owner"
 NO_SUCH_CONVERSATION = "No such conversation."
@@ -95,6 +100,18 @@ def caller(request: Request, cookies: VisitorCookie) -> str | Refusal:
     if not owner:
         return Refusal(401, f"Send your owner token in an {OWNER_HEADER} header (POST /api/session gives you one).")
     return owner
+
+
+STORE_AWAY = "The conversation store cannot be reached right now; nothing was sent or changed. Try again in a moment."
+STORE_AWAY_RETRY_SECONDS = 5
+
+
+async def store_away(request: Request, away: StoreUnavailable) -> JSONResponse:
+    """Every route's answer while the database is away (a PostgreSQL restarting): a 503 a client can retry,
+    instead of a bare 500. The cause goes to the server log, never to the client."""
+    log.warning("%s %s: %s", request.method, request.url.path, away)
+    refusal = Refusal(503, STORE_AWAY, retry_after=STORE_AWAY_RETRY_SECONDS)
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
 async def limits_refusal(active: ActiveTurns, owner: str, run_id: str, address: str | None) -> Refusal | None:
