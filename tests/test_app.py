@@ -225,6 +225,36 @@ def test_the_server_freezes_its_start_up_objects_out_of_the_collector_and_shorte
     assert tuned.stdout.split() == ["True"] * 4, tuned.stderr[-2000:]
 
 
+def test_gradio_no_longer_searches_for_matplotlib_around_each_update_once_tuned():
+    """Without matplotlib installed, Gradio's backend switch around every update searched the whole import
+    path for it, twice; once tuned, not once (and where it is installed, it is left alone)."""
+    script = (
+        "import importlib.util, sys, server\n"
+        "from gradio.utils import MatplotlibBackendMananger\n"
+        "searched = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        searched.append(name)\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "def one_update():\n"
+        "    searched.clear()\n"
+        "    with MatplotlibBackendMananger():\n"
+        "        pass\n"
+        "    return searched.count('matplotlib')\n"
+        "installed = importlib.util.find_spec('matplotlib') is not None\n"
+        "before = one_update()\n"
+        "server.tune_for_many_streams()\n"
+        "print(installed, before, one_update())\n"
+    )
+    tuned = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    installed, before, after = tuned.stdout.split()
+    if installed == "True":
+        pytest.skip("matplotlib is installed here: Gradio's switch finds it, nothing to tune")
+    assert (before, after) == ("2", "0"), tuned.stderr[-2000:]
+
+
 def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
     import os

@@ -162,11 +162,13 @@ class ChatPane(gr.ChatInterface):
         """Clear the box and show the message in the chat in one request (Gradio makes it two)."""
         return gr.update(value=""), message, self._append_message_to_history(message, shown)
 
-    def _show_stop(self) -> gr.Textbox:
-        return gr.Textbox(submit_btn=False, stop_btn=self.original_stop_btn)
+    # Updates as dicts: a component built as an update costs Gradio about 0.2 ms (it reads its constructor's
+    # signature), a dict about 1 µs, and every answer swaps the button twice.
+    def _show_stop(self) -> dict[str, Any]:
+        return gr.update(submit_btn=False, stop_btn=self.original_stop_btn)
 
-    def show_send(self) -> gr.Textbox:
-        return gr.Textbox(submit_btn=self._send_button, stop_btn=False)
+    def show_send(self) -> dict[str, Any]:
+        return gr.update(submit_btn=self._send_button, stop_btn=False)
 
     def _setup_stop_events(self, event_triggers: list[Any], events_to_cancel: list[Any], after_success: Any) -> None:
         self._send_button = self.textbox.submit_btn
