@@ -25,6 +25,7 @@ from chat.agents import build_chat_agent
 from chat.completions import Completions
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
+from chat.errors import StoreUnavailable
 from chat.handoff import HandoffService
 from chat.history import ContextPolicy
 from chat.identity import VisitorCookie
@@ -42,7 +43,7 @@ from chat.stop_everywhere import StopEverywhere
 from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
 from storage import open_store
-from storage.catalogue import ServerStore, StoreUnavailable
+from storage.catalogue import ServerStore
 from ui import ServicesShown, build_demo, launch_options
 from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly

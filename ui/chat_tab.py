@@ -260,6 +260,7 @@ class ChatTab(RunHandlers):
         chat_of_this_answer: Any = conversation_id
         run_tag = secrets.token_hex(8)
         how_to_stop: Any = stop_request(conversation_id, run_tag)
+        usage_shown = context_shown = None
         try:
             async for update in self.service.run_turn(
                 scope,
@@ -272,13 +273,16 @@ class ChatTab(RunHandlers):
                 tag=run_tag,
                 time_zone=(getattr(request, "cookies", None) or {}).get(TIME_ZONE_COOKIE),
             ):
+                usage, context = usage_line(update), context_panel(update)
+                # Sent when they change only (the start and the end): Gradio processes every output it is given.
                 yield (
                     answer_messages(update, self.image_hosts),
-                    usage_line(update),
-                    context_panel(update),
+                    usage if usage != usage_shown else gr.skip(),
+                    context if context != context_shown else gr.skip(),
                     chat_of_this_answer,
                     how_to_stop,
                 )
+                usage_shown, context_shown = usage, context
                 # Once only: a late update of an answer cancelled by a switch must not take the page back.
                 chat_of_this_answer = how_to_stop = gr.skip()
         except asyncio.CancelledError:

@@ -22,6 +22,7 @@ from chat.errors import (
     PromptRejected,
     ServerClosing,
     StorageFull,
+    StoreUnavailable,
     TooManyRunning,
     TooManyStarts,
     describe_failure,
@@ -40,7 +41,6 @@ from chat.models import ModelNotOffered
 from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import ActiveTurns
 from chat.turns import ChatService, TurnUpdate
-from storage.catalogue import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
