@@ -36,6 +36,8 @@ from chat.quota import StoredDataQuota
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 5.0
+LEFT_NOTICE_SECONDS = 1.0
+"""How long a new request from a stream-closing client waits for its previous stream to be seen closed."""
 """How long a new turn waits for the stopped answer of its conversation to be saved before it is refused."""
 
 
@@ -226,17 +228,30 @@ class ActiveTurns:
         with self._lock:
             self._runs[(owner, run_id)] = run
 
-    async def settle(self, owner: str, run_id: str, timeout: float = SETTLE_SECONDS) -> None:
+    async def settle(
+        self, owner: str, run_id: str, timeout: float = SETTLE_SECONDS, *, asked_by_a_leaver: bool = False
+    ) -> None:
         """Wait, at most `timeout` seconds, for this key's run to finish if it is already stopping.
 
         A message sent right after Stop (a queued follow-up, an API client's next request) then starts
         once the stopped answer is saved, instead of being refused as busy while it saves.
+
+        `asked_by_a_leaver`: the request comes from a protocol whose only Stop is closing the stream (the AI
+        SDK's `stop()` then `regenerate()`). Its new request can arrive before the server has seen the old
+        stream close; a run of the same kind is given `LEFT_NOTICE_SECONDS` to be found left and stopped.
         """
         key = (owner, run_id)
         with self._lock:
             token, run = self._tokens.get(key), self._runs.get(key)
-        if token is None or not token.cancelled or run is None or run.task is None:
+        if token is None or run is None or run.task is None:
             return
+        if not token.cancelled:
+            if not (asked_by_a_leaver and run.stops_when_left):
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.task), LEFT_NOTICE_SECONDS)
+            if not token.cancelled:
+                return  # its reader is still there: the conversation is busy
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(run.task), timeout)
 
@@ -338,6 +353,8 @@ class LiveRun(Generic[U]):
         """The final update is published: nothing comes after it, and no pause between updates may hold it."""
         self.task: asyncio.Task[None] | None = None
         """The task the run lives in; held here so that a run nobody reads is not garbage-collected."""
+        self.stops_when_left = False
+        """Its reader leaving stops it (`stream_from_own_task` without `keep_running_when_left`)."""
         self._version = 0
         self._changed = asyncio.Event()
 
@@ -407,6 +424,7 @@ async def stream_from_own_task(
         yield crashed(refusal)
         return
     run: LiveRun[U] = LiveRun(kind, subject, tag)
+    run.stops_when_left = not keep_running_when_left
     report: Report[U] = Report(run.publish)
 
     async def guarded() -> None:

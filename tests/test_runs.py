@@ -240,3 +240,43 @@ async def test_settling_never_waits_for_a_run_nobody_stopped():
     await asyncio.wait_for(active.settle("noor", "chat-6"), timeout=1)  # returns at once: it is answering
     assert active.is_running("noor", "chat-6")
     await updates.aclose()
+
+
+def endless_until_stopped(saved: list[str]):
+    async def produce(token: CancellationToken, report: Report[Step]) -> None:
+        report(Step(1))
+        while not token.cancelled:
+            await asyncio.sleep(0.01)
+        saved.append("partial saved")
+        report(Step(2, final=True))
+
+    return produce
+
+
+async def test_a_stream_closing_clients_next_request_waits_for_the_stream_it_just_left():
+    """The AI SDK's stop() then regenerate(): the new request can come before the server sees the old
+    stream close. It waits for that run to be stopped and saved, then starts; it is not refused as busy."""
+    saved: list[str] = []
+    active = ActiveTurns()
+    left = stream_from_own_task(active, "ines", "chat-4", endless_until_stopped(saved), crashed)
+    assert await left.__anext__() == Step(1)
+    asking_again = asyncio.create_task(active.settle("ines", "chat-4", asked_by_a_leaver=True))
+    await settle()
+    assert not asking_again.done()  # the old stream is not seen closed yet: waiting, not refused
+    await left.aclose()  # the server sees it close now
+    await asyncio.wait_for(asking_again, timeout=5)
+    assert saved == ["partial saved"]
+    await active.check_can_start("ines", "chat-4")  # no ConversationBusy
+
+
+async def test_a_busy_conversation_is_still_refused_when_its_reader_is_there():
+    saved: list[str] = []
+    active = ActiveTurns()
+    reading = stream_from_own_task(active, "ines", "chat-5", endless_until_stopped(saved), crashed)
+    assert await reading.__anext__() == Step(1)
+    await active.settle("ines", "chat-5")  # a page or SSE request: nothing is stopping, no wait
+    await asyncio.wait_for(active.settle("ines", "chat-5", asked_by_a_leaver=True), timeout=5)  # waits a moment only
+    with pytest.raises(ConversationBusy):
+        await active.check_can_start("ines", "chat-5")
+    assert saved == []
+    await reading.aclose()

@@ -163,7 +163,8 @@ async def start_turn(
         return Refusal(400, "A conversation id is 1 to 128 letters, digits, '.', '_' or '-'.")
     conversation_id = ask.conversation_id or str(uuid.uuid4())
     address = client_address(request)
-    await service.active.settle(owner, conversation_id)  # right after a Stop: its answer is saving
+    # Right after a Stop its answer is saving; a client whose Stop is leaving may be here before it was seen leave.
+    await service.active.settle(owner, conversation_id, asked_by_a_leaver=stop_when_left)
     over_limit = await limits_refusal(service.active, owner, conversation_id, address)
     if over_limit is not None:  # before the 404: a new chat's first answer is not stored yet (busy)
         return over_limit
