@@ -93,8 +93,13 @@ class Checkpoints:
     async def end(self) -> None:
         if self.journal is not None and self.turn_id is not None:
             await self.flushed()
-            with _best_effort("end"):
+            try:
                 await self.journal.finish(self.turn_id)
+            except StoreUnavailable:
+                # Its visitor is told it failed (the database is away): left in the journal, it would come back
+                # as "server restarted" once this server is gone. Ended when the database is back instead.
+                log.warning("turn journal: end deferred, the database is not reachable")
+                self.journal.ends_owed.add(self.turn_id)
             self.turn_id = None
 
 
@@ -109,7 +114,11 @@ def _best_effort(step: str) -> Iterator[None]:
 
 async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore) -> int:
     """Save every turn a server that is gone left unfinished; returns how many. Run before serving, and
-    then every so often (`keep_recovering`): with replicas, the one that died may never start again."""
+    then every so often (`keep_recovering`): with replicas, the one that died may never start again. First,
+    end the entries of this server's turns that ended while the database was away."""
+    for turn_id in list(journal.ends_owed):  # this server's turns that ended while the database was away
+        await journal.finish(turn_id)
+        journal.ends_owed.discard(turn_id)
     recovered = 0
     for turn in await journal.left_by_earlier_servers():
         conversation = await store.load(turn.conversation_id, scope=turn.scope)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationEntry, ConversationStore
@@ -145,6 +146,23 @@ def turn_ending() -> TurnEnd | None:
     """The `TurnEnd` of the `save_turn` the current `write_record` is part of, if any. A context variable,
     since pydantic-ai's `save` passes nothing of ours on; `asyncio.to_thread` carries it to the worker."""
     return _turn_ending.get()
+
+
+def write_turn_end(
+    connection: Any,
+    conversation_id: str,
+    scope: str | None,
+    describe_in: Callable[..., None],
+    forget_in: Callable[[Any, str], None],
+) -> None:
+    """Inside a save's transaction, with the backend's own SQL (`describe_in`, the journal's `forget_in`): the
+    `TurnEnd` of the `save_turn` the save is part of, if any."""
+    ending = turn_ending()
+    if ending is None or scope is None:
+        return
+    describe_in(connection, conversation_id, scope, ending.title, ending.model, ending.context_policy, ending.kind)
+    if ending.journal_turn_id is not None:
+        forget_in(connection, ending.journal_turn_id)
 
 
 class CataloguedStore(ConversationStore, Catalogue):

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from pydantic_ai.conversation_store import ConversationConflict, ConversationEntry, ConversationRecord
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 
-from storage.catalogue import ServerStore, message_text, turn_ending
+from storage.catalogue import ServerStore, message_text, write_turn_end
 from storage.database import off_the_event_loop
 from storage.postgres_catalogue import PostgresCatalogue, describe_in
 from storage.sqlite_store import entry_from_row, history_from_rows
@@ -116,18 +116,7 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
                     " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     rows,
                 )
-            if (ending := turn_ending()) is not None:
-                describe_in(
-                    connection,
-                    record.conversation_id,
-                    record.scope,
-                    ending.title,
-                    ending.model,
-                    ending.context_policy,
-                    ending.kind,
-                )
-                if ending.journal_turn_id is not None:
-                    PostgresTurnJournal.forget_in(connection, ending.journal_turn_id)
+            write_turn_end(connection, record.conversation_id, record.scope, describe_in, PostgresTurnJournal.forget_in)
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:

@@ -24,7 +24,7 @@ from pydantic_ai.conversation_store import (
 )
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
-from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary, message_text, turn_ending
+from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary, message_text, write_turn_end
 from storage.database import now as timestamp
 from storage.database import off_the_event_loop
 from storage.sqlite_catalogue import SQLiteCatalogue, describe_in
@@ -122,18 +122,7 @@ class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
                     added_bytes,
                 ],
             )
-            if (ending := turn_ending()) is not None:
-                describe_in(
-                    connection,
-                    record.conversation_id,
-                    record.scope,
-                    ending.title,
-                    ending.model,
-                    ending.context_policy,
-                    ending.kind,
-                )
-                if ending.journal_turn_id is not None:
-                    SQLiteTurnJournal.forget_in(connection, ending.journal_turn_id)
+            write_turn_end(connection, record.conversation_id, record.scope, describe_in, SQLiteTurnJournal.forget_in)
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:

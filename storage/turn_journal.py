@@ -46,6 +46,8 @@ class TurnJournal(ABC):
     def __init__(self, server_id: str | None = None) -> None:
         self.server_id = server_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         """This server process (host, pid, a random part, since a restarted container often reuses its pid)."""
+        self.ends_owed: set[str] = set()
+        """Turns that ended while the database was away, their entries still to end (`chat.journal`)."""
 
     @abstractmethod
     async def begin(self, scope: str, conversation_id: str, prompt: str, model: str) -> str:

@@ -196,6 +196,26 @@ async def test_a_checkpoint_written_after_its_turn_was_saved_leaves_nothing_behi
     assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0
 
 
+async def test_a_turn_that_ended_while_the_database_was_away_never_comes_back_as_restarted(store):
+    """Its visitor was told it failed and kept the prompt; once the database is back its entry is ended,
+    so a server that later finds this one gone puts nothing back."""
+    journal = store.turn_journal()
+    checkpoints = await Checkpoints.begin(journal, "tomás", "c-t", "¿Sigues ahí? 🙂", "demo")
+    reachable_finish = journal.finish
+
+    async def database_away(turn_id: str) -> None:
+        raise StoreUnavailable("PostgreSQL is not reachable")
+
+    journal.finish = database_away
+    await checkpoints.end()  # the turn failed as the visitor was told; ending its entry fails too
+    assert query(store, "SELECT prompt FROM running_turns") == [("¿Sigues ahí? 🙂",)]
+    journal.finish = reachable_finish  # the database is back: this server's next look ends the entry
+    assert await recover_unfinished_turns(journal, store) == 0
+    journal.close()  # and then this server is gone
+    assert await recover_unfinished_turns(store.turn_journal(), store) == 0
+    assert await store.load("c-t", scope="tomás") is None
+
+
 class FlakyJournal:
     """A journal whose database is away for its first checkpoint, and slow while `hold` is clear."""
 
