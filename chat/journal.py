@@ -81,13 +81,9 @@ class Checkpoints:
         if self._writing is not None:
             await self._writing
 
-    def for_the_save(self) -> str | None:
-        """The turn's journal id, for its save to end the entry in the same transaction (`TurnEnd`). A checkpoint
-        still being written is not waited for: one that comes after the save finds no entry to add to."""
-        return self.turn_id
-
     def saved(self) -> None:
-        """The turn's save ended its entry: nothing left to end."""
+        """The turn's save ended its entry (`TurnEnd.journal_turn_id`): nothing left to end. A checkpoint still
+        being written is not waited for before the save: one that comes after it finds no entry to add to."""
         self.turn_id = None
 
     async def end(self) -> None:

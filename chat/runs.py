@@ -36,9 +36,9 @@ from chat.quota import StoredDataQuota
 log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 5.0
+"""How long a new turn waits for the stopped answer of its conversation to be saved before it is refused."""
 LEFT_NOTICE_SECONDS = 1.0
 """How long a new request from a stream-closing client waits for its previous stream to be seen closed."""
-"""How long a new turn waits for the stopped answer of its conversation to be saved before it is refused."""
 
 
 class RunStatus(enum.StrEnum):

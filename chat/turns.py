@@ -405,7 +405,7 @@ class ChatService(RunService):
             title=title_from_prompt(prompt),
             model=model_name,
             context_policy=policy,
-            journal_turn_id=checkpoints.for_the_save(),
+            journal_turn_id=checkpoints.turn_id,
         )
         await self._save(conversation, owner, new_messages, end)
         checkpoints.saved()
@@ -450,7 +450,7 @@ class ChatService(RunService):
         loaded.usage = stopped.usage
         # A title from the prompt also when its answer was stopped: the prompt names the chat.
         title = title_from_prompt(_last_prompt(new_messages) or "")
-        await self._save(loaded, owner, new_messages, TurnEnd(title=title, journal_turn_id=checkpoints.for_the_save()))
+        await self._save(loaded, owner, new_messages, TurnEnd(title=title, journal_turn_id=checkpoints.turn_id))
         checkpoints.saved()
 
     async def keep_shown(self, owner: str, conversation_id: str, shown_prompts: Sequence[str]) -> bool:

@@ -40,7 +40,7 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import EventEncoder
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from pydantic_ai.ui.ag_ui import AGUIAdapter
 
@@ -51,14 +51,10 @@ from chat.steps import Step
 from chat.turns import ChatService, TurnUpdate
 from web.json_patch import json_patch
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import Refusal, ask_from_shown, caller, start_recipe, start_turn
+from web.turn_start import Refusal, ask_from_shown, caller, json_refusal, start_recipe, start_turn
 
 KEEP_ALIVE_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def _refused(refusal: Refusal) -> Response:
-    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
 def text_of(message: Message) -> str:
@@ -89,20 +85,20 @@ class AGUIChatAPI:
         the recipe grows."""
         owner = caller(request, self.cookies)
         if isinstance(owner, Refusal):
-            return _refused(owner)
+            return json_refusal(owner)
         if self.recipes is None:
-            return _refused(Refusal(404, "This server has no recipe route."))
+            return json_refusal(Refusal(404, "This server has no recipe route."))
         try:
             run_input = AGUIAdapter.build_run_input(await request.body())
         except ValidationError:
-            return _refused(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
+            return json_refusal(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
         messages, props = run_input.messages, run_input.forwarded_props
         model = props.get("model") if isinstance(props, dict) else None
         if not messages or messages[-1].role != "user" or not isinstance(model, str | None):
-            return _refused(Refusal(400, "Name the dish in the last message, the user's."))
+            return json_refusal(Refusal(400, "Name the dish in the last message, the user's."))
         started = await start_recipe(self.recipes, request, owner, text_of(messages[-1]), model, self.default_model)
         if isinstance(started, Refusal):
-            return _refused(started)
+            return json_refusal(started)
         recipe_id, updates = started
         events = recipe_events(updates, run_input.thread_id, run_input.run_id, recipe_id)
         return StreamingResponse(
@@ -112,15 +108,15 @@ class AGUIChatAPI:
     async def run(self, request: Request) -> Response:
         owner = caller(request, self.cookies)
         if isinstance(owner, Refusal):
-            return _refused(owner)
+            return json_refusal(owner)
         try:
             run_input = AGUIAdapter.build_run_input(await request.body())
         except ValidationError:
-            return _refused(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
+            return json_refusal(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
         shown = [(message.role, text_of(message)) for message in run_input.messages]
         ask = ask_from_shown(run_input.thread_id, shown, run_input.forwarded_props)
         if isinstance(ask, Refusal):
-            return _refused(ask)
+            return json_refusal(ask)
         started = await start_turn(
             self.service,
             request,
@@ -132,7 +128,7 @@ class AGUIChatAPI:
             stop_when_left=True,
         )
         if isinstance(started, Refusal):
-            return _refused(started)
+            return json_refusal(started)
         _, updates = started
         encoder = EventEncoder(accept=request.headers.get("accept"))
         events = ag_ui_events(updates, run_input.thread_id, run_input.run_id)

@@ -110,7 +110,11 @@ async def store_away(request: Request, away: StoreUnavailable) -> JSONResponse:
     """Every route's answer while the database is away (a PostgreSQL restarting): a 503 a client can retry,
     instead of a bare 500. The cause goes to the server log, never to the client."""
     log.warning("%s %s: %s", request.method, request.url.path, away)
-    refusal = Refusal(503, STORE_AWAY, retry_after=STORE_AWAY_RETRY_SECONDS)
+    return json_refusal(Refusal(503, STORE_AWAY, retry_after=STORE_AWAY_RETRY_SECONDS))
+
+
+def json_refusal(refusal: Refusal) -> JSONResponse:
+    """A refusal as a JSON body `{"error": sentence}`, with its status and `Retry-After`."""
     return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
