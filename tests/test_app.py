@@ -255,6 +255,48 @@ def test_gradio_no_longer_searches_for_matplotlib_around_each_update_once_tuned(
     assert (before, after) == ("2", "0"), tuned.stderr[-2000:]
 
 
+def test_an_answer_s_updates_build_no_components_however_many_there_are(app, monkeypatch):
+    """Gradio builds a component anew for every output given `gr.skip()` or an update dict, reading its
+    constructor's signature each time (about 1.5 ms); with three such outputs on every update of 200 streams
+    that was most of the server's time. An answer's updates give every page output a plain value (or skip a
+    State, which costs nothing), so the count does not grow with the updates."""
+    import json
+    import uuid
+
+    import httpx
+    from gradio.components.base import Component
+
+    built: list[str] = []
+    original = Component.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    config = httpx.get(f"{app.url}config").json()
+    fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
+    session = uuid.uuid4().hex
+    owner = visitor_token("builds")
+    payload = {
+        "data": ["count to 45", [], "demo", owner, None, "window"],
+        "fn_index": fn_index,
+        "session_hash": session,
+    }
+    updates = 0
+    with httpx.Client(base_url=app.url, timeout=60) as client:
+        monkeypatch.setattr(Component, "__init__", counting)
+        client.post("gradio_api/queue/join", json=payload).raise_for_status()
+        with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                updates += message.get("msg") == "process_generating"
+                if message.get("msg") == "process_completed":
+                    assert message.get("success"), message
+                    break
+    assert updates >= 8  # enough that one component per update could not hide
+    assert len(built) <= 2, built
+
+
 def test_python_app_py_starts_and_answers_with_nothing_configured(tmp_path):
     """README command 1: `python app.py` on a fresh machine, no key, no configuration."""
     import os

@@ -260,7 +260,6 @@ class ChatTab(RunHandlers):
         chat_of_this_answer: Any = conversation_id
         run_tag = secrets.token_hex(8)
         how_to_stop: Any = stop_request(conversation_id, run_tag)
-        usage_shown = context_shown = None
         try:
             async for update in self.service.run_turn(
                 scope,
@@ -273,18 +272,19 @@ class ChatTab(RunHandlers):
                 tag=run_tag,
                 time_zone=(getattr(request, "cookies", None) or {}).get(TIME_ZONE_COOKIE),
             ):
-                usage, context = usage_line(update), context_panel(update)
-                # Sent when they change only (the start and the end): Gradio processes every output it is given.
+                # Every page output gets its value again on each update: Gradio would build a component anew
+                # for each one given `gr.skip()` (about 1.5 ms each, on every update of every stream), while
+                # a value costs only its postprocess, and nothing on the wire when it has not changed. A State's skip is free.
                 yield (
                     answer_messages(update, self.image_hosts),
-                    usage if usage != usage_shown else gr.skip(),
-                    context if context != context_shown else gr.skip(),
+                    usage_line(update),
+                    context_panel(update),
                     chat_of_this_answer,
                     how_to_stop,
                 )
-                usage_shown, context_shown = usage, context
                 # Once only: a late update of an answer cancelled by a switch must not take the page back.
-                chat_of_this_answer = how_to_stop = gr.skip()
+                # (Its stop request may come again: it names this run only, and stops no other.)
+                chat_of_this_answer = gr.skip()
         except asyncio.CancelledError:
             # Gradio cancels the event when the visitor switches chats or an API client cancels its job: that
             # is a Stop. A reloaded or closed page only stops reading (Gradio drops the event without a
