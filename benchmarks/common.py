@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import statistics
@@ -271,6 +272,64 @@ async def queue_chat(
         timing.error = f"{type(error).__name__}: {error}"
     timing.total = time.perf_counter() - started
     return timing
+
+
+async def lean_queue_chat(
+    base_url: str, fn_index: int, prompt: str, owner: str, session_hash: str, cookie: str | None = None
+) -> StreamTiming:
+    """`queue_chat` on one bare connection (`benchmarks/lean_http.py`): the join, then its stream.
+
+    With hundreds of visitors in one load-generating process, httpx's per-line work took a quarter of a
+    core; on a machine whose cores the servers share, that comes out of the servers being measured.
+    `cookie`: the visitor's cookies, as their browser sends them (behind nginx they pick the replica)."""
+    from benchmarks.lean_http import LeanConnection
+
+    headers = {"Cookie": cookie} if cookie else {}
+    started = time.perf_counter()
+    updates = _UpdateLines(started)
+    connection = None
+    try:
+        connection = await LeanConnection.open(base_url)
+        payload = chat_payload(fn_index, prompt, owner, session_hash)
+        status, reply = await connection.post_json("gradio_api/queue/join", payload, headers)
+        if status != 200:
+            raise ConnectionError(f"join answered {status}: {reply[:200]!r}")
+        query = {"session_hash": session_hash}
+        await connection.read_stream_until("gradio_api/queue/data", query, None, updates.saw, headers)
+    except (OSError, ValueError, asyncio.IncompleteReadError) as error:  # ConnectionError is an OSError
+        updates.timing.error = f"{type(error).__name__}: {error}"
+    finally:
+        if connection is not None:
+            await connection.close()
+    updates.timing.total = time.perf_counter() - started
+    return updates.timing
+
+
+class _UpdateLines:
+    """A queue stream's lines as they arrive, counted and timed as `queue_chat` does; True once completed."""
+
+    def __init__(self, started: float) -> None:
+        self.timing = StreamTiming()
+        self._started = started
+        self._partial = b""
+
+    def saw(self, block: bytes) -> bool:
+        *lines, self._partial = (self._partial + block).split(b"\n")
+        for line in lines:
+            timing = self.timing
+            timing.bytes += len(line) + 1
+            if not line.startswith(b"data:"):
+                continue
+            if b'"process_generating"' in line:
+                timing.updates += 1
+                if timing.first_token is None and not (timing.updates == 1 and _is_echo(json.loads(line[5:]))):
+                    timing.first_token = time.perf_counter() - self._started
+            elif b'"process_completed"' in line:
+                timing.error = _failure_in(json.loads(line[5:]))
+                if timing.error is None and timing.first_token is None:
+                    timing.error = "completed without streaming"
+                return True
+        return False
 
 
 def _is_echo(generating: dict) -> bool:

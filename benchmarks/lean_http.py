@@ -48,12 +48,21 @@ class LeanConnection:
             return status, await self._read_chunked()
         return status, await self._reader.readexactly(int(response_headers.get("content-length", "0")))
 
-    async def read_stream_until(self, path: str, query: dict[str, str], marker: bytes, on_data: Any = None) -> None:
-        """GET an event stream and read it until `marker` appears (the connection is spent afterwards).
+    async def read_stream_until(
+        self,
+        path: str,
+        query: dict[str, str],
+        marker: bytes | None,
+        on_data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """GET an event stream and read it until `marker` appears or `on_data` returns True (the connection
+        is spent afterwards).
 
         `on_data(block)` sees every block as it arrives; events are matched in the raw bytes (a marker
         split across two reads is still found), which is all a load generator needs to know."""
-        self._send("GET", f"{path}?{urlencode(query)}", b"Accept: text/event-stream\r\n")
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items()).encode()
+        self._send("GET", f"{path}?{urlencode(query)}", b"Accept: text/event-stream\r\n" + extra)
         await self._writer.drain()
         status, _ = await self._read_head()
         if status != 200:
@@ -63,11 +72,12 @@ class LeanConnection:
             block = await self._reader.read(65536)
             if not block:
                 raise ConnectionError("the stream ended before its last event")
-            if on_data is not None:
-                on_data(block)
-            if marker in tail + block:
+            if on_data is not None and on_data(block):
                 return
-            tail = block[-len(marker) :]
+            if marker is not None:
+                if marker in tail + block:
+                    return
+                tail = block[-len(marker) :]
 
     def _send(self, method: str, path: str, headers: bytes, body: bytes = b"") -> None:
         head = f"{method} {self._prefix}/{path.lstrip('/')} HTTP/1.1\r\nHost: {self._host}\r\n".encode()

@@ -51,3 +51,20 @@ def test_one_benchmark_can_run_alone_and_a_wrong_name_is_refused():
     assert "| window: input tokens" in alone.stdout
     wrong = python_module("benchmarks", "--only", "nonsense", timeout=120)
     assert wrong.returncode != 0 and "unknown benchmark nonsense" in wrong.stderr
+
+
+def test_the_lean_crowd_reads_updates_split_anywhere_and_reports_a_failed_answer():
+    """The load generator reads Gradio's stream in raw blocks, which can end in the middle of a line."""
+    from benchmarks.common import _UpdateLines
+
+    generating = (
+        b'data: {"msg": "process_generating", "output": {"data": [[{"role": "assistant", "content": "Uno"}]]}}\n\n'
+    )
+    failed = b'data: {"msg": "process_completed", "success": true, "output": {"data": ["\xe2\x9a\xa0\xef\xb8\x8f Model unavailable"]}}\n\n'
+    stream = b": ping\n\n" + generating * 3 + failed
+    for cut in (1, 7, 40, len(stream) // 2, len(stream) - 3):
+        lines = _UpdateLines(started=0.0)
+        finished = [lines.saw(stream[:cut]), lines.saw(stream[cut:])]
+        assert finished == [False, True] and lines.timing.updates == 3
+        assert lines.timing.first_token is not None and lines.timing.error.startswith("⚠️")
+        assert lines.timing.bytes == len(stream) - 1  # every line up to the completed one, whatever the cut
