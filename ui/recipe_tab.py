@@ -55,8 +55,7 @@ class RecipeHandlers(RunHandlers):
             )
             if update.error:  # like every tab: the reason, on the tab's status line
                 counters = f"⚠️ {update.error}"
-            recipes = await self.choices(owner) if update.final else gr.skip()
-            yield card, recipe_json(update.recipe), counters, recipes
+            yield card, recipe_json(update.recipe), counters
 
     async def choices(self, owner: str | None) -> Any:
         items = [(session_label(summary), summary.conversation_id) for summary in await self.recipes.list(owner or "")]
@@ -113,13 +112,15 @@ def recipe_tab(
     recipe_run = gr.State(None)
 
     # The run is named first, so Stop reaches it from its first moment; bad input fails in the run itself.
+    # The list of recipes is refreshed once the recipe ends, not an output of its stream: Gradio builds an
+    # output's component anew on every update that skips it (benchmarks/ANALYSIS.md).
     gr.on([dish.submit, generate.click], new_conversation_id, None, recipe_run, **PRIVATE).success(
         handlers.generate,
         [dish, model, output_mode, debounce, owner, recipe_run],
-        [card, recipe_view, counters, saved_recipes],
+        [card, recipe_view, counters],
         api_name="recipe",
         concurrency_limit=concurrency_limit,
-    )
+    ).then(handlers.refresh, owner, saved_recipes, **PRIVATE)
     stop_recipe.click(handlers.stop, [owner, recipe_run], None, **PRIVATE)
     saved_recipes.input(handlers.reopen, [owner, saved_recipes], [card, recipe_view, counters], **PRIVATE)
     page.load(handlers.refresh, owner, saved_recipes, **PRIVATE)
