@@ -247,31 +247,20 @@ async def queue_chat(
     client: httpx.AsyncClient, fn_index: int, prompt: str, owner: str, session_hash: str | None = None
 ) -> StreamTiming:
     """One chat turn the way the page runs it: join Gradio's queue, then read its SSE stream to the end."""
-    timing = StreamTiming()
     session = session_hash or uuid.uuid4().hex
     started = time.perf_counter()
+    updates = _UpdateLines(started)
     try:
         joined = await client.post("gradio_api/queue/join", json=chat_payload(fn_index, prompt, owner, session))
         joined.raise_for_status()
         async with client.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
             async for line in stream.aiter_lines():
-                timing.bytes += len(line.encode()) + 1
-                if not line.startswith("data:"):
-                    continue
-                if '"process_generating"' in line:
-                    timing.updates += 1
-                    # The app's first update echoes the prompt; the first token comes in the update after it.
-                    if timing.first_token is None and not (timing.updates == 1 and _is_echo(json.loads(line[5:]))):
-                        timing.first_token = time.perf_counter() - started
-                elif '"process_completed"' in line:
-                    timing.error = _failure_in(json.loads(line[5:]))
-                    if timing.error is None and timing.first_token is None:
-                        timing.error = "completed without streaming"
+                if updates.saw(line.encode() + b"\n"):
                     break
     except httpx.HTTPError as error:
-        timing.error = f"{type(error).__name__}: {error}"
-    timing.total = time.perf_counter() - started
-    return timing
+        updates.timing.error = f"{type(error).__name__}: {error}"
+    updates.timing.total = time.perf_counter() - started
+    return updates.timing
 
 
 async def lean_queue_chat(
@@ -306,7 +295,8 @@ async def lean_queue_chat(
 
 
 class _UpdateLines:
-    """A queue stream's lines as they arrive, counted and timed as `queue_chat` does; True once completed."""
+    """A queue stream's lines as they arrive (in blocks cut anywhere), counted and timed: `saw` is True once
+    the stream's completed message has been read. Shared by `queue_chat` and `lean_queue_chat`."""
 
     def __init__(self, started: float) -> None:
         self.timing = StreamTiming()
@@ -322,6 +312,7 @@ class _UpdateLines:
                 continue
             if b'"process_generating"' in line:
                 timing.updates += 1
+                # The first update of a Chatbot-shaped floor echoes the prompt; its first token comes after.
                 if timing.first_token is None and not (timing.updates == 1 and _is_echo(json.loads(line[5:]))):
                     timing.first_token = time.perf_counter() - self._started
             elif b'"process_completed"' in line:
