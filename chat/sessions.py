@@ -171,8 +171,9 @@ class Sessions:
         )
         await self.store.save(imported, scope=owner)
         first_prompt = _first_prompt(imported.messages)
-        await self.store.set_title(
-            imported.conversation_id, owner, "Imported: " + title_from_prompt(first_prompt or "chat")
+        # Named by the app, as a first prompt names a chat: the record's title stays the user's to set.
+        await self.store.describe(
+            imported.conversation_id, owner, title="Imported: " + title_from_prompt(first_prompt or "chat")
         )
         return imported.conversation_id
 

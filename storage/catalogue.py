@@ -1,6 +1,7 @@
 """The app's catalogue beside the conversations: titles, listing, search, summaries, policies.
 
-pydantic-ai's `ConversationStore` keeps the messages and never reads any of this. chat/ is written
+pydantic-ai's `ConversationStore` keeps the messages, and the title anyone set (its record's `title`, set
+with `update`: the page's rename is one); it never reads the rest of this. chat/ is written
 against `CataloguedStore`, a `ConversationStore` that also keeps a `Catalogue`: SQLite
 (storage/sqlite_store.py) or memory (storage/memory_store.py, over pydantic-ai's in-memory store).
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationEntry, ConversationStore
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage
 
 from storage.turn_journal import TurnJournal
@@ -83,10 +85,6 @@ class Catalogue(ABC):
     @abstractmethod
     async def session(self, conversation_id: str, scope: str, *, kind: str = CHAT_KIND) -> SessionSummary | None:
         """The listed facts of one conversation, even when its messages are damaged."""
-
-    @abstractmethod
-    async def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
-        """Rename: True when the owner's conversation was found."""
 
     @abstractmethod
     async def describe(
@@ -176,6 +174,15 @@ class CataloguedStore(ConversationStore, Catalogue):
             return await self.save(conversation, scope=scope)
         finally:
             _turn_ending.reset(token)
+
+    async def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
+        """Rename, as pydantic-ai's `update` does it: the record's title, which the sidebar shows. True when
+        the owner's conversation was found."""
+        try:
+            await self.update(conversation_id, title=title, scope=scope)
+        except UserError:  # not stored, or not this owner's
+            return False
+        return True
 
 
 class ServerStore(CataloguedStore):

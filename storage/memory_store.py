@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic_ai.conversation_store import ConversationEntry, ConversationRecord, InMemoryConversationStore
+from pydantic_ai.conversation_store import (
+    ConversationDetails,
+    ConversationEntry,
+    ConversationRecord,
+    InMemoryConversationStore,
+)
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from storage.catalogue import (
@@ -69,6 +74,21 @@ class MemoryConversationStore(InMemoryConversationStore, CataloguedStore):
                 kind=ending.kind,
             )
 
+    async def write_details(
+        self,
+        conversation_id: str,
+        details: ConversationDetails,
+        *,
+        expected_revision: str,
+        expected: ConversationDetails | None = None,
+    ) -> ConversationRecord:
+        record = await super().write_details(
+            conversation_id, details, expected_revision=expected_revision, expected=expected
+        )
+        if "title" in details:  # the sidebar's title is the record's, as on SQLite
+            self._of(record).title = record.title or ""
+        return record
+
     async def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
         await super().delete_record(conversation_id, expected_revision=expected_revision)
         self._about.pop(conversation_id, None)
@@ -87,12 +107,6 @@ class MemoryConversationStore(InMemoryConversationStore, CataloguedStore):
     async def session(self, conversation_id: str, scope: str, *, kind: str = CHAT_KIND) -> SessionSummary | None:
         record = await self._owned(conversation_id, scope)
         return None if record is None or self._of(record).kind != kind else self._summary(record)
-
-    async def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
-        record = await self._owned(conversation_id, scope)
-        if record is not None:
-            self._of(record).title = title
-        return record is not None
 
     async def describe(
         self,

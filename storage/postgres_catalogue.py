@@ -49,12 +49,6 @@ class PostgresCatalogue(PostgresDatabase, Catalogue):
         return None if row is None else _summary(row)
 
     @off_the_event_loop
-    def set_title(self, conversation_id: str, scope: str, title: str) -> bool:
-        with self.write() as connection:
-            sql = "UPDATE conversations SET title = %s WHERE id = %s AND scope = %s"
-            return connection.execute(sql, [title, conversation_id, scope]).rowcount == 1
-
-    @off_the_event_loop
     def describe(
         self,
         conversation_id: str,

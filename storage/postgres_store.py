@@ -13,13 +13,18 @@ from collections.abc import Sequence
 
 import pydantic
 from psycopg.types.json import Jsonb
-from pydantic_ai.conversation_store import ConversationConflict, ConversationEntry, ConversationRecord
+from pydantic_ai.conversation_store import (
+    ConversationConflict,
+    ConversationDetails,
+    ConversationEntry,
+    ConversationRecord,
+)
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from storage.catalogue import ServerStore, message_text, write_turn_end
 from storage.database import off_the_event_loop
 from storage.postgres_catalogue import PostgresCatalogue, describe_in
-from storage.sqlite_store import entry_from_row, history_from_rows
+from storage.sqlite_store import entry_from_row, history_from_rows, write_details_in
 from storage.turn_journal import PostgresTurnJournal
 
 _RECORDS = pydantic.TypeAdapter(ConversationRecord)
@@ -94,7 +99,8 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
                 and connection.execute("SELECT 1 FROM entries WHERE id = %s", [record.head_id]).fetchone() is None
             ):
                 raise ConversationConflict(record.conversation_id)
-            # The app's metadata (title, created_at, model) lives in other columns and is left as it is.
+            # The app's metadata (created_at, model) lives in other columns and is left as it is; the record's
+            # title and metadata are `write_details`' to change, so a save that read them before keeps them.
             if expected_revision is None:
                 written = connection.execute(
                     "INSERT INTO conversations (scope, head_id, revision, branches_json, record_json, updated_at,"
@@ -104,7 +110,9 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
             else:
                 written = connection.execute(
                     "UPDATE conversations SET scope = %s, head_id = %s, revision = %s, branches_json = %s,"
-                    " record_json = %s, updated_at = %s, stored_bytes = stored_bytes + %s"
+                    " record_json = (%s::jsonb || jsonb_build_object('title', record_json::jsonb -> 'title',"
+                    " 'metadata', record_json::jsonb -> 'metadata'))::text,"
+                    " updated_at = %s, stored_bytes = stored_bytes + %s"
                     " WHERE id = %s AND revision = %s",
                     [*facts, added_bytes, record.conversation_id, expected_revision],
                 ).rowcount
@@ -117,6 +125,20 @@ class PostgresConversationStore(PostgresCatalogue, ServerStore):
                     rows,
                 )
             write_turn_end(connection, record.conversation_id, record.scope, describe_in, PostgresTurnJournal.forget_in)
+
+    @off_the_event_loop
+    def write_details(
+        self,
+        conversation_id: str,
+        details: ConversationDetails,
+        *,
+        expected_revision: str,
+        expected: ConversationDetails | None = None,
+    ) -> ConversationRecord:
+        with self.write() as connection:
+            return write_details_in(
+                connection, conversation_id, details, expected_revision, expected, mark="%s", lock=" FOR UPDATE"
+            )
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:

@@ -13,12 +13,14 @@ scope-checked by it (`load`, `save`, `delete`, `branch`, `fork` all take `scope=
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 
 import pydantic
 from pydantic_ai.conversation_store import (
     ConversationConflict,
+    ConversationDetails,
     ConversationEntry,
     ConversationRecord,
 )
@@ -102,14 +104,17 @@ class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
                 rows,
             )
             added_bytes = sum(len(row[4].encode()) + len(row[5].encode()) for row in rows)
-            # The app's metadata (title, created_at, model) lives in other columns and is left as it is.
+            # The app's metadata (created_at, model) lives in other columns and is left as it is; the record's
+            # title and metadata are `write_details`' to change, so a save that read them before keeps them.
             connection.execute(
                 "INSERT INTO conversations (id, scope, head_id, revision, branches_json, record_json, created_at,"
                 " updated_at, stored_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET scope = excluded.scope, head_id = excluded.head_id,"
                 " revision = excluded.revision, branches_json = excluded.branches_json,"
-                " record_json = excluded.record_json, updated_at = excluded.updated_at,"
-                " stored_bytes = conversations.stored_bytes + excluded.stored_bytes",
+                " record_json = json_set(excluded.record_json,"
+                " '$.title', json_extract(conversations.record_json, '$.title'),"
+                " '$.metadata', json(json_extract(conversations.record_json, '$.metadata'))),"
+                " updated_at = excluded.updated_at, stored_bytes = conversations.stored_bytes + excluded.stored_bytes",
                 [
                     record.conversation_id,
                     record.scope,
@@ -123,6 +128,18 @@ class SQLiteConversationStore(SQLiteCatalogue, ServerStore):
                 ],
             )
             write_turn_end(connection, record.conversation_id, record.scope, describe_in, SQLiteTurnJournal.forget_in)
+
+    @off_the_event_loop
+    def write_details(
+        self,
+        conversation_id: str,
+        details: ConversationDetails,
+        *,
+        expected_revision: str,
+        expected: ConversationDetails | None = None,
+    ) -> ConversationRecord:
+        with self.write() as connection:
+            return write_details_in(connection, conversation_id, details, expected_revision, expected, mark="?")
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
@@ -201,3 +218,32 @@ def entry_from_row(row: tuple) -> ConversationEntry:
     if not isinstance(message, (ModelRequest, ModelResponse)):
         raise CorruptConversation(conversation_id, f"entry {entry_id} is not a message")
     return ConversationEntry(id=entry_id, parent_id=parent_id, message=message, kind=kind)
+
+
+def write_details_in(
+    connection,
+    conversation_id: str,
+    details: ConversationDetails,
+    expected_revision: str,
+    expected: ConversationDetails | None,
+    *,
+    mark: str,
+    lock: str = "",
+) -> ConversationRecord:
+    """`write_details` in a write transaction on either database (`mark`: its parameter marker; `lock`: what
+    holds the row until the transaction ends, where the transaction alone does not)."""
+    row = connection.execute(
+        f"SELECT record_json FROM conversations WHERE id = {mark} AND revision = {mark}{lock}",
+        [conversation_id, expected_revision],
+    ).fetchone()
+    record = None if row is None else _RECORDS.validate_json(row[0])
+    if record is None or any(getattr(record, key) != value for key, value in (expected or {}).items()):
+        raise ConversationConflict(conversation_id)
+    record = dataclasses.replace(record, **details)
+    # The sidebar's title is the record's: a rename through pydantic-ai's `update` is the page's rename
+    # (a cleared title shows as a new chat until the next prompt names it).
+    connection.execute(
+        f"UPDATE conversations SET record_json = {mark}, title = {mark} WHERE id = {mark}",
+        [_RECORDS.dump_json(record).decode(), record.title or "", conversation_id],
+    )
+    return record

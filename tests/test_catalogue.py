@@ -98,6 +98,24 @@ async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_rename
     assert (await store.session("c1", "alice")).title == "Renamed"
 
 
+async def test_the_sidebars_title_is_the_title_pydantic_ai_keeps_on_the_record(store):
+    await chat(store, "t1", "zoë", ("¿Qué tal?", "Bien"))
+    await store.describe("t1", "zoë", title="¿Qué tal?")  # the app names it from the first prompt ...
+    assert (await store.read_record("t1")).title is None  # ... which is not a title anyone set
+    await store.update("t1", title="Café, Köln → Zürich", expected_title=None, scope="zoë")  # an agent titles it
+    assert (await store.session("t1", "zoë")).title == "Café, Köln → Zürich"
+    assert await store.set_title("t1", "zoë", "Mein Titel")  # the page's rename
+    assert (await store.read_record("t1")).title == "Mein Titel"
+    assert [record.title for record in await store.list_conversations(scope="zoë")] == ["Mein Titel"]
+    assert not await store.set_title("t1", "mallory", "Gestohlen")
+    assert (await store.read_record("t1")).title == "Mein Titel"
+    await store.update("t1", title=None, scope="zoë")  # cleared: a new chat until a prompt names it again
+    assert (await store.session("t1", "zoë")).title == "New chat"
+    await chat(store, "t1", "zoë", ("Nächste Frage", "Antwort"))
+    await store.describe("t1", "zoë", title="Nächste Frage")
+    assert (await store.session("t1", "zoë")).title == "Nächste Frage"
+
+
 async def test_stored_bytes_grow_with_each_save_per_owner_and_go_with_a_delete(store):
     await chat(store, "k1", "kofi", ("Akwaaba! Wo ho te sɛn?", "Me ho yɛ."))
     after_one = await store.stored_bytes("kofi")

@@ -253,3 +253,69 @@ async def test_a_reopened_sqlite_file_holds_the_same_conversations(tmp_path):
         assert texts(await reopened.load(name, scope="alice")) == messages
     await reopened.delete("Y", scope="alice")
     assert texts(await reopened.load("Z", scope="alice")) == expected["Z"]
+
+
+# -- titles and metadata (pydantic-ai 2.78: `update`, `write_details`) ------------------------------
+
+
+async def test_update_sets_a_title_and_metadata_without_changing_the_revision(store):
+    conversation = await saved(store)
+    record = await store.update(
+        "c1", title="Sopa de ajo ¿y después?", metadata={"model": "demo", "n": 3}, scope="alice"
+    )
+    assert (record.title, record.metadata) == ("Sopa de ajo ¿y después?", {"model": "demo", "n": 3})
+    assert record.revision == conversation.revision
+    stored = await store.read_record("c1")
+    assert (stored.title, stored.metadata, stored.revision) == (record.title, record.metadata, conversation.revision)
+    [listed] = await store.list_conversations(scope="alice")
+    assert listed.title == "Sopa de ajo ¿y después?"
+
+
+async def test_update_changes_only_what_is_passed_and_none_clears_it(store):
+    await saved(store)
+    await store.update("c1", title="一番目", metadata={"pinned": True}, scope="alice")
+    assert (await store.update("c1", title="二番目", scope="alice")).metadata == {"pinned": True}
+    cleared = await store.update("c1", metadata=None, scope="alice")
+    assert (cleared.title, cleared.metadata) == ("二番目", None)
+    assert (await store.update("c1", title=None, scope="alice")).title is None
+
+
+async def test_a_save_neither_conflicts_with_nor_undoes_an_update(store):
+    await saved(store)
+    loaded = await store.load("c1", scope="alice")  # read before the update
+    await store.update("c1", title="Renamed meanwhile", metadata={"tag": "x"}, scope="alice")
+    loaded.messages.extend(turn("after", "the rename"))
+    await store.save(loaded, scope="alice")
+    record = await store.read_record("c1")
+    assert (record.title, record.metadata) == ("Renamed meanwhile", {"tag": "x"})
+    assert texts(await store.load("c1", scope="alice"))[-2:] == ["after", "the rename"]
+
+
+async def test_expected_title_guards_a_title_someone_set(store):
+    await saved(store)
+    named = await store.update("c1", title="Auto", expected_title=None, scope="alice")
+    assert named.title == "Auto"
+    with pytest.raises(ConversationConflict):
+        await store.update("c1", title="Second guess", expected_title=None, scope="alice")
+    assert (await store.read_record("c1")).title == "Auto"
+    assert (await store.update("c1", title="Mine", expected_title="Auto", scope="alice")).title == "Mine"
+
+
+async def test_update_is_scoped_and_needs_a_stored_conversation(store):
+    await saved(store)
+    with pytest.raises(UserError):
+        await store.update("c1", title="bob's now", scope="bob")
+    with pytest.raises(UserError):
+        await store.update("missing", title="anything", scope="alice")
+    assert (await store.read_record("c1")).title is None
+
+
+async def test_a_branch_keeps_the_title_and_a_fork_starts_without_one(store):
+    conversation = await saved(store)
+    await store.update("c1", title="Kept", metadata={"k": 1}, scope="alice")
+    branched = await store.branch("c1", at=2, expected_revision=conversation.revision, scope="alice")
+    assert branched is not None
+    assert (await store.read_record("c1")).title == "Kept"
+    await store.fork("c1", new_conversation_id="f1", source_scope="alice")
+    fork = await store.read_record("f1")
+    assert (fork.title, fork.metadata) == (None, None)
