@@ -94,9 +94,9 @@ def postgres_save_rows(url: str, long_turns: int) -> list[Row]:
     ]
 
 
-def ratio_above(two: float, one: float, floor: float) -> float | None:
-    """How much of one replica's time above `floor` two replicas take (None where one took no more than it)."""
-    return (two - floor) / (one - floor) if one > floor else None
+def share(two: float, one: float) -> float | None:
+    """Two replicas' time as a share of one replica's (None where one took no time)."""
+    return two / one if one > 0 else None
 
 
 def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pace: float) -> list[Row]:
@@ -125,8 +125,8 @@ def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pa
     # What the replicas can change is the time above the answers' own: a chat is `model_time` long on any
     # number of replicas, so the plain ratios cannot reach 0.5x, and move away from it as one replica gets faster.
     model_time = FIRST_TOKEN_DELAY + tokens / pace
-    wall_above = ratio_above(two_wall.median, one_wall.median, model_time)
-    first_above = ratio_above(two_first.median, one_first.median, FIRST_TOKEN_DELAY)
+    two_wall_above, one_wall_above = two_wall.median - model_time, one_wall.median - model_time
+    two_first_above, one_first_above = two_first.median - FIRST_TOKEN_DELAY, one_first.median - FIRST_TOKEN_DELAY
     return [
         Row(
             f"{crowd} chats at once through nginx, 2 replicas: wall time",
@@ -146,16 +146,16 @@ def replica_rows(postgres: LocalPostgres, crowd: int, runs: int, tokens: int, pa
         ),
         Row(
             f"{crowd} chats at once through nginx, 2 replicas: wall time above the model's {model_time:g} s",
-            f"{two_wall.median - model_time:.2f} s",
-            f"{one_wall.median - model_time:.2f} s (1 replica)",
-            wall_above,
+            f"{two_wall_above:.2f} s",
+            f"{one_wall_above:.2f} s (1 replica)",
+            share(two_wall_above, one_wall_above),
         ),
         Row(
             f"{crowd} chats at once through nginx, 2 replicas: p95 first token above the model's "
             f"{FIRST_TOKEN_DELAY * 1000:.0f} ms",
-            f"{(two_first.median - FIRST_TOKEN_DELAY) * 1000:,.0f} ms",
-            f"{(one_first.median - FIRST_TOKEN_DELAY) * 1000:,.0f} ms (1 replica)",
-            first_above,
+            f"{two_first_above * 1000:,.0f} ms",
+            f"{one_first_above * 1000:,.0f} ms (1 replica)",
+            share(two_first_above, one_first_above),
         ),
         Row(
             f"{crowd} chats at once through nginx: CPU seconds of the replicas, and of the load generator",
