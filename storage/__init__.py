@@ -1,14 +1,18 @@
 """Conversation storage: pydantic-ai's `ConversationStore` with the app's catalogue beside it (catalogue:
-titles, listing, search, summaries, the interface chat/ is written against); on SQLite (sqlite_store,
-sqlite_catalogue, database under both), on PostgreSQL (postgres_store, postgres_catalogue,
-postgres_database) or in memory (memory_store, for tests)."""
+titles, listing, search, summaries, the interface chat/ is written against, and the rules every backend
+keeps); the turn journal (turn_journal).
+
+On SQL, written once (sql_store, sql_catalogue, sql_journal) against a database's dialect and connections
+(sql_database): SQLite (sqlite_store over database and migrations) or PostgreSQL (postgres_store over
+postgres_database). In memory: memory_store, for tests. A new SQL backend is one `SQLDatabase` (its
+`Dialect`, `connection()`, `transaction()`) and a store class naming its journal, as sqlite_store does."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from storage.catalogue import ServerStore
-from storage.sqlite_store import CorruptConversation, SearchHit, SessionSummary, SQLiteConversationStore
+from storage.catalogue import CorruptConversation, SearchHit, ServerStore, SessionSummary
+from storage.sqlite_store import SQLiteConversationStore
 
 __all__ = ["CorruptConversation", "SQLiteConversationStore", "SearchHit", "SessionSummary", "open_store"]
 

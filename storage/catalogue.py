@@ -16,7 +16,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.conversation_store import ConversationEntry, ConversationStore
@@ -146,25 +145,30 @@ def turn_ending() -> TurnEnd | None:
     return _turn_ending.get()
 
 
-def write_turn_end(
-    connection: Any,
-    conversation_id: str,
-    scope: str | None,
-    describe_in: Callable[..., None],
-    forget_in: Callable[[Any, str], None],
-) -> None:
-    """Inside a save's transaction, with the backend's own SQL (`describe_in`, the journal's `forget_in`): the
-    `TurnEnd` of the `save_turn` the save is part of, if any."""
-    ending = turn_ending()
-    if ending is None or scope is None:
-        return
-    describe_in(connection, conversation_id, scope, ending.title, ending.model, ending.context_policy, ending.kind)
-    if ending.journal_turn_id is not None:
-        forget_in(connection, ending.journal_turn_id)
-
-
 class CataloguedStore(ConversationStore, Catalogue):
-    """pydantic-ai's `ConversationStore` that also keeps the app's catalogue: what chat/ is written against."""
+    """pydantic-ai's `ConversationStore` that also keeps the app's catalogue: what chat/ is written against.
+
+    What every backend promises, each checked on every backend by the contract suite
+    (tests/test_store_conformance.py, which holds pydantic-ai's own in-memory store to the same rules, and
+    tests/test_catalogue.py; the journal's by tests/test_journal.py):
+
+    1. Owner scope: every method of the catalogue takes `scope` and reads or changes only that owner's rows;
+       another owner's conversation is exactly like one that does not exist, and writing to it (a title, a
+       policy, a summary) changes nothing. pydantic-ai's own methods check their `scope=` over the primitives.
+    2. One stored entry per message, never one blob per conversation: a save writes only its new messages, so
+       it costs the same at turn 1,000 as at turn 1.
+    3. `write_record` writes the record and its new entries in one transaction, with a compare-and-swap on the
+       revision: a stale `expected_revision`, a record that exists when it is None, or a head no entry holds
+       raise `ConversationConflict` and leave nothing of the save behind. Of two saves from one revision at
+       once, one wins.
+    4. A save keeps the stored record's `title` and `metadata` (`write_details` alone changes them) and the
+       app's metadata beside it.
+    5. `write_details` writes only the keys it is given, only while the record has `expected_revision` and the
+       `expected` values (checked and written in one step), and leaves the revision as it is; the title it
+       writes is the one `session` and `list_sessions` show.
+    6. `save_turn`: its `TurnEnd` (the app's metadata, the end of the turn's journal entry) is written in the
+       save's own transaction, and nothing of it when the save conflicts.
+    """
 
     async def save_turn(self, conversation: Conversation, *, scope: str, end: TurnEnd) -> list[ConversationEntry]:
         """`save`, with `end` written in the same transaction as the messages: one write per turn, not three

@@ -1,4 +1,4 @@
-"""The SQLite file under the store: one connection per thread, write transactions, the server's secrets.
+"""The SQLite file under the store: its dialect, one connection per thread, write transactions.
 
 WAL mode with `synchronous=NORMAL`: readers never wait for a writer, and a commit does not wait for the
 disk (a power cut can lose the last commits, never corrupt the file).
@@ -6,46 +6,40 @@ disk (a power cut can lose the last commits, never corrupt the file).
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import secrets
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
 from storage.migrations import migrations
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
+from storage.sql_database import Dialect, SQLDatabase
 
 
 def contains_any_case(text: str | None, lowered_query: str) -> bool:
     return text is not None and lowered_query in text.lower()
 
 
-def off_the_event_loop(work: Callable[P, T]) -> Callable[P, Awaitable[T]]:
-    """A method as the async interface awaits it, its SQLite work done in a worker thread: a save or a
-    listing never stalls every other stream on the event loop (each thread has its own connection)."""
+SQLITE = Dialect(
+    insertion_order="rowid",
+    json_value="?",
+    record_keeping_details="json_set(?, '$.title', json_extract(record_json, '$.title'),"
+    " '$.metadata', json(json_extract(record_json, '$.metadata')))",
+    branch_tips="SELECT value FROM conversations, json_each(conversations.branches_json)",
+    entry_columns=("id", "parent_id", "conversation_id", "kind", "message_json", "text", "created_at"),
+    # SQLite's LIKE and lower() fold ASCII only; search folds any letter, as PostgreSQL's ILIKE does.
+    text_contains="contains_any_case(e.text, ?)",
+    search_value=str.lower,
+)
+"""No row locks: a write transaction holds the file's single write lock (`transaction`)."""
 
-    @functools.wraps(work)
-    async def in_a_thread(*args: P.args, **kwargs: P.kwargs) -> T:
-        return await asyncio.to_thread(work, *args, **kwargs)
 
-    return in_a_thread
-
-
-class SQLiteDatabase:
+class SQLiteDatabase(SQLDatabase):
     """One SQLite file, migrated on open; safe to share between threads (each gets its own connection)."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -65,15 +59,18 @@ class SQLiteDatabase:
             connection.execute("PRAGMA busy_timeout=10000")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA synchronous=NORMAL")
-            # SQLite's LIKE and lower() fold ASCII only; search folds any letter, as PostgreSQL's ILIKE does.
             connection.create_function("contains_any_case", 2, contains_any_case, deterministic=True)
             db = self._local.db = Database(connection)
         return db
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock before the revision is read, so two writers cannot both
-        # pass the compare-and-swap (a deferred transaction would fail its upgrade instead).
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        yield self.db.conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock before anything is read, so two writers cannot both pass a check
+        # made on what they read (a deferred transaction would fail its upgrade instead).
         connection = self.db.conn
         connection.execute("BEGIN IMMEDIATE")
         try:
@@ -82,16 +79,6 @@ class SQLiteDatabase:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
-
-    def server_secret(self, name: str) -> bytes:
-        """A random secret the server keeps in its database, made on first use: restarts keep it, and
-        every process on the same database (replicas) shares it."""
-        with self.write() as connection:
-            connection.execute(
-                "INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)", [name, secrets.token_hex(32)]
-            )
-            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = ?", [name]).fetchone()
-        return bytes.fromhex(value)
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

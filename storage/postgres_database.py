@@ -1,4 +1,4 @@
-"""The PostgreSQL database under the store: a connection pool, the schema, the server's secrets.
+"""The PostgreSQL database under the store: its dialect, a connection pool, the schema, messages between servers.
 
 Chosen by a `postgresql://` URL in `CHAT_DB` / `--db` (storage/__init__.py). Every replica of the app
 opens the same database; the first to start creates the schema (the others wait on a lock).
@@ -7,18 +7,23 @@ The pool is psycopg's thread-safe `ConnectionPool`, and each query runs in a wor
 (`off_the_event_loop`), as SQLite's do: the store is used from more than one event loop (start-up
 recovery runs before the server's loop exists, tests drive it from their own), and an async pool is
 bound to the loop that opened it.
+
+The store's SQL is written with SQLite's `?` marks (storage/sql_database.py); `connection()` and
+`transaction()` hand out connections that take it (`_Marked`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from storage.catalogue import StoreUnavailable
+from storage.sql_database import Dialect, SQLDatabase
 
 try:
     import psycopg
@@ -100,12 +105,37 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 """Append-only: never edit one that has shipped, add the next."""
 
+
+def _like_pattern(query: str) -> str:
+    """`query` anywhere in the text, its `%`, `_` and `\\` meaning themselves."""
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+POSTGRES = Dialect(
+    insertion_order="seq",
+    json_value="CAST(? AS jsonb)",
+    record_keeping_details="(CAST(? AS jsonb) || jsonb_build_object('title', record_json::jsonb -> 'title',"
+    " 'metadata', record_json::jsonb -> 'metadata'))::text",
+    branch_tips="SELECT jsonb_array_elements_text(branches_json) FROM conversations",
+    # Each entry carries its owner too (001 made the column; nothing reads it now, the search starts from
+    # the owner's conversations).
+    entry_columns=("id", "parent_id", "conversation_id", "scope", "kind", "message_json", "text", "created_at"),
+    # Replicas write at once, each in its own transaction: the rows a transaction checks are locked.
+    lock_to_update=" FOR UPDATE",
+    lock_to_share=" FOR SHARE",
+    text_contains="e.text ILIKE ?",
+    search_value=_like_pattern,
+)
+
 POOL_WAIT_SECONDS = 5.0
 _MIGRATION_LOCK = 0x63686174  # any constant shared by every replica: 'chat'
 
 
-class PostgresDatabase:
+class PostgresDatabase(SQLDatabase):
     """One PostgreSQL database, migrated on open, reached through a pool of `max_connections`."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url
@@ -132,8 +162,8 @@ class PostgresDatabase:
 
     def broadcast(self, channel: str, message: str) -> None:
         """PostgreSQL's NOTIFY: every server LISTENing on `channel` gets `message`, whichever host it is on."""
-        with self.read() as connection:
-            connection.execute("SELECT pg_notify(%s, %s)", [channel, message])
+        with self.connection() as statements:
+            statements.execute("SELECT pg_notify(?, ?)", [channel, message])
 
     def subscribe(self, channel: str, receive: Callable[[str], None]) -> None:
         """LISTEN on a connection of its own, on a thread of its own; a lost connection is opened again."""
@@ -141,7 +171,7 @@ class PostgresDatabase:
         def listen() -> None:
             while True:
                 try:
-                    with psycopg.connect(self.url, autocommit=True) as connection:
+                    with self.own_connection() as connection:
                         connection.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
                         for notice in connection.notifies():
                             try:
@@ -154,30 +184,22 @@ class PostgresDatabase:
 
         threading.Thread(target=listen, name=f"listen-{channel}", daemon=True).start()
 
+    def own_connection(self) -> psycopg.Connection:
+        """A connection outside the pool, for what lasts as long as the server: a LISTEN, a session lock."""
+        return psycopg.connect(self.url, autocommit=True)
+
     @contextmanager
-    def read(self) -> Iterator[psycopg.Connection]:
+    def connection(self) -> Iterator[_Marked]:
         with _reachable(), self.pool.connection() as connection:
-            yield connection
+            yield _Marked(connection)
 
     @contextmanager
-    def write(self) -> Iterator[psycopg.Connection]:
-        """One transaction: committed at the end of the block, rolled back if it raises."""
+    def transaction(self) -> Iterator[_Marked]:
         with _reachable(), self.pool.connection() as connection, connection.transaction():
-            yield connection
-
-    def server_secret(self, name: str) -> bytes:
-        """A random secret the server keeps in its database, made on first use: restarts keep it, and
-        every replica shares it."""
-        with self.write() as connection:
-            connection.execute(
-                "INSERT INTO server_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                [name, secrets.token_hex(32)],
-            )
-            (value,) = connection.execute("SELECT value FROM server_secrets WHERE name = %s", [name]).fetchone()
-        return bytes.fromhex(value)
+            yield _Marked(connection)
 
     def _migrate(self) -> None:
-        with self.write() as connection:
+        with _reachable(), self.pool.connection() as connection, connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
             connection.execute("CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, applied_at timestamptz)")
             applied = {name for (name,) in connection.execute("SELECT name FROM migrations")}
@@ -194,3 +216,22 @@ def _reachable() -> Iterator[None]:
         yield
     except (psycopg.OperationalError, PoolTimeout) as lost:
         raise StoreUnavailable(f"PostgreSQL is not reachable ({type(lost).__name__})") from lost
+
+
+class _Marked:
+    """A psycopg connection that takes the store's SQL: `?` marks, and `%` meaning itself."""
+
+    def __init__(self, connection: psycopg.Connection) -> None:
+        self.raw = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
+        return self.raw.execute(_with_percent_marks(sql), params) if params else self.raw.execute(sql)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(_with_percent_marks(sql), rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _with_percent_marks(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")

@@ -45,7 +45,7 @@ def sqlite_on_this_thread(monkeypatch):
     async def inline(work, *args, **kwargs):
         return work(*args, **kwargs)
 
-    monkeypatch.setattr("storage.database.asyncio.to_thread", inline)
+    monkeypatch.setattr("storage.sql_database.asyncio.to_thread", inline)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 
 def query(store, sql: str, params: list | tuple = ()) -> list[tuple]:
-    """Rows of `sql` (written with SQLite's `?` placeholders) on the store's own database."""
-    if hasattr(store, "pool"):  # PostgreSQL
-        with store.read() as connection:
-            return [tuple(row) for row in connection.execute(sql.replace("?", "%s"), list(params)).fetchall()]
-    return store.db.execute(sql, list(params)).fetchall()
+    """Rows of `sql` (written with `?` marks, as the store's own SQL is) on the store's own database."""
+    with store.connection() as statements:
+        return [tuple(row) for row in statements.execute(sql, list(params)).fetchall()]

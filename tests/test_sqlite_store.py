@@ -9,8 +9,9 @@ import pytest
 from pydantic_ai.conversation import Conversation
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
 
+from storage.catalogue import CorruptConversation
 from storage.migrations import migrations
-from storage.sqlite_store import CorruptConversation, SQLiteConversationStore
+from storage.sqlite_store import SQLiteConversationStore
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +103,7 @@ async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store, sq
     assert count(store, "entries") == 100
     row = store.db.execute("SELECT message_json FROM entries LIMIT 1").fetchone()[0]
     assert row.startswith("[{") and '"parts"' in row  # one message, as pydantic-ai's adapter writes it
+    revision = (await store.read_record("long")).revision
     statements: list[str] = []
     store.db.conn.set_trace_callback(statements.append)
     await chat(store, "long", "alice", ("one more", "answer"))
@@ -109,18 +111,19 @@ async def test_one_row_per_message_and_a_save_writes_only_the_new_ones(store, sq
     writes = {s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))}
     entry_inserts = {s for s in writes if s.startswith("INSERT INTO entries")}
     assert len(entry_inserts) == 2  # the two new messages, and nothing of the 100 before them
-    assert not [s for s in writes if s.upper().startswith(("UPDATE", "DELETE"))]
+    (record_write,) = writes - entry_inserts  # and the conversation's own row: its revision compare-and-swap
+    assert record_write.startswith("UPDATE conversations") and record_write.endswith(f"revision = '{revision}'")
 
 
 async def test_the_primitives_run_their_sqlite_work_off_the_event_loop(store):
     threads: set[str] = set()
-    original = store.write
+    original = store.transaction
 
-    def traced_write():
+    def traced_transaction():
         threads.add(threading.current_thread().name)
         return original()
 
-    store.write = traced_write
+    store.transaction = traced_transaction
     await chat(store, "off-loop", "zanele", ("Sawubona", "Yebo"))
     assert threads and threading.current_thread().name not in threads
 
