@@ -15,21 +15,25 @@ import sys
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from pydantic_ai import FunctionToolset
 from pydantic_ai.conversation import Conversation
 from starlette.middleware import Middleware
 
 from chat.agents import build_chat_agent
+from chat.approvals import Approvals
 from chat.completions import Completions
 from chat.config import Settings
+from chat.context_policies import ContextPolicies
 from chat.demo_model import DemoModel, DemoPace
 from chat.errors import StoreUnavailable
 from chat.handoff import HandoffService
 from chat.history import ContextPolicy
 from chat.identity import VisitorCookie
-from chat.journal import keep_recovering, recover_unfinished_turns
+from chat.journal import JournalledTurns, keep_recovering, recover_unfinished_turns
 from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.options import space_proxies
@@ -41,9 +45,13 @@ from chat.sessions import Sessions
 from chat.shutdown import drain, wait_for_stop_signal
 from chat.stop_everywhere import StopEverywhere
 from chat.stream_inspector import StreamInspector
+from chat.summaries import Summarizer
+from chat.tools import ChatDeps, ChatTools
+from chat.turn_hooks import TurnHooks
 from chat.turns import ChatService
 from storage import open_store
-from storage.catalogue import ServerStore
+from storage.catalogue import CataloguedStore, ServerStore
+from storage.turn_journal import TurnJournal
 from ui import ServicesShown, build_demo, launch_options
 from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly
@@ -73,42 +81,118 @@ def database_connections(settings: Settings) -> int:
     return max(4, min(settings.max_concurrent_streams // 10, 20))
 
 
-def build_service(settings: Settings) -> ChatService:
+@dataclass(frozen=True)
+class Runtime:
+    """What the server builds once and every front end shares: one store, one registry of running turns (Stop
+    finds each, a shutdown drains all), the services, and the wings the chat runs with."""
+
+    settings: Settings
+    store: ServerStore
+    models: ModelResolver
+    active: ActiveTurns
+    journal: TurnJournal
+    mcp_servers: McpServers
+    context: ContextPolicies
+    chat: ChatService
+    sessions: Sessions
+    recipes: RecipeService
+    handoffs: HandoffService
+    inspector: StreamInspector
+    visitor_cookie: VisitorCookie
+
+    def shown(self) -> ServicesShown:
+        """What the page shows of it."""
+        return ServicesShown(
+            self.chat,
+            self.sessions,
+            self.recipes,
+            self.handoffs,
+            self.inspector,
+            self.visitor_cookie,
+            self.context,
+            self.mcp_servers,
+        )
+
+
+def context_policies(settings: Settings, store: CataloguedStore, models: ModelResolver) -> ContextPolicies:
+    default = ContextPolicy(
+        kind=settings.context_policy,
+        window=settings.context_window,
+        summary_threshold=settings.summary_threshold,
+        keep_recent=settings.summary_keep_recent,
+        resummarize_after=max(settings.summary_threshold * 2 // 3, 2),
+    )
+    return ContextPolicies(store, Summarizer(models), default, settings.context_choices)
+
+
+def chat_wings(
+    store: CataloguedStore,
+    context: ContextPolicies,
+    *,
+    mcp_servers: McpServers | None = None,
+    journal: TurnJournal | None = None,
+    tools: FunctionToolset[ChatDeps] | None = None,
+) -> list[TurnHooks]:
+    """The chat's optional features, each a wing of the turn (chat/turn_hooks.py): leave one out and the chat
+    runs without it. Tools before approvals (which answer their calls), the journal last (it ends each turn's
+    entry in the turn's own save)."""
+    wings: list[TurnHooks] = [ChatTools(store, tools)]
+    if mcp_servers is not None:
+        wings.append(mcp_servers)
+    wings += [Approvals(), context]
+    if journal is not None:
+        wings.append(JournalledTurns(journal))
+    return wings
+
+
+def build_runtime(settings: Settings) -> Runtime:
     store = open_store(settings.db_path, max_connections=database_connections(settings))
     journal = store.turn_journal()
     # Before serving: answers a killed server was writing go back into their conversations, labelled.
     run_to_completion(recover_unfinished_turns(journal, store))
-    return ChatService(
+    models = ModelResolver(settings)
+    active = ActiveTurns(
+        max_per_owner=settings.max_running_per_visitor or None,
+        starts_per_minute=settings.max_messages_per_minute or None,
+        quota=StoredDataQuota(store, settings.max_stored_bytes_per_visitor),
+        max_per_address=settings.max_running_per_address or None,
+    )
+    mcp_servers = McpServers.load(settings.mcp_config)
+    context = context_policies(settings, store, models)
+    chat = ChatService(
         build_chat_agent(),
         store,
-        ModelResolver(settings),
-        journal=journal,
-        mcp_servers=McpServers.load(settings.mcp_config),
-        active=ActiveTurns(
-            max_per_owner=settings.max_running_per_visitor or None,
-            starts_per_minute=settings.max_messages_per_minute or None,
-            quota=StoredDataQuota(store, settings.max_stored_bytes_per_visitor),
-            max_per_address=settings.max_running_per_address or None,
-        ),
+        models,
+        wings=chat_wings(store, context, mcp_servers=mcp_servers, journal=journal),
+        active=active,
         max_prompt_chars=settings.max_prompt_chars,
         max_answer_chars=settings.max_answer_chars or None,
         request_timeout=settings.request_timeout,
-        context_choices=settings.context_choices,
-        default_policy=ContextPolicy(
-            kind=settings.context_policy,
-            window=settings.context_window,
-            summary_threshold=settings.summary_threshold,
-            keep_recent=settings.summary_keep_recent,
-            resummarize_after=max(settings.summary_threshold * 2 // 3, 2),
-        ),
+    )
+    shared = {"request_timeout": settings.request_timeout, "active": active}
+    return Runtime(
+        settings=settings,
+        store=store,
+        models=models,
+        active=active,
+        journal=journal,
+        mcp_servers=mcp_servers,
+        context=context,
+        chat=chat,
+        # The same stored-data limit on answers and on imports.
+        sessions=Sessions(store, settings.image_hosts, max_import_bytes=settings.max_import_bytes, quota=active.quota),
+        recipes=RecipeService(store, models, **shared),
+        handoffs=HandoffService(store, models, **shared),
+        inspector=StreamInspector(build_chat_agent(), models),
+        visitor_cookie=visitor_cookie(settings, store),
     )
 
 
-def warm_up(service: ChatService) -> None:
+def warm_up(runtime: Runtime) -> None:
     """Stream one instant demo answer: the first run in a process pays ~0.5 s of one-off set-up."""
 
     async def run_once() -> None:
-        async with service.agent.run_stream(
+        async with runtime.chat.agent.run_stream(
             "hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()
         ) as run:
             async for _ in run.stream_text(delta=True, debounce_by=None):
@@ -117,27 +201,12 @@ def warm_up(service: ChatService) -> None:
     run_to_completion(run_once())
 
 
-def build_app(settings: Settings) -> tuple[gr.Blocks, ServicesShown]:
-    """The page and the services it shows; `serve` puts the APIs on the same services."""
-    service = build_service(settings)
+def build_app(settings: Settings) -> tuple[gr.Blocks, Runtime]:
+    """The page and what the server built for it; `serve` puts the APIs on the same runtime."""
+    runtime = build_runtime(settings)
     if settings.warm_up:
-        warm_up(service)
-    # One registry of running turns for chats, recipes and hand-offs: Stop finds each, a shutdown drains all.
-    shared = {"request_timeout": settings.request_timeout, "active": service.active}
-    shown = ServicesShown(
-        chat=service,
-        sessions=Sessions(
-            service.store,
-            settings.image_hosts,
-            max_import_bytes=settings.max_import_bytes,
-            quota=service.active.quota,  # the same limit on answers and on imports
-        ),
-        recipes=RecipeService(service.store, service.models, **shared),
-        handoffs=HandoffService(service.store, service.models, **shared),
-        inspector=StreamInspector(build_chat_agent(tools=False), service.models),
-        visitor_cookie=visitor_cookie(settings, service.store),
-    )
-    return build_demo(shown, settings), shown
+        warm_up(runtime)
+    return build_demo(runtime.shown(), settings), runtime
 
 
 def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
@@ -147,9 +216,9 @@ def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
     return VisitorCookie(secret)
 
 
-def shut_down(demo: gr.Blocks, service: ChatService, settings: Settings) -> None:
+def shut_down(demo: gr.Blocks, runtime: Runtime) -> None:
     """Drain (chat/shutdown.py): refuse new turns, stop and save the running ones, then close the server."""
-    drain(service.active, settings.shutdown_grace)
+    drain(runtime.active, runtime.settings.shutdown_grace)
     demo.close()
 
 
@@ -157,25 +226,25 @@ KEEP_ALIVE_SECONDS = 75
 """Longer than the idle time of browsers' and HTTP clients' pools and of proxies (nginx, load balancers: 60 s)."""
 
 
-def serve(demo: gr.Blocks, services: ServicesShown, settings: Settings, **launch: Any) -> None:
+def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) -> None:
     """Launch the UI with the SSE chat API and its demo page on the same server and port, every route on the
     page's own services (one cookie signer, one recipe service, one registry of running turns).
 
     The API's routes go into the app as Gradio creates it, so they answer from the server's first request
     (added after `launch()`, they answered 404 for the moment between the two).
     """
-    service, cookies, recipes = services.chat, services.visitor_cookie, services.recipes
-    stops = StopEverywhere(service.active, service.store, service.journal)
+    service, cookies, recipes = runtime.chat, runtime.visitor_cookie, runtime.recipes
+    stops = StopEverywhere(runtime.active, runtime.store, runtime.journal)
     stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
-    relay = AnswerRelay(service, service.store)
+    relay = AnswerRelay(service, runtime.store, runtime.journal)
     relay.listen()  # replicas on one PostgreSQL: an SSE client that comes back elsewhere resumes its answer
     api = ChatStreamAPI(service, cookies, default_model=settings.default_model, stops=stops, relay=relay)
     completions = Completions(
-        build_chat_agent(tools=False),
-        service.store,
-        service.models,
+        build_chat_agent(),
+        runtime.store,
+        runtime.models,
         request_timeout=settings.request_timeout,
-        active=service.active,  # one set of limits, one Stop, one drain for every route
+        active=runtime.active,  # one set of limits, one Stop, one drain for every route
     )
     openai_api = OpenAICompatibleAPI(completions, default_model=settings.default_model, chat=service)
     vercel_ai = VercelAIChatAPI(service, cookies, default_model=settings.default_model, recipes=recipes)
@@ -224,16 +293,15 @@ def tune_for_many_streams() -> None:
 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
-    demo, services = build_app(settings)
-    service = services.chat
+    demo, runtime = build_app(settings)
     proxies = space_proxies(os.environ)
     if proxies is not None:  # uvicorn reads it when Gradio's launch makes its config
         os.environ["FORWARDED_ALLOW_IPS"] = proxies
-    serve(demo, services, settings, server_name=settings.host, server_port=settings.port)
+    serve(demo, runtime, settings, server_name=settings.host, server_port=settings.port)
     tune_for_many_streams()
     stop_recovering = threading.Event()
-    if service.journal is not None and settings.recover_every > 0:
-        keep_recovering(service.journal, service.store, stop_recovering, settings.recover_every)
+    if settings.recover_every > 0:
+        keep_recovering(runtime.journal, runtime.store, stop_recovering, settings.recover_every)
     log.info("stopping on %s", wait_for_stop_signal().name)
     stop_recovering.set()
-    shut_down(demo, service, settings)
+    shut_down(demo, runtime)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from benchmarks.common import Row, Section, run_as_script
 from chat.agents import build_chat_agent
-from chat.config import Settings
+from chat.config import POLICY_KINDS, Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.turns import ChatService
+from server import chat_wings, context_policies
 from storage.sqlite_store import SQLiteConversationStore
 
 FLAT_GOAL = 1.2
@@ -42,9 +43,11 @@ def run(quick: bool) -> Section:
     with tempfile.TemporaryDirectory() as folder:
         store = SQLiteConversationStore(Path(folder) / "bench.db")
         for policy in POLICIES:
-            service = ChatService(build_chat_agent(), store, ModelResolver(Settings(), DemoPace.instant()))
+            models = ModelResolver(Settings(), DemoPace.instant())
+            context = context_policies(Settings(context_choices=POLICY_KINDS), store, models)
+            service = ChatService(build_chat_agent(), store, models, wings=chat_wings(store, context))
             results[policy] = asyncio.run(input_tokens(service, policy, turns))
-            calls[policy] = service.summarizer.calls
+            calls[policy] = context.summarizer.calls
     full = results["full"][-1]
     rows = []
     for policy in POLICIES:

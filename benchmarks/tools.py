@@ -25,8 +25,9 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.runs import RunStatus
-from chat.tools import ChatDeps
+from chat.tools import ChatDeps, ChatTools, chat_tools
 from chat.turns import ChatService
+from server import chat_wings, context_policies
 from storage.memory_store import MemoryConversationStore
 
 FIRST_TOKEN_DELAY = 0.2
@@ -46,7 +47,11 @@ async def model_seconds(service: ChatService, prompt: str) -> float:
     model = service.models.resolve("demo")
     started = time.perf_counter()
     async with service.agent.run_stream(
-        prompt, model=model, deps=ChatDeps("bench", service.store), event_stream_handler=ignore_events
+        prompt,
+        model=model,
+        toolsets=[chat_tools()],
+        deps=ChatDeps("bench", service.store),
+        event_stream_handler=ignore_events,
     ) as run:
         async for _ in run.stream_text(delta=True, debounce_by=None):
             pass
@@ -60,10 +65,10 @@ async def ignore_events(_: object, events) -> None:  # the app's turn reads the 
 
 async def measure(turns: int) -> tuple[Samples, Samples, Samples, Samples]:
     pace = DemoPace(first_token_delay=FIRST_TOKEN_DELAY, tokens_per_second=0)
-    with_tools, without = (
-        ChatService(build_chat_agent(tools=tools), MemoryConversationStore(), ModelResolver(Settings(), pace))
-        for tools in (True, False)
-    )
+    store, models = MemoryConversationStore(), ModelResolver(Settings(), pace)
+    wings = chat_wings(store, context_policies(Settings(), store, models))
+    with_tools = ChatService(build_chat_agent(), store, models, wings=wings)
+    without = ChatService(build_chat_agent(), store, models, wings=[w for w in wings if not isinstance(w, ChatTools)])
     await turn_seconds(with_tools, "warm up: what is 1 + 1?", "warm-up")  # builds pydantic's schemas once
     await model_seconds(with_tools, "warm up: what is 1 + 1?")
     await turn_seconds(without, "warm up", "warm-up")

@@ -1,10 +1,11 @@
-"""The agents. The model is chosen per turn, so none is fixed here and nothing is checked at import."""
+"""The chat's agent. The model is chosen per turn, so none is fixed here and nothing is checked at import;
+its tools join per turn (chat/tools.py, the MCP servers), as the wings `server.py` picks."""
 
 from __future__ import annotations
 
-from pydantic_ai import Agent, DeferredToolRequests
+from typing import Any
 
-from chat.tools import ChatDeps, chat_tools
+from pydantic_ai import Agent, DeferredToolRequests
 
 CHAT_INSTRUCTIONS = (
     "You are a helpful, concise assistant in a chat app. Answer in the language of the user's "
@@ -12,10 +13,8 @@ CHAT_INSTRUCTIONS = (
 )
 
 
-def build_chat_agent(*, tools: bool = True) -> Agent[ChatDeps, str | DeferredToolRequests]:
-    """The chat's agent, with its tools (chat/tools.py); each turn passes whose turn it is as `deps`.
-
-    `tools=False`: the same agent with text only (the stream inspector shows text deltas, with no visitor)."""
+def build_chat_agent() -> Agent[Any, str | DeferredToolRequests]:
+    """The chat's agent: instructions, and text as its output (or the tool calls waiting for the visitor)."""
     # `instructions` (unlike `system_prompt`) are sent with every request, whatever the history holds.
     return Agent(
         None,
@@ -23,7 +22,5 @@ def build_chat_agent(*, tools: bool = True) -> Agent[ChatDeps, str | DeferredToo
         output_type=[str, DeferredToolRequests],
         instructions=CHAT_INSTRUCTIONS,
         name="chat",
-        deps_type=ChatDeps,
-        toolsets=[chat_tools()] if tools else [],
         defer_model_check=True,
     )

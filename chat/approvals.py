@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolDenied
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 
-APPROVAL_KEY = "awaiting_approval"
-APPROVE = "Approve"
-DENY = "Deny"
-DENIED = "The visitor denied this; do not try it again unless they ask."
+from chat.steps import APPROVAL_KEY, APPROVE, DENIED, DENY, pending_approvals
+from chat.turn_hooks import Turn, TurnHooks
+
+__all__ = ["APPROVE", "DENIED", "DENY", "Approvals", "decision", "mark_awaiting", "passed_over", "pending_approvals"]
+
 PASSED_OVER = "The visitor wrote something else instead of answering; this was not run."
 
 
@@ -26,15 +27,6 @@ def mark_awaiting(messages: list[ModelMessage], requests: DeferredToolRequests) 
     if isinstance(last, ModelResponse) and requests.approvals:
         waiting = [call.tool_call_id for call in requests.approvals]
         messages[-1] = dataclasses.replace(last, metadata={**(last.metadata or {}), APPROVAL_KEY: waiting})
-
-
-def pending_approvals(messages: Sequence[ModelMessage]) -> list[ToolCallPart]:
-    """The calls still waiting for the visitor: those of the conversation's last message, if it asked."""
-    last = messages[-1] if messages else None
-    if not isinstance(last, ModelResponse):
-        return []
-    waiting = set((last.metadata or {}).get(APPROVAL_KEY) or ())
-    return [part for part in last.parts if isinstance(part, ToolCallPart) and part.tool_call_id in waiting]
 
 
 def decision(prompt: str, pending: Sequence[ToolCallPart]) -> DeferredToolResults | None:
@@ -53,3 +45,25 @@ def passed_over(pending: Sequence[ToolCallPart]) -> ModelRequest:
     return ModelRequest(
         parts=[ToolReturnPart(call.tool_name, PASSED_OVER, call.tool_call_id, outcome="denied") for call in pending]
     )
+
+
+class Approvals(TurnHooks):
+    """A wing: a turn whose conversation waits for Approve or Deny runs on with the visitor's decision
+    instead of a prompt; any other message passes the waiting calls over; a run that reaches a tool needing
+    approval is stored as waiting."""
+
+    async def prepare(self, turn: Turn) -> None:
+        assert turn.conversation is not None
+        waiting = pending_approvals(turn.conversation.messages)
+        decided = decision(turn.prompt, waiting)
+        if decided is not None:
+            turn.user_prompt, turn.deferred_tool_results = None, decided
+            for call in waiting:
+                turn.steps.call(call)
+        elif waiting:
+            turn.conversation.messages.append(passed_over(waiting))  # saved with this turn
+
+    def answered(self, turn: Turn, new_messages: list[ModelMessage], output: object) -> None:
+        if isinstance(output, DeferredToolRequests):
+            mark_awaiting(new_messages, output)
+            turn.steps.await_approval(output.approvals)

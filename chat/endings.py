@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from chat.text import repair_responses
 
 END_KEY = "ended"
 STOPPED = "stopped"
@@ -31,3 +34,31 @@ def mark_ended(messages: list[ModelMessage], reason: str, model_name: str | None
         )
     else:
         messages.append(interrupted_answer("", reason, model_name))
+
+
+def connection_was_lost(message: ModelMessage) -> bool:
+    # pydantic-ai (2.68 and 2.78) records a stream the server cut off as complete, with a made-up finish
+    # reason. What gives it away: the provider never sent its own finish reason, nor the usage that comes with it.
+    if not isinstance(message, ModelResponse) or message.provider_name is None or message.state != "complete":
+        return False
+    sent_finish_reason = (message.provider_details or {}).get("finish_reason") is not None
+    return not sent_finish_reason and message.usage.unmeasured_requests > 0
+
+
+def answered_messages(new_messages: Sequence[ModelMessage]) -> tuple[list[ModelMessage], bool]:
+    """A run's new messages as they are saved, and whether its stream was cut off (then labelled so)."""
+    messages = list(new_messages)
+    cut_off = bool(messages) and connection_was_lost(messages[-1])
+    if cut_off:
+        mark_ended(messages, CONNECTION_LOST)
+    repair_responses(messages)
+    return messages, cut_off
+
+
+def stopped_messages(new_messages: Sequence[ModelMessage], prompt: str, reason: str, model: str) -> list[ModelMessage]:
+    """A stopped run's new messages as they are saved, the partial answer labelled with `reason`. Stopped before
+    the model was asked (Stop pressed while the turn waited to start): the prompt is kept all the same."""
+    messages = list(new_messages) or [ModelRequest(parts=[UserPromptPart(prompt)])]
+    mark_ended(messages, reason, model)
+    repair_responses(messages)
+    return messages

@@ -22,6 +22,7 @@ from pydantic_ai.messages import (
 
 from chat.config import PolicyKind
 from chat.tokens import estimate_message_tokens
+from chat.turn_hooks import ContextReport
 
 SUMMARY_PREFIX = "Summary of the earlier part of this conversation (older messages are not repeated):\n"
 
@@ -51,20 +52,6 @@ class StoredSummary:
     text: str
     covered: int
     """How many of the conversation's first messages the summary stands for."""
-
-
-@dataclass
-class ContextReport:
-    """What the last request of a turn was sent, for the context inspector."""
-
-    policy: str = "full history"
-    total_messages: int = 0
-    sent_messages: int = 0
-    cut_at: int = 0
-    summary: str | None = None
-    approx_tokens: int = 0
-    notice: str | None = None
-    summarized_now: bool = False
 
 
 def starts_user_turn(message: ModelMessage) -> bool:

@@ -20,6 +20,7 @@ from pydantic_ai.messages import ModelRequest, UserPromptPart
 
 from chat.endings import SERVER_RESTARTED, interrupted_answer
 from chat.text import title_from_prompt
+from chat.turn_hooks import Turn, TurnHooks
 from storage.catalogue import CataloguedStore, StoreUnavailable, TurnEnd
 from storage.turn_journal import TurnJournal
 
@@ -97,6 +98,38 @@ class Checkpoints:
                 log.warning("turn journal: end deferred, the database is not reachable")
                 self.journal.ends_owed.add(self.turn_id)
             self.turn_id = None
+
+
+class JournalledTurns(TurnHooks):
+    """A wing: every chat turn's prompt is on disk before the model is asked, and its answer every few
+    seconds after, until the turn is saved (its entry ends in the save's own transaction)."""
+
+    def __init__(self, journal: TurnJournal) -> None:
+        self.journal = journal
+
+    async def for_turn(self, turn: Turn) -> TurnHooks:
+        checkpoints = await Checkpoints.begin(
+            self.journal, turn.owner, turn.conversation_id, turn.prompt, turn.model_name
+        )
+        return _CheckpointedTurn(checkpoints)
+
+
+@dataclasses.dataclass
+class _CheckpointedTurn(TurnHooks):
+    checkpoints: Checkpoints
+
+    def streamed(self, turn: Turn, text: str) -> None:
+        self.checkpoints.saw(text)
+
+    def ending(self, turn: Turn, end: TurnEnd) -> TurnEnd:
+        return dataclasses.replace(end, journal_turn_id=self.checkpoints.turn_id)
+
+    def saved(self, turn: Turn) -> None:
+        self.checkpoints.saved()
+
+    async def ended(self, turn: Turn) -> None:
+        # Saved, or failed as the visitor was told: nothing to put back after a restart.
+        await self.checkpoints.end()
 
 
 @contextlib.contextmanager

@@ -16,11 +16,16 @@ from typing import Any
 
 from pydantic_ai.toolsets import AbstractToolset
 
+from chat.tools import chat_tool_descriptions
+from chat.turn_hooks import Turn, TurnHooks
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class McpServers:
+class McpServers(TurnHooks):
+    """A wing: the configured servers' tools join every turn's run (started with the first turn that needs them)."""
+
     toolsets: list[AbstractToolset[Any]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     """What the page says about servers that are not offered, one sentence each."""
@@ -63,6 +68,14 @@ class McpServers:
             self.notices.append(f"The MCP server {name!r} did not start ({type(problem).__name__}); its tools are off.")
             return False
         return True
+
+    async def prepare(self, turn: Turn) -> None:
+        turn.toolsets.extend(await self.ready())
+
+    async def available_tools(self) -> list[tuple[str, str]]:
+        """The tools a turn offers the model, each with what it does: the chat's own and the MCP servers'."""
+        mcp = [(name, "from an MCP server") for name in await self.tool_names()]
+        return [*chat_tool_descriptions(), *mcp]
 
     async def tool_names(self) -> list[str]:
         """The MCP tools the model can call, as it sees their names (`server_tool`)."""

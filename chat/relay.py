@@ -26,6 +26,7 @@ from chat.steps import Step
 from chat.turn_stats import TurnStats
 from chat.turns import ChatService, TurnUpdate
 from storage.catalogue import ServerStore
+from storage.turn_journal import TurnJournal
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,11 @@ class RelayedUpdate:
 
 
 class AnswerRelay:
-    def __init__(self, service: ChatService, store: ServerStore) -> None:
+    def __init__(self, service: ChatService, store: ServerStore, journal: TurnJournal | None) -> None:
         self.service = service
         self.store = store
-        server_id = service.journal.server_id if service.journal is not None else uuid.uuid4().hex
+        self.journal = journal
+        server_id = journal.server_id if journal is not None else uuid.uuid4().hex
         # A channel name is an identifier (63 bytes at most): this server's, whatever its id is made of.
         self.reply_channel = "chat_relay_" + re.sub(r"[^a-z0-9]", "", server_id.lower())[-40:]
         self._waiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = {}
@@ -74,7 +76,7 @@ class AnswerRelay:
     ) -> AsyncIterator[RelayedUpdate] | None:
         """The rest of this owner's running turn from another replica, from `offset` characters on; None
         when no replica runs it (or none answered in time)."""
-        journal = self.service.journal
+        journal = self.journal
         if not self.store.reaches_other_servers or journal is None or not await journal.running(owner, conversation_id):
             return None
         request = uuid.uuid4().hex

@@ -15,11 +15,10 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from chat.approvals import APPROVE, DENIED, DENY
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
-from chat.history import ContextReport
 from chat.runs import RunStatus
-from chat.steps import THINKING, Step, steps_of, thinking_key
+from chat.steps import APPROVE, DENIED, DENY, THINKING, Step, steps_of, thinking_key
+from chat.turn_hooks import ContextReport
 from chat.turn_stats import TurnStats
 from chat.turns import TurnUpdate
 from chat.untrusted import images_as_links

@@ -29,10 +29,13 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 
-from chat.approvals import pending_approvals
-
 THINKING = "thinking"
 TOOL = "tool"
+APPROVAL_KEY = "awaiting_approval"
+"""In a response's metadata (never sent to the model): which of its tool calls wait for the visitor."""
+APPROVE = "Approve"
+DENY = "Deny"
+DENIED = "The visitor denied this; do not try it again unless they ask."
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,15 @@ class StepLog:
         for step in self.steps:
             if not step.done and not step.awaiting_approval:
                 self._steps[step.id] = replace(step, error=NOT_FINISHED, done=True)
+
+
+def pending_approvals(messages: Sequence[ModelMessage]) -> list[ToolCallPart]:
+    """The calls still waiting for the visitor: those of the conversation's last message, if it asked."""
+    last = messages[-1] if messages else None
+    if not isinstance(last, ModelResponse):
+        return []
+    waiting = set((last.metadata or {}).get(APPROVAL_KEY) or ())
+    return [part for part in last.parts if isinstance(part, ToolCallPart) and part.tool_call_id in waiting]
 
 
 def tool_problem(part: ToolReturnPart | RetryPromptPart) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 
+from chat.errors import PromptRejected
 from chat.untrusted import plain_line
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -67,3 +69,22 @@ def title_from_prompt(prompt: str, limit: int = 48) -> str:
     if " " in cut[limit // 2 :]:
         cut = cut[: cut.rfind(" ")]
     return re.sub(r"[\s,.;:!?,。]+$", "", cut) + "…"
+
+
+def answer_text(messages: Sequence[ModelMessage]) -> str:
+    last = messages[-1] if messages else None
+    if not isinstance(last, ModelResponse):
+        return ""
+    return "".join(part.content for part in last.parts if isinstance(part, TextPart))
+
+
+def checked_prompt(prompt: str | None, max_chars: int) -> str:
+    """The prompt to send, or `PromptRejected` saying why it cannot be sent."""
+    if prompt is None or not prompt.strip():
+        raise PromptRejected("Type a message first.")
+    if len(prompt) > max_chars:
+        raise PromptRejected(
+            f"Your message is {len(prompt):,} characters; the limit here is {max_chars:,}. "
+            "Shorten it: it is still in the box."
+        )
+    return join_surrogates(prompt)  # a lone surrogate (broken emoji) cannot be stored or sent

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool
 
+from chat.turn_hooks import Turn, TurnHooks
 from storage.catalogue import CataloguedStore
 
 MAX_EXPRESSION_CHARS = 200
@@ -36,6 +37,18 @@ class ChatDeps:
     """The chat this turn answers in (a tool must not delete it from under its own answer)."""
     time_zone: str | None = None
     """The visitor's IANA time zone, when the page told it."""
+
+
+class ChatTools(TurnHooks):
+    """A wing: the chat's own tools (`chat_tools`) join every turn's run, told whose turn it is (`deps`)."""
+
+    def __init__(self, store: CataloguedStore, toolset: FunctionToolset[ChatDeps] | None = None) -> None:
+        self.store = store
+        self.toolset = toolset or chat_tools()
+
+    async def prepare(self, turn: Turn) -> None:
+        turn.toolsets.append(self.toolset)
+        turn.deps = ChatDeps(turn.owner, self.store, turn.conversation_id, known_zone(turn.time_zone))
 
 
 _OPERATORS = {

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic_ai import Agent, FunctionToolset
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import FunctionModel
 
-from chat.config import Settings
+from chat.agents import build_chat_agent
+from chat.config import POLICY_KINDS, Settings
+from chat.context_policies import ContextPolicies
 from chat.demo_model import DemoPace
+from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
+from chat.turns import ChatService
+from storage.catalogue import CataloguedStore
+from storage.turn_journal import TurnJournal
 
 
 class ScriptedResolver(ModelResolver):
@@ -17,3 +26,27 @@ class ScriptedResolver(ModelResolver):
 
     def resolve(self, name: str) -> Model:
         return self.scripted.get(name) or super().resolve(name)
+
+
+def chat_service(
+    store: CataloguedStore,
+    models: ModelResolver,
+    *,
+    agent: Agent | None = None,
+    settings: Settings | None = None,
+    journal: TurnJournal | None = None,
+    mcp_servers: McpServers | None = None,
+    tools: FunctionToolset[Any] | None = None,
+    **options: Any,
+) -> ChatService:
+    """A ChatService with the wings `python app.py` runs with (server.chat_wings), on these models."""
+    from server import chat_wings, context_policies
+
+    # Every policy, unless a test says otherwise (a server offers those of its settings).
+    context = context_policies(settings or Settings(context_choices=POLICY_KINDS), store, models)
+    wings = chat_wings(store, context, mcp_servers=mcp_servers, journal=journal, tools=tools)
+    return ChatService(agent or build_chat_agent(), store, models, wings=wings, **options)
+
+
+def context_of(service: ChatService) -> ContextPolicies:
+    return next(wing for wing in service.wings if isinstance(wing, ContextPolicies))

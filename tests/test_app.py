@@ -421,7 +421,7 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     attackers = run_to_completion(app.service.store.list_sessions(attacker))
     assert stolen_id not in {s.conversation_id for s in attackers}
     for own in attackers:
-        messages = asyncio.run(app.service.load_messages(attacker, own.conversation_id))
+        messages = asyncio.run(app.service.edits.load_messages(attacker, own.conversation_id))
         assert "4321" not in str(messages)
 
 

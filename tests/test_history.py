@@ -16,13 +16,13 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.history import SUMMARY_PREFIX, Compactor, ContextPolicy, StoredSummary, cut_index, window
 from chat.models import ModelResolver
 from chat.runs import RunStatus
 from chat.turns import ChatService
+from tests.scripted import chat_service, context_of
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +137,7 @@ async def test_a_failing_summarizer_falls_back_to_the_window_with_a_notice():
 
 @pytest.fixture
 def service(store) -> ChatService:
-    return ChatService(build_chat_agent(), store, ModelResolver(Settings(), DemoPace.instant()), min_update_interval=0)
+    return chat_service(store, ModelResolver(Settings(), DemoPace.instant()), min_update_interval=0)
 
 
 async def input_tokens_per_turn(service: ChatService, policy: str, turns: int) -> list[int]:
@@ -158,10 +158,10 @@ async def test_two_hundred_turns_input_tokens_flat_under_window_and_summary_line
         assert late > 3 * early  # grows with the conversation
     else:
         assert late < 1.3 * early  # bounded
-    stored = await service.load_messages("alice", f"long-{policy}")
+    stored = await service.edits.load_messages("alice", f"long-{policy}")
     assert len(stored) == 400  # the store keeps everything whatever was sent
     if policy == "summary":
-        assert service.summarizer.calls <= 200 // 10  # once per crossing, not once per request
+        assert context_of(service).summarizer.calls <= 200 // 10  # once per crossing, not once per request
         final = [u async for u in service.run_turn("alice", "long-summary", "我多大了?", "demo", "summary")][-1]
         assert "28" in final.text  # the fact from turn 1 survives in the summary
         assert final.context.summary and "小王" in final.context.summary

@@ -78,8 +78,7 @@ async def test_a_turn_is_on_disk_from_before_its_first_token_until_it_is_saved(s
         await answer_now.wait()
         yield "Hallo Jörg"
 
-    service = make_service(store, hesitant=FunctionModel(stream_function=hesitant))
-    service.journal = store.turn_journal()
+    service = make_service(store, journal=store.turn_journal(), hesitant=FunctionModel(stream_function=hesitant))
     turn = asyncio.create_task(collect(service, "Zähle bis drei", owner="jörg", conversation="c-z", model="hesitant"))
     await asyncio.wait_for(asked.wait(), 10)
     on_disk = query(store, "SELECT scope, conversation_id, prompt FROM running_turns")
@@ -158,8 +157,7 @@ async def test_the_moment_a_turn_is_saved_it_is_out_of_the_journal(store):
 
     store.write_record = save_then_look
     started = asyncio.Event()
-    service = make_service(store, endless=endless_model(started=started))
-    service.journal = store.turn_journal()
+    service = make_service(store, journal=store.turn_journal(), endless=endless_model(started=started))
     await collect(service, "Nenne drei Flüsse.", owner="ilse", conversation="c-f")
     stopping = asyncio.create_task(collect(service, "Zähl weiter…", owner="ilse", conversation="c-f", model="endless"))
     await started.wait()

@@ -36,6 +36,37 @@ def test_chat_knows_nothing_of_gradio_or_the_web(path):
     assert imported_packages(path).isdisjoint({"gradio", "ui", "web", "app", "fastapi", "starlette"})
 
 
+CORE = {
+    *("turns", "turn_hooks", "conversation_edits", "runs", "services", "agents", "models", "errors", "endings"),
+    *("steps", "text", "tokens", "turn_stats", "untrusted", "render", "sessions", "quota", "identity"),
+    *("recipes", "recipe_runs", "cookbook", "demo_model", "demo_tools", "config", "options"),
+}
+WINGS = {
+    *("tools", "mcp_servers", "approvals", "context_policies", "history", "summaries", "journal", "shutdown"),
+    *("relay", "stop_everywhere", "handoff", "stream_inspector", "completions"),
+}
+
+
+def chat_modules_imported(path: Path) -> set[str]:
+    """The chat/ modules a file imports, at any depth of its code (a late import counts too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    return {name.split(".")[1] for name in names if name.startswith("chat.")}
+
+
+def test_every_chat_module_is_either_core_or_a_wing():
+    modules = {path.stem for path in DOMAIN} - {"__init__"}
+    assert CORE.isdisjoint(WINGS)
+    assert modules == CORE | WINGS, "name each new chat/ module in CORE or WINGS"
+
+
+@pytest.mark.parametrize("name", sorted(CORE))
+def test_the_core_imports_no_wing(name):
+    """Leaving a wing out of server.py leaves the app working: the core never names one."""
+    assert chat_modules_imported(ROOT / "chat" / f"{name}.py").isdisjoint(WINGS)
+
+
 def test_the_entry_point_loads_only_the_settings_before_they_are_good():
     """`python app.py --help` or a wrong value answers at once: app.py's own imports are the settings table's."""
     tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))

@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.mcp_servers import McpServers
 from chat.runs import RunStatus
-from chat.turns import ChatService
 from tests.apps import running_app, visitor_token
-from tests.scripted import ScriptedResolver
+from tests.scripted import ScriptedResolver, chat_service
 from tests.test_browser import browser, goto  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +32,7 @@ def letters() -> dict:
 
 async def test_a_servers_tools_are_called_by_the_demo_model_and_a_broken_server_is_named(store, tmp_path):
     servers = McpServers.load(config(tmp_path, letters=letters(), broken={"command": str(tmp_path / "no-such-server")}))
-    service = ChatService(build_chat_agent(), store, ScriptedResolver(), mcp_servers=servers, min_update_interval=0)
+    service = chat_service(store, ScriptedResolver(), mcp_servers=servers, min_update_interval=0)
     try:
         updates = [
             update
@@ -45,7 +43,7 @@ async def test_a_servers_tools_are_called_by_the_demo_model_and_a_broken_server_
         (step,) = final.steps
         assert (step.tool, step.result) == ("letters_shout", "GUTEN TAG!") and "GUTEN TAG!" in final.text
         assert len(servers.toolsets) == 1 and ["broken" in notice for notice in servers.notices] == [True]
-        names = [name for name, _ in await service.available_tools()]
+        names = [name for name, _ in await servers.available_tools()]
         assert {"letters_shout", "letters_count_letters", "calculate"} <= set(names)
     finally:
         await servers.stop()

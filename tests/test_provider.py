@@ -8,13 +8,13 @@ import itertools
 import pytest
 from pydantic_ai import models
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.endings import END_KEY
 from chat.models import ModelResolver
 from chat.runs import RunStatus
 from chat.turns import ChatService
 from tests.fake_openai import FakeOpenAIServer
+from tests.scripted import chat_service
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +37,7 @@ async def service(server, store, monkeypatch):
         model="fake-model", base_url=server.base_url, provider_retries=0, request_timeout=REQUEST_TIMEOUT
     )
     resolver = ModelResolver(settings)
-    yield ChatService(build_chat_agent(), store, resolver, request_timeout=REQUEST_TIMEOUT, min_update_interval=0)
+    yield chat_service(store, resolver, request_timeout=REQUEST_TIMEOUT, min_update_interval=0)
     # Close the HTTP client on the test's own event loop, which ends with the test.
     await resolver.resolve(MODEL).client.close()
 
@@ -82,7 +82,7 @@ async def test_stop_closes_the_http_stream_and_keeps_the_partial(service, server
     # The server never sent usage, so the tokens shown are an estimate, and say so.
     assert final.stats.estimated and final.stats.output_tokens >= 2
     assert await asyncio.to_thread(server.log.disconnected.wait, 5)
-    stored = await service.load_messages("alice", "stop")
+    stored = await service.edits.load_messages("alice", "stop")
     assert stored[-1].state == "interrupted" and stored[-1].metadata[END_KEY] == "stopped"
 
 
@@ -101,7 +101,7 @@ async def test_faults_give_their_documented_message_and_save_nothing(service, pr
     final = (await turn(service, prompt, conversation=prompt))[-1]
     assert final.status is RunStatus.FAILED
     assert expected in final.error and "org-Zq81x" not in final.error  # the provider's own text stays in the log
-    assert await service.load_messages("alice", prompt) == []
+    assert await service.edits.load_messages("alice", prompt) == []
     assert (await turn(service, "hello", conversation=prompt))[-1].status is RunStatus.COMPLETED
 
 
@@ -109,14 +109,14 @@ async def test_a_stream_cut_without_finish_reason_is_labelled_connection_lost(se
     final = (await turn(service, "fault:cut", conversation="cut"))[-1]
     assert final.status is RunStatus.CONNECTION_LOST
     assert final.text == "word0 word1 word2 "
-    stored = await service.load_messages("alice", "cut")
+    stored = await service.edits.load_messages("alice", "cut")
     assert stored[-1].metadata[END_KEY] == "connection_lost"
 
 
 async def test_an_emoji_split_across_chunks_is_stored_whole(service):
     final = (await turn(service, "fault:emoji", conversation="emoji"))[-1]
     assert final.text == "Smile \U0001f600 done"
-    stored = await service.load_messages("alice", "emoji")
+    stored = await service.edits.load_messages("alice", "emoji")
     assert stored[-1].parts[0].content == "Smile \U0001f600 done"
 
 

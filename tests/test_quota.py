@@ -8,7 +8,6 @@ import httpx
 import openai
 import pytest
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
@@ -18,6 +17,7 @@ from chat.sessions import ImportRejected, Sessions
 from chat.turns import ChatService
 from server import run_to_completion
 from tests.apps import running_app, visitor_token
+from tests.scripted import chat_service
 
 pytestmark = pytest.mark.anyio
 
@@ -32,8 +32,7 @@ LONG_GREEK = "Καλημέρα σας, τι κάνετε σήμερα; " * 150  
 
 
 def quota_service(store, max_bytes: int) -> ChatService:
-    return ChatService(
-        build_chat_agent(),
+    return chat_service(
         store,
         ModelResolver(Settings(), DemoPace.instant()),
         active=ActiveTurns(quota=StoredDataQuota(store, max_bytes)),

@@ -7,7 +7,6 @@ import json
 import pytest
 from pydantic_ai.conversation import ConversationTypeAdapter
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.errors import ConversationUnavailable
@@ -16,6 +15,7 @@ from chat.runs import RunStatus
 from chat.sessions import ImportRejected, Sessions
 from chat.text import title_from_prompt
 from chat.turns import ChatService
+from tests.scripted import chat_service
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ def store(any_store):
 
 @pytest.fixture
 def service(store) -> ChatService:
-    return ChatService(build_chat_agent(), store, ModelResolver(Settings(), DemoPace.instant()), min_update_interval=0)
+    return chat_service(store, ModelResolver(Settings(), DemoPace.instant()), min_update_interval=0)
 
 
 @pytest.fixture
@@ -114,12 +114,12 @@ async def test_export_markdown_is_a_readable_transcript(service, sessions):
 
 async def test_regenerate_keeps_the_old_answer_as_a_branch(service, store):
     await say(service, "count to 3")
-    prompt = await service.rewind_to_last_prompt("alice", "c1")
+    prompt = await service.edits.rewind_to_last_prompt("alice", "c1")
     assert prompt == "count to 3"
-    assert await service.load_messages("alice", "c1") == []
+    assert await service.edits.load_messages("alice", "c1") == []
     final = await say(service, prompt)
     assert final.status is RunStatus.COMPLETED
-    messages = await service.load_messages("alice", "c1")
+    messages = await service.edits.load_messages("alice", "c1")
     assert len(messages) == 2
     record = await store.read_record("c1")
     old = await store.read_history(record.branches[0])

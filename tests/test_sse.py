@@ -13,15 +13,13 @@ from fastapi import FastAPI
 from pydantic_ai.exceptions import ModelServerError
 from pydantic_ai.models.function import FunctionModel
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.identity import VisitorCookie
 from chat.models import ModelResolver
-from chat.turns import ChatService
 from server import run_to_completion
 from tests.apps import running_app, visitor_token
-from tests.scripted import ScriptedResolver
+from tests.scripted import ScriptedResolver, chat_service, context_of
 from web.sse import ChatStreamAPI, sse_event
 
 pytestmark = pytest.mark.anyio
@@ -76,7 +74,7 @@ def client(store):
     resolver = ScriptedResolver(
         poem=FunctionModel(stream_function=poem), overloaded=FunctionModel(stream_function=overloaded)
     )
-    service = ChatService(build_chat_agent(), store, resolver, min_update_interval=0)
+    service = chat_service(store, resolver, min_update_interval=0)
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test"), service
@@ -108,9 +106,7 @@ async def test_carriage_returns_in_an_answer_cannot_cut_it_and_every_event_has_a
         for piece in pieces:
             yield piece
 
-    service = ChatService(
-        build_chat_agent(), store, ScriptedResolver(cr=FunctionModel(stream_function=carriage)), min_update_interval=0
-    )
+    service = chat_service(store, ScriptedResolver(cr=FunctionModel(stream_function=carriage)), min_update_interval=0)
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
@@ -214,7 +210,7 @@ async def test_a_model_error_is_an_error_event(client):
 )
 async def test_a_model_or_policy_the_server_does_not_offer_gets_a_400_before_anything_runs(client, fields, refusal):
     http, service = client
-    service.context_choices = ("window", "summary")  # as `python app.py` starts by default
+    context_of(service).choices = ("window", "summary")  # as `python app.py` starts by default
     response = await http.post("/api/chat", json={"message": "ciao", **fields}, headers={"x-chat-owner": ANYONE})
     assert response.status_code == 400 and refusal in response.json()["error"]
     assert "evil.test" not in response.text and not await service.store.list_sessions(ANYONE)
@@ -293,9 +289,7 @@ async def test_a_just_finished_answer_resumes_from_any_event_and_foreign_or_made
 
 async def test_a_slow_first_token_gets_keep_alive_comments(store, monkeypatch):
     monkeypatch.setattr("web.sse.KEEP_ALIVE_SECONDS", 0.05)
-    service = ChatService(
-        build_chat_agent(), store, ModelResolver(Settings(), DemoPace(first_token_delay=0.3, tokens_per_second=0))
-    )
+    service = chat_service(store, ModelResolver(Settings(), DemoPace(first_token_delay=0.3, tokens_per_second=0)))
     app = FastAPI()
     app.include_router(ChatStreamAPI(service, VisitorCookie(b"test-secret"), default_model="demo").router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:

@@ -22,7 +22,7 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
-from chat.agents import CHAT_INSTRUCTIONS, build_chat_agent
+from chat.agents import CHAT_INSTRUCTIONS
 from chat.approvals import APPROVE, DENIED, DENY
 from chat.demo_tools import plan_tool_call
 from chat.history import Compactor, ContextPolicy
@@ -31,7 +31,7 @@ from chat.runs import RunStatus
 from chat.steps import NOT_FINISHED, TOOL, StepLog
 from chat.tools import ChatDeps, calculate, chat_tools, convert_units, current_time, search_my_conversations
 from chat.turns import ChatService
-from tests.scripted import ScriptedResolver
+from tests.scripted import ScriptedResolver, chat_service
 
 pytestmark = pytest.mark.anyio
 ALL_TOOLS = {"calculate", "current_time", "convert_units", "search_my_conversations", "delete_my_conversation"}
@@ -42,8 +42,8 @@ def store(any_store):
     return any_store
 
 
-def service_on(store, agent: Agent | None = None, **models: FunctionModel) -> ChatService:
-    return ChatService(agent or build_chat_agent(), store, ScriptedResolver(**models), min_update_interval=0)
+def service_on(store, agent: Agent | None = None, tools=None, **models: FunctionModel) -> ChatService:
+    return chat_service(store, ScriptedResolver(**models), agent=agent, tools=tools, min_update_interval=0)
 
 
 async def turn(service: ChatService, prompt: str, *, owner="amara", conversation="t1", model="demo"):
@@ -152,7 +152,7 @@ async def test_a_tool_turn_shows_its_step_then_an_answer_from_the_result_and_cou
     assert json.loads(step.text) == {"expression": "250 * 4"} and step.done and step.seconds is not None
     assert any(update.steps and not update.text for update in updates)  # the step shows before any answer
     assert final.stats is not None and final.stats.requests == 2
-    stored = await service.load_messages("amara", "t1")
+    stored = await service.edits.load_messages("amara", "t1")
     kinds = [type(part).__name__ for message in stored for part in message.parts]
     assert kinds == ["UserPromptPart", "ToolCallPart", "ToolReturnPart", "TextPart"]
 
@@ -161,12 +161,12 @@ async def test_steps_reopened_from_the_store_look_as_they_did_live(store):
     service = service_on(store)
     live = (await turn(service, "Convert 5 ft to cm, reason it out step by step"))[-1]
     assert [step.kind for step in live.steps] == ["thinking", "tool"]
-    reopened = to_bubbles(await service.load_messages("amara", "t1"))
+    reopened = to_bubbles(await service.edits.load_messages("amara", "t1"))
     assert [bubble["role"] for bubble in reopened] == ["user", "assistant", "assistant", "assistant"]
     titles = [bubble.get("metadata", {}).get("title") for bubble in reopened]
     assert titles == [None, "💭 Thinking", "🛠️ convert_units", None]
     assert "152.4 cm" in reopened[2]["content"] and "152.4 cm" in reopened[3]["content"]
-    assert "🛠️ convert_units" in to_markdown("Feet", await service.load_messages("amara", "t1"))
+    assert "🛠️ convert_units" in to_markdown("Feet", await service.edits.load_messages("amara", "t1"))
 
 
 async def test_a_tool_that_refuses_shows_a_failed_step_and_the_model_answers_anyway(store):
@@ -175,7 +175,7 @@ async def test_a_tool_that_refuses_shows_a_failed_step_and_the_model_answers_any
     assert final.status is RunStatus.COMPLETED and "divides by zero" in final.text
     (step,) = final.steps
     assert step.error == "That divides by zero." and step.result is None
-    reopened = to_bubbles(await service.load_messages("amara", "t1"))
+    reopened = to_bubbles(await service.edits.load_messages("amara", "t1"))
     assert reopened[1]["metadata"]["title"] == "🛠️ calculate · failed"
 
 
@@ -264,13 +264,13 @@ async def test_deleting_a_chat_waits_for_approve_and_deny_leaves_it(store):
     question = answer_messages(asked)[-1]
     assert [option["value"] for option in question["options"]] == [APPROVE, DENY]
     assert "Recetas de paella valenciana" in await titles(store)  # nothing happens before the answer
-    reopened = to_bubbles(await service.load_messages("amara", "t1"))  # a reload asks the same question
+    reopened = to_bubbles(await service.edits.load_messages("amara", "t1"))  # a reload asks the same question
     assert reopened[-1]["options"] == question["options"] and "waiting for you" in reopened[-2]["metadata"]["title"]
 
     denied = (await turn(service, "Deny"))[-1]
     assert denied.status is RunStatus.COMPLETED and denied.steps[0].error == DENIED
     assert "Recetas de paella valenciana" in await titles(store) and "nothing was changed" in denied.text
-    assert "options" not in to_bubbles(await service.load_messages("amara", "t1"))[-1]
+    assert "options" not in to_bubbles(await service.edits.load_messages("amara", "t1"))[-1]
 
     await turn(service, "Delete my conversation titled Recetas de paella valenciana")
     approved = (await turn(service, "approve"))[-1]
@@ -317,8 +317,7 @@ async def test_a_tool_that_runs_too_long_is_cut_off_and_the_model_is_told(store)
         return "sunny"
 
     tools.add_function(weather_in)
-    agent = Agent(None, instructions=CHAT_INSTRUCTIONS, deps_type=ChatDeps, toolsets=[tools])
-    final = (await turn(service_on(store, agent), 'call weather_in with {"city": "Reykjavík"}'))[-1]
+    final = (await turn(service_on(store, tools=tools), 'call weather_in with {"city": "Reykjavík"}'))[-1]
     assert final.status is RunStatus.COMPLETED
     (step,) = final.steps
     assert step.error is not None and "time" in step.error.lower() and step.result is None

@@ -11,14 +11,13 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.endings import END_KEY
 from chat.models import ModelResolver
 from chat.render import to_bubbles
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
-from tests.scripted import ScriptedResolver
+from tests.scripted import ScriptedResolver, chat_service, context_of
 
 pytestmark = pytest.mark.anyio
 
@@ -29,11 +28,11 @@ def store(any_store):
     return any_store
 
 
-def make_service(store, **models: FunctionModel) -> ChatService:
-    return ChatService(
-        build_chat_agent(),
+def make_service(store, journal=None, **models: FunctionModel) -> ChatService:
+    return chat_service(
         store,
         ScriptedResolver(**models),
+        journal=journal,
         max_prompt_chars=100,
         min_update_interval=0,
     )
@@ -67,7 +66,7 @@ async def test_a_turn_streams_many_updates_then_completes_and_is_saved(store):
     final = updates[-1]
     assert final.status is RunStatus.COMPLETED and final.stats is not None
     assert final.stats.output_tokens > 0 and final.stats.requests == 1
-    stored = await service.load_messages("alice", "c1")
+    stored = await service.edits.load_messages("alice", "c1")
     assert [bubble["role"] for bubble in to_bubbles(stored)] == ["user", "assistant"]
     assert to_bubbles(stored)[1]["content"] == final.text
 
@@ -78,7 +77,7 @@ async def test_three_streamed_turns_save_without_revision_conflict(store):
         final = (await collect(service, prompt))[-1]
         assert final.status is RunStatus.COMPLETED, final.error
     assert "28" in final.text
-    assert len(await service.load_messages("alice", "c1")) == 6
+    assert len(await service.edits.load_messages("alice", "c1")) == 6
 
 
 async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_sees_it(store):
@@ -97,7 +96,7 @@ async def test_stop_keeps_the_partial_answer_as_interrupted_and_the_next_turn_se
     assert final.status is RunStatus.STOPPED
     assert final.text.startswith("w0 w1 w2")
     assert final.stats is not None and final.stats.output_tokens > 0
-    stored = await service.load_messages("alice", "c1")
+    stored = await service.edits.load_messages("alice", "c1")
     answer = stored[-1]
     assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
     assert answer.metadata[END_KEY] == "stopped"
@@ -128,7 +127,7 @@ async def test_a_reader_that_leaves_does_not_stop_the_answer_and_a_new_reader_ta
             assert service.stop("alice", "c1")
     assert followed[0].text.startswith(seen) and len(followed[1].text) > len(seen)
     assert followed[-1].status is RunStatus.STOPPED and followed[-1].text.startswith(followed[1].text)
-    stored = await service.load_messages("alice", "c1")
+    stored = await service.edits.load_messages("alice", "c1")
     assert stored[-1].state == "interrupted" and stored[-1].parts[0].content.startswith(seen)
     assert not service.active._tokens
 
@@ -151,7 +150,7 @@ async def test_an_answer_whose_reader_was_cancelled_ends_and_is_saved_whole(stor
     assert run is not None
     final = [update async for update in service.follow(run)][-1]
     assert final.status is RunStatus.COMPLETED and final.text.endswith("w399 ")
-    stored = await service.load_messages("alice", "c7")
+    stored = await service.edits.load_messages("alice", "c7")
     assert stored[-1].state == "complete" and stored[-1].parts[0].content == final.text
     assert service.live_turn("alice", "c7") is run  # just ended: still readable for a client that lost the end
 
@@ -170,7 +169,7 @@ async def test_a_turn_reads_the_apps_metadata_once_and_writes_it_once(store, sql
     reads += [s for s in statements if "FROM summaries" in s]
     writes = [s for s in statements if s.lstrip().upper().startswith("UPDATE CONVERSATIONS")]
     assert len(reads) == 1 and len(writes) == 1, (reads, writes)
-    assert (await store.turn_settings("meta", "alice")).context_policy == service.default_policy.kind
+    assert (await store.turn_settings("meta", "alice")).context_policy == context_of(service).default.kind
     assert (await store.turn_settings("meta", "mallory")).context_policy is None  # another owner reads nothing
 
 
@@ -183,7 +182,7 @@ async def test_a_provider_error_fails_clearly_and_saves_nothing(store):
     updates = await collect(service, "hello", model="flaky")
     assert [update.status for update in updates] == [RunStatus.FAILED]
     assert "503" in updates[0].error
-    assert await service.load_messages("alice", "c1") == []
+    assert await service.edits.load_messages("alice", "c1") == []
     assert (await collect(service, "hello again"))[-1].status is RunStatus.COMPLETED
 
 
@@ -195,7 +194,7 @@ async def test_empty_or_oversized_prompts_are_not_sent(store, prompt, message):
     service = make_service(store)
     updates = await collect(service, prompt)
     assert updates[-1].status is RunStatus.FAILED and message in updates[-1].error
-    assert await service.load_messages("alice", "c1") == []
+    assert await service.edits.load_messages("alice", "c1") == []
 
 
 async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_name(store):
@@ -203,12 +202,12 @@ async def test_a_model_not_offered_is_refused_without_storing_or_echoing_its_nam
     updates = await collect(service, "bonjour", model="<b>mistral:large</b>")
     assert updates[-1].status is RunStatus.FAILED
     assert updates[-1].error == "This server does not offer that model. Pick one of: demo, scripted."
-    assert await service.load_messages("alice", "c1") == []
+    assert await service.edits.load_messages("alice", "c1") == []
     assert await service.store.list_sessions("alice") == []
 
 
 async def test_an_offered_model_that_cannot_run_is_reported_in_the_turn(store):
-    service = ChatService(build_chat_agent(), store, ModelResolver(Settings(extra_models=("gpt-4o",))))
+    service = chat_service(store, ModelResolver(Settings(extra_models=("gpt-4o",))))
     updates = await collect(service, "hi", model="gpt-4o")
     assert updates[-1].status is RunStatus.FAILED
     assert "'gpt-4o' cannot answer here: this app does not know that model name." in updates[-1].error
@@ -216,30 +215,29 @@ async def test_an_offered_model_that_cannot_run_is_reported_in_the_turn(store):
 
 @pytest.mark.parametrize("asked", ["full", "everything", "FULL"])
 async def test_a_context_policy_the_server_does_not_offer_is_refused(store, asked):
-    service = ChatService(
-        build_chat_agent(),
+    service = chat_service(
         store,
         ScriptedResolver(),
-        context_choices=("window", "summary"),
+        settings=Settings(context_choices=("window", "summary")),
         min_update_interval=0,
     )
     updates = [update async for update in service.run_turn("alice", "c2", "salut", "demo", asked)]
     assert updates[-1].error == "This server does not offer that context policy. Pick one of: window, summary."
-    assert await service.load_messages("alice", "c2") == []
+    assert await service.edits.load_messages("alice", "c2") == []
     answered = [update async for update in service.run_turn("alice", "c2", "salut", "demo", "summary")]
     assert answered[-1].status is RunStatus.COMPLETED
-    assert (await service.context_policy("alice", "c2")).kind == "summary"
+    assert (await context_of(service).policy_for("alice", "c2")).kind == "summary"
     await store.set_context_policy("c2", "alice", "full")  # stored before the operator capped it
-    assert (await service.context_policy("alice", "c2")).kind == "window"
+    assert (await context_of(service).policy_for("alice", "c2")).kind == "window"
 
 
 async def test_another_visitor_cannot_read_or_continue_a_conversation(store):
     service = make_service(store)
     await collect(service, "my secret is 42")
-    assert await service.load_messages("mallory", "c1") == []
+    assert await service.edits.load_messages("mallory", "c1") == []
     updates = await collect(service, "what is the secret?", owner="mallory")
     assert updates[-1].status is RunStatus.FAILED and "does not exist" in updates[-1].error
-    assert len(await service.load_messages("alice", "c1")) == 2
+    assert len(await service.edits.load_messages("alice", "c1")) == 2
     assert not service.stop("mallory", "c1")
 
 
@@ -252,12 +250,12 @@ async def test_an_emoji_split_into_surrogates_is_joined_before_saving(store):
     updates = await collect(service, "smile", model="emoji")
     assert all("\ud83d" not in update.text for update in updates)
     assert updates[-1].text == "Smile \U0001f600 done"
-    stored = await service.load_messages("alice", "c1")
+    stored = await service.edits.load_messages("alice", "c1")
     assert stored[-1].parts[0].content == "Smile \U0001f600 done"
 
 
 async def test_updates_are_coalesced_by_time(store):
-    service = ChatService(build_chat_agent(), store, ScriptedResolver(), min_update_interval=0.5)
+    service = chat_service(store, ScriptedResolver(), min_update_interval=0.5)
     updates = await collect(service, "count to 400")
     assert updates[-1].status is RunStatus.COMPLETED
     assert updates[-1].text.endswith("400.")
@@ -299,7 +297,7 @@ def test_visible_text_joins_an_emoji_split_across_deltas_and_hides_a_lone_half()
 
 
 def test_updates_slow_down_as_more_turns_stream_at_once(store):
-    from chat.turns import MAX_UPDATES_PER_SECOND
+    from chat.services import MAX_UPDATES_PER_SECOND
 
     service = make_service(store)
     assert service.update_interval() == service.min_update_interval
@@ -318,7 +316,7 @@ async def test_a_prompt_with_half_an_emoji_is_answered_and_stored_repaired(store
     first = await collect(service, "Hallo \ud83d Welt", owner="kim", conversation="c-s")
     again = await collect(service, "noch einmal \udc00", owner="kim", conversation="c-s")
     assert first[-1].status is RunStatus.COMPLETED and again[-1].status is RunStatus.COMPLETED
-    prompts = [m.parts[0].content for m in await service.load_messages("kim", "c-s") if m.kind == "request"]
+    prompts = [m.parts[0].content for m in await service.edits.load_messages("kim", "c-s") if m.kind == "request"]
     assert prompts == ["Hallo \ufffd Welt", "noch einmal \ufffd"]
 
 
@@ -328,7 +326,7 @@ async def test_stop_pressed_while_the_turn_waits_to_start_stops_it_and_keeps_the
     final = (await collect(service, "écris sans fin, s'il te plaît", model="endless"))[-1]
     assert final.status is RunStatus.STOPPED
     assert len(final.text) < 40  # ended as it began, not after 10,000 words
-    stored = to_bubbles(await service.load_messages("alice", "c1"))
+    stored = to_bubbles(await service.edits.load_messages("alice", "c1"))
     assert stored[0] == {"role": "user", "content": "écris sans fin, s'il te plaît"}
     assert "stopped" in stored[-1]["content"]
 
@@ -342,8 +340,13 @@ async def test_a_second_turn_on_a_chat_that_is_answering_is_refused_and_the_firs
     assert [update.status for update in second] == [RunStatus.FAILED]
     assert "still answering" in second[0].error
     assert (await first)[-1].status is RunStatus.COMPLETED
-    assert next(bubble["content"] for bubble in to_bubbles(await service.load_messages("alice", "c1"))) == "first, long"
-    assert len(await service.load_messages("alice", "c1")) == 2  # the refused prompt cut nothing and added nothing
+    assert (
+        next(bubble["content"] for bubble in to_bubbles(await service.edits.load_messages("alice", "c1")))
+        == "first, long"
+    )
+    assert (
+        len(await service.edits.load_messages("alice", "c1")) == 2
+    )  # the refused prompt cut nothing and added nothing
 
 
 async def test_an_answer_is_cut_at_the_longest_the_server_writes_and_kept_labelled(store):
@@ -352,7 +355,7 @@ async def test_an_answer_is_cut_at_the_longest_the_server_writes_and_kept_labell
     final = (await collect(service, "écris pour toujours", model="endless"))[-1]
     assert final.status is RunStatus.CUT
     assert 700 <= len(final.text) < 760  # stopped there, not 100,000 words later
-    stored = await service.load_messages("alice", "c1")
+    stored = await service.edits.load_messages("alice", "c1")
     assert stored[-1].metadata[END_KEY] == "length_limit"
     assert to_bubbles(stored)[-1]["content"].startswith(final.text[:600]) and "cut" in to_bubbles(stored)[-1]["content"]
     assert (await collect(service, "and now, briefly?"))[-1].status is RunStatus.COMPLETED  # the chat goes on

@@ -10,18 +10,18 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 
-from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
+from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
-from chat.turns import ChatService
 from tests.apps import visitor_token
+from tests.scripted import chat_service, context_of
 from ui import ChatTab, ServicesShown, SessionHandlers, Visitors, build_demo, launch_options
 from ui.chat_tab import composer_script
 
@@ -34,7 +34,7 @@ COOKIES = VisitorCookie(b"test-secret")
 @pytest.fixture
 def tab(store) -> ChatTab:
     settings = Settings(extra_models=("openai-chat:gpt-4o-mini",))
-    service = ChatService(build_chat_agent(), store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50)
+    service = chat_service(store, ModelResolver(settings, DemoPace.instant()), max_prompt_chars=50)
     return ChatTab(service, Visitors(COOKIES))
 
 
@@ -48,6 +48,8 @@ def demo(tab) -> gr.Blocks:
         handoffs=HandoffService(service.store, service.models),
         inspector=StreamInspector(service.agent, service.models),
         visitor_cookie=COOKIES,
+        context=context_of(service),
+        mcp_servers=McpServers(),
     )
     return build_demo(shown, Settings())
 
@@ -90,7 +92,7 @@ def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_
 
 def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
+    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors, context_of(tab.service))
     menu = {value: label for label, value in side.model_menu()}
     assert menu["demo"] == "demo"
     assert (
@@ -124,7 +126,7 @@ async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
     first_stop = json.loads(outputs[0][4])  # and the page told how to stop this run (ui/stop_button.py)
     assert first_stop["conversation_id"] == "c1" and len(first_stop["run"]) >= 8
     assert later_stop == outputs[0][4]  # every update names the same run (a skip would cost Gradio a rebuild)
-    assert len(await tab.service.load_messages(OWNER, "c1")) == 2
+    assert len(await tab.service.edits.load_messages(OWNER, "c1")) == 2
 
 
 async def test_a_failure_is_named_once_in_the_bubble_and_keeps_the_prompt_in_the_chat(tab):
@@ -144,7 +146,7 @@ async def test_editing_an_earlier_message_answers_it_again_and_keeps_the_rest_as
     # The page cut the chat at the second prompt and sends the edited text with what stays above it.
     *_, (bubble, *_) = await answered(tab, "count to 2", OWNER, "c1", history[:2])
     assert bubble == "1 2."
-    stored = [b["content"] for b in to_bubbles(await tab.service.load_messages(OWNER, "c1"))]
+    stored = [b["content"] for b in to_bubbles(await tab.service.edits.load_messages(OWNER, "c1"))]
     assert stored == [history[0]["content"], history[1]["content"], "count to 2", "1 2."]
 
 
@@ -157,9 +159,9 @@ async def test_undo_takes_the_last_exchange_out_of_the_store(tab):
             {"role": "assistant", "content": bubble},
         ]
     await tab.undo(OWNER, "c1", history, page())
-    assert [b["content"] for b in to_bubbles(await tab.service.load_messages(OWNER, "c1"))][0::2] == ["first ✓"]
+    assert [b["content"] for b in to_bubbles(await tab.service.edits.load_messages(OWNER, "c1"))][0::2] == ["first ✓"]
     await tab.undo(MALLORY, "c1", history[:2], page())  # someone else's: nothing happens
-    assert len(await tab.service.load_messages(OWNER, "c1")) == 2
+    assert len(await tab.service.edits.load_messages(OWNER, "c1")) == 2
 
 
 async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(tab):
@@ -172,7 +174,7 @@ async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(
 
 
 async def test_the_address_reopens_only_the_owners_chat(tab):
-    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
+    side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors, context_of(tab.service))
     await answered(tab, "Ein Geheimnis", ALICE, "c1")
     shown, conversation_id, title, _policy, _ = await side.open_from_url(
         ALICE, SimpleNamespace(session_hash="s", query_params={"c": "c1"})
@@ -188,7 +190,7 @@ async def test_the_address_reopens_only_the_owners_chat(tab):
 
 @pytest.fixture
 def side(tab):
-    return SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors)
+    return SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors, context_of(tab.service))
 
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):

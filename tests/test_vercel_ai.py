@@ -74,7 +74,7 @@ def in_own_loop(coroutine):
 
 
 def stored(app, owner: str, chat_id: str) -> list:
-    return in_own_loop(app.service.load_messages(owner, chat_id))
+    return in_own_loop(app.service.edits.load_messages(owner, chat_id))
 
 
 def sessions_of(app, owner: str) -> list:

@@ -9,8 +9,10 @@ from typing import Any
 import gradio as gr
 
 from chat.config import Settings
+from chat.context_policies import ContextPolicies
 from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
+from chat.mcp_servers import McpServers
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
 from chat.stream_inspector import StreamInspector
@@ -78,16 +80,19 @@ class ServicesShown:
     handoffs: HandoffService
     inspector: StreamInspector
     visitor_cookie: VisitorCookie
+    context: ContextPolicies
+    mcp_servers: McpServers
 
 
 def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
     service = services.chat
     visitors = Visitors(services.visitor_cookie)
-    chat = ChatTab(service, visitors, settings.image_hosts)
+    chat = ChatTab(service, visitors, settings.image_hosts, services.mcp_servers)
     recipes = RecipeHandlers(services.recipes, visitors)
     stream_probe = InspectorHandlers(services.inspector)
     handoffs = HandoffHandlers(services.handoffs, visitors)
-    side = SessionHandlers(services.sessions, service, visitors)
+    side = SessionHandlers(services.sessions, service, visitors, services.context)
+    context = services.context
     streams = settings.max_concurrent_streams
     with gr.Blocks(title="pydantic-ai chat", fill_height=True) as demo:
         # An API caller's own owner token (the page sends none: its visitor is the signed cookie).
@@ -116,12 +121,12 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
                 policy_labels = {
                     "full": "Full history",
-                    "window": f"Last {service.default_policy.window} messages",
-                    "summary": f"Summary past {service.default_policy.summary_threshold} messages",
+                    "window": f"Last {context.default.window} messages",
+                    "summary": f"Summary past {context.default.summary_threshold} messages",
                 }
                 policy = gr.Radio(
-                    [(policy_labels[kind], kind) for kind in service.context_choices],
-                    value=service.default_policy.kind,
+                    [(policy_labels[kind], kind) for kind in context.choices],
+                    value=context.default.kind,
                     label="Context policy (remembered per conversation)",
                     elem_id="context-policy",
                     render=False,

@@ -17,6 +17,7 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from chat.identity import TIME_ZONE_COOKIE, client_address
+from chat.mcp_servers import McpServers
 from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
@@ -233,10 +234,17 @@ class ChatPane(gr.ChatInterface):
 class ChatTab(RunHandlers):
     """The chat tab's handlers; each resolves its visitor itself, since every event is also an API call."""
 
-    def __init__(self, service: ChatService, visitors: Visitors, image_hosts: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        service: ChatService,
+        visitors: Visitors,
+        image_hosts: tuple[str, ...] = (),
+        mcp_servers: McpServers | None = None,
+    ) -> None:
         super().__init__(service, visitors)
         self.service = service
         self.image_hosts = image_hosts
+        self.mcp_servers = mcp_servers or McpServers()
 
     async def answer(
         self,
@@ -295,8 +303,8 @@ class ChatTab(RunHandlers):
 
     async def tools_shown(self) -> str:
         """The tools the model can call here (MCP servers start now if none has yet)."""
-        tools = await self.service.available_tools()
-        return format_tools(tools, self.service.mcp_servers.notices)
+        tools = await self.mcp_servers.available_tools()
+        return format_tools(tools, self.mcp_servers.notices)
 
     async def follow_answer(
         self,
@@ -341,7 +349,7 @@ class ChatTab(RunHandlers):
         """Undo takes the last exchange off the page (and the prompt back to the box): the store follows."""
         owner = self.visitors.owner(token, request, profile)
         if owner and conversation_id:
-            await self.service.keep_shown(owner, conversation_id, prompts_in(chat)[:-1])
+            await self.service.edits.keep_shown(owner, conversation_id, prompts_in(chat)[:-1])
 
 
 def usage_line(update: TurnUpdate) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from chat.config import Settings
+from chat.context_policies import ContextPolicies
 from chat.errors import ConversationUnavailable
 from chat.models import model_choices
 from chat.render import Bubble
@@ -24,10 +25,11 @@ CONFIRM_DELETE = "Delete this conversation for good"
 
 
 class SessionHandlers:
-    def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors) -> None:
+    def __init__(self, sessions: Sessions, service: ChatService, visitors: Visitors, context: ContextPolicies) -> None:
         self.sessions = sessions
         self.service = service
         self.visitors = visitors
+        self.context = context
 
     async def session_choices(self, owner: str | None) -> Choices:
         if not owner:
@@ -75,7 +77,7 @@ class SessionHandlers:
                 return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
             # Damaged but still this visitor's: it stays the current chat, so Delete and Export reach it.
             return [], conversation_id, damaged.title, "", f"⚠️ {problem}", gr.skip(), gr.update(value=conversation_id)
-        policy = (await self.service.context_policy(owner or "", conversation_id)).kind
+        policy = (await self.context.policy_for(owner or "", conversation_id)).kind
         listed = gr.update(choices=await self.session_choices(owner), value=conversation_id)
         return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
 
@@ -90,7 +92,7 @@ class SessionHandlers:
         """Keep a conversation's context policy as soon as it is picked (a new chat takes it with its first turn)."""
         owner = self.visitors.owner(owner, request, profile)
         if owner and conversation_id:
-            await self.service.remember_context_policy(owner, conversation_id, policy)
+            await self.context.remember(owner, conversation_id, policy)
 
     def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:
         """An empty chat with its id already chosen, so a Stop pressed during its first answer finds it."""
@@ -116,7 +118,7 @@ class SessionHandlers:
             except ConversationUnavailable:
                 pass
             else:
-                policy = (await self.service.context_policy(owner, wanted)).kind
+                policy = (await self.context.policy_for(owner, wanted)).kind
                 return opened.bubbles, wanted, opened.title, policy, gr.update(choices=choices, value=wanted)
         return [], new_conversation_id(), "", gr.skip(), gr.update(choices=choices, value=None)
 

@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from chat.approvals import APPROVE, DENY
-from chat.steps import THINKING, Step
+from chat.steps import APPROVE, DENY, THINKING, Step
 
 U = TypeVar("U")
 

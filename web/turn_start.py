@@ -40,6 +40,7 @@ from chat.identity import (
 from chat.models import ModelNotOffered
 from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.runs import ActiveTurns
+from chat.turn_hooks import Turn
 from chat.turns import ChatService, TurnUpdate
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ async def start_turn(
         return Refusal(400 if not (ask.message or "").strip() else 413, str(rejected))
     model_name = ask.model or default_model
     try:
-        service.check_context(ask.context)
+        service.check_options(Turn(owner, ask.conversation_id or "", message, model_name, ask.context))
         service.models.check_offered(model_name)
     except (PromptRejected, ModelNotOffered) as not_offered:
         return Refusal(400, describe_failure(not_offered, model_name))
@@ -174,8 +175,8 @@ async def start_turn(
         return over_limit
     if (
         ask.conversation_id
-        and not await service.has_conversation(owner, conversation_id)
-        and not (client_names_new and await service.is_unused_id(conversation_id))
+        and not await service.edits.has_conversation(owner, conversation_id)
+        and not (client_names_new and await service.edits.is_unused_id(conversation_id))
     ):
         return Refusal(404, NO_SUCH_CONVERSATION)
     updates = service.run_turn(

@@ -165,10 +165,10 @@ class VercelAIChatAPI:
         owner = caller(request, self.cookies)
         if isinstance(owner, Refusal):
             return _refused(owner)
-        if not await self.service.has_conversation(owner, conversation_id):
+        if not await self.service.edits.has_conversation(owner, conversation_id):
             return _refused(Refusal(404, NO_SUCH_CONVERSATION))
         try:
-            stored = await self.service.load_messages(owner, conversation_id)
+            stored = await self.service.edits.load_messages(owner, conversation_id)
         except CorruptConversation as damaged:
             return _refused(Refusal(409, describe_failure(damaged, self.default_model)))
         dumped = VercelAIAdapter.dump_messages(stored)
