@@ -24,31 +24,31 @@ from pydantic_ai.conversation import Conversation
 from starlette.middleware import Middleware
 
 from chat.agents import build_chat_agent
-from chat.approvals import Approvals
-from chat.completions import Completions
 from chat.config import Settings
-from chat.context_policies import ContextPolicies
 from chat.demo_model import DemoModel, DemoPace
 from chat.errors import StoreUnavailable
-from chat.handoff import HandoffService
-from chat.history import ContextPolicy
 from chat.identity import VisitorCookie
-from chat.journal import JournalledTurns, keep_recovering, recover_unfinished_turns
-from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.options import space_proxies
 from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
-from chat.relay import AnswerRelay
 from chat.runs import ActiveTurns
 from chat.sessions import Sessions
-from chat.shutdown import drain, wait_for_stop_signal
-from chat.stop_everywhere import StopEverywhere
-from chat.stream_inspector import StreamInspector
-from chat.summaries import Summarizer
-from chat.tools import ChatDeps, ChatTools
 from chat.turn_hooks import TurnHooks
 from chat.turns import ChatService
+from chat.wings.approvals import Approvals
+from chat.wings.completions import Completions
+from chat.wings.context_policies import ContextPolicies
+from chat.wings.handoff import HandoffService
+from chat.wings.history import ContextPolicy
+from chat.wings.journal import JournalledTurns, keep_recovering, recover_unfinished_turns
+from chat.wings.mcp_servers import McpServers
+from chat.wings.relay import AnswerRelay
+from chat.wings.shutdown import drain, wait_for_stop_signal
+from chat.wings.stop_everywhere import StopEverywhere
+from chat.wings.stream_inspector import StreamInspector
+from chat.wings.summaries import Summarizer
+from chat.wings.tools import ChatDeps, ChatTools
 from storage import open_store
 from storage.catalogue import CataloguedStore, ServerStore
 from storage.turn_journal import TurnJournal
@@ -217,7 +217,7 @@ def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
 
 
 def shut_down(demo: gr.Blocks, runtime: Runtime) -> None:
-    """Drain (chat/shutdown.py): refuse new turns, stop and save the running ones, then close the server."""
+    """Drain (chat/wings/shutdown.py): refuse new turns, stop and save the running ones, then close the server."""
     drain(runtime.active, runtime.settings.shutdown_grace)
     demo.close()
 

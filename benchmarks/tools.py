@@ -25,8 +25,8 @@ from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.runs import RunStatus
-from chat.tools import ChatDeps, ChatTools, chat_tools
 from chat.turns import ChatService
+from chat.wings.tools import ChatDeps, ChatTools, chat_tools
 from server import chat_wings, context_policies
 from storage.memory_store import MemoryConversationStore
 

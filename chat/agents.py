@@ -1,5 +1,5 @@
 """The chat's agent. The model is chosen per turn, so none is fixed here and nothing is checked at import;
-its tools join per turn (chat/tools.py, the MCP servers), as the wings `server.py` picks."""
+its tools join per turn (chat/wings/tools.py, the MCP servers), as the wings `server.py` picks."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def build_chat_agent() -> Agent[Any, str | DeferredToolRequests]:
     # `instructions` (unlike `system_prompt`) are sent with every request, whatever the history holds.
     return Agent(
         None,
-        # A run that reaches a tool needing approval ends with DeferredToolRequests (chat/approvals.py).
+        # A run that reaches a tool needing approval ends with DeferredToolRequests (chat/wings/approvals.py).
         output_type=[str, DeferredToolRequests],
         instructions=CHAT_INSTRUCTIONS,
         name="chat",

@@ -330,7 +330,7 @@ def compose_article(messages: Sequence[ModelMessage]) -> str:
     )
 
 
-# How the hand-off's two agents are told who they are (chat/handoff.py); any other run is a chat.
+# How the hand-off's two agents are told who they are (chat/wings/handoff.py); any other run is a chat.
 _ANALYST = "You are the ANALYST"
 _WRITER = "You are the WRITER"
 

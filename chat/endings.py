@@ -17,7 +17,7 @@ LENGTH_LIMIT = "length_limit"
 CONNECTION_LOST = "connection_lost"
 """The provider's stream was cut off."""
 SERVER_RESTARTED = "server_restarted"
-"""The server died mid-answer; the text is as far as its last checkpoint (chat/journal.py)."""
+"""The server died mid-answer; the text is as far as its last checkpoint (chat/wings/journal.py)."""
 
 
 def interrupted_answer(text: str, reason: str, model_name: str | None) -> ModelResponse:

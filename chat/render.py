@@ -84,7 +84,7 @@ MAX_SHOWN_CHARS = 2_000
 
 def approval_bubble(steps: Sequence[Step]) -> Bubble | None:
     """The question under calls that wait for the visitor: Gradio shows `options` as buttons, and a
-    click sends the option as the visitor's next message (chat/approvals.py reads it)."""
+    click sends the option as the visitor's next message (chat/wings/approvals.py reads it)."""
     waiting = [step for step in steps if step.awaiting_approval]
     if not waiting:
         return None

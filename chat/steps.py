@@ -51,7 +51,7 @@ class Step:
     """Why the tool gave no result (the model was told); None when it worked or is still running."""
     done: bool = False
     awaiting_approval: bool = False
-    """A call that waits for the visitor's Approve or Deny (chat/approvals.py)."""
+    """A call that waits for the visitor's Approve or Deny (chat/wings/approvals.py)."""
     seconds: float | None = None
     """How long a tool ran, once it is done (not stored: None for steps shown from the store)."""
 

@@ -34,7 +34,7 @@ class TurnJournal(ABC):
         self.server_id = server_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         """This server process (host, pid, a random part, since a restarted container often reuses its pid)."""
         self.ends_owed: set[str] = set()
-        """Turns that ended while the database was away, their entries still to end (`chat.journal`)."""
+        """Turns that ended while the database was away, their entries still to end (`chat.wings.journal`)."""
 
     @abstractmethod
     async def begin(self, scope: str, conversation_id: str, prompt: str, model: str) -> str:

@@ -10,11 +10,11 @@ from pydantic_ai.models.function import FunctionModel
 
 from chat.agents import build_chat_agent
 from chat.config import POLICY_KINDS, Settings
-from chat.context_policies import ContextPolicies
 from chat.demo_model import DemoPace
-from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.turns import ChatService
+from chat.wings.context_policies import ContextPolicies
+from chat.wings.mcp_servers import McpServers
 from storage.catalogue import CataloguedStore
 from storage.turn_journal import TurnJournal
 

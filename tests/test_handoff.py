@@ -9,8 +9,8 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.demo_model import DemoPace
-from chat.handoff import ANALYST_INSTRUCTIONS, WRITER_INSTRUCTIONS, HandoffService, Stage
 from chat.runs import RunStatus
+from chat.wings.handoff import ANALYST_INSTRUCTIONS, WRITER_INSTRUCTIONS, HandoffService, Stage
 from tests.scripted import ScriptedResolver
 
 pytestmark = pytest.mark.anyio

@@ -18,10 +18,10 @@ from pydantic_ai.messages import (
 
 from chat.config import Settings
 from chat.demo_model import DemoPace
-from chat.history import SUMMARY_PREFIX, Compactor, ContextPolicy, StoredSummary, cut_index, window
 from chat.models import ModelResolver
 from chat.runs import RunStatus
 from chat.turns import ChatService
+from chat.wings.history import SUMMARY_PREFIX, Compactor, ContextPolicy, StoredSummary, cut_index, window
 from tests.scripted import chat_service, context_of
 
 pytestmark = pytest.mark.anyio

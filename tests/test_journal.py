@@ -15,8 +15,8 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from chat.endings import END_KEY, SERVER_RESTARTED
-from chat.journal import Checkpoints, recover_unfinished_turns
 from chat.render import to_bubbles
+from chat.wings.journal import Checkpoints, recover_unfinished_turns
 from storage.catalogue import StoreUnavailable, TurnEnd
 from tests.databases import query
 from tests.test_turns import collect, endless_model, make_service

@@ -10,8 +10,8 @@ import pytest
 from gradio_client import Client
 
 from chat.config import Settings
-from chat.mcp_servers import McpServers
 from chat.runs import RunStatus
+from chat.wings.mcp_servers import McpServers
 from tests.apps import running_app, visitor_token
 from tests.scripted import ScriptedResolver, chat_service
 from tests.test_browser import browser, goto  # noqa: F401 (fixture)

@@ -14,12 +14,12 @@ import pytest
 from fastapi import FastAPI
 
 from chat.endings import END_KEY, SERVER_RESTARTED
-from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.runs import ActiveTurns, RunStatus
-from chat.shutdown import drain
+from chat.wings.handoff import HandoffService
+from chat.wings.shutdown import drain
 from server import run_to_completion
 from tests.apps import visitor_token
 from tests.test_turns import collect, endless_model, make_service

@@ -8,7 +8,7 @@ from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
-from chat.stream_inspector import StreamInspector
+from chat.wings.stream_inspector import StreamInspector
 
 pytestmark = pytest.mark.anyio
 

@@ -23,14 +23,14 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from chat.agents import CHAT_INSTRUCTIONS
-from chat.approvals import APPROVE, DENIED, DENY
 from chat.demo_tools import plan_tool_call
-from chat.history import Compactor, ContextPolicy
 from chat.render import answer_messages, to_bubbles, to_markdown
 from chat.runs import RunStatus
 from chat.steps import NOT_FINISHED, TOOL, StepLog
-from chat.tools import ChatDeps, calculate, chat_tools, convert_units, current_time, search_my_conversations
 from chat.turns import ChatService
+from chat.wings.approvals import APPROVE, DENIED, DENY
+from chat.wings.history import Compactor, ContextPolicy
+from chat.wings.tools import ChatDeps, calculate, chat_tools, convert_units, current_time, search_my_conversations
 from tests.scripted import ScriptedResolver, chat_service
 
 pytestmark = pytest.mark.anyio

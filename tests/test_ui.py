@@ -12,14 +12,14 @@ import pytest
 
 from chat.config import Settings
 from chat.demo_model import DemoPace
-from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
-from chat.mcp_servers import McpServers
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
 from chat.sessions import Sessions
-from chat.stream_inspector import StreamInspector
+from chat.wings.handoff import HandoffService
+from chat.wings.mcp_servers import McpServers
+from chat.wings.stream_inspector import StreamInspector
 from tests.apps import visitor_token
 from tests.scripted import chat_service, context_of
 from ui import ChatTab, ServicesShown, SessionHandlers, Visitors, build_demo, launch_options

@@ -9,14 +9,14 @@ from typing import Any
 import gradio as gr
 
 from chat.config import Settings
-from chat.context_policies import ContextPolicies
-from chat.handoff import HandoffService
 from chat.identity import VisitorCookie
-from chat.mcp_servers import McpServers
 from chat.recipe_runs import RecipeService
 from chat.sessions import Sessions
-from chat.stream_inspector import StreamInspector
 from chat.turns import ChatService
+from chat.wings.context_policies import ContextPolicies
+from chat.wings.handoff import HandoffService
+from chat.wings.mcp_servers import McpServers
+from chat.wings.stream_inspector import StreamInspector
 from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
 from ui.handoff_tab import HandoffHandlers, handoff_tab

@@ -17,10 +17,10 @@ import gradio as gr
 from gradio.context import get_blocks_context
 
 from chat.identity import TIME_ZONE_COOKIE, client_address
-from chat.mcp_servers import McpServers
 from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
+from chat.wings.mcp_servers import McpServers
 from ui.stop_button import StopWiring, stop_request
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
 

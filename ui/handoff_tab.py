@@ -7,9 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from chat.handoff import HandoffService
 from chat.identity import client_address
 from chat.runs import RunStatus
+from chat.wings.handoff import HandoffService
 from ui.events import PRIVATE
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
 

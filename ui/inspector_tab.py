@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from chat.models import ModelUnavailable
-from chat.stream_inspector import StreamInspector
+from chat.wings.stream_inspector import StreamInspector
 from ui.events import PRIVATE
 
 COLUMNS = ["#", "time (ms)", "chars", "delta (delta=True)", "cumulative (delta=False)"]

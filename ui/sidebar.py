@@ -9,12 +9,12 @@ from typing import Any
 import gradio as gr
 
 from chat.config import Settings
-from chat.context_policies import ContextPolicies
 from chat.errors import ConversationUnavailable
 from chat.models import model_choices
 from chat.render import Bubble
 from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, SessionSummary, kept_as_typed, relative_time
 from chat.turns import ChatService
+from chat.wings.context_policies import ContextPolicies
 from ui.visitors import Visitors, new_conversation_id
 
 Choices = list[tuple[str, str]]

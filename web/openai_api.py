@@ -4,7 +4,7 @@ Any `openai` client (and Open WebUI, LibreChat, Continue, ...) can use the app's
 base URL `http://host:port/v1`, any key of your own. The bearer key is the caller's identity, kept only
 as a hash (`key:<sha256>`): two keys never share anything, and no page visitor or `X-Chat-Owner` token
 can be it (those never contain a colon). Errors are shaped as OpenAI's; limits answer 429 with
-Retry-After, as on every other route. The run itself is chat/completions.py.
+Retry-After, as on every other route. The run itself is chat/wings/completions.py.
 
 With an `X-Conversation-Id` header the turn is the page's own instead (`ChatService.run_turn`, with the
 app's tools): stored in that conversation (new or the caller's own; anyone else's is a 404), with its
@@ -29,12 +29,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.usage import RunUsage
 
-from chat.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
 from chat.errors import describe_failure
 from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
+from chat.wings.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
 from web.turn_start import OWNER_HEADER, Refusal, ask_from_shown, limits_refusal, start_turn
 
 MAX_KEY_LENGTH = 512

@@ -25,11 +25,11 @@ from chat.identity import (
     VisitorCookie,
     new_visitor_id,
 )
-from chat.relay import AnswerRelay
 from chat.runs import RunStatus
 from chat.steps import Step
-from chat.stop_everywhere import StopEverywhere
 from chat.turns import ChatService
+from chat.wings.relay import AnswerRelay
+from chat.wings.stop_everywhere import StopEverywhere
 from web.turn_events import step_changes, usage_summary, with_keep_alive
 from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, caller, start_turn
 
@@ -184,7 +184,7 @@ class ChatStreamAPI:
         Each event's id is where the reader is: a client that reconnects with it as `Last-Event-ID` gets
         the text after it. Leaving does not stop the turn: it runs on, is saved, and can be resumed."""
         conversation_id, offset = place.conversation_id, place.offset or 0
-        # A relayed answer's text starts where the reader was (chat/relay.py); the ids still count from
+        # A relayed answer's text starts where the reader was (chat/wings/relay.py); the ids still count from
         # the answer's beginning, so the reader can resume again anywhere.
         shift, offset = (offset, 0) if relayed else (0, offset)
         steps_sent: dict[str, Step] = {}

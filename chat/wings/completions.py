@@ -34,7 +34,7 @@ from pydantic_ai.usage import RunUsage
 from chat.errors import describe_failure
 from chat.runs import Report, RunStatus, stream_from_own_task
 from chat.services import RunService
-from chat.tools import ChatDeps
+from chat.wings.tools import ChatDeps
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A wing: the context policy of each conversation (whole history, a window, or a summary), as a turn hook.
 
 Which policy a turn uses: the one its client asked for, else the one the conversation was last sent
-with, else the server's default; only those the server offers. Each turn's `Compactor` (chat/history.py)
+with, else the server's default; only those the server offers. Each turn's `Compactor` (chat/wings/history.py)
 shapes what is sent through pydantic-ai's `ProcessHistory` capability, and is kept with the turn.
 """
 
@@ -15,9 +15,9 @@ from pydantic_ai.messages import ModelMessage
 
 from chat.config import POLICY_KINDS, policy_kind
 from chat.errors import PromptRejected
-from chat.history import Compactor, ContextPolicy, StoredSummary
-from chat.summaries import Summarizer
 from chat.turn_hooks import Turn, TurnHooks
+from chat.wings.history import Compactor, ContextPolicy, StoredSummary
+from chat.wings.summaries import Summarizer
 from storage.catalogue import CataloguedStore, TurnEnd
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic_ai.toolsets import AbstractToolset
 
-from chat.tools import chat_tool_descriptions
 from chat.turn_hooks import Turn, TurnHooks
+from chat.wings.tools import chat_tool_descriptions
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Draining refuses new runs, stops the running ones (each saves its partial answer, labelled as cut short
 by a restart) and waits for them to finish saving, at most `grace` seconds. What a drain cannot save
-in time, the turn journal still has (chat/journal.py).
+in time, the turn journal still has (chat/wings/journal.py).
 """
 
 from __future__ import annotations

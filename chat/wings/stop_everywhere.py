@@ -3,7 +3,7 @@
 A page's Stop reaches the replica that streams its answer (nginx keeps a visitor on one replica). An API
 client's stop request may land elsewhere (another replica after a failover, a client without the
 cookie): this server then announces the stop to every replica (PostgreSQL NOTIFY, `ServerStore.broadcast`)
-and waits, briefly, for the turn to end, which its journal rows tell (chat/journal.py).
+and waits, briefly, for the turn to end, which its journal rows tell (chat/wings/journal.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pydantic_ai import Agent, DeferredToolRequests
 
 from chat.models import ModelResolver
 from chat.text import visible_prefix
-from chat.tools import ChatDeps
+from chat.wings.tools import ChatDeps
 
 
 @dataclass(frozen=True)
