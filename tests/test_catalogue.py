@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 from pydantic_ai.conversation import Conversation
+from pydantic_ai.conversation_store import ConversationConflict
 from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+
+from storage.catalogue import ServerStore, TurnEnd
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +48,46 @@ async def test_a_turns_settings_are_its_policy_and_summary_and_only_the_owners(s
     await store.set_context_policy("p1", "mallory", "full")
     assert await store.context_policy("p1", "ravi") == "summary"
     assert (await store.turn_settings("p1", "mallory")).context_policy is None
+
+
+async def test_another_owner_neither_writes_nor_blocks_a_conversations_summary(store):
+    await chat(store, "s1", "ravi", ("namaste", "namaste!"))
+    await store.save_summary("s1", "mallory", "Mallory's words.", 2)  # knows the id, not the owner
+    await store.save_summary("s1", "ravi", "They greeted each other.", 2)
+    assert (await store.turn_settings("s1", "ravi")).summary == ("They greeted each other.", 2)
+    assert (await store.turn_settings("s1", "mallory")).summary is None
+
+
+async def test_save_turn_writes_its_metadata_and_ends_its_journal_entry_with_the_messages_or_not_at_all(store):
+    """A save another server made meanwhile is found in the write itself (pydantic-ai's own check before it
+    passes when both read first): what the turn adds beside its messages must go with them."""
+    await chat(store, "c1", "ana", ("olá", "olá!"))
+    stale, read_by_both = await store.load("c1", scope="ana"), await store.read_record("c1")
+    await chat(store, "c1", "ana", ("saved", "meanwhile"))
+    stale.messages += [ModelRequest(parts=[UserPromptPart("late")])]
+    journal = store.turn_journal() if isinstance(store, ServerStore) else None  # the turn's entry, where kept
+    turn_id = journal and await journal.begin("ana", "c1", "late", "demo")
+    end = TurnEnd(title="Olá", model="demo", context_policy="summary", kind="recipe", journal_turn_id=turn_id)
+
+    async def as_read_before_the_other_saved(conversation_id: str):
+        return read_by_both
+
+    store.read_record = as_read_before_the_other_saved
+    with pytest.raises(ConversationConflict):
+        await store.save_turn(stale, scope="ana", end=end)
+    del store.read_record
+    assert (await store.session("c1", "ana")).model is None
+    assert await store.context_policy("c1", "ana") is None
+    assert journal is None or await journal.running("ana", "c1")
+    fresh = await store.load("c1", scope="ana")
+    fresh.messages += [ModelRequest(parts=[UserPromptPart("on time")])]
+    await store.save_turn(fresh, scope="ana", end=end)
+    described = await store.session("c1", "ana", kind="recipe")
+    assert (described.title, described.model) == ("Olá", "demo")
+    assert await store.context_policy("c1", "ana") == "summary"
+    if journal is not None:
+        assert not await journal.running("ana", "c1")
+        journal.close()
 
 
 async def test_raw_messages_are_every_stored_message_and_only_for_the_owner(store):

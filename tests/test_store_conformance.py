@@ -160,6 +160,43 @@ def stored_messages(store) -> int:
     return query(store, "SELECT count(*) FROM entries")[0][0]
 
 
+async def test_a_save_stores_one_entry_per_new_message_and_leaves_the_earlier_ones_as_they_were(store):
+    await saved(store, turns=2)
+    first_entries = await store.load_entries("c1", scope="alice")
+    assert stored_messages(store) == 4  # one per message, not one for the conversation
+    loaded = await store.load("c1", scope="alice")
+    loaded.messages.extend(turn("q2", "a2"))
+    await store.save(loaded, scope="alice")
+    assert stored_messages(store) == 6
+    assert [await store.read_entry(entry.id) for entry in first_entries] == first_entries
+
+
+@pytest.mark.parametrize("stored_before", [True, False], ids=["saved-conversation", "new-conversation"])
+async def test_of_two_saves_that_read_the_same_revision_one_wins_and_the_other_leaves_nothing(store, stored_before):
+    """pydantic-ai's `save` compares revisions before it writes; two servers saving at once both pass that
+    check, so `write_record` must compare again, in the write, and roll back what the loser wrote."""
+    if stored_before:
+        await saved(store)
+        first, second = await store.load("c1", scope="alice"), await store.load("c1", scope="alice")
+    else:
+        first, second = Conversation(conversation_id="c1"), Conversation(conversation_id="c1")
+    read_by_both = await store.read_record("c1")
+    first.messages.extend(turn("from one", "x"))
+    second.messages.extend(turn("from two", "y"))
+    await store.save(first, scope="alice")
+    real_read_record = store.read_record
+
+    async def as_read_before_the_other_saved(conversation_id: str):
+        return read_by_both
+
+    store.read_record = as_read_before_the_other_saved
+    with pytest.raises(ConversationConflict):
+        await store.save(second, scope="alice")
+    store.read_record = real_read_record
+    assert texts(await store.load("c1", scope="alice"))[-2:] == ["from one", "x"]
+    assert stored_messages(store) == len(first.messages)  # nothing of the losing save
+
+
 async def fork_chain(store) -> dict[str, list[str]]:
     """X, Y forked from X with a turn of its own, Z forked from Y with one more: what each should load."""
     await saved(store, "X", turns=1)
@@ -299,6 +336,25 @@ async def test_expected_title_guards_a_title_someone_set(store):
         await store.update("c1", title="Second guess", expected_title=None, scope="alice")
     assert (await store.read_record("c1")).title == "Auto"
     assert (await store.update("c1", title="Mine", expected_title="Auto", scope="alice")).title == "Mine"
+
+
+async def test_write_details_checks_the_revision_and_the_expected_values_where_it_writes(store):
+    await saved(store)
+    read_earlier = await store.read_record("c1")
+    loaded = await store.load("c1", scope="alice")
+    loaded.messages.extend(turn("saved", "meanwhile"))
+    await store.save(loaded, scope="alice")
+    with pytest.raises(ConversationConflict):  # saved since it was read
+        await store.write_details("c1", {"title": "Late"}, expected_revision=read_earlier.revision)
+    with pytest.raises(ConversationConflict):  # someone else's title is there
+        await store.write_details("c1", {"title": "Mine"}, expected_revision=loaded.revision, expected={"title": "X"})
+    with pytest.raises(ConversationConflict):  # deleted
+        await store.write_details("gone", {"title": "Mine"}, expected_revision=loaded.revision)
+    assert (await store.read_record("c1")).title is None
+    written = await store.write_details(
+        "c1", {"title": "Mine"}, expected_revision=loaded.revision, expected={"title": None}
+    )
+    assert (written.title, written.revision) == ("Mine", loaded.revision)
 
 
 async def test_update_is_scoped_and_needs_a_stored_conversation(store):
