@@ -92,9 +92,8 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
                 and statements.execute("SELECT 1 FROM entries WHERE id = ?", [record.head_id]).fetchone() is None
             ):
                 raise ConversationConflict(record.conversation_id)
-            # The app's metadata (created_at, model) lives in other columns and is left as it is, but for what
-            # `describe` would change; the record's title and metadata are `write_details`' to change, so a save
-            # that read them before keeps them.
+            # The app's columns beside the record are left as they are but for a `TurnEnd`'s; the record's title
+            # and metadata are `write_details`' to change, so a save that read them before keeps them.
             if expected_revision is None:
                 written = statements.execute(
                     "INSERT INTO conversations (scope, head_id, revision, branches_json, record_json, updated_at,"
@@ -106,8 +105,9 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
                 ).rowcount
             else:
                 written = statements.execute(
-                    f"UPDATE conversations SET scope = ?, head_id = ?, revision = ?, branches_json = {self.dialect.json_value},"
-                    f" record_json = {self.dialect.record_keeping_details}, updated_at = ?,"
+                    "UPDATE conversations SET scope = ?, head_id = ?, revision = ?,"
+                    f" branches_json = {self.dialect.json_value}, record_json = {self.dialect.record_keeping_details},"
+                    " updated_at = ?,"
                     f" stored_bytes = stored_bytes + ?, {DESCRIBE} WHERE id = ? AND revision = ?",
                     [*facts, record_json, record.updated_at.isoformat(), added_bytes]
                     + [*described, record.conversation_id, expected_revision],
