@@ -34,7 +34,7 @@ def test_the_models_are_the_ones_this_server_offers(app):
 
 
 def test_the_messages_arrive_as_a_conversation_and_the_answer_counts_its_usage(app):
-    answer = client_of(app).chat.wings.completions.create(
+    answer = client_of(app).chat.completions.create(
         model="demo",
         messages=[
             {"role": "system", "content": "Answer briefly."},
@@ -50,9 +50,9 @@ def test_the_messages_arrive_as_a_conversation_and_the_answer_counts_its_usage(a
 
 def test_a_streamed_answer_arrives_in_chunks_then_its_usage_then_the_end(app):
     messages = [{"role": "user", "content": "count to 40"}]
-    whole = client_of(app).chat.wings.completions.create(model="demo", messages=messages).choices[0].message.content
+    whole = client_of(app).chat.completions.create(model="demo", messages=messages).choices[0].message.content
     chunks = list(
-        client_of(app).chat.wings.completions.create(
+        client_of(app).chat.completions.create(
             model="demo", messages=messages, stream=True, stream_options={"include_usage": True}
         )
     )
@@ -66,13 +66,13 @@ def test_a_streamed_answer_arrives_in_chunks_then_its_usage_then_the_end(app):
 def test_mistakes_get_openai_shaped_errors_and_no_internal_text(app):
     client = client_of(app)
     with pytest.raises(openai.NotFoundError) as unknown:
-        client.chat.wings.completions.create(model="gpt-9-ultra", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-9-ultra", messages=[{"role": "user", "content": "hi"}])
     assert unknown.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as last_not_user:
-        client.chat.wings.completions.create(model="demo", messages=[{"role": "assistant", "content": "¿Hola?"}])
+        client.chat.completions.create(model="demo", messages=[{"role": "assistant", "content": "¿Hola?"}])
     assert "last message" in str(last_not_user.value)
     with pytest.raises(openai.BadRequestError):
-        client.chat.wings.completions.create(model="demo", messages=[])
+        client.chat.completions.create(model="demo", messages=[])
     no_key = httpx.post(f"{app.url}v1/chat/completions", json={"model": "demo", "messages": []})
     assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "invalid_api_key"
     not_json = httpx.post(
@@ -84,13 +84,13 @@ def test_mistakes_get_openai_shaped_errors_and_no_internal_text(app):
 def test_each_key_is_its_own_caller_with_the_apps_limits_and_leaving_stops_the_run(app):
     busy_key, other_key = f"sk-a-{secrets.token_urlsafe(12)}", f"sk-b-{secrets.token_urlsafe(12)}"
     long = [{"role": "user", "content": "count to 5000"}]
-    stream = client_of(app, busy_key).chat.wings.completions.create(model="demo", messages=long, stream=True)
+    stream = client_of(app, busy_key).chat.completions.create(model="demo", messages=long, stream=True)
     first = [next(iter(stream)) for _ in range(3)]
     assert first[0].choices[0].delta.role == "assistant"
     with pytest.raises(openai.RateLimitError) as limited:  # one running answer per caller here
-        client_of(app, busy_key).chat.wings.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
+        client_of(app, busy_key).chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
     assert int(limited.value.response.headers["retry-after"]) >= 1
-    other = client_of(app, other_key).chat.wings.completions.create(
+    other = client_of(app, other_key).chat.completions.create(
         model="demo", messages=[{"role": "user", "content": "hi"}]
     )
     assert other.choices[0].message.content  # another key is another caller
@@ -99,7 +99,7 @@ def test_each_key_is_its_own_caller_with_the_apps_limits_and_leaving_stops_the_r
     deadline = time.monotonic() + 10
     while True:
         try:
-            client_of(app, busy_key).chat.wings.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
+            client_of(app, busy_key).chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}])
             break
         except openai.RateLimitError:
             assert time.monotonic() < deadline, "the answer went on after its client left"
@@ -138,14 +138,14 @@ def test_with_a_conversation_id_the_turns_are_stored_and_go_on_over_other_routes
     headers = {"X-Conversation-Id": conversation, "X-Chat-Owner": owner}
     client = client_of(app)
     intro = [{"role": "user", "content": "Меня зовут Ольга, мне 33 года. I'm Olga, I am 33"}]
-    first = client.chat.wings.completions.create(model="demo", messages=intro, extra_headers=headers)
+    first = client.chat.completions.create(model="demo", messages=intro, extra_headers=headers)
     assert "Olga" in first.choices[0].message.content
     # The same visitor on the Vercel AI route, by the same owner token: the chat goes on.
     later = chat_request(conversation, intro[0]["content"], first.choices[0].message.content, "how old am I?")
     over_vercel = httpx.post(f"{app.url}api/vercel-ai", json=later, headers={"x-chat-owner": owner}, timeout=60)
     assert "33" in answer_of(chunks_of(over_vercel.text))
     # Back on /v1 with the new message alone: the stored conversation is the history.
-    streamed = client.chat.wings.completions.create(
+    streamed = client.chat.completions.create(
         model="demo", messages=[{"role": "user", "content": "what is my name?"}], stream=True, extra_headers=headers
     )
     assert "Olga" in "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
@@ -157,7 +157,7 @@ def test_a_stored_conversation_is_the_callers_own_and_its_tools_run(app):
     conversation, key = secrets.token_urlsafe(12), f"sk-mine-{secrets.token_urlsafe(16)}"
     mine, theirs = client_of(app, key), client_of(app)
     headers = {"X-Conversation-Id": conversation}
-    answer = mine.chat.wings.completions.create(
+    answer = mine.chat.completions.create(
         model="demo", messages=[{"role": "user", "content": "Combien font 41 * 17 ?"}], extra_headers=headers
     )
     assert "697" in answer.choices[0].message.content
@@ -165,12 +165,12 @@ def test_a_stored_conversation_is_the_callers_own_and_its_tools_run(app):
     returns = [p for m in stored(app, owner, conversation) for p in m.parts if p.part_kind == "tool-return"]
     assert [(r.tool_name, r.content) for r in returns] == [("calculate", "697")]  # the app's tools ran
     with pytest.raises(openai.NotFoundError) as not_yours:
-        theirs.chat.wings.completions.create(
+        theirs.chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "what did I ask?"}], extra_headers=headers
         )
     assert not_yours.value.code == "conversation_not_found" and "697" not in str(not_yours.value)
     with pytest.raises(openai.BadRequestError):
-        mine.chat.wings.completions.create(
+        mine.chat.completions.create(
             model="demo", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Chat-Owner": "x"}
         )
 
@@ -197,7 +197,7 @@ def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(ap
     assert isinstance(returned, ToolReturnPart) and returned.tool_name == "weather"
     assert returned.content == "18 °C, nuageux" and returned.tool_call_id == "call_7"
     # The same over HTTP with the official client: accepted, answered, nothing internal in the way.
-    answer = client_of(app).chat.wings.completions.create(
+    answer = client_of(app).chat.completions.create(
         model="demo",
         messages=[
             {"role": "user", "content": "Quel temps fait-il à Lyon ?"},
@@ -218,7 +218,7 @@ def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(ap
     )
     assert "Léa" in answer.choices[0].message.content
     with pytest.raises(openai.BadRequestError) as orphan:
-        client_of(app).chat.wings.completions.create(
+        client_of(app).chat.completions.create(
             model="demo",
             messages=[{"role": "tool", "tool_call_id": "nope", "content": "1"}, {"role": "user", "content": "hi"}],
         )

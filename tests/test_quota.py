@@ -102,7 +102,7 @@ def test_the_limit_holds_on_the_gradio_api_and_the_sse_api_of_a_running_server()
             base_url=f"{app.url}v1", api_key="sk-any", default_headers={"X-Chat-Owner": owner}, http_client=counted
         )
         with pytest.raises(openai.APIStatusError) as refused_v1:  # the client's default: 2 retries
-            v1.chat.wings.completions.create(model="demo", messages=[{"role": "user", "content": "¿Y ahora?"}])
+            v1.chat.completions.create(model="demo", messages=[{"role": "user", "content": "¿Y ahora?"}])
         assert refused_v1.value.status_code == 507 and "at most 12 kB" in refused_v1.value.message
         assert len(sent) == 1 and "retry-after" not in refused_v1.value.response.headers
         assert http.post("api/chat", json={"message": "Hola"}, headers={"x-chat-owner": neighbour}).status_code == 200
