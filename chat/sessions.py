@@ -20,7 +20,7 @@ from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
 from chat.untrusted import plain_line, shortened
-from storage.catalogue import CataloguedStore, CorruptConversation, SearchHit, SessionSummary
+from storage.catalogue import CataloguedStore, CorruptConversation, SearchHit, SessionSummary, TurnEnd
 
 MAX_TITLE_CHARS = 80
 MAX_IMPORT_BYTES = 5_000_000
@@ -172,9 +172,8 @@ class Sessions:
         await self.store.save(imported, scope=owner)
         first_prompt = _first_prompt(imported.messages)
         # Named by the app, as a first prompt names a chat: the record's title stays the user's to set.
-        await self.store.describe(
-            imported.conversation_id, owner, title="Imported: " + title_from_prompt(first_prompt or "chat")
-        )
+        title = "Imported: " + title_from_prompt(first_prompt or "chat")
+        await self.store.describe(imported.conversation_id, owner, TurnEnd(title=title))
         return imported.conversation_id
 
 

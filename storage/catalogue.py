@@ -86,19 +86,10 @@ class Catalogue(ABC):
         """The listed facts of one conversation, even when its messages are damaged."""
 
     @abstractmethod
-    async def describe(
-        self,
-        conversation_id: str,
-        scope: str,
-        *,
-        title: str | None = None,
-        model: str | None = None,
-        context_policy: str | None = None,
-        kind: str | None = None,
-    ) -> None:
-        """The app's metadata beside a conversation after a run, in one write: `title` only where it has none
-        yet (the first prompt names the chat), the model and context policy of its last turn, its kind.
-        None leaves a value as it is."""
+    async def describe(self, conversation_id: str, scope: str, details: TurnEnd) -> None:
+        """The app's metadata beside a conversation after a run, in one write: `details.title` only where it has
+        none yet (the first prompt names the chat), the model and context policy of its last turn, its kind.
+        None leaves a value as it is; `journal_turn_id` is not read here."""
 
     @abstractmethod
     async def turn_settings(self, conversation_id: str, scope: str) -> TurnSettings:

@@ -24,6 +24,7 @@ from storage.catalogue import (
     CataloguedStore,
     SearchHit,
     SessionSummary,
+    TurnEnd,
     TurnSettings,
     like_snippet,
     message_text,
@@ -65,14 +66,7 @@ class MemoryConversationStore(InMemoryConversationStore, CataloguedStore):
             len(_stored_json(entry).encode()) + len(message_text(entry.message).encode()) for entry in new_entries
         )
         if (ending := turn_ending()) is not None and record.scope is not None:
-            await self.describe(
-                record.conversation_id,
-                record.scope,
-                title=ending.title,
-                model=ending.model,
-                context_policy=ending.context_policy,
-                kind=ending.kind,
-            )
+            await self.describe(record.conversation_id, record.scope, ending)
 
     async def write_details(
         self,
@@ -108,24 +102,15 @@ class MemoryConversationStore(InMemoryConversationStore, CataloguedStore):
         record = await self._owned(conversation_id, scope)
         return None if record is None or self._of(record).kind != kind else self._summary(record)
 
-    async def describe(
-        self,
-        conversation_id: str,
-        scope: str,
-        *,
-        title: str | None = None,
-        model: str | None = None,
-        context_policy: str | None = None,
-        kind: str | None = None,
-    ) -> None:
+    async def describe(self, conversation_id: str, scope: str, details: TurnEnd) -> None:
         record = await self._owned(conversation_id, scope)
         if record is None:
             return
         about = self._of(record)
-        about.title = about.title or title or ""
-        about.model = model or about.model
-        about.context_policy = context_policy or about.context_policy
-        about.kind = kind or about.kind
+        about.title = about.title or details.title or ""
+        about.model = details.model or about.model
+        about.context_policy = details.context_policy or about.context_policy
+        about.kind = details.kind or about.kind
 
     async def turn_settings(self, conversation_id: str, scope: str) -> TurnSettings:
         record = await self._owned(conversation_id, scope)

@@ -7,7 +7,7 @@ rows, so its cost does not grow with other visitors' conversations.
 
 from __future__ import annotations
 
-from storage.catalogue import CHAT_KIND, Catalogue, SearchHit, SessionSummary, TurnSettings, like_snippet
+from storage.catalogue import CHAT_KIND, Catalogue, SearchHit, SessionSummary, TurnEnd, TurnSettings, like_snippet
 from storage.sql_database import SQLDatabase, as_datetime, now, off_the_event_loop
 
 DESCRIBE = (
@@ -51,20 +51,11 @@ class SQLCatalogue(SQLDatabase, Catalogue):
         return None if row is None else _summary(row)
 
     @off_the_event_loop
-    def describe(
-        self,
-        conversation_id: str,
-        scope: str,
-        *,
-        title: str | None = None,
-        model: str | None = None,
-        context_policy: str | None = None,
-        kind: str | None = None,
-    ) -> None:
+    def describe(self, conversation_id: str, scope: str, details: TurnEnd) -> None:
         with self.connection() as statements:
             statements.execute(
                 f"UPDATE conversations SET {DESCRIBE} WHERE id = ? AND scope = ?",
-                [title, model, context_policy, kind, conversation_id, scope],
+                [details.title, details.model, details.context_policy, details.kind, conversation_id, scope],
             )
 
     @off_the_event_loop

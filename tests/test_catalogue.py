@@ -28,7 +28,7 @@ async def test_listing_is_per_owner_and_kind_newest_first_with_limit_and_offset(
     for n in range(4):
         await chat(store, f"c{n}", "ayşe", (f"soru {n}", f"cevap {n}"))
     await chat(store, "r1", "ayşe", ("menemen", "{}"))
-    await store.describe("r1", "ayşe", title="Menemen", kind="recipe")
+    await store.describe("r1", "ayşe", TurnEnd(title="Menemen", kind="recipe"))
     await chat(store, "c1", "ayşe", ("bir soru daha", "tamam"))  # the latest change goes first
     listed = [summary.conversation_id for summary in await store.list_sessions("ayşe")]
     assert listed == ["c1", "c3", "c2", "c0"]
@@ -125,12 +125,14 @@ async def test_search_ignores_case_beyond_ascii_and_treats_wildcards_as_text(sto
 async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_renames_it(store):
     await chat(store, "c1", "alice", ("q", "a"))
     assert (await store.session("c1", "alice")).title == "New chat"
-    await store.describe("c1", "alice", title="Primero", model="demo", context_policy="summary")
-    await store.describe("c1", "alice", title="Segundo", model="openai-chat:gpt-4o-mini")  # a later turn: no new title
+    await store.describe("c1", "alice", TurnEnd(title="Primero", model="demo", context_policy="summary"))
+    await store.describe(
+        "c1", "alice", TurnEnd(title="Segundo", model="openai-chat:gpt-4o-mini")
+    )  # a later turn: no new title
     described = await store.session("c1", "alice")
     assert (described.title, described.model) == ("Primero", "openai-chat:gpt-4o-mini")
     assert await store.context_policy("c1", "alice") == "summary"  # None left it as it was
-    await store.describe("c1", "bob", title="Stolen", model="evil")  # someone else's: nothing changes
+    await store.describe("c1", "bob", TurnEnd(title="Stolen", model="evil"))  # someone else's: nothing changes
     assert not await store.set_title("c1", "bob", "Stolen")
     assert (
         await store.session("c1", "bob") is None
@@ -143,7 +145,7 @@ async def test_a_run_titles_its_chat_once_in_one_write_and_only_the_owner_rename
 
 async def test_the_sidebars_title_is_the_title_pydantic_ai_keeps_on_the_record(store):
     await chat(store, "t1", "zoë", ("¿Qué tal?", "Bien"))
-    await store.describe("t1", "zoë", title="¿Qué tal?")  # the app names it from the first prompt ...
+    await store.describe("t1", "zoë", TurnEnd(title="¿Qué tal?"))  # the app names it from the first prompt ...
     assert (await store.read_record("t1")).title is None  # ... which is not a title anyone set
     await store.update("t1", title="Café, Köln → Zürich", expected_title=None, scope="zoë")  # an agent titles it
     assert (await store.session("t1", "zoë")).title == "Café, Köln → Zürich"
@@ -155,7 +157,7 @@ async def test_the_sidebars_title_is_the_title_pydantic_ai_keeps_on_the_record(s
     await store.update("t1", title=None, scope="zoë")  # cleared: a new chat until a prompt names it again
     assert (await store.session("t1", "zoë")).title == "New chat"
     await chat(store, "t1", "zoë", ("Nächste Frage", "Antwort"))
-    await store.describe("t1", "zoë", title="Nächste Frage")
+    await store.describe("t1", "zoë", TurnEnd(title="Nächste Frage"))
     assert (await store.session("t1", "zoë")).title == "Nächste Frage"
 
 
