@@ -132,14 +132,15 @@ def chat_wings(
     mcp_servers: McpServers | None = None,
     journal: TurnJournal | None = None,
     tools: FunctionToolset[ChatDeps] | None = None,
+    approvals: bool = True,
 ) -> list[TurnHooks]:
     """The chat's optional features, each a wing of the turn (chat/turn_hooks.py): leave one out and the chat
-    runs without it. Tools before approvals (which answer their calls), the journal last (it ends each turn's
-    entry in the turn's own save)."""
-    wings: list[TurnHooks] = [ChatTools(store, tools)]
+    runs without it (`approvals=False` also leaves out the tools that wait for one). Tools before approvals
+    (which answer their calls), the journal last (it ends each turn's entry in the turn's own save)."""
+    wings: list[TurnHooks] = [ChatTools(store, tools, ask_approval=approvals)]
     if mcp_servers is not None:
         wings.append(mcp_servers)
-    wings += [Approvals(), context]
+    wings += [Approvals(), context] if approvals else [context]
     if journal is not None:
         wings.append(JournalledTurns(journal))
     return wings

@@ -37,6 +37,7 @@ def chat_service(
     journal: TurnJournal | None = None,
     mcp_servers: McpServers | None = None,
     tools: FunctionToolset[Any] | None = None,
+    approvals: bool = True,
     **options: Any,
 ) -> ChatService:
     """A ChatService with the wings `python app.py` runs with (server.chat_wings), on these models."""
@@ -44,7 +45,7 @@ def chat_service(
 
     # Every policy, unless a test says otherwise (a server offers those of its settings).
     context = context_policies(settings or Settings(context_choices=POLICY_KINDS), store, models)
-    wings = chat_wings(store, context, mcp_servers=mcp_servers, journal=journal, tools=tools)
+    wings = chat_wings(store, context, mcp_servers=mcp_servers, journal=journal, tools=tools, approvals=approvals)
     return ChatService(agent or build_chat_agent(), store, models, wings=wings, **options)
 
 

@@ -289,6 +289,18 @@ async def test_an_ordinary_message_while_a_call_waits_leaves_it_unanswered_and_t
     assert (await turn(service, "Approve"))[-1].steps == ()  # nothing waits any more: an ordinary message
 
 
+async def test_without_the_approvals_wing_no_tool_waits_and_the_chat_goes_on(store):
+    """Leaving approvals out of server.chat_wings leaves out the tools that wait for one: a call nobody can
+    answer would otherwise block the conversation (pydantic-ai refuses a prompt after an unanswered call)."""
+    service = chat_service(store, ScriptedResolver(), approvals=False, min_update_interval=0)
+    await turn(service, "Ideen für den Garten", conversation="garten")
+    asked = (await turn(service, "Lösche meine Unterhaltung „Ideen für den Garten“", conversation="c-9"))[-1]
+    assert asked.status is RunStatus.COMPLETED and asked.steps == ()
+    assert "Ideen für den Garten" in await titles(store)
+    after = (await turn(service, "What is 12 * 12?", conversation="c-9"))[-1]
+    assert after.status is RunStatus.COMPLETED and "144" in after.text
+
+
 async def test_the_tool_never_deletes_the_chat_it_answers_in(store):
     service = service_on(store)
     await turn(service, "Delete my chat called Delete my chat called", conversation="self")

@@ -11,6 +11,7 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.endings import END_KEY
 from chat.models import ModelResolver
@@ -359,3 +360,22 @@ async def test_an_answer_is_cut_at_the_longest_the_server_writes_and_kept_labell
     assert stored[-1].metadata[END_KEY] == "length_limit"
     assert to_bubbles(stored)[-1]["content"].startswith(final.text[:600]) and "cut" in to_bubbles(stored)[-1]["content"]
     assert (await collect(service, "and now, briefly?"))[-1].status is RunStatus.COMPLETED  # the chat goes on
+
+
+async def test_the_core_alone_streams_stops_and_saves_with_no_wing(store):
+    """A ChatService with no wings is the minimal chat's idea: it answers from the stored history, and a
+    Stop keeps the partial answer, labelled, for the next turn."""
+    started = asyncio.Event()
+    service = ChatService(
+        build_chat_agent(), store, ScriptedResolver(endless=endless_model(started=started)), min_update_interval=0
+    )
+    told = (await collect(service, "I'm Ingrid and I am 63.", conversation="solo"))[-1]
+    asked = (await collect(service, "How old am I?", conversation="solo"))[-1]
+    assert told.status is RunStatus.COMPLETED and "63" in asked.text
+    stopping = asyncio.create_task(collect(service, "encore", conversation="solo", model="endless"))
+    await started.wait()
+    assert service.stop("alice", "solo")
+    stopped = (await stopping)[-1]
+    assert stopped.status is RunStatus.STOPPED and stopped.text.startswith("w0 w1")
+    stored = await service.edits.load_messages("alice", "solo")
+    assert len(stored) == 6 and stored[-1].state == "interrupted" and stored[-1].metadata[END_KEY] == "stopped"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_ai import FunctionToolset, ModelRetry, RunContext, Tool
+from pydantic_ai.toolsets import AbstractToolset
 
 from chat.turn_hooks import Turn, TurnHooks
 from storage.catalogue import CataloguedStore
@@ -42,9 +43,13 @@ class ChatDeps:
 class ChatTools(TurnHooks):
     """A wing: the chat's own tools (`chat_tools`) join every turn's run, told whose turn it is (`deps`)."""
 
-    def __init__(self, store: CataloguedStore, toolset: FunctionToolset[ChatDeps] | None = None) -> None:
+    def __init__(
+        self, store: CataloguedStore, toolset: FunctionToolset[ChatDeps] | None = None, *, ask_approval: bool = True
+    ) -> None:
         self.store = store
-        self.toolset = toolset or chat_tools()
+        self.toolset: AbstractToolset[ChatDeps] = toolset or chat_tools()
+        if not ask_approval:  # without the approvals wing, a call waiting for one would block the chat for good
+            self.toolset = self.toolset.filtered(lambda _, tool: tool.kind != "unapproved")
 
     async def prepare(self, turn: Turn) -> None:
         turn.toolsets.append(self.toolset)
