@@ -2,8 +2,10 @@
 
 pydantic-ai's `ConversationStore` keeps the messages, and the title anyone set (its record's `title`, set
 with `update`: the page's rename is one); it never reads the rest of this. chat/ is written
-against `CataloguedStore`, a `ConversationStore` that also keeps a `Catalogue`: SQLite
-(storage/sqlite_store.py) or memory (storage/memory_store.py, over pydantic-ai's in-memory store).
+against `CataloguedStore`, a `ConversationStore` that also keeps a `Catalogue`: the SQL written once
+(storage/sql_store.py, sql_catalogue.py, sql_journal.py) on SQLite (storage/sqlite_store.py, the default) or
+PostgreSQL (storage/postgres_store.py, for replicas), or memory (storage/memory_store.py, over pydantic-ai's
+in-memory store).
 
 Every method takes the owner `scope`: another visitor's conversation is exactly like one that does not
 exist.

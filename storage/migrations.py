@@ -108,6 +108,6 @@ def m008_stored_bytes_per_conversation(db: Database) -> None:
 
 @migrations()
 def m009_search_without_a_full_text_index(db: Database) -> None:
-    # Search reads the visitor's own messages (storage/sqlite_catalogue.py): an index over every visitor's
+    # Search reads the visitor's own messages (storage/sql_catalogue.py): an index over every visitor's
     # text made each search's cost grow with the whole database, and every save write it twice.
     db["entries"].disable_fts()

@@ -1,5 +1,5 @@
 """pydantic-ai's `ConversationStore` and the app's catalogue on a SQLite file: the store written once for
-SQL (storage/sql_store.py) over the SQLite database (storage/database.py), and how its journal tells that
+SQL (storage/sql_store.py) over the SQLite database (storage/sqlite_database.py), and how its journal tells that
 a server is gone: on one host, a process id that no longer runs."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import socket
 
-from storage.database import SQLiteDatabase
 from storage.sql_database import Statements
 from storage.sql_journal import SQLTurnJournal
 from storage.sql_store import SQLConversationStore
+from storage.sqlite_database import SQLiteDatabase
 
 
 class SQLiteTurnJournal(SQLTurnJournal):
