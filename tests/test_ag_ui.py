@@ -5,26 +5,31 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import httpx
 import pytest
 from ag_ui.core import Event, EventType
 from pydantic import TypeAdapter
-from pydantic_ai.messages import ModelResponse
 
-from chat.config import Settings
-from chat.endings import END_KEY, STOPPED
-from tests.apps import running_app
-from tests.test_vercel_ai import answer_of, chat_request, chunks_of, new_chat_id, new_owner, sessions_of, stored
+from tests.test_vercel_ai import (
+    answer_of,
+    chat_request,
+    chunks_of,
+    demo_app,
+    new_chat_id,
+    new_owner,
+    read_then_leave,
+    sessions_of,
+    stopped_answer,
+    stored,
+)
 
 EVENTS = TypeAdapter(Event)
 
 
 @pytest.fixture(scope="module")
 def app():
-    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=100, warm_up=False)
-    with running_app(settings) as served:
+    with demo_app() as served:
         yield served
 
 
@@ -126,21 +131,8 @@ def test_refusals_are_statuses_with_a_sentence_and_nobody_reaches_another_thread
 
 def test_an_aborted_run_stops_the_answer_and_keeps_its_part(app):
     owner, thread = new_owner(), new_chat_id()
-    seen = ""
-    with httpx.Client(timeout=60) as http:
-        body = run_input(thread, "count to 6000")
-        with http.stream("POST", f"{app.url}api/ag-ui", json=body, headers={"x-chat-owner": owner}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data: ") and "TEXT_MESSAGE_CONTENT" in line:
-                    seen += json.loads(line[len("data: ") :])["delta"]
-                if len(seen) > 40:
-                    break
-    deadline = time.monotonic() + 30
-    while app.service.active.is_running(owner, thread) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    answer = stored(app, owner, thread)[-1]
-    assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
-    assert answer.metadata[END_KEY] == STOPPED and answer.parts[0].content.startswith(seen)
+    seen = read_then_leave(app, "api/ag-ui", owner, run_input(thread, "count to 6000"), "TEXT_MESSAGE_CONTENT", 40)
+    assert stopped_answer(app, owner, thread).parts[0].content.startswith(seen)
 
 
 def test_a_recipe_is_agent_state_a_snapshot_then_json_patch_deltas(app):

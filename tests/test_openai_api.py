@@ -10,17 +10,12 @@ import httpx
 import openai
 import pytest
 
-from chat.config import Settings
-from tests.apps import running_app
-from tests.test_vercel_ai import answer_of, chat_request, chunks_of, sessions_of, stored
+from tests.test_vercel_ai import answer_of, chat_request, chunks_of, demo_app, sessions_of, stored
 
 
 @pytest.fixture(scope="module")
 def app():
-    settings = Settings(
-        demo_first_token_delay=0.05, demo_tokens_per_second=80, warm_up=False, max_running_per_visitor=1
-    )
-    with running_app(settings) as served:
+    with demo_app(demo_tokens_per_second=80, max_running_per_visitor=1) as served:
         yield served
 
 

@@ -25,12 +25,16 @@ from tests.test_sse import parse
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ai-sdk"
 
 
+def demo_app(**settings):
+    """The real server on a quick demo model (these settings on top), for the protocol routes' tests."""
+    return running_app(
+        Settings(**{"demo_first_token_delay": 0.05, "demo_tokens_per_second": 100, "warm_up": False, **settings})
+    )
+
+
 @pytest.fixture(scope="module")
 def app():
-    settings = Settings(
-        demo_first_token_delay=0.05, demo_tokens_per_second=100, warm_up=False, max_running_per_visitor=1
-    )
-    with running_app(settings) as served:
+    with demo_app(max_running_per_visitor=1) as served:
         yield served
 
 
@@ -79,6 +83,34 @@ def stored(app, owner: str, chat_id: str) -> list:
 
 def sessions_of(app, owner: str) -> list:
     return in_own_loop(app.service.store.list_sessions(owner))
+
+
+def read_then_leave(app, path: str, owner: str, body: dict, text_event: str, enough: int) -> str:
+    """Stream an answer from `path` until more than `enough` characters have come (in the `delta` of the
+    events that name `text_event`), then close the connection; the text read."""
+    seen = ""
+    headers = {"x-chat-owner": owner}
+    with (
+        httpx.Client(timeout=60) as http,
+        http.stream("POST", f"{app.url}{path}", json=body, headers=headers) as stream,
+    ):
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and text_event in line:
+                seen += json.loads(line[len("data: ") :])["delta"]
+            if len(seen) > enough:
+                break
+    return seen
+
+
+def stopped_answer(app, owner: str, chat_id: str) -> ModelResponse:
+    """The chat's last answer once its turn has ended, checked to be the kept part of a stopped one."""
+    deadline = time.monotonic() + 30
+    while app.service.active.is_running(owner, chat_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answer = stored(app, owner, chat_id)[-1]
+    assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
+    assert answer.metadata[END_KEY] == STOPPED
+    return answer
 
 
 def test_an_answer_streams_as_ui_message_chunks_and_lands_in_the_sidebar(app):
@@ -177,21 +209,9 @@ def test_mistakes_get_a_plain_sentence_and_nothing_is_stored(app):
 
 def test_a_client_that_leaves_stops_the_answer_and_its_part_is_kept(app):
     owner, chat_id = new_owner(), new_chat_id()
-    seen = ""
-    with httpx.Client(timeout=60) as http:
-        body = chat_request(chat_id, "count to 5000")
-        with http.stream("POST", f"{app.url}api/vercel-ai", json=body, headers={"x-chat-owner": owner}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data: ") and '"text-delta"' in line:
-                    seen += json.loads(line[len("data: ") :])["delta"]
-                if len(seen) > 30:
-                    break  # the AI SDK's stop() aborts the request like this
-    deadline = time.monotonic() + 30
-    while app.service.active.is_running(owner, chat_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    answer = stored(app, owner, chat_id)[-1]
-    assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
-    assert answer.metadata[END_KEY] == STOPPED
+    # The AI SDK's stop() aborts the request like this.
+    seen = read_then_leave(app, "api/vercel-ai", owner, chat_request(chat_id, "count to 5000"), '"text-delta"', 30)
+    answer = stopped_answer(app, owner, chat_id)
     assert answer.parts[0].content.startswith(seen) and len(answer.parts[0].content) < 20_000
 
 

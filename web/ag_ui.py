@@ -41,17 +41,16 @@ from ag_ui.core import (
 from ag_ui.encoder import EventEncoder
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import ValidationError
 from pydantic_ai.ui.ag_ui import AGUIAdapter
 
-from chat.identity import VisitorCookie
-from chat.recipe_runs import RecipeService, RecipeUpdate
+from chat.recipe_runs import RecipeUpdate
 from chat.runs import RunStatus
 from chat.steps import Step
-from chat.turns import ChatService, TurnUpdate
+from chat.turns import TurnUpdate
 from web.json_patch import json_patch
+from web.route_base import ChatRoutes
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import Refusal, ask_from_shown, caller, json_refusal, start_recipe, start_turn
+from web.turn_start import Refusal, json_refusal
 
 KEEP_ALIVE_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -64,72 +63,44 @@ def text_of(message: Message) -> str:
     return "".join(getattr(part, "text", "") for part in content or [])
 
 
-class AGUIChatAPI:
-    def __init__(
-        self, service: ChatService, cookies: VisitorCookie, default_model: str, recipes: RecipeService | None = None
-    ) -> None:
-        self.service = service
-        self.cookies = cookies
-        self.default_model = default_model
-        self.recipes = recipes
+def shown(messages: list[Message]) -> list[tuple[str, str]]:
+    return [(message.role, text_of(message)) for message in messages]
+
+
+class AGUIChatAPI(ChatRoutes):
+    MALFORMED = "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."
 
     def router(self) -> APIRouter:
-        router = APIRouter()
-        router.add_api_route("/api/ag-ui", self.run, methods=["POST"], response_model=None)
-        router.add_api_route("/api/ag-ui/recipe", self.recipe, methods=["POST"], response_model=None)
-        return router
+        return self.routes(("POST", "/api/ag-ui", self.run), ("POST", "/api/ag-ui/recipe", self.recipe))
+
+    def refused(self, refusal: Refusal) -> Response:
+        return json_refusal(refusal)
 
     async def recipe(self, request: Request) -> Response:
         """The recipe tab's run: the last user message names the dish; the agent's state is
         `{"recipe": ..., "status": ...}`, a `STATE_SNAPSHOT` first, then a `STATE_DELTA` (JSON Patch) as
         the recipe grows."""
-        owner = caller(request, self.cookies)
-        if isinstance(owner, Refusal):
-            return json_refusal(owner)
-        if self.recipes is None:
-            return json_refusal(Refusal(404, "This server has no recipe route."))
-        try:
-            run_input = AGUIAdapter.build_run_input(await request.body())
-        except ValidationError:
-            return json_refusal(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
-        messages, props = run_input.messages, run_input.forwarded_props
+        owner, recipes = self.recipe_caller(request)
+        run_input = await self.body(request, AGUIAdapter.build_run_input)
+        props = run_input.forwarded_props
         model = props.get("model") if isinstance(props, dict) else None
-        if not messages or messages[-1].role != "user" or not isinstance(model, str | None):
-            return json_refusal(Refusal(400, "Name the dish in the last message, the user's."))
-        started = await start_recipe(self.recipes, request, owner, text_of(messages[-1]), model, self.default_model)
-        if isinstance(started, Refusal):
-            return json_refusal(started)
-        recipe_id, updates = started
+        recipe_id, updates = await self.start_recipe(request, owner, recipes, shown(run_input.messages), model)
         events = recipe_events(updates, run_input.thread_id, run_input.run_id, recipe_id)
         return StreamingResponse(
             _encoded(events, EventEncoder()), media_type="text/event-stream", headers=STREAM_HEADERS
         )
 
     async def run(self, request: Request) -> Response:
-        owner = caller(request, self.cookies)
-        if isinstance(owner, Refusal):
-            return json_refusal(owner)
-        try:
-            run_input = AGUIAdapter.build_run_input(await request.body())
-        except ValidationError:
-            return json_refusal(Refusal(400, "Send AG-UI's RunAgentInput: a threadId, a runId and the messages."))
-        shown = [(message.role, text_of(message)) for message in run_input.messages]
-        ask = ask_from_shown(run_input.thread_id, shown, run_input.forwarded_props)
-        if isinstance(ask, Refusal):
-            return json_refusal(ask)
-        started = await start_turn(
-            self.service,
+        owner = self.caller(request)
+        run_input = await self.body(request, AGUIAdapter.build_run_input)
+        _, updates = await self.start_shown(
             request,
             owner,
-            ask,
-            self.default_model,
-            client_names_new=True,
+            run_input.thread_id,
+            shown(run_input.messages),
+            run_input.forwarded_props,
             tag=secrets.token_hex(4),
-            stop_when_left=True,
         )
-        if isinstance(started, Refusal):
-            return json_refusal(started)
-        _, updates = started
         encoder = EventEncoder(accept=request.headers.get("accept"))
         events = ag_ui_events(updates, run_input.thread_id, run_input.run_id)
         return StreamingResponse(

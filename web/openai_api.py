@@ -35,7 +35,7 @@ from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from chat.wings.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
-from web.turn_start import OWNER_HEADER, Refusal, ask_from_shown, limits_refusal, start_turn
+from web.turn_start import OWNER_HEADER, Refusal, limits_refusal, start_shown
 
 MAX_KEY_LENGTH = 512
 CONVERSATION_HEADER = "x-conversation-id"
@@ -188,11 +188,9 @@ class OpenAICompatibleAPI:
                 kind="invalid_request_error",
             )
         shown = [(message.role, message.text()) for message in body.messages]
-        ask = ask_from_shown(conversation_id, shown, {"model": body.model}, alone_continues=True)
-        if isinstance(ask, Refusal):
-            return _refused(ask)
-        started = await start_turn(
-            self.chat, request, owner, ask, self.default_model, client_names_new=True, stop_when_left=True
+        options = {"model": body.model}
+        started = await start_shown(
+            self.chat, request, owner, conversation_id, shown, options, self.default_model, alone_continues=True
         )
         if isinstance(started, Refusal):
             return _refused(started)

@@ -12,10 +12,10 @@ import contextlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -30,9 +30,11 @@ from chat.steps import Step
 from chat.turns import ChatService
 from chat.wings.relay import AnswerRelay
 from chat.wings.stop_everywhere import StopEverywhere
+from web.route_base import ChatRoutes
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, caller, start_turn
+from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, json_refusal
 
+M = TypeVar("M", bound=BaseModel)
 KEEP_ALIVE_SECONDS = 1.0
 DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
 
@@ -66,11 +68,9 @@ def sse_event(event: str, data: str, event_id: int | None = None, retry: int | N
     return head + "".join(f"data: {line}\n" for line in _LINE_END.split(data)) + "\n"
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+class ChatStreamAPI(ChatRoutes):
+    MALFORMED = 'Send a JSON body like {"message": "Hello"}.'
 
-
-class ChatStreamAPI:
     def __init__(
         self,
         service: ChatService,
@@ -79,22 +79,24 @@ class ChatStreamAPI:
         stops: StopEverywhere | None = None,
         relay: AnswerRelay | None = None,
     ) -> None:
-        self.service = service
-        self.cookies = cookies
-        self.default_model = default_model
+        super().__init__(service, cookies, default_model)
         self.stops = stops
         """Stops that reach other replicas too; None: this server's turns only."""
         self.relay = relay
         """Resumes of turns running on other replicas; None: this server's turns only."""
 
     def router(self) -> APIRouter:
-        router = APIRouter()
-        router.add_api_route("/api/chat/stream", self.stream_get, methods=["GET"], response_model=None)
-        router.add_api_route("/api/chat", self.stream_post, methods=["POST"], response_model=None)
-        router.add_api_route("/api/chat/stop", self.stop, methods=["POST"], response_model=None)
-        router.add_api_route("/api/session", self.new_session, methods=["POST"], response_model=None)
+        router = self.routes(
+            ("GET", "/api/chat/stream", self.stream_get),
+            ("POST", "/api/chat", self.stream_post),
+            ("POST", "/api/chat/stop", self.stop),
+            ("POST", "/api/session", self.new_session),
+        )
         router.add_api_route("/sse-demo", self.demo_page, methods=["GET"], response_class=HTMLResponse)
         return router
+
+    def refused(self, refusal: Refusal) -> Response:
+        return json_refusal(refusal)
 
     async def stream_get(
         self,
@@ -109,32 +111,18 @@ class ChatStreamAPI:
         )
 
     async def stream_post(self, request: Request) -> Response:
-        try:
-            body = ChatRequest.model_validate(await request.json())
-        except (ValueError, json.JSONDecodeError):
-            return _error(400, 'Send a JSON body like {"message": "Hello"}.')
-        return await self._stream(request, body)
+        return await self._stream(request, await self.body(request, _json_as(ChatRequest)))
 
     async def stop(self, request: Request) -> JSONResponse:
         """Stop a turn of yours, like the page's Stop (closing the stream does not: the turn goes on)."""
-        owner = self._owner(request)
-        if isinstance(owner, JSONResponse):
-            return owner
-        try:
-            asked = StopRequest.model_validate(await request.json())
-        except (ValueError, json.JSONDecodeError):
-            return _error(400, 'Send a JSON body like {"conversation_id": "..."}.')
+        owner = self.caller(request)
+        asked = await self.body(request, _json_as(StopRequest), 'Send a JSON body like {"conversation_id": "..."}.')
         conversation_id = asked.conversation_id
         if asked.run is not None:
             return JSONResponse({"stopped": self.service.active.stop_running(owner, conversation_id, asked.run)})
         if self.stops is None:
             return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
         return JSONResponse({"stopped": await self.stops.stop(owner, conversation_id)})
-
-    def _owner(self, request: Request) -> str | JSONResponse:
-        """The visitor (`turn_start.caller`), else the error to send."""
-        owner = caller(request, self.cookies)
-        return _error(owner.status, owner.message) if isinstance(owner, Refusal) else owner
 
     async def new_session(self) -> JSONResponse:
         """An owner token of the server's making for an API client: keep it, it is your key to your chats."""
@@ -144,18 +132,13 @@ class ChatStreamAPI:
         return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))
 
     async def _stream(self, request: Request, body: ChatRequest) -> Response:
-        owner = self._owner(request)
-        if isinstance(owner, JSONResponse):
-            return owner
+        owner = self.caller(request)
         last_event_id = request.headers.get("last-event-id")
         if last_event_id:  # a client coming back for the rest: nothing new is sent to the model
             return await self._resume(owner, last_event_id)
         tag = secrets.token_hex(4)
         ask = TurnAsk(body.message, body.conversation_id, body.model, body.context)
-        started = await start_turn(self.service, request, owner, ask, self.default_model, tag=tag)
-        if isinstance(started, Refusal):
-            return _error(started.status, started.message, started.headers)
-        conversation_id, updates = started
+        conversation_id, updates = await self.start(request, owner, ask, tag)
         return _event_stream(self._events(updates, StreamPlace(conversation_id, tag, 0), announce=True))
 
     async def _resume(self, owner: str, last_event_id: str) -> Response:
@@ -165,7 +148,7 @@ class ChatStreamAPI:
         if place is not None and place.offset is None:
             return Response(status_code=204)  # it read the end already; a 204 stops `EventSource` reconnecting
         if place is None:
-            return _error(404, NOT_RESUMABLE)
+            return json_refusal(Refusal(404, NOT_RESUMABLE))
         run = self.service.live_turn(owner, place.conversation_id)
         if run is not None and run.tag == place.tag:
             return _event_stream(self._events(self.service.follow(run), place, announce=False))
@@ -173,7 +156,7 @@ class ChatStreamAPI:
             relayed = await self.relay.follow(owner, place.conversation_id, place.tag, place.offset or 0)
             if relayed is not None:
                 return _event_stream(self._events(relayed, place, announce=False, relayed=True))
-        return _error(404, NOT_RESUMABLE)
+        return json_refusal(Refusal(404, NOT_RESUMABLE))
 
     async def _events(
         self, updates: AsyncIterator[Any], place: StreamPlace, announce: bool, relayed: bool = False
@@ -245,6 +228,11 @@ class StreamPlace:
         if not (conversation_id and tag and (offset == END or offset.isascii() and offset.isdigit())):
             return None
         return cls(conversation_id, tag, None if offset == END else int(offset))
+
+
+def _json_as(model: type[M]) -> Callable[[bytes], M]:
+    """A JSON body read as `model` (`ValueError` when it is not one)."""
+    return lambda raw: model.model_validate(json.loads(raw))
 
 
 def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:

@@ -194,6 +194,28 @@ async def start_turn(
     return conversation_id, updates
 
 
+async def start_shown(
+    service: ChatService,
+    request: Request,
+    owner: str,
+    conversation_id: str,
+    shown: Sequence[tuple[str, str]],
+    options: object,
+    default_model: str,
+    tag: str | None = None,
+    alone_continues: bool = False,
+) -> tuple[str, AsyncIterator[TurnUpdate]] | Refusal:
+    """The turn a client that names its conversation and shows it asks for (`ask_from_shown`), started as
+    `start_turn` starts it: an unknown id is a new conversation of that id (the AI SDK, AG-UI and `/v1`
+    name their chats themselves), and a client that leaves stops the turn (their Stop is leaving)."""
+    ask = ask_from_shown(conversation_id, shown, options, alone_continues=alone_continues)
+    if isinstance(ask, Refusal):
+        return ask
+    return await start_turn(
+        service, request, owner, ask, default_model, client_names_new=True, tag=tag, stop_when_left=True
+    )
+
+
 async def start_recipe(
     recipes: RecipeService, request: Request, owner: str, dish: str | None, model: str | None, default_model: str
 ) -> tuple[str, AsyncIterator[RecipeUpdate]] | Refusal:

@@ -25,7 +25,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
 from pydantic_ai.ui.vercel_ai import VercelAIAdapter
 from pydantic_ai.ui.vercel_ai.request_types import RequestData, TextUIPart, UIMessage
 from pydantic_ai.ui.vercel_ai.response_types import (
@@ -49,13 +48,13 @@ from pydantic_ai.ui.vercel_ai.response_types import (
 )
 
 from chat.errors import CorruptConversation, describe_failure
-from chat.identity import VisitorCookie
-from chat.recipe_runs import RecipeService, RecipeUpdate
+from chat.recipe_runs import RecipeUpdate
 from chat.runs import RunStatus
 from chat.steps import Step
-from chat.turns import ChatService, TurnUpdate
+from chat.turns import TurnUpdate
+from web.route_base import ChatRoutes
 from web.turn_events import step_changes, usage_summary, with_keep_alive
-from web.turn_start import NO_SUCH_CONVERSATION, Refusal, ask_from_shown, caller, start_recipe, start_turn
+from web.turn_start import NO_SUCH_CONVERSATION, Refusal
 
 UI_MESSAGE_STREAM_HEADERS = {
     "x-vercel-ai-ui-message-stream": "v1",
@@ -72,11 +71,6 @@ FINISH_REASONS: dict[RunStatus, FinishReason] = {
     RunStatus.STOPPED: "other",
     RunStatus.FAILED: "error",
 }
-
-
-def _refused(refusal: Refusal) -> Response:
-    # The AI SDK shows a failed response's body as the error's message: plain text reads best there.
-    return PlainTextResponse(refusal.message, status_code=refusal.status, headers=refusal.headers)
 
 
 def read_chat_request(raw: bytes) -> tuple[RequestData, bool]:
@@ -98,79 +92,55 @@ def text_of(message: UIMessage) -> str:
     return "".join(part.text for part in message.parts if isinstance(part, TextUIPart))
 
 
-class VercelAIChatAPI:
-    def __init__(
-        self, service: ChatService, cookies: VisitorCookie, default_model: str, recipes: RecipeService | None = None
-    ) -> None:
-        self.service = service
-        self.cookies = cookies
-        self.default_model = default_model
-        self.recipes = recipes
+def shown(messages: list[UIMessage]) -> list[tuple[str, str]]:
+    return [(message.role, text_of(message)) for message in messages]
+
+
+class VercelAIChatAPI(ChatRoutes):
+    MALFORMED = "Send the AI SDK's chat request: an `id` and its `messages`."
 
     def router(self) -> APIRouter:
-        router = APIRouter()
-        router.add_api_route("/api/vercel-ai", self.chat, methods=["POST"], response_model=None)
-        router.add_api_route("/api/vercel-ai/recipe", self.recipe, methods=["POST"], response_model=None)
-        router.add_api_route("/api/vercel-ai/{conversation_id}", self.messages, methods=["GET"], response_model=None)
+        router = self.routes(
+            ("POST", "/api/vercel-ai", self.chat),
+            ("POST", "/api/vercel-ai/recipe", self.recipe),
+            ("GET", "/api/vercel-ai/{conversation_id}", self.messages),
+        )
         router.mount("/examples/ai-sdk", StaticFiles(directory=EXAMPLE_PAGE, html=True, check_dir=False))
         return router
 
+    def refused(self, refusal: Refusal) -> Response:
+        # The AI SDK shows a failed response's body as the error's message: plain text reads best there.
+        return PlainTextResponse(refusal.message, status_code=refusal.status, headers=refusal.headers)
+
     async def chat(self, request: Request) -> Response:
-        owner = caller(request, self.cookies)
-        if isinstance(owner, Refusal):
-            return _refused(owner)
-        try:
-            body, lone = read_chat_request(await request.body())
-        except ValidationError:
-            return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
-        shown = [(message.role, text_of(message)) for message in body.messages]
-        ask = ask_from_shown(body.id, shown, body.model_extra, alone_continues=lone)
-        if isinstance(ask, Refusal):
-            return _refused(ask)
+        owner = self.caller(request)
+        body, lone = await self.body(request, read_chat_request)
         tag = secrets.token_hex(4)
-        started = await start_turn(
-            self.service, request, owner, ask, self.default_model, client_names_new=True, tag=tag, stop_when_left=True
+        conversation_id, updates = await self.start_shown(
+            request, owner, body.id, shown(body.messages), body.model_extra, tag=tag, alone_continues=lone
         )
-        if isinstance(started, Refusal):
-            return _refused(started)
-        conversation_id, updates = started
         chunks = ui_message_chunks(updates, conversation_id, f"msg-{tag}")
         return StreamingResponse(_encoded(chunks), media_type="text/event-stream", headers=UI_MESSAGE_STREAM_HEADERS)
 
     async def recipe(self, request: Request) -> Response:
         """The recipe tab's run: the last user message names the dish; the recipe arrives as one `data-recipe`
         part, updated in place as it grows (the SDK replaces a data part sent again with the same id)."""
-        owner = caller(request, self.cookies)
-        if isinstance(owner, Refusal):
-            return _refused(owner)
-        if self.recipes is None:
-            return _refused(Refusal(404, "This server has no recipe route."))
-        try:
-            body = VercelAIAdapter.build_run_input(await request.body())
-        except ValidationError:
-            return _refused(Refusal(400, "Send the AI SDK's chat request: an `id` and its `messages`."))
-        last = body.messages[-1] if body.messages else None
+        owner, recipes = self.recipe_caller(request)
+        body = await self.body(request, VercelAIAdapter.build_run_input)
         model = (body.model_extra or {}).get("model")
-        if last is None or last.role != "user" or not isinstance(model, str | None):
-            return _refused(Refusal(400, "Name the dish in the last message, the user's."))
-        started = await start_recipe(self.recipes, request, owner, text_of(last), model, self.default_model)
-        if isinstance(started, Refusal):
-            return _refused(started)
-        run_id, updates = started
+        run_id, updates = await self.start_recipe(request, owner, recipes, shown(body.messages), model)
         chunks = recipe_chunks(updates, run_id)
         return StreamingResponse(_encoded(chunks), media_type="text/event-stream", headers=UI_MESSAGE_STREAM_HEADERS)
 
     async def messages(self, request: Request, conversation_id: str) -> Response:
         """The stored conversation as the AI SDK's `UIMessage`s, to open it in `useChat({id, messages})`."""
-        owner = caller(request, self.cookies)
-        if isinstance(owner, Refusal):
-            return _refused(owner)
+        owner = self.caller(request)
         if not await self.service.edits.has_conversation(owner, conversation_id):
-            return _refused(Refusal(404, NO_SUCH_CONVERSATION))
+            return self.refused(Refusal(404, NO_SUCH_CONVERSATION))
         try:
             stored = await self.service.edits.load_messages(owner, conversation_id)
         except CorruptConversation as damaged:
-            return _refused(Refusal(409, describe_failure(damaged, self.default_model)))
+            return self.refused(Refusal(409, describe_failure(damaged, self.default_model)))
         dumped = VercelAIAdapter.dump_messages(stored)
         return JSONResponse([message.model_dump(mode="json", by_alias=True, exclude_none=True) for message in dumped])
 
