@@ -7,11 +7,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
-import importlib.util
 import logging
 import os
-import sys
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +50,7 @@ from storage import open_store
 from storage.catalogue import CataloguedStore, ServerStore
 from storage.turn_journal import TurnJournal
 from ui import ServicesShown, build_demo, launch_options
+from ui.gradio_armour import keep_connections_open, tune_for_many_streams
 from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly
 from web.openai_api import OpenAICompatibleAPI
@@ -223,10 +221,6 @@ def shut_down(demo: gr.Blocks, runtime: Runtime) -> None:
     demo.close()
 
 
-KEEP_ALIVE_SECONDS = 75
-"""Longer than the idle time of browsers' and HTTP clients' pools and of proxies (nginx, load balancers: 60 s)."""
-
-
 def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) -> None:
     """Launch the UI with the SSE chat API and its demo page on the same server and port, every route on the
     page's own services (one cookie signer, one recipe service, one registry of running turns).
@@ -261,35 +255,8 @@ def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) 
         **launch_options(settings),
         **launch,
     )
-    # Uvicorn, as Gradio starts it, closes an idle connection after 5 s; a busy client reusing one it
-    # believes open sends its request into a closing socket (about 1 in 100 failed at 200 chats). Each
-    # new connection reads this setting, so from here on the server outlasts any client's idle time.
-    demo.server.config.timeout_keep_alive = KEEP_ALIVE_SECONDS
-
-
-GIL_SWITCH_SECONDS = 0.0005
-YOUNG_OBJECTS_PER_COLLECTION = 10_000
-
-
-def tune_for_many_streams() -> None:
-    """Keep the event loop's pauses short while hundreds of answers stream (benchmarks/ANALYSIS.md).
-
-    - The objects of start-up (Gradio, pydantic, the agents: most of the heap) are frozen out of the
-      garbage collector, and it runs less often: with 200 answers streaming, a full collection walked
-      them all every few seconds and held the loop for 200-680 ms, every stream and Stop waiting.
-    - Threads take the GIL in turns of 0.5 ms instead of 5: a save in a worker thread re-takes the GIL
-      at each SQLite call, and behind a busy event loop it waited up to 5 ms each time, so one Stop's
-      save took up to a second.
-    - Without matplotlib installed, Gradio tries to import it twice around every update of every stream
-      (to switch its plotting backend), each failing import searching the whole path again: about 5% of
-      the loop's time with 200 answers streaming. Marked as absent, each attempt fails at once.
-    """
-    if importlib.util.find_spec("matplotlib") is None:
-        sys.modules.setdefault("matplotlib", None)  # type: ignore[arg-type]
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_OBJECTS_PER_COLLECTION, 50, 100)
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    if settings.gradio_armour:
+        keep_connections_open(demo)
 
 
 def run(settings: Settings) -> None:
@@ -299,7 +266,8 @@ def run(settings: Settings) -> None:
     if proxies is not None:  # uvicorn reads it when Gradio's launch makes its config
         os.environ["FORWARDED_ALLOW_IPS"] = proxies
     serve(demo, runtime, settings, server_name=settings.host, server_port=settings.port)
-    tune_for_many_streams()
+    if settings.gradio_armour:
+        tune_for_many_streams()
     stop_recovering = threading.Event()
     if settings.recover_every > 0:
         keep_recovering(runtime.journal, runtime.store, stop_recovering, settings.recover_every)

@@ -59,6 +59,11 @@ class Settings:
     cookie_secret: str | None = None
     """Signs the visitor cookies; by default a random key made once and kept in the database."""
     warm_up: bool = True
+    gradio_armour: bool = True
+    """Work around Gradio 6.31's defaults where the app measured a difference (ui/gradio_armour.py): the box
+    usable while an answer streams, one request per Send, Stop through the app's own route, the queue without
+    its dashboard records, longer keep-alive, a tuned garbage collector and GIL. Off: a stock ChatInterface on
+    a process left as Python starts it."""
     db_path: str = "data/chat.db"
     context_policy: PolicyKind = "window"
     """The context policy of a new conversation: full, window or summary."""

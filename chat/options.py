@@ -191,6 +191,14 @@ OPTIONS = (
         "comma-separated hosts whose images answers may show; others show as links",
         _names,
     ),
+    Option(
+        "--gradio-armour",
+        "CHAT_GRADIO_ARMOUR",
+        "gradio_armour",
+        "off: a stock Gradio ChatInterface and an untuned process, without the workarounds of ui/gradio_armour.py "
+        "(a usable box while answering, Stop through the app's route, speed under load)",
+        _switch,
+    ),
     Option("--db", "CHAT_DB", "db_path", "the SQLite file holding conversations, or a postgresql:// URL"),
     Option("--mcp", "CHAT_MCP", "mcp_config", "a JSON file of MCP servers (mcpServers) whose tools the chat may use"),
     Option("--host", "GRADIO_SERVER_NAME", "host", "the address to listen on (0.0.0.0: every interface)"),

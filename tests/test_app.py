@@ -208,9 +208,10 @@ def test_the_server_freezes_its_start_up_objects_out_of_the_collector_and_shorte
     """What keeps the loop's pauses short at 200 streams (benchmarks/ANALYSIS.md "Stop under load"): the
     young garbage collected less often, start-up's objects never walked again, the GIL passed sooner."""
     script = (
-        "import gc, sys, server\n"
+        "import gc, sys\n"
+        "from ui import gradio_armour\n"
         "before = (gc.get_freeze_count(), gc.get_threshold()[0], sys.getswitchinterval())\n"
-        "server.tune_for_many_streams()\n"
+        "gradio_armour.tune_for_many_streams()\n"
         "after = (gc.get_freeze_count(), gc.get_threshold()[0], sys.getswitchinterval())\n"
         "print(before[0] == 0, after[0] > 10_000, after[1] > before[1], after[2] < before[2])\n"
     )
@@ -229,7 +230,8 @@ def test_gradio_no_longer_searches_for_matplotlib_around_each_update_once_tuned(
     """Without matplotlib installed, Gradio's backend switch around every update searched the whole import
     path for it, twice; once tuned, not once (and where it is installed, it is left alone)."""
     script = (
-        "import importlib.util, sys, server\n"
+        "import importlib.util, sys\n"
+        "from ui import gradio_armour\n"
         "from gradio.utils import MatplotlibBackendMananger\n"
         "searched = []\n"
         "class Watch:\n"
@@ -243,7 +245,7 @@ def test_gradio_no_longer_searches_for_matplotlib_around_each_update_once_tuned(
         "    return searched.count('matplotlib')\n"
         "installed = importlib.util.find_spec('matplotlib') is not None\n"
         "before = one_update()\n"
-        "server.tune_for_many_streams()\n"
+        "gradio_armour.tune_for_many_streams()\n"
         "print(installed, before, one_update())\n"
     )
     tuned = subprocess.run(

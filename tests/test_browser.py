@@ -124,7 +124,7 @@ def test_type_send_watch_it_grow_then_stop(app, browser):
 @pytest.mark.parametrize("own_route", ["answers", "unreachable"])
 def test_stop_goes_by_the_apps_own_route_and_by_gradios_event_only_when_that_fails(app, browser, viewport, own_route):
     """Stop posts the answer's own stop request to `/api/chat/stop` (a fraction of Gradio's cost per event,
-    ui/stop_button.py); when that stops nothing or cannot be reached, Gradio's Stop event does it."""
+    ui/gradio_armour.py); when that stops nothing or cannot be reached, Gradio's Stop event does it."""
     import json
 
     import httpx

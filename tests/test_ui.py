@@ -123,7 +123,7 @@ async def test_the_answer_streams_into_one_bubble_and_is_stored(tab):
     bubble, usage, _context, later_id, later_stop = outputs[-1]
     assert "Ann" in bubble and "**demo**" in usage
     assert outputs[0][3] == "c1" and later_id == gr.skip()  # the chat is named once, by the first update
-    first_stop = json.loads(outputs[0][4])  # and the page told how to stop this run (ui/stop_button.py)
+    first_stop = json.loads(outputs[0][4])  # and the page told how to stop this run (ui/gradio_armour.py)
     assert first_stop["conversation_id"] == "c1" and len(first_stop["run"]) >= 8
     assert later_stop == outputs[0][4]  # every update names the same run (a skip would cost Gradio a rebuild)
     assert len(await tab.service.edits.load_messages(OWNER, "c1")) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +18,18 @@ from chat.wings.mcp_servers import McpServers
 from chat.wings.stream_inspector import StreamInspector
 from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
+from ui.gradio_armour import queue_without_dashboard
 from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
-from ui.layout import CSS, PHONE_SIDEBAR, SAVE_EXPORT, SEND_TIME_ZONE, SHOW_CONVERSATION_IN_URL, SHOW_PICKED_CHAT
+from ui.layout import (
+    CSS,
+    PHONE_SIDEBAR,
+    SAVE_EXPORT,
+    SEND_TIME_ZONE,
+    SHOW_CONVERSATION_IN_URL,
+    SHOW_PICKED_CHAT,
+    STOP_THEN_SHOW_PICKED_CHAT,
+)
 from ui.recipe_tab import RecipeHandlers, recipe_tab
 from ui.sidebar import SessionHandlers, sidebar
 from ui.visitors import Visitors, new_conversation_id
@@ -47,26 +55,6 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "max_file_size": settings.max_import_bytes,  # Gradio refuses a bigger upload before it reaches disk
         "enable_monitoring": False,  # Gradio's traffic dashboard: nothing a visitor of a public Space needs
     }
-
-
-QUEUE_WITHOUT_DASHBOARD = {"GRADIO_ANALYTICS_MAX_EVENTS": "1", "GRADIO_ANALYTICS_CACHE_FREQUENCY": str(2**62)}
-"""Gradio's queue keeps its last 10,000 events for the monitoring dashboard and, after every event,
-summarises them all with pandas in a thread that holds the GIL: 3-8 ms of CPU per event, 200 of them in
-a row when 200 answers end (or are stopped) together. With the dashboard off, it keeps one and never
-summarises. Gradio reads these as its queue is created (`queue_without_dashboard`)."""
-
-
-def queue_without_dashboard(demo: gr.Blocks, settings: Settings) -> None:
-    before = {name: os.environ.get(name) for name in QUEUE_WITHOUT_DASHBOARD}
-    os.environ.update(QUEUE_WITHOUT_DASHBOARD)
-    try:
-        demo.queue(default_concurrency_limit=settings.max_concurrent_streams, api_open=False)
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @dataclass(frozen=True)
@@ -139,6 +127,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 )
                 pane = chat_pane(
                     chat,
+                    page=demo,
                     model=model,
                     owner=owner,
                     conversation_id=conversation_id,
@@ -146,6 +135,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                     usage=usage,
                     inspector=inspector,
                     concurrency_limit=streams,
+                    armoured=settings.gradio_armour,
                 )
                 gr.HTML("", elem_id="queued-note")
                 gr.HTML("", elem_id="prompt-note")
@@ -161,18 +151,25 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
                 handoff_tab(handoffs, model=model, owner=owner, concurrency_limit=streams, after_run=refresh_sidebar)
             with gr.Tab("Stream inspector", id="inspector-tab"):
                 inspector_tab(stream_probe, model=model)
-        chat_shown = pane.chatbot_value  # writing it shows a conversation in the ChatInterface
-        answered = [dependency_of(pane, block_fn) for block_fn in pane.answer_events]
+        interface, armour = pane.interface, pane.armour
+        chat_shown = interface.chatbot_value  # writing it shows a conversation in the ChatInterface
 
         def show_in_url(event: Any) -> Any:
             return event.then(copy_id, conversation_id, address, **PRIVATE).then(
                 None, address, None, js=SHOW_CONVERSATION_IN_URL, **PRIVATE
             )
 
-        for answer in answered:
-            # Not after a cancelled answer: the chat the visitor switched to refreshes the sidebar itself.
-            show_in_url(answer.success(*refresh_sidebar, **PRIVATE))
-        switching: dict[str, Any] = {"cancels": pane.cancel_answers(), "js": SHOW_PICKED_CHAT, **PRIVATE}
+        switching: dict[str, Any]
+        if armour is not None:
+            for answer in armour.answers():
+                # Not after a cancelled answer: the chat the visitor switched to refreshes the sidebar itself.
+                show_in_url(answer.success(*refresh_sidebar, **PRIVATE))
+            switching = {"cancels": armour.cancel_answers(), "js": SHOW_PICKED_CHAT, **PRIVATE}
+        else:
+            # A stock ChatInterface keeps its answer events to itself. Only an answer writes the context panel
+            # (as it starts and as it ends), so its change refreshes the sidebar; switching presses Stop first.
+            show_in_url(inspector.change(*refresh_sidebar, **PRIVATE))
+            switching = {"cancels": [], "js": STOP_THEN_SHOW_PICKED_CHAT, **PRIVATE}
 
         opened = demo.load(
             side.open_from_url, owner, [chat_shown, conversation_id, bar.title, policy, bar.sessions], **PRIVATE
@@ -181,7 +178,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         following = opened.then(
             chat.follow_answer,
             [owner, conversation_id, chat_shown],
-            [pane.chatbot, pane.chatbot_state, chat_shown, pane.textbox, usage, inspector],
+            [interface.chatbot, interface.chatbot_state, chat_shown, interface.textbox, usage, inspector],
             **PRIVATE,
         )
         following.then(*refresh_sidebar, **PRIVATE)  # a new chat's title, once its first answer is saved
@@ -192,12 +189,12 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         demo.load(None, None, None, js=copy_script(), **PRIVATE)
         model.change(side.model_notice, model, model_notice, **PRIVATE)
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **PRIVATE)
-        pane.chatbot.undo(chat.undo, [owner, conversation_id, pane.chatbot], None, **PRIVATE)
+        interface.chatbot.undo(chat.undo, [owner, conversation_id, interface.chatbot], None, **PRIVATE)
 
         fresh_chat = [chat_shown, conversation_id, bar.title, usage, bar.sessions, bar.notice]
         show_in_url(bar.new_chat.click(side.new_chat, None, fresh_chat, **switching))
         # The chat's own trash button starts a new chat too; the cleared one stays in the sidebar.
-        show_in_url(pane.chatbot.clear(side.new_chat, None, fresh_chat, **switching))
+        show_in_url(interface.chatbot.clear(side.new_chat, None, fresh_chat, **switching))
         switch_outputs = [chat_shown, conversation_id, bar.title, usage, bar.notice, policy, bar.sessions]
         show_in_url(bar.sessions.input(side.switch, [owner, bar.sessions], switch_outputs, **switching))
         show_in_url(bar.results.input(side.switch, [owner, bar.results], switch_outputs, **switching))
@@ -222,7 +219,7 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
         gr.on(
             [
                 bar.new_chat.click,
-                pane.chatbot.clear,
+                interface.chatbot.clear,
                 bar.sessions.input,
                 bar.results.input,
                 bar.import_button.upload,
@@ -234,14 +231,21 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             queue=False,
             **PRIVATE,
         )
-        gr.on(  # whatever answer the page was showing is cancelled or left running unread: Send, not Stop
-            [bar.new_chat.click, pane.chatbot.clear, bar.sessions.input, bar.results.input, bar.import_button.upload],
-            pane.show_send,
-            None,
-            pane.textbox,
-            queue=False,
-            **PRIVATE,
-        )
+        if armour is not None:
+            gr.on(  # whatever answer the page was showing is cancelled or left running unread: Send, not Stop
+                [
+                    bar.new_chat.click,
+                    interface.chatbot.clear,
+                    bar.sessions.input,
+                    bar.results.input,
+                    bar.import_button.upload,
+                ],
+                armour.show_send,
+                None,
+                interface.textbox,
+                queue=False,
+                **PRIVATE,
+            )
         bar.confirm_delete.click(
             side.delete,
             [owner, conversation_id],
@@ -267,15 +271,12 @@ def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
             [chat_shown, conversation_id, bar.sessions, bar.title, bar.notice],
             **switching,
         )
-    queue_without_dashboard(demo, settings)
+    queue = {"default_concurrency_limit": settings.max_concurrent_streams, "api_open": False}
+    if settings.gradio_armour:
+        queue_without_dashboard(demo, **queue)
+    else:
+        demo.queue(**queue)
     return demo
-
-
-def dependency_of(blocks: gr.Blocks, block_fn: Any) -> Any:
-    """A `Dependency` for an event Gradio wired inside a ChatInterface, so more can be chained after it."""
-    from gradio.events import Dependency
-
-    return Dependency(None, block_fn.get_config(), block_fn._id, block_fn.fn)
 
 
 def copy_id(conversation_id: str | None) -> str:

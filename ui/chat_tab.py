@@ -1,27 +1,27 @@
 """The chat tab: a `gr.ChatInterface` whose fn streams one pydantic-ai turn into the answer bubble.
 
 The turn itself (load the conversation, `agent.run_stream(...)`, accumulate `stream_text(delta=True)`
-deltas, stop, save) lives in `chat/turns.py`; this module only shows it.
+deltas, stop, save) lives in `chat/turns.py`; this module only shows it. The ChatInterface is a stock one;
+what the app changes in Gradio's own wiring of it is armour, applied in one line (ui/gradio_armour.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
-from gradio.context import get_blocks_context
 
 from chat.identity import TIME_ZONE_COOKIE, client_address
 from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from chat.wings.mcp_servers import McpServers
-from ui.stop_button import StopWiring, stop_request
+from ui.gradio_armour import ChatArmour
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
@@ -119,6 +119,11 @@ COMPOSER = """() => {
 }"""
 
 
+def stop_request(conversation_id: str, run_tag: str) -> str:
+    """The body of `POST /api/chat/stop` that stops this run and no other (the armour's Stop sends it)."""
+    return json.dumps({"conversation_id": conversation_id, "run": run_tag})
+
+
 def copy_script() -> str:
     """The page script that keeps an early end's label ("⏹ stopped") out of what the copy buttons copy.
 
@@ -138,97 +143,6 @@ COPY_WITHOUT_LABELS = """() => {
         return write(text);
     };
 }"""
-
-
-class ChatPane(gr.ChatInterface):
-    """`gr.ChatInterface`, with two changes to what an answer does to the message box.
-
-    - The box stays usable while an answer streams (Gradio disables and then clears it): a draft typed
-      meanwhile is kept, and Enter queues it (`composer_script`).
-    - Stop ends the run through `chat/` (`on_stop`, by the app's own route: `ui/stop_button.py`) instead
-      of cancelling the event, so the answer ends with its "stopped" label and its usage like any other;
-      Gradio's cancel would freeze the bubble mid-word and show the label only after a reload. Switching
-      chats still cancels (`answer_events`).
-    """
-
-    def __init__(self, fn: Callable, *, on_stop: StopWiring, **options: Any) -> None:
-        self._on_stop = on_stop
-        self.answer_events: list[Any] = []
-        super().__init__(fn, **options)
-
-    def _clear_and_save_textbox(self, message: Any) -> tuple[Any, Any]:
-        return gr.update(value=""), message
-
-    def _take_message(self, message: Any, shown: list[Any]) -> tuple[Any, Any, list[Any]]:
-        """Clear the box and show the message in the chat in one request (Gradio makes it two)."""
-        return gr.update(value=""), message, self._append_message_to_history(message, shown)
-
-    # Updates as dicts: a component built as an update costs Gradio about 0.2 ms (it reads its constructor's
-    # signature), a dict about 1 µs, and every answer swaps the button twice.
-    def _show_stop(self) -> dict[str, Any]:
-        return gr.update(submit_btn=False, stop_btn=self.original_stop_btn)
-
-    def show_send(self) -> dict[str, Any]:
-        return gr.update(submit_btn=self._send_button, stop_btn=False)
-
-    def _setup_stop_events(self, event_triggers: list[Any], events_to_cancel: list[Any], after_success: Any) -> None:
-        self._send_button = self.textbox.submit_btn
-        # No progress spinner: the swap is instant, and a spinner over the box flashed after every answer.
-        quiet: dict[str, Any] = {"api_visibility": "undocumented", "queue": False, "show_progress": "hidden"}
-        after_success.success(self._show_stop, None, [self.textbox], **quiet)
-        for trigger in event_triggers:
-            trigger(self._show_stop, None, [self.textbox], **quiet)
-        for event in events_to_cancel:
-            event.then(self.show_send, None, [self.textbox], **quiet)
-        # Not queued: a Stop must not wait behind the answers it is meant to end.
-        self._on_stop.wire(self.textbox.stop, **quiet)
-
-    def _setup_events(self) -> None:
-        # Inside a page, Gradio registers the ChatInterface's events on the page itself, not on `self`.
-        page = get_blocks_context() or self
-        earlier = set(page.fns)
-        super()._setup_events()
-        own = [block_fn for fn_id, block_fn in page.fns.items() if fn_id not in earlier]
-        # Gradio's events that disable the box for an answer (retry, edit) or re-enable and clear it after
-        # one (every answer) become the Send <-> Stop swap: the box is never disabled nor cleared by them.
-        for block_fn in own:
-            if (
-                block_fn.outputs == [self.textbox]
-                and not block_fn.inputs
-                and block_fn.name == "<lambda>"
-                and not inspect.iscoroutinefunction(block_fn.fn)
-            ):
-                update = block_fn.fn()
-                if isinstance(update, dict) and "interactive" in update:
-                    block_fn.fn = self.show_send if update["interactive"] else self._show_stop
-                    block_fn.show_progress = "hidden"
-        self.answer_events = [block_fn for block_fn in own if block_fn.name == "_submit_fn"]
-        for answer in self.answer_events:  # the answer's progress shows in the chat, not on the usage line
-            answer.show_progress_on = [self.chatbot]
-        self._merge_take_and_show(own)
-
-    def _merge_take_and_show(self, own: list[Any]) -> None:
-        """Send clears the box and shows the message in one round trip instead of two chained ones.
-
-        Each chained event costs the page a request and a render before the next starts; this one was
-        about 30 ms of every Send (benchmarks/first_token.py). The second step stays, without a backend
-        call, so what Gradio chained after it still runs.
-        """
-        take = next(block_fn for block_fn in own if block_fn.name == "_clear_and_save_textbox")
-        show = next(
-            block_fn
-            for block_fn in own
-            if block_fn.trigger_after == take._id and block_fn.name == "_append_message_to_history"
-        )
-        take.fn, take.name = self._take_message, "_take_message"
-        take.inputs = [self.textbox, self.chatbot]
-        take.outputs = [self.textbox, self.saved_input, self.chatbot]
-        take.show_progress = "hidden"  # it takes a few ms; a spinner over the box would only flash
-        show.fn, show.name, show.inputs, show.outputs, show.queue = None, None, [], [], False
-
-    def cancel_answers(self) -> list[dict[str, Any]]:
-        """For `cancels=`: every event that streams an answer (send, example, retry, edit)."""
-        return [block_fn.get_config() for block_fn in self.answer_events]
 
 
 class ChatTab(RunHandlers):
@@ -362,9 +276,18 @@ def context_panel(update: TurnUpdate) -> str:
     return format_context(update.context, update.stats) if update.context else CONTEXT_AFTER_TURN
 
 
+@dataclass
+class ChatPane:
+    """The chat tab's `gr.ChatInterface`, and the armour applied to it (None when it is off)."""
+
+    interface: gr.ChatInterface
+    armour: ChatArmour | None
+
+
 def chat_pane(
     tab: ChatTab,
     *,
+    page: gr.Blocks,
     model: gr.Component,
     owner: gr.Component,
     conversation_id: gr.State,
@@ -372,12 +295,15 @@ def chat_pane(
     usage: gr.Component,
     inspector: gr.Component,
     concurrency_limit: int,
+    armoured: bool = True,
     examples: Sequence[list[str]] = EXAMPLES,
 ) -> ChatPane:
-    stop = StopWiring.build(tab.stop, [owner, conversation_id])
-    return ChatPane(
+    """A stock ChatInterface: `tab.answer` streams into it, with the model, the owner, the conversation and the
+    context policy as extra inputs, and the usage line, the context panel, the conversation id and the run's
+    stop request as extra outputs. The SQLite sidebar replaces its browser history (`save_history=False`)."""
+    run_stop = gr.State()  # the answering run's stop request: the armour's Stop sends it to the app's route
+    interface = gr.ChatInterface(
         tab.answer,
-        on_stop=stop,
         chatbot=gr.Chatbot(
             elem_id="chat",
             buttons=["copy", "copy_all"],
@@ -396,7 +322,7 @@ def chat_pane(
         additional_inputs_accordion=gr.Accordion(
             "Context: what the model is sent", open=False, elem_id="context", render=False
         ),
-        additional_outputs=[usage, inspector, conversation_id, stop.request],
+        additional_outputs=[usage, inspector, conversation_id, run_stop],
         editable=True,
         examples=list(examples),
         save_history=False,
@@ -404,3 +330,11 @@ def chat_pane(
         api_name="chat",
         concurrency_limit=concurrency_limit,
     )
+    armour = (
+        ChatArmour.apply(
+            interface, page=page, stop=tab.stop, stop_inputs=[owner, conversation_id], stop_request=run_stop
+        )
+        if armoured
+        else None
+    )
+    return ChatPane(interface, armour)

@@ -66,6 +66,13 @@ SHOW_PICKED_CHAT = f"""(...args) => {{
     return ({PHONE_SIDEBAR})(...args);
 }}"""
 
+# Without the armour (ui/gradio_armour.py) switching chats cannot cancel the ChatInterface's answer events:
+# it presses the answer's Stop first, whose cancel Gradio keeps.
+STOP_THEN_SHOW_PICKED_CHAT = f"""(...args) => {{
+    document.querySelector('#prompt .stop-button')?.click();
+    return ({SHOW_PICKED_CHAT})(...args);
+}}"""
+
 # The address names the open chat (`?c=<id>`), so a reload or a bookmark reopens it.
 SHOW_CONVERSATION_IN_URL = """(id) => {
     const url = new URL(window.location.href);
