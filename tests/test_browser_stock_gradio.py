@@ -1,0 +1,48 @@
+"""The page without the armour (`--gradio-armour off`): a stock ChatInterface in Chromium, answering and stopped."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.config import Settings
+from tests.apps import running_app
+from tests.test_browser import ARTIFACTS, bot_text, browser, goto, send, stop  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="module")
+def stock_app():
+    settings = Settings(demo_first_token_delay=0.1, demo_tokens_per_second=40, warm_up=False, gradio_armour=False)
+    with running_app(settings) as running:
+        yield running
+
+
+def test_a_stock_chat_answers_and_gradios_stop_freezes_it_and_the_label_shows_on_reopening(stock_app, browser):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    goto(page, stock_app.url)
+    send(page, "My name is Sam and I am 41.")
+    page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
+    assert "Sam" in bot_text(page)
+    # The sidebar lists the new chat once its answer ends (the context panel's change, without the armour).
+    page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('My name is Sam')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-without-armour.png"))
+
+    send(page, "count to 3000")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\");"
+        " return b.length >= 2 && b[b.length-1].innerText.includes('9'); }"
+    )
+    assert page.locator("#prompt textarea").is_disabled()  # Gradio's default while an answer streams
+    stop(page)
+    page.wait_for_selector("#prompt .submit-button")
+    page.wait_for_timeout(500)
+    frozen = bot_text(page)
+    assert "3000." not in frozen and "stopped" not in frozen  # Gradio's cancel: no label in the live bubble
+    page.reload()
+    page.wait_for_function("() => new URLSearchParams(location.search).has('c')")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\");"
+        " return b.length >= 2 && b[b.length-1].innerText.includes('stopped'); }"
+    )
+    assert bot_text(page).startswith(frozen.strip()[:10])
+    page.close()
