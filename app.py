@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
     from server import build_app
 
     demo, services = build_app(parse_settings(os.environ))
-    globals()["demo"], globals()["service"] = demo, services.chat
+    globals()["demo"], globals()["service"] = demo, services.page.chat
     return globals()[name]
 
 

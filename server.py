@@ -82,34 +82,15 @@ def database_connections(settings: Settings) -> int:
 @dataclass(frozen=True)
 class Runtime:
     """What the server builds once and every front end shares: one store, one registry of running turns (Stop
-    finds each, a shutdown drains all), the services, and the wings the chat runs with."""
+    finds each, a shutdown drains all), the journal, and the services the page shows (the API routes use the
+    same ones)."""
 
     settings: Settings
     store: ServerStore
     models: ModelResolver
     active: ActiveTurns
     journal: TurnJournal
-    mcp_servers: McpServers
-    context: ContextPolicies
-    chat: ChatService
-    sessions: Sessions
-    recipes: RecipeService
-    handoffs: HandoffService
-    inspector: StreamInspector
-    visitor_cookie: VisitorCookie
-
-    def shown(self) -> ServicesShown:
-        """What the page shows of it."""
-        return ServicesShown(
-            self.chat,
-            self.sessions,
-            self.recipes,
-            self.handoffs,
-            self.inspector,
-            self.visitor_cookie,
-            self.context,
-            self.mcp_servers,
-        )
+    page: ServicesShown
 
 
 def context_policies(settings: Settings, store: CataloguedStore, models: ModelResolver) -> ContextPolicies:
@@ -169,14 +150,7 @@ def build_runtime(settings: Settings) -> Runtime:
         request_timeout=settings.request_timeout,
     )
     shared = {"request_timeout": settings.request_timeout, "active": active}
-    return Runtime(
-        settings=settings,
-        store=store,
-        models=models,
-        active=active,
-        journal=journal,
-        mcp_servers=mcp_servers,
-        context=context,
+    page = ServicesShown(
         chat=chat,
         # The same stored-data limit on answers and on imports.
         sessions=Sessions(store, settings.image_hosts, max_import_bytes=settings.max_import_bytes, quota=active.quota),
@@ -184,14 +158,17 @@ def build_runtime(settings: Settings) -> Runtime:
         handoffs=HandoffService(store, models, **shared),
         inspector=StreamInspector(build_chat_agent(), models),
         visitor_cookie=visitor_cookie(settings, store),
+        context=context,
+        mcp_servers=mcp_servers,
     )
+    return Runtime(settings, store, models, active, journal, page)
 
 
 def warm_up(runtime: Runtime) -> None:
     """Stream one instant demo answer: the first run in a process pays ~0.5 s of one-off set-up."""
 
     async def run_once() -> None:
-        async with runtime.chat.agent.run_stream(
+        async with runtime.page.chat.agent.run_stream(
             "hi", model=DemoModel(DemoPace.instant()), conversation=Conversation()
         ) as run:
             async for _ in run.stream_text(delta=True, debounce_by=None):
@@ -205,7 +182,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Runtime]:
     runtime = build_runtime(settings)
     if settings.warm_up:
         warm_up(runtime)
-    return build_demo(runtime.shown(), settings), runtime
+    return build_demo(runtime.page, settings), runtime
 
 
 def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
@@ -228,7 +205,7 @@ def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) 
     The API's routes go into the app as Gradio creates it, so they answer from the server's first request
     (added after `launch()`, they answered 404 for the moment between the two).
     """
-    service, cookies, recipes = runtime.chat, runtime.visitor_cookie, runtime.recipes
+    service, cookies, recipes = runtime.page.chat, runtime.page.visitor_cookie, runtime.page.recipes
     stops = StopEverywhere(runtime.active, runtime.store, runtime.journal)
     stops.listen()  # replicas on one PostgreSQL: a stop request that lands elsewhere reaches the turn here
     relay = AnswerRelay(service, runtime.store, runtime.journal)

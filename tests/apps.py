@@ -42,7 +42,7 @@ def running_app(settings: Settings, port: int | None = None) -> Iterator[Running
     port = port or free_port()
     serve(demo, services, settings, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}/", demo, services.chat)
+        yield RunningApp(f"http://127.0.0.1:{port}/", demo, services.page.chat)
     finally:
         demo.close()
 
