@@ -16,7 +16,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from chat.config import Settings
+from chat.config import POLICY_KINDS, Settings
 from chat.demo_model import DemoPace
 from chat.models import ModelResolver
 from chat.runs import RunStatus
@@ -165,3 +165,20 @@ async def test_two_hundred_turns_input_tokens_flat_under_window_and_summary_line
         final = [u async for u in service.run_turn("alice", "long-summary", "我多大了?", "demo", "summary")][-1]
         assert "28" in final.text  # the fact from turn 1 survives in the summary
         assert final.context.summary and "小王" in final.context.summary
+
+
+async def test_what_the_policy_adds_to_a_request_is_sent_but_never_stored(store):
+    """A summary (or a carried system prompt) goes before the turn's own prompt when the cut falls on it; the
+    stored conversation keeps the prompts as they were written, with no summary inside any of them."""
+    few = Settings(context_policy="summary", summary_threshold=4, summary_keep_recent=1, context_choices=POLICY_KINDS)
+    service = chat_service(store, ModelResolver(Settings(), DemoPace.instant()), settings=few, min_update_interval=0)
+    for n in range(7):
+        final = [
+            u async for u in service.run_turn("olu", "tea", f"Fact {n}: I drink {n + 2} cups of rooibos.", "demo")
+        ][-1]
+        assert final.status is RunStatus.COMPLETED, final.error
+    assert final.context.summary is not None and final.context.cut_at > 0  # the summary was sent
+    stored = await service.edits.load_messages("olu", "tea")
+    assert [type(part).__name__ for m in stored if isinstance(m, ModelRequest) for part in m.parts] == [
+        "UserPromptPart"
+    ] * 7

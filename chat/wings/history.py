@@ -8,7 +8,6 @@ over to the first message sent (the agent's `instructions` are sent with every r
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -80,13 +79,17 @@ def _system_parts(messages: Sequence[ModelMessage]) -> list[SystemPromptPart]:
 
 
 def _with_leading_parts(kept: list[ModelMessage], parts: list[SystemPromptPart]) -> list[ModelMessage]:
+    """`parts` sent before the kept messages, in a request of their own. Merged into the first kept message they
+    were saved with it whenever that message was the turn's own prompt: pydantic-ai's `new_messages()` hands
+    back the processed copy, and the stored conversation gained a summary in every such request."""
     if not parts or not kept:
         return kept
     first = kept[0]
-    assert isinstance(first, ModelRequest)
-    already = [part for part in first.parts if isinstance(part, SystemPromptPart)]
+    already = (
+        [part for part in first.parts if isinstance(part, SystemPromptPart)] if isinstance(first, ModelRequest) else []
+    )
     missing = [part for part in parts if part not in already]
-    return [dataclasses.replace(first, parts=[*missing, *first.parts]), *kept[1:]]
+    return [ModelRequest(parts=missing), *kept] if missing else kept
 
 
 def keep_from(messages: Sequence[ModelMessage], cut: int, summary: str | None = None) -> list[ModelMessage]:
