@@ -192,8 +192,8 @@ class ChatArmour:
                 block_fn.cancels = []
         self.stop_request = PageOnlyText(visible="hidden", elem_id="stop-request", label="stop request")
         self.fallback = gr.Button("Stop", visible="hidden", elem_id=FALLBACK_ID)
-        for answer in self.answer_events:  # the page's answers write the request where its script reads it
-            answer.outputs = [self.stop_request if output is stop_request else output for output in answer.outputs]
+        for block_fn in self.events:  # every answer (the page's and the `/chat` API's) writes it where scripts read it
+            block_fn.outputs = [self.stop_request if output is stop_request else output for output in block_fn.outputs]
         textbox.stop(None, [self.stop_request], None, js=STOP_BY_ROUTE, **QUIET)
         self.fallback.click(stop, stop_inputs, None, api_name="stop", **QUIET)
 
