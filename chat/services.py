@@ -19,6 +19,9 @@ MAX_UPDATES_PER_SECOND = 200
 class RunService:
     """A service whose runs stream in a task of their own (`chat.runs.stream_from_own_task`) and can be stopped."""
 
+    kind = "run"
+    """What `ActiveTurns.live` knows this service's runs by."""
+
     def __init__(
         self,
         store: CataloguedStore,
@@ -34,8 +37,6 @@ class RunService:
         self.active = active if active is not None else ActiveTurns()  # an idle one is empty, so falsy
         """Shared with the chat service in the app: Stop finds every run, one shutdown drains them all."""
         self._clock = clock
-        self.kind = "run"
-        """What `ActiveTurns.live` knows this service's runs by."""
         self.min_update_interval = 0.05
 
     def stop(self, owner: str, run_id: str) -> bool:

@@ -3,9 +3,8 @@
 The idea is examples/minimal_chat.py's; what this adds is armour. The pydantic-ai run lives in a task of
 its own (`chat.runs.stream_from_own_task`): its reader can leave (a reloaded or closed page, a dropped SSE
 client) and the answer goes on to its end and is saved; a new reader picks it up (`live_turn`, `follow`).
-Stop ends it in its own task: the partial answer is saved as an `interrupted` response, and the HTTP
-stream to the provider is closed. Optional features (tools, approvals, context policies, the crash
-journal) join through `chat.turn_hooks.TurnHooks`, chosen in `server.py`; this module names none of them.
+Stop ends it in its own task: the partial answer is saved `interrupted`, the provider's HTTP stream closed.
+Optional features (tools, approvals, context, the journal) join through `TurnHooks`, chosen in `server.py`.
 """
 
 from __future__ import annotations
@@ -39,8 +38,6 @@ from storage.catalogue import CataloguedStore, CorruptConversation, StoreUnavail
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_TURN = 20
-TURN_KIND = "chat"
-"""What `ActiveTurns.live` knows a chat turn's run by (recipes and hand-offs run beside them)."""
 _REFUSED = (PromptRejected, ConversationUnavailable, CorruptConversation, ModelNotOffered, StoreUnavailable)
 
 
@@ -63,6 +60,9 @@ class _Progress:
 class ChatService(RunService):
     """Runs turns for many visitors at once; every call is scoped to the visitor who owns the conversation."""
 
+    kind = "chat"
+    """What `ActiveTurns.live` knows a chat turn's run by (recipes and hand-offs run beside them)."""
+
     def __init__(
         self,
         agent: Agent[Any, Any],
@@ -78,7 +78,7 @@ class ChatService(RunService):
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         super().__init__(store, models, request_timeout=request_timeout, active=active, clock=clock)
-        self.kind, self.min_update_interval = TURN_KIND, min_update_interval
+        self.min_update_interval = min_update_interval
         self.agent = agent
         self.wings = tuple(wings)
         """The optional features every turn runs with, in order (server.py chooses them)."""
@@ -145,7 +145,7 @@ class ChatService(RunService):
             conversation_id,
             produce,
             crashed,
-            kind=TURN_KIND,
+            kind=self.kind,
             subject=turn.prompt,
             tag=tag,
             address=address,
