@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import tempfile
@@ -171,6 +172,46 @@ async def test_a_chat_whose_first_answer_was_stopped_is_titled_after_its_prompt(
     *_, (bubble, usage, *_) = [out async for out in updates]
     assert "stopped" in bubble and "stopped" in usage
     assert (await tab.service.store.session("c9", OWNER)).title == "count to 5000 please"
+
+
+@pytest.fixture
+def slow_tab(store) -> ChatTab:
+    service = chat_service(store, ModelResolver(Settings(), DemoPace(first_token_delay=0, tokens_per_second=200)))
+    return ChatTab(service, Visitors(COOKIES))
+
+
+async def gradio_streaming(updates, cancelled: asyncio.Event) -> None:
+    """What Gradio's queue does with the ChatInterface's generator: take an update, send it (this is where a
+    cancel that misses the generator lands), and close the generator when the event ends, however it ends."""
+    try:
+        await anext(updates)
+        cancelled.set()
+        await asyncio.sleep(60)  # sending the update to the page
+    finally:
+        await updates.aclose()
+
+
+async def test_gradios_stop_stops_the_answer_even_when_it_lands_between_two_updates(slow_tab):
+    updates = slow_tab.answer("count to 4000 in words", [], "demo", OWNER, "c7", None, page())
+    sent = asyncio.Event()
+    event = asyncio.create_task(gradio_streaming(updates, sent))
+    await sent.wait()
+    event.cancel()  # Gradio's /cancel: it cancels the event's task, which then closes the generator
+    await asyncio.gather(event, return_exceptions=True)
+    await slow_tab.service.active.settle(OWNER, "c7")
+    stored = to_bubbles(await slow_tab.service.edits.load_messages(OWNER, "c7"))
+    assert "stopped" in stored[-1]["content"] and "4000" not in stored[-1]["content"]
+
+
+async def test_a_page_that_leaves_without_a_cancel_lets_the_answer_run_on_to_its_end(slow_tab):
+    updates = slow_tab.answer("count to 60", [], "demo", OWNER, "c8", None, page())
+    await anext(updates)
+    await updates.aclose()  # the page reloaded: Gradio drops the event and closes the generator, no cancel
+    run = slow_tab.service.live_turn(OWNER, "c8")
+    assert run is not None
+    await run.ended.wait()
+    stored = to_bubbles(await slow_tab.service.edits.load_messages(OWNER, "c8"))
+    assert "60" in stored[-1]["content"] and "stopped" not in stored[-1]["content"]
 
 
 async def test_the_address_reopens_only_the_owners_chat(tab):

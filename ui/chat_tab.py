@@ -207,11 +207,11 @@ class ChatTab(RunHandlers):
                 # Once only: a late update of an answer cancelled by a switch must not take the page back.
                 # (Its stop request may come again: it names this run only, and stops no other.)
                 chat_of_this_answer = gr.skip()
-        except asyncio.CancelledError:
-            # Gradio cancels the event when the visitor switches chats or an API client cancels its job: that
-            # is a Stop. A reloaded or closed page only stops reading (Gradio drops the event without a
-            # cancel), and the answer goes on, for the page to pick up again (`follow_answer`).
-            if scope:
+        except (asyncio.CancelledError, GeneratorExit) as ended:
+            # Gradio cancels the event when the visitor presses Stop, switches chats or an API client cancels
+            # its job: that is a Stop. A reloaded or closed page only stops reading (Gradio closes this
+            # generator without a cancel), and the answer goes on, for the page to pick up again (`follow_answer`).
+            if scope and (isinstance(ended, asyncio.CancelledError) or gradio_is_cancelling_this_event()):
                 self.service.stop(scope, conversation_id)
             raise
 
@@ -264,6 +264,18 @@ class ChatTab(RunHandlers):
         owner = self.visitors.owner(token, request, profile)
         if owner and conversation_id:
             await self.service.edits.keep_shown(owner, conversation_id, prompts_in(chat)[:-1])
+
+
+def gradio_is_cancelling_this_event() -> bool:
+    """Whether this generator is being closed because Gradio cancelled its event (Stop), not because its page left.
+
+    A cancel that comes while the generator waits for its next update raises CancelledError in it; one that
+    comes while Gradio is sending an update lands in Gradio's own code, which then closes the generator with
+    GeneratorExit, exactly as it does when the page has gone. Only the task tells them apart: Gradio closes the
+    generator from the event's task, and a cancelled task is still cancelling while it cleans up.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def usage_line(update: TurnUpdate) -> str:
