@@ -118,6 +118,7 @@ def chat_wings(
     (which answer their calls), the journal last (it ends each turn's entry in the turn's own save)."""
     wings: list[TurnHooks] = [ChatTools(store, tools, ask_approval=approvals)]
     if mcp_servers is not None:
+        mcp_servers.ask_approval = approvals  # the page's list of tools (the same object) then matches the turns'
         wings.append(mcp_servers)
     wings += [Approvals(), context] if approvals else [context]
     if journal is not None:
