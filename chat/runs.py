@@ -138,7 +138,9 @@ class ActiveTurns:
         self._per_owner: Counter[str] = Counter()
         self._per_address: Counter[str] = Counter()
         self._address_of: dict[tuple[str, str], str] = {}
-        self._stops_waiting: dict[tuple[str, str], float] = {}
+        self._tags: dict[tuple[str, str], str | None] = {}
+        self._stops_waiting: dict[tuple[str, str], tuple[float, str | None]] = {}
+        """Stops pressed before their run started: when, and the tag of the run they name (None: the next)."""
         self._ended: dict[tuple[str, str], float] = {}
         self._runs: dict[tuple[str, str], LiveRun[Any]] = {}
         self._finished: dict[tuple[str, str], tuple[float, LiveRun[Any]]] = {}
@@ -154,16 +156,19 @@ class ActiveTurns:
         with self._lock:
             self._refusal(owner, run_id, address)
 
-    async def admit(self, owner: str, run_id: str, address: str | None = None) -> CancellationToken:
+    async def admit(
+        self, owner: str, run_id: str, address: str | None = None, tag: str | None = None
+    ) -> CancellationToken:
         """`start`, after checking what the owner keeps stored (`StorageFull`)."""
         if self.quota is not None:
             await self.quota.check(owner)
-        return self.start(owner, run_id, address)
+        return self.start(owner, run_id, address, tag)
 
-    def start(self, owner: str, run_id: str, address: str | None = None) -> CancellationToken:
+    def start(self, owner: str, run_id: str, address: str | None = None, tag: str | None = None) -> CancellationToken:
         """Register a run; `PromptRejected` (busy, too many, closing) when it must not start.
 
-        `address`: the client's network address, for `max_per_address` (None: not counted)."""
+        `address`: the client's network address, for `max_per_address` (None: not counted). `tag`: the run's
+        `LiveRun.tag`, which a Stop sent before the run started may name."""
         key = (owner, run_id)
         token = CancellationToken()
         with self._lock:
@@ -175,8 +180,14 @@ class ActiveTurns:
                 self._per_address[address] += 1
             if self.starts_per_minute is not None:
                 self._starts.setdefault(owner, deque()).append(self._clock())
-            stop_pressed = self._stops_waiting.pop(key, None)
-        if stop_pressed is not None and self._clock() - stop_pressed <= self.EARLY_STOP_SECONDS:
+            self._tags[key] = tag
+            pressed_at, named_tag = self._stops_waiting.pop(key, (None, None))
+            if pressed_at is not None and self._clock() - pressed_at > self.EARLY_STOP_SECONDS:
+                pressed_at = None  # lapsed
+            elif named_tag is not None and named_tag != tag:  # it names another run of this key: keep it for that one
+                _remember(self._stops_waiting, key, (pressed_at, named_tag))
+                pressed_at = None
+        if pressed_at is not None:
             token.cancel()  # Stop came first: the run ends at once and saves the prompt, labelled stopped
         return token
 
@@ -270,6 +281,7 @@ class ActiveTurns:
         with self._lock:
             if self._tokens.get(key) is token:
                 del self._tokens[key]
+                del self._tags[key]
                 run = self._runs.pop(key, None)
                 if run is not None:
                     _remember(self._finished, key, (self._clock(), run), limit=self._RESUMABLE)
@@ -308,7 +320,7 @@ class ActiveTurns:
                 now = self._clock()
                 ended = self._ended.get(key)
                 if ended is None or now - ended > self.LATE_STOP_SECONDS:
-                    _remember(self._stops_waiting, key, now)
+                    _remember(self._stops_waiting, key, (now, None))
                 return False
         token.cancel()
         return True
@@ -317,10 +329,16 @@ class ActiveTurns:
         """Stop the run only if it runs here now (a Stop sent to every replica: the others remember nothing).
 
         With `tag`, only if it is the run of that tag (`LiveRun.tag`): a client naming the run it saw never
-        stops a later one of the same id."""
+        stops a later one of the same id. A run of that tag that has not started yet (a client gets its tag
+        before the run's first update) waits for this Stop, and ends as it starts; a tag names one run only,
+        so waiting for it can stop nothing else, here or on another replica."""
+        key = (owner, run_id)
         with self._lock:
-            token, run = self._tokens.get((owner, run_id)), self._runs.get((owner, run_id))
-        if token is None or (tag is not None and (run is None or run.tag != tag)):
+            token = self._tokens.get(key)
+            if tag is not None and self._tags.get(key) != tag:
+                _remember(self._stops_waiting, key, (self._clock(), tag))
+                return False
+        if token is None:
             return False
         token.cancel()
         return True
@@ -419,7 +437,7 @@ async def stream_from_own_task(
     end, and `ActiveTurns.live` finds it for a reader who comes back.
     """
     try:
-        token = await active.admit(owner, run_id, address)
+        token = await active.admit(owner, run_id, address, tag)
     except PromptRejected as refusal:  # draining for a restart, busy elsewhere, or too many at once
         yield crashed(refusal)
         return

@@ -9,7 +9,7 @@ import pytest
 from pydantic_ai import CancellationToken
 
 from chat.errors import ConversationBusy, TooManyFromAddress, TooManyRunning, TooManyStarts
-from chat.runs import ActiveTurns, LiveRun, Report, stream_from_own_task
+from chat.runs import ActiveTurns, Report, stream_from_own_task
 
 pytestmark = pytest.mark.anyio
 
@@ -114,14 +114,28 @@ def test_a_stop_announced_by_another_replica_stops_only_a_run_that_is_here_now()
 def test_a_stop_naming_its_run_stops_that_run_only_and_is_never_kept_for_a_later_one():
     """The chat page's Stop names the run its answer came from (ui/stop_button.py)."""
     active = ActiveTurns(clock=Clock())
-    first = active.start("amara", "chat-7")
-    active.track("amara", "chat-7", LiveRun("turn", tag="morning"))
+    first = active.start("amara", "chat-7", tag="morning")
     assert active.stop_running("amara", "chat-7", "evening") is False  # an earlier answer's Stop request
     assert not first.cancelled
     assert active.stop_running("amara", "chat-7", "morning") is True and first.cancelled
     active.finish("amara", "chat-7", first)
     assert active.stop_running("amara", "chat-7", "morning") is False
     assert not active.start("amara", "chat-7").cancelled  # nothing was kept to stop the next run
+
+
+def test_a_stop_naming_a_run_that_has_not_started_ends_that_run_as_it_starts_and_no_other():
+    """An API client has its run's tag before the first update (the SSE API's `start` event names it)."""
+    clock = Clock()
+    active = ActiveTurns(clock=clock)
+    assert active.stop_running("tomás", "chat-3", "a1f0") is False  # queued: nothing runs yet
+    other = active.start("tomás", "chat-3", tag="77be")  # an earlier answer of this chat, still queued first
+    assert not other.cancelled
+    active.finish("tomás", "chat-3", other)
+    clock.now += 2
+    named = active.start("tomás", "chat-3", tag="a1f0")
+    assert named.cancelled
+    active.finish("tomás", "chat-3", named)
+    assert not active.start("tomás", "chat-3", tag="c0de").cancelled  # used once
 
 
 def test_a_stop_that_arrives_as_its_run_ends_does_not_stop_the_next_run():

@@ -489,3 +489,23 @@ async def test_the_time_tool_uses_the_time_zone_header(client):
     headers = {"x-chat-owner": ALICE, "x-time-zone": "Africa/Lagos"}
     events = parse((await http.post("/api/chat", json={"message": "what's the time?"}, headers=headers)).text)
     assert json.loads(dict(events)["tool_result"])["result"].endswith("(Africa/Lagos)")
+
+
+def test_a_stop_naming_the_run_from_its_start_event_stops_it_before_any_text():
+    """A client has the run's name (the `start` event's id) before the first update: a Stop sent at once,
+    before the answer has started, must not be lost."""
+    settings = Settings(demo_first_token_delay=0.05, demo_tokens_per_second=60, warm_up=False)
+    owner = {"x-chat-owner": visitor_token("prompt-stopper")}
+    with running_app(settings) as app, httpx.Client(base_url=app.url, timeout=30) as http:
+        for n in range(5):
+            with http.stream("POST", "api/chat", json={"message": f"count to {640 + n}"}, headers=owner) as response:
+                lines = response.iter_lines()
+                assert next(lines) == "event: start"
+                event_id = next(line for line in lines if line.startswith("id:"))[3:].strip()
+                conversation_id, run, _ = event_id.rsplit(":", 2)
+                http.post("api/chat/stop", json={"conversation_id": conversation_id, "run": run}, headers=owner)
+                rest = "\n".join(lines)
+            done = json.loads(rest.split("event: done", 1)[1].split("data:", 1)[1].split("\n", 1)[0])
+            assert done["status"] == "stopped", rest[-300:]
+            stored = run_to_completion(app.service.edits.load_messages(owner["x-chat-owner"], conversation_id))
+            assert stored[-1].state == "interrupted" and f"{640 + n}." not in str(stored[-1])
