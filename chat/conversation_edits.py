@@ -3,6 +3,7 @@ turn's save appends after whatever another tab saved meanwhile. Every call is sc
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from pydantic_ai.conversation import Conversation
@@ -12,6 +13,9 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 from chat.errors import ConversationUnavailable, NoSuchConversation, PromptRejected, VisitorMissing
 from chat.runs import ActiveTurns
 from storage.catalogue import CataloguedStore, TurnEnd
+
+_CLIENT_NAMES = uuid.UUID("5f0c2a52-8f7e-4d1e-9a36-2b6f0e7c9d41")
+"""The namespace of the ids made from an owner and a name their client chose (`named_by_client`)."""
 
 
 class ConversationEdits:
@@ -41,9 +45,16 @@ class ConversationEdits:
         """Whether this owner has a chat of this id; anyone else's is exactly like one that does not exist."""
         return bool(owner) and await self.store.session(conversation_id, owner) is not None
 
-    async def is_unused_id(self, conversation_id: str) -> bool:
-        """Whether no one has a conversation of this id, for clients that name their new chats themselves."""
-        return await self.store.read_record(conversation_id) is None
+    async def named_by_client(self, owner: str, name: str) -> str:
+        """The stored id of the conversation a client means by a name it chose (the AI SDK's `id`, AG-UI's
+        `threadId`, `/v1`'s `X-Conversation-Id`): the owner's conversation of that very id (one the page or
+        the server made), else the owner's own conversation of that name.
+
+        A name is the owner's alone: two visitors who both call a chat `my-first-chat` each get their own,
+        and no one can take a name before another, nor learn that someone uses it."""
+        if self.active.is_running(owner, name) or await self.has_conversation(owner, name):
+            return name  # a first answer running is not stored yet
+        return str(uuid.uuid5(_CLIENT_NAMES, f"{required_owner(owner)}\n{name}"))
 
     async def keep_shown(self, owner: str, conversation_id: str, shown_prompts: Sequence[str]) -> bool:
         """Cut the stored conversation back to the prompts the page still shows; True when something was cut.

@@ -22,6 +22,7 @@ from tests.test_vercel_ai import (
     sessions_of,
     stopped_answer,
     stored,
+    stored_id,
 )
 
 EVENTS = TypeAdapter(Event)
@@ -75,7 +76,9 @@ def test_a_run_streams_protocol_events_and_lands_in_the_sidebar(app):
     assert events[-1].result["status"] == "completed" and events[-1].outcome.type == "success"
     assert "Kwame" in text_of(events)
     assert {event.message_id for event in events if hasattr(event, "delta")} == {events[1].message_id}
-    assert [(s.conversation_id, s.title) for s in sessions_of(app, owner)] == [(thread, "My name is Kwame, I am 29")]
+    assert [(s.conversation_id, s.title) for s in sessions_of(app, owner)] == [
+        (stored_id(app, owner, thread), "My name is Kwame, I am 29")
+    ]
 
 
 def test_a_tool_call_arrives_as_tool_call_events_before_the_answer(app):
@@ -114,8 +117,8 @@ def ask_vercel(app, owner: str, body: dict) -> httpx.Response:
 def test_refusals_are_statuses_with_a_sentence_and_nobody_reaches_another_thread(app):
     owner, thread = new_owner(), new_chat_id()
     run(app, owner, run_input(thread, "My name is Siobhán"))
-    stranger = run(app, new_owner(), run_input(thread, "what is my name?"))
-    assert stranger.status_code == 404 and "Siobhán" not in stranger.text
+    stranger = run(app, new_owner(), run_input(thread, "what is my name?"))  # the same threadId is theirs alone
+    assert stranger.status_code == 200 and "Siobhán" not in stranger.text
     cases = {
         "no owner": (httpx.post(f"{app.url}api/ag-ui", json=run_input(new_chat_id(), "hi")), 401),
         "not AG-UI": (run(app, owner, {"messages": "hi"}), 400),
@@ -153,3 +156,38 @@ def test_a_recipe_is_agent_state_a_snapshot_then_json_patch_deltas(app):
     assert state["status"] == "completed" and state["recipeId"] == events[-1].result["recipeId"]
     assert state["recipe"] == stored_recipe(app, owner, state["recipeId"]).recipe.model_dump(mode="json")
     assert state["recipe"]["steps"] and state["recipe"]["ingredients"]
+
+
+def test_two_visitors_who_give_a_chat_the_same_name_each_get_their_own_on_every_route(app):
+    """Names a client chooses (AG-UI's threadId, the AI SDK's id, /v1's X-Conversation-Id) are the owner's
+    alone: nobody can take one before another, nor learn whether someone uses it."""
+    amaru, bettina = new_owner(), new_owner()
+
+    def on_v1(owner: str, name: str, *shown: str) -> str:  # the stored conversation is the history
+        headers = {"Authorization": f"Bearer sk-{secrets.token_urlsafe(12)}", "x-chat-owner": owner}
+        headers["X-Conversation-Id"] = name
+        body = {"model": "demo", "messages": [{"role": "user", "content": shown[-1]}]}
+        answered = httpx.post(f"{app.url}v1/chat/completions", json=body, headers=headers, timeout=60)
+        assert answered.status_code == 200, answered.text
+        return answered.json()["choices"][0]["message"]["content"]
+
+    def on_ag_ui(owner: str, name: str, *shown: str) -> str:  # the client sends the whole thread
+        answered = run(app, owner, run_input(name, *shown))
+        assert answered.status_code == 200, answered.text
+        return "".join(getattr(e, "delta", "") for e in events_of(answered.text) if e.type == "TEXT_MESSAGE_CONTENT")
+
+    def on_vercel(owner: str, name: str, *shown: str) -> str:
+        answered = ask_vercel(app, owner, chat_request(name, *shown))
+        assert answered.status_code == 200, answered.text
+        return answer_of(chunks_of(answered.text))
+
+    for route, name in [(on_v1, "mi-primer-chat"), (on_ag_ui, "thread.1"), (on_vercel, "Chat_de")]:
+        for owner, told in [(amaru, "My name is Amaru"), (bettina, "I am Bettina")]:
+            first = route(owner, name, told)
+            assert told.split()[-1] in route(owner, name, told, first, "what is my name?")
+            assert len(stored(app, owner, name)) == 4
+        assert stored_id(app, amaru, name) != stored_id(app, bettina, name)
+    # A name someone uses reads exactly like one nobody uses.
+    used = httpx.get(f"{app.url}api/vercel-ai/Chat_de", headers={"x-chat-owner": new_owner()})
+    unused = httpx.get(f"{app.url}api/vercel-ai/never-used-7", headers={"x-chat-owner": new_owner()})
+    assert used.status_code == unused.status_code == 404 and used.text == unused.text

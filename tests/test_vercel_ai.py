@@ -77,8 +77,13 @@ def in_own_loop(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
+def stored_id(app, owner: str, chat_id: str) -> str:
+    """The id the server stores a chat the client named `chat_id` under: the name is the owner's own."""
+    return in_own_loop(app.service.edits.named_by_client(owner, chat_id))
+
+
 def stored(app, owner: str, chat_id: str) -> list:
-    return in_own_loop(app.service.edits.load_messages(owner, chat_id))
+    return in_own_loop(app.service.edits.load_messages(owner, stored_id(app, owner, chat_id)))
 
 
 def sessions_of(app, owner: str) -> list:
@@ -105,7 +110,7 @@ def read_then_leave(app, path: str, owner: str, body: dict, text_event: str, eno
 def stopped_answer(app, owner: str, chat_id: str) -> ModelResponse:
     """The chat's last answer once its turn has ended, checked to be the kept part of a stopped one."""
     deadline = time.monotonic() + 30
-    while app.service.active.is_running(owner, chat_id) and time.monotonic() < deadline:
+    while app.service.active.is_running(owner, stored_id(app, owner, chat_id)) and time.monotonic() < deadline:
         time.sleep(0.05)
     answer = stored(app, owner, chat_id)[-1]
     assert isinstance(answer, ModelResponse) and answer.state == "interrupted"
@@ -127,7 +132,7 @@ def test_an_answer_streams_as_ui_message_chunks_and_lands_in_the_sidebar(app):
     assert finish["messageMetadata"]["conversationId"] == chat_id
     assert finish["messageMetadata"]["status"] == "completed"
     sessions = sessions_of(app, owner)
-    assert [(s.conversation_id, s.title) for s in sessions] == [(chat_id, "I'm Tomasz, I am 63")]
+    assert [(s.conversation_id, s.title) for s in sessions] == [(stored_id(app, owner, chat_id), "I'm Tomasz, I am 63")]
     history = httpx.get(f"{app.url}api/vercel-ai/{chat_id}", headers={"x-chat-owner": owner}).json()
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["parts"][-1]["text"] == answer_of(chunks)
@@ -147,10 +152,12 @@ def test_a_tool_call_arrives_as_tool_input_and_output_before_the_text(app):
 def test_a_chat_goes_on_over_the_sse_api_and_back(app):
     owner, chat_id = new_owner(), new_chat_id()
     first = answer_of(chunks_of(ask(app, owner, chat_request(chat_id, "我叫陈静，今年47岁。")).text))
+    # The SSE API takes the ids the server made (the sidebar's): a chat a client named is stored under one,
+    # since the name is that owner's alone.
     events = parse(
         httpx.post(
             f"{app.url}api/chat",
-            json={"message": "我今年几岁？", "conversation_id": chat_id},
+            json={"message": "我今年几岁？", "conversation_id": stored_id(app, owner, chat_id)},
             headers={"x-chat-owner": owner},
             timeout=60,
         ).text
@@ -171,9 +178,11 @@ def test_another_caller_finds_nothing_and_no_caller_gets_in(app):
     ask(app, owner, chat_request(chat_id, "My name is Ingrid"))
     stranger = new_owner()
     assert httpx.get(f"{app.url}api/vercel-ai/{chat_id}", headers={"x-chat-owner": stranger}).status_code == 404
-    taken = ask(app, stranger, chat_request(chat_id, "what is my name?"))
-    assert taken.status_code == 404 and "Ingrid" not in taken.text
-    assert len(stored(app, owner, chat_id)) == 2  # nothing was added to the owner's chat
+    # The same name is the stranger's own new chat: nothing of the owner's is read, nothing added to it.
+    theirs = ask(app, stranger, chat_request(chat_id, "what is my name?"))
+    assert theirs.status_code == 200 and "Ingrid" not in theirs.text
+    assert len(stored(app, owner, chat_id)) == 2 and len(stored(app, stranger, chat_id)) == 2
+    assert stored_id(app, owner, chat_id) != stored_id(app, stranger, chat_id)
     nobody = httpx.post(f"{app.url}api/vercel-ai", json=chat_request(new_chat_id(), "hi"))
     assert nobody.status_code == 401
     assert ask(app, "short", chat_request(new_chat_id(), "hi")).status_code == 400
@@ -183,7 +192,8 @@ def test_a_damaged_stored_chat_is_a_sentence_not_a_traceback(app):
     owner, chat_id = new_owner(), new_chat_id()
     ask(app, owner, chat_request(chat_id, "Olá, eu sou a Marta"))
     app.service.store.db.execute(
-        'UPDATE entries SET message_json = \'{"kind": "resp\' WHERE conversation_id = ?', [chat_id]
+        'UPDATE entries SET message_json = \'{"kind": "resp\' WHERE conversation_id = ?',
+        [stored_id(app, owner, chat_id)],
     )
     damaged = httpx.get(f"{app.url}api/vercel-ai/{chat_id}", headers={"x-chat-owner": owner})
     assert damaged.status_code == 409 and "Traceback" not in damaged.text and "Marta" not in damaged.text

@@ -149,35 +149,36 @@ async def start_turn(
     """The conversation id and the turn's updates, or why it cannot start (checked before anything is stored
     or any provider is asked; the run checks the limits again as it starts).
 
-    `client_names_new`: an unknown id starts a new conversation of that id (the AI SDK and AG-UI name their
-    chats themselves); else it is a 404 and a missing id starts a new one. Someone else's id is a 404
-    either way, exactly like one that does not exist. `stop_when_left`: a client that goes away stops the
+    `client_names_new`: the id is a name the client chose (the AI SDK, AG-UI and `/v1` name their chats
+    themselves), the owner's own whoever else uses it (`ConversationEdits.named_by_client`), and an unknown
+    one starts a new conversation. Else it is an id the server made: an unknown one is a 404, exactly like
+    someone else's, and a missing one starts a new conversation. The id returned is the one the client sent. `stop_when_left`: a client that goes away stops the
     turn, as Stop does (for protocols whose only Stop is closing the stream); else it runs on to its end.
     """
     try:
         message = service.check_prompt(ask.message)
     except PromptRejected as rejected:
         return Refusal(400 if not (ask.message or "").strip() else 413, str(rejected))
+    named = ask.conversation_id
+    if named is not None and client_names_new and not _CLIENT_NAMED_ID.fullmatch(named):
+        return Refusal(400, "A conversation id is 1 to 128 letters, digits, '.', '_' or '-'.")
     model_name = ask.model or default_model
     try:
-        service.check_options(Turn(owner, ask.conversation_id or "", message, model_name, ask.context))
+        service.check_options(Turn(owner, named or "", message, model_name, ask.context))
         service.models.check_offered(model_name)
     except (PromptRejected, ModelNotOffered) as not_offered:
         return Refusal(400, describe_failure(not_offered, model_name))
-    if ask.conversation_id is not None and client_names_new and not _CLIENT_NAMED_ID.fullmatch(ask.conversation_id):
-        return Refusal(400, "A conversation id is 1 to 128 letters, digits, '.', '_' or '-'.")
-    conversation_id = ask.conversation_id or str(uuid.uuid4())
+    if named and client_names_new:
+        conversation_id = await service.edits.named_by_client(owner, named)
+    else:
+        conversation_id = named or str(uuid.uuid4())
     address = client_address(request)
     # Right after a Stop its answer is saving; a client whose Stop is leaving may be here before it was seen leave.
     await service.active.settle(owner, conversation_id, asked_by_a_leaver=stop_when_left)
     over_limit = await limits_refusal(service.active, owner, conversation_id, address)
     if over_limit is not None:  # before the 404: a new chat's first answer is not stored yet (busy)
         return over_limit
-    if (
-        ask.conversation_id
-        and not await service.edits.has_conversation(owner, conversation_id)
-        and not (client_names_new and await service.edits.is_unused_id(conversation_id))
-    ):
+    if named and not client_names_new and not await service.edits.has_conversation(owner, conversation_id):
         return Refusal(404, NO_SUCH_CONVERSATION)
     updates = service.run_turn(
         owner,
@@ -191,7 +192,7 @@ async def start_turn(
         time_zone=request.headers.get(TIME_ZONE_HEADER) or request.cookies.get(TIME_ZONE_COOKIE),
         keep_running_when_left=not stop_when_left,
     )
-    return conversation_id, updates
+    return named or conversation_id, updates
 
 
 async def start_shown(

@@ -135,6 +135,7 @@ class VercelAIChatAPI(ChatRoutes):
     async def messages(self, request: Request, conversation_id: str) -> Response:
         """The stored conversation as the AI SDK's `UIMessage`s, to open it in `useChat({id, messages})`."""
         owner = self.caller(request)
+        conversation_id = await self.service.edits.named_by_client(owner, conversation_id)
         if not await self.service.edits.has_conversation(owner, conversation_id):
             return self.refused(Refusal(404, NO_SUCH_CONVERSATION))
         try:
