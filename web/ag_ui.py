@@ -1,6 +1,6 @@
 """`POST /api/ag-ui`: the chat turn as AG-UI events, for CopilotKit and other agent front ends.
 
-As on the Vercel AI route (web/vercel_ai.py), the request is read by pydantic-ai's `AGUIAdapter` and the
+As on the Vercel AI route (web/vercel_ai.py), the request is read as pydantic-ai's `AGUIAdapter` reads it and the
 events are the `ag-ui-protocol` types, but the turn is the page's own (`ChatService.run_turn`): the thread
 is the conversation (in the visitor's sidebar, continued from any route), the messages the client sends
 are what it shows (the last, the user's, is the prompt; the user messages before it cut the stored chat
@@ -25,6 +25,7 @@ from ag_ui.core import (
     ReasoningMessageEndEvent,
     ReasoningMessageStartEvent,
     ReasoningStartEvent,
+    RunAgentInput,
     RunErrorEvent,
     RunFinishedEvent,
     RunStartedEvent,
@@ -56,6 +57,13 @@ KEEP_ALIVE_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def read_run_input(data: Any) -> RunAgentInput:
+    """AG-UI's `RunAgentInput` from the JSON values the routes' reader gives (web/request_json.py). Read by
+    `AGUIAdapter.build_run_input`, which takes bytes (so they are written again): it skips message kinds newer
+    than the installed `ag-ui-protocol` where validating `RunAgentInput` alone would refuse the request."""
+    return AGUIAdapter.build_run_input(json.dumps(data).encode())
+
+
 def text_of(message: Message) -> str:
     content = getattr(message, "content", None)
     if isinstance(content, str):
@@ -81,7 +89,7 @@ class AGUIChatAPI(ChatRoutes):
         `{"recipe": ..., "status": ...}`, a `STATE_SNAPSHOT` first, then a `STATE_DELTA` (JSON Patch) as
         the recipe grows."""
         owner, recipes = self.recipe_caller(request)
-        run_input = await self.body(request, AGUIAdapter.build_run_input)
+        run_input = await self.body(request, read_run_input)
         props = run_input.forwarded_props
         model = props.get("model") if isinstance(props, dict) else None
         recipe_id, updates = await self.start_recipe(request, owner, recipes, shown(run_input.messages), model)
@@ -92,7 +100,7 @@ class AGUIChatAPI(ChatRoutes):
 
     async def run(self, request: Request) -> Response:
         owner = self.caller(request)
-        run_input = await self.body(request, AGUIAdapter.build_run_input)
+        run_input = await self.body(request, read_run_input)
         _, updates = await self.start_shown(
             request,
             owner,

@@ -35,10 +35,12 @@ from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from chat.wings.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
+from web.request_json import UnreadableJSON, read_json
 from web.turn_start import OWNER_HEADER, Refusal, limits_refusal, start_shown
 
 MAX_KEY_LENGTH = 512
 CONVERSATION_HEADER = "x-conversation-id"
+SEND_JSON = "Send a JSON body with 'model' and 'messages'."
 
 
 class TextContent(BaseModel):
@@ -145,8 +147,10 @@ class OpenAICompatibleAPI:
         if owner is None:
             return _no_key()
         try:
-            body = ChatCompletionRequest.model_validate(await request.json())
-        except (ValidationError, ValueError) as invalid:
+            body = ChatCompletionRequest.model_validate(read_json(await request.body()))
+        except UnreadableJSON as unreadable:
+            return openai_error(400, f"{unreadable} {SEND_JSON}", kind="invalid_request_error")
+        except ValidationError as invalid:
             return openai_error(400, _first_problem(invalid), kind="invalid_request_error")
         try:
             self.completions.models.check_offered(body.model)
@@ -302,9 +306,7 @@ def _no_key() -> JSONResponse:
     )
 
 
-def _first_problem(invalid: Exception) -> str:
-    if isinstance(invalid, ValidationError):
-        first = invalid.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"Invalid request: {where}: {first['msg']}."
-    return "Send a JSON body with 'model' and 'messages'."
+def _first_problem(invalid: ValidationError) -> str:
+    first = invalid.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"Invalid request: {where}: {first['msg']}."

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from chat.identity import VisitorCookie
 from chat.recipe_runs import RecipeService, RecipeUpdate
 from chat.turns import ChatService, TurnUpdate
+from web.request_json import UnreadableJSON, read_json
 from web.turn_start import Refusal, TurnAsk, caller, start_recipe, start_shown, start_turn
 
 T = TypeVar("T")
@@ -98,13 +99,17 @@ class ChatRoutes(ABC):
             raise Refused(Refusal(404, NO_RECIPES))
         return owner, self.recipes
 
-    async def body(self, request: Request, read: Callable[[bytes], T], malformed: str | None = None) -> T:
-        """The request's body as `read` reads it; one it cannot read (`ValueError`, a `ValidationError` among
-        them) is a 400 saying what to send (`malformed`, else the protocol's `MALFORMED`)."""
+    async def body(self, request: Request, read: Callable[[Any], T], malformed: str | None = None) -> T:
+        """The request's JSON body (`request_json.read_json`) as `read` reads it. Either failing (`ValueError`, a
+        `ValidationError` among them) is a 400 saying what to send (`malformed`, else the protocol's
+        `MALFORMED`), after what was wrong with the JSON itself when it was that."""
+        what_to_send = malformed or self.MALFORMED
         try:
-            return read(await request.body())
+            return read(read_json(await request.body()))
+        except UnreadableJSON as unreadable:
+            raise Refused(Refusal(400, f"{unreadable} {what_to_send}")) from None
         except ValueError:
-            raise Refused(Refusal(400, malformed or self.MALFORMED)) from None
+            raise Refused(Refusal(400, what_to_send)) from None
 
     async def start(
         self, request: Request, owner: str, ask: TurnAsk, tag: str

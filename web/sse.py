@@ -12,10 +12,10 @@ import contextlib
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -34,7 +34,6 @@ from web.route_base import ChatRoutes
 from web.turn_events import step_changes, usage_summary, with_keep_alive
 from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, json_refusal
 
-M = TypeVar("M", bound=BaseModel)
 KEEP_ALIVE_SECONDS = 1.0
 DEMO_PAGE = Path(__file__).with_name("sse_demo.html")
 
@@ -111,12 +110,14 @@ class ChatStreamAPI(ChatRoutes):
         )
 
     async def stream_post(self, request: Request) -> Response:
-        return await self._stream(request, await self.body(request, _json_as(ChatRequest)))
+        return await self._stream(request, await self.body(request, ChatRequest.model_validate))
 
     async def stop(self, request: Request) -> JSONResponse:
         """Stop a turn of yours, like the page's Stop (closing the stream does not: the turn goes on)."""
         owner = self.caller(request)
-        asked = await self.body(request, _json_as(StopRequest), 'Send a JSON body like {"conversation_id": "..."}.')
+        asked = await self.body(
+            request, StopRequest.model_validate, 'Send a JSON body like {"conversation_id": "..."}.'
+        )
         conversation_id = asked.conversation_id
         if asked.run is not None:
             return JSONResponse({"stopped": self.service.active.stop_running(owner, conversation_id, asked.run)})
@@ -228,11 +229,6 @@ class StreamPlace:
         if not (conversation_id and tag and (offset == END or offset.isascii() and offset.isdigit())):
             return None
         return cls(conversation_id, tag, None if offset == END else int(offset))
-
-
-def _json_as(model: type[M]) -> Callable[[bytes], M]:
-    """A JSON body read as `model` (`ValueError` when it is not one)."""
-    return lambda raw: model.model_validate(json.loads(raw))
 
 
 def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:

@@ -1,7 +1,7 @@
 """`POST /api/vercel-ai`: the chat turn as the Vercel AI SDK's UI message stream, for `useChat` and its
 `DefaultChatTransport`; `GET /api/vercel-ai/{id}` gives a stored conversation back as the SDK's messages.
 
-The request is read by pydantic-ai's `VercelAIAdapter` and the answer is written in its chunk types, but the
+The request is read as pydantic-ai's `VercelAIAdapter` reads it and the answer is written in its chunk types, but the
 turn is the page's own (`ChatService.run_turn`), not the adapter's run: so a chat started here is in the
 visitor's sidebar with its title, continues in the page or over any other route, keeps the context policy,
 the limits and the journal, and a stopped answer is kept and labelled. The AI SDK's `stop()` aborts the
@@ -16,7 +16,6 @@ regenerate); a client that sends the new `message` alone goes on from the stored
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import TypeAdapter
 from pydantic_ai.ui.vercel_ai import VercelAIAdapter
 from pydantic_ai.ui.vercel_ai.request_types import RequestData, TextUIPart, UIMessage
 from pydantic_ai.ui.vercel_ai.response_types import (
@@ -73,19 +73,19 @@ FINISH_REASONS: dict[RunStatus, FinishReason] = {
 }
 
 
-def read_chat_request(raw: bytes) -> tuple[RequestData, bool]:
+REQUEST_DATA = TypeAdapter(RequestData)
+"""The AI SDK's request as `VercelAIAdapter.build_run_input` validates it, here from the JSON values the routes'
+reader gives (web/request_json.py)."""
+
+
+def read_chat_request(data: Any) -> tuple[RequestData, bool]:
     """The AI SDK's request, and whether it carries the new message alone: `{id, message}`, as the SDK's
     message-persistence guide sends it (`prepareSendMessagesRequest`). The stored chat then goes on from
     where it is, instead of being cut back to what the client shows."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
     if isinstance(data, dict) and "messages" not in data and isinstance(data.get("message"), dict):
         rest = {key: value for key, value in data.items() if key != "message"}
-        whole = {"trigger": "submit-message", **rest, "messages": [data["message"]]}
-        return VercelAIAdapter.build_run_input(json.dumps(whole).encode()), True
-    return VercelAIAdapter.build_run_input(raw), False
+        return REQUEST_DATA.validate_python({"trigger": "submit-message", **rest, "messages": [data["message"]]}), True
+    return REQUEST_DATA.validate_python(data), False
 
 
 def text_of(message: UIMessage) -> str:
@@ -126,7 +126,7 @@ class VercelAIChatAPI(ChatRoutes):
         """The recipe tab's run: the last user message names the dish; the recipe arrives as one `data-recipe`
         part, updated in place as it grows (the SDK replaces a data part sent again with the same id)."""
         owner, recipes = self.recipe_caller(request)
-        body = await self.body(request, VercelAIAdapter.build_run_input)
+        body = await self.body(request, REQUEST_DATA.validate_python)
         model = (body.model_extra or {}).get("model")
         run_id, updates = await self.start_recipe(request, owner, recipes, shown(body.messages), model)
         chunks = recipe_chunks(updates, run_id)
