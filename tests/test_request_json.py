@@ -1,16 +1,20 @@
 """Bodies that are not JSON the app can hold (web/request_json.py), sent raw to every route that reads one on the
-real server: a 400 in the route's own error shape, before any model runs or anything is stored."""
+real server: a 400 in the route's own error shape, before any model runs or anything is stored. And a bare CR
+that a model streams, on every route that answers in Server-Sent Events."""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
 import httpx
 import pytest
+from pydantic_ai.models.function import FunctionModel
 
 from tests.test_ag_ui import run_input
-from tests.test_vercel_ai import chat_request, demo_app, recipes_of, sessions_of
+from tests.test_sse import parse
+from tests.test_vercel_ai import chat_request, demo_app, new_chat_id, recipes_of, sessions_of, stored
 from web.request_json import UnreadableJSON, read_json
 
 PROMPT = "PROMPT"
@@ -112,3 +116,51 @@ def test_what_the_reader_reads():
     assert read_json(b"[" * 200 + b"]" * 200) is not None  # as deep as the refusal says it reads
     with pytest.raises(UnreadableJSON):
         read_json(b"")
+
+
+PIECES = ["Zeile eins\rZeile zwei", "\r", "\ndrei\r", "vier\r\r", "fünf"]
+"""A model's answer with bare CRs: alone, at a chunk's end, as half of a CRLF split across chunks, doubled."""
+WHOLE = "".join(PIECES)
+
+
+async def with_bare_carriage_returns(messages, info):
+    for piece in PIECES:
+        yield piece
+
+
+def text_of_events(path: str, body: str) -> str:
+    """The answer's text, read from the events as a spec-conformant SSE parser (EventSource's) reads them."""
+    events = parse(body)
+    if path == "api/chat":
+        return "".join(data for name, data in events if name == "delta")
+    chunks = [json.loads(data) for _, data in events if data != "[DONE]"]
+    if path == "api/vercel-ai":
+        return "".join(chunk["delta"] for chunk in chunks if chunk["type"] == "text-delta")
+    if path == "api/ag-ui":
+        return "".join(chunk["delta"] for chunk in chunks if chunk["type"] == "TEXT_MESSAGE_CONTENT")
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"])
+
+
+@pytest.mark.parametrize("path", ["api/chat", "api/vercel-ai", "api/ag-ui", "v1/chat/completions"])
+def test_a_bare_carriage_return_in_the_answer_cuts_no_event_on_any_stream(app, monkeypatch, path):
+    monkeypatch.setattr(
+        app.service.models, "resolve", lambda name: FunctionModel(stream_function=with_bare_carriage_returns)
+    )
+    owner, chat_id = secrets.token_urlsafe(24), new_chat_id()
+    body = {
+        "api/chat": {"message": "Zähl bis fünf", "conversation_id": None},
+        "api/vercel-ai": chat_request(chat_id, "Zähl bis fünf"),
+        "api/ag-ui": run_input(chat_id, "Zähl bis fünf"),
+        "v1/chat/completions": {"model": "demo", "stream": True, "messages": [{"role": "user", "content": "Zähl"}]},
+    }[path]
+    response = post_raw(app, path, owner, json.dumps(body).encode())
+    assert response.status_code == 200
+    text = text_of_events(path, response.text)
+    if path == "api/chat":  # its deltas are data lines: each line end arrives as LF, and every word arrives
+        assert text == re.sub(r"\r\n|\r", "\n", WHOLE)
+        (session,) = sessions_of(app, owner)
+        chat_id = session.conversation_id
+    else:  # the others' are JSON, where a CR is "\r"
+        assert text == WHOLE
+    if path != "v1/chat/completions":  # a completion without a conversation id is not stored
+        assert stored(app, owner, chat_id)[-1].parts[0].content == WHOLE  # kept exactly
