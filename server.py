@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -50,7 +50,7 @@ from storage import open_store
 from storage.catalogue import CataloguedStore, ServerStore
 from storage.turn_journal import TurnJournal
 from ui import ServicesShown, build_demo, launch_options
-from ui.gradio_armour import keep_connections_open, tune_for_many_streams
+from ui.gradio_armour import NoteStopsBeforeJoin, StopsBeforeJoin, keep_connections_open, tune_for_many_streams
 from web.ag_ui import AGUIChatAPI
 from web.content_policy import ImagesFromHereOnly
 from web.openai_api import OpenAICompatibleAPI
@@ -91,6 +91,8 @@ class Runtime:
     active: ActiveTurns
     journal: TurnJournal
     page: ServicesShown
+    stops_before_join: StopsBeforeJoin = field(default_factory=StopsBeforeJoin)
+    """Gradio's Stops sent before their answer joined the queue (the armour's `NoteStopsBeforeJoin` notes them)."""
 
 
 def context_policies(settings: Settings, store: CataloguedStore, models: ModelResolver) -> ContextPolicies:
@@ -183,7 +185,7 @@ def build_app(settings: Settings) -> tuple[gr.Blocks, Runtime]:
     runtime = build_runtime(settings)
     if settings.warm_up:
         warm_up(runtime)
-    return build_demo(runtime.page, settings), runtime
+    return build_demo(runtime.page, settings, runtime.stops_before_join), runtime
 
 
 def visitor_cookie(settings: Settings, store: ServerStore) -> VisitorCookie:
@@ -227,6 +229,8 @@ def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) 
         Middleware(IssueVisitorCookie, cookies=cookies),
         Middleware(ImagesFromHereOnly, allowed_hosts=settings.image_hosts),
     ]
+    if settings.gradio_armour:
+        middleware.append(Middleware(NoteStopsBeforeJoin, stops=runtime.stops_before_join))
     demo.launch(
         prevent_thread_lock=True,
         app_kwargs={"routes": routes, "middleware": middleware, "exception_handlers": {StoreUnavailable: store_away}},

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -517,3 +518,21 @@ def test_the_context_choices_always_include_the_default_and_reject_unknown_names
     assert "unknown everything" in capsys.readouterr().err
     assert parse_settings({"CHAT_ALLOW_ANY_MODEL": "1"}, []).allow_any_model
     assert not parse_settings({}, []).allow_any_model
+
+
+def test_a_gradio_cancel_sent_before_the_job_joined_the_queue_stops_its_answer(app):
+    """`gradio_client`'s `job.cancel()` right after `submit()` reaches the server before the job has an event
+    id (its `/cancel` names none): the answer that then joins must stop as it starts, its prompt kept."""
+    owner = visitor_token("impatient")
+    client = Client(app.url, verbose=False)
+    chat = next(d["id"] for d in client.config["dependencies"] if d.get("api_name") == "chat")
+    cancel = {"session_hash": client.session_hash, "fn_index": chat, "event_id": None}
+    httpx.post(f"{app.url}gradio_api/cancel", json=cancel)  # what the client sends; Gradio refuses it (422)
+    answer, usage, _ = client.predict("count to 2500, slowly", "demo", owner, api_name="/chat")
+    assert "stopped" in usage and "2500." not in last_answer(answer)
+    (conversation,) = stored_conversations(app, owner)
+    assert conversation.messages[-1].state == "interrupted"
+    assert conversation.messages[0].parts[0].content == "count to 2500, slowly"
+    # Used once: the session's next answer runs to its end.
+    _, usage, _ = client.predict("count to 4", "demo", owner, api_name="/chat")
+    assert "stopped" not in usage

@@ -18,7 +18,7 @@ from chat.wings.mcp_servers import McpServers
 from chat.wings.stream_inspector import StreamInspector
 from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
-from ui.gradio_armour import queue_without_dashboard
+from ui.gradio_armour import StopsBeforeJoin, queue_without_dashboard
 from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
 from ui.layout import (
@@ -72,10 +72,13 @@ class ServicesShown:
     mcp_servers: McpServers
 
 
-def build_demo(services: ServicesShown, settings: Settings) -> gr.Blocks:
+def build_demo(
+    services: ServicesShown, settings: Settings, stops_before_join: StopsBeforeJoin | None = None
+) -> gr.Blocks:
+    """The page. `stops_before_join`: where the server's `NoteStopsBeforeJoin` notes early Stops (the armour)."""
     service = services.chat
     visitors = Visitors(services.visitor_cookie)
-    chat = ChatTab(service, visitors, settings.image_hosts, services.mcp_servers)
+    chat = ChatTab(service, visitors, settings.image_hosts, services.mcp_servers, stops_before_join)
     recipes = RecipeHandlers(services.recipes, visitors)
     stream_probe = InspectorHandlers(services.inspector)
     handoffs = HandoffHandlers(services.handoffs, visitors)

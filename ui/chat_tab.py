@@ -21,7 +21,7 @@ from chat.render import ENDED_LABELS, answer_messages, format_context, format_st
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from chat.wings.mcp_servers import McpServers
-from ui.gradio_armour import ChatArmour
+from ui.gradio_armour import ChatArmour, StopsBeforeJoin
 from ui.visitors import RunHandlers, Visitors, new_conversation_id
 
 # While an answer streams the usage line and the context panel show these rather than `gr.skip()`:
@@ -154,11 +154,13 @@ class ChatTab(RunHandlers):
         visitors: Visitors,
         image_hosts: tuple[str, ...] = (),
         mcp_servers: McpServers | None = None,
+        stops_before_join: StopsBeforeJoin | None = None,
     ) -> None:
         super().__init__(service, visitors)
         self.service = service
         self.image_hosts = image_hosts
         self.mcp_servers = mcp_servers or McpServers()
+        self.stops_before_join = stops_before_join or StopsBeforeJoin()
 
     async def answer(
         self,
@@ -182,6 +184,8 @@ class ChatTab(RunHandlers):
         chat_of_this_answer: Any = conversation_id
         run_tag = secrets.token_hex(8)
         how_to_stop: Any = stop_request(conversation_id, run_tag)
+        if scope and self.stops_before_join.take(getattr(request, "session_hash", None)):
+            self.service.stop(scope, conversation_id)  # the run ends as it starts, its prompt saved
         try:
             async for update in self.service.run_turn(
                 scope,
@@ -349,4 +353,6 @@ def chat_pane(
         if armoured
         else None
     )
+    if armour is not None:
+        tab.stops_before_join.watch(armour)
     return ChatPane(interface, armour)

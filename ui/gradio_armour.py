@@ -9,6 +9,7 @@ it relies on has a canary test that fails with a sentence naming it (tests/test_
 - `ChatArmour` rewrites the events a `gr.ChatInterface` wired: the box stays usable while an answer
   streams, Send is one request, the Send/Stop swap costs no component build, and Stop goes through the
   app's own route (`PageOnlyText`, `STOP_BY_ROUTE`).
+- `StopsBeforeJoin` keeps a Stop (Gradio's `/cancel`) sent before its job had joined the queue.
 - `queue_without_dashboard` keeps Gradio's queue from summarising its events with pandas.
 - `keep_connections_open` lets uvicorn keep an idle connection longer than clients do.
 - `tune_for_many_streams` tunes the garbage collector, the GIL's switch interval and a failing import.
@@ -19,8 +20,10 @@ from __future__ import annotations
 import gc
 import importlib.util
 import inspect
+import json
 import os
 import sys
+import time
 from abc import ABCMeta
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -230,6 +233,81 @@ def events_of(page: gr.Blocks, interface: gr.ChatInterface) -> Iterator[Any]:
 def dependency_of(block_fn: Any) -> Dependency:
     """A `Dependency` (what `.click()` returns) for an event Gradio wired itself, so more can be chained."""
     return Dependency(None, block_fn.get_config(), block_fn._id, block_fn.fn)
+
+
+# --- A Stop sent before its job joined the queue -----------------------------------------------------
+
+
+class StopsBeforeJoin:
+    """Gradio's `POST /gradio_api/cancel` that names no event: `gradio_client`'s `job.cancel()` right after
+    `submit()`, before the queue has given the job its id. Gradio cancels nothing then, the job joins the
+    queue after it and the answer runs to its end: the Stop is lost. Noted here (by `NoteStopsBeforeJoin`,
+    for the chat's answer events only), it stops the page session's next answer as that answer starts,
+    which is saved with its prompt, labelled stopped."""
+
+    WINDOW_SECONDS = 10.0
+    """A job joins the queue within moments of its cancel; an older note is no Stop of the next answer."""
+    _REMEMBERED = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.answer_fns: set[int] = set()
+        self._pressed: dict[str, float] = {}
+        self._clock = clock
+
+    def watch(self, armour: ChatArmour) -> None:
+        """Note cancels of these answer events (the page's Send, examples, retry, edit and the `/chat` API)."""
+        api = (armour.interface.fake_api_btn._id, "click")  # `/chat` runs the fn itself, under its own name
+        self.answer_fns.update(
+            block_fn._id for block_fn in armour.events if block_fn in armour.answer_events or api in block_fn.targets
+        )
+
+    def note(self, body: bytes) -> None:
+        try:
+            cancel = json.loads(body)
+        except ValueError:
+            return  # Gradio answers it; there is nothing to note
+        if not isinstance(cancel, dict) or cancel.get("event_id") or cancel.get("fn_index") not in self.answer_fns:
+            return
+        session = cancel.get("session_hash")
+        if isinstance(session, str) and session:
+            self._pressed.pop(session, None)
+            self._pressed[session] = self._clock()
+            while len(self._pressed) > self._REMEMBERED:
+                del self._pressed[next(iter(self._pressed))]
+
+    def take(self, session_hash: str | None) -> bool:
+        """Whether a Stop came for this session's answer before it joined (and forget it: it stops one)."""
+        pressed = self._pressed.pop(session_hash, None) if session_hash else None
+        return pressed is not None and self._clock() - pressed <= self.WINDOW_SECONDS
+
+
+class NoteStopsBeforeJoin:
+    """ASGI middleware: shows `StopsBeforeJoin` each cancel's body on its way to Gradio, unchanged."""
+
+    CANCEL_PATH = "/gradio_api/cancel"
+    MAX_NOTED_BYTES = 4096
+
+    def __init__(self, app: Any, stops: StopsBeforeJoin) -> None:
+        self.app = app
+        self.stops = stops
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(self.CANCEL_PATH):
+            await self.app(scope, receive, send)
+            return
+        received, body = [], b""
+        while len(body) <= self.MAX_NOTED_BYTES:
+            message = await receive()
+            received.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                self.stops.note(body)
+                break
+
+        async def replay() -> Any:
+            return received.pop(0) if received else await receive()
+
+        await self.app(scope, replay, send)
 
 
 # --- Gradio's queue without its monitoring records ---------------------------------------------------
