@@ -324,8 +324,20 @@ def test_retry_answers_again_and_keeps_the_old_answer_as_a_branch(app, opened):
     send(page, "<img src=x onerror=window.__pwned=1> count to 3 <script>window.__ran=1</script>")
     page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('count to 3')")
     assert page.evaluate("() => [window.__pwned, window.__ran]") == [None, None]  # message HTML is inert
+    # The usage line says 'total' from the first answer until the retry's first update: the page is watched
+    # from before the click for the retry to start (the old answer gone, or the line saying it answers), and
+    # then for it to end, however slowly it comes under load.
+    page.evaluate(
+        """() => { window.__retryStarted = false; new MutationObserver(() => {
+            const bots = document.querySelectorAll("[data-testid='bot']");
+            if (!bots.length || document.querySelector('#usage').innerText.includes('Answering'))
+                window.__retryStarted = true;
+        }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+    )
     page.locator("#chat button[aria-label='Retry']").click()
-    page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')")
+    page.wait_for_function(
+        "() => window.__retryStarted && document.querySelector('#usage').innerText.includes('total')"
+    )
     page.wait_for_timeout(500)
     assert page.locator("[data-testid='bot']").count() == 1
     assert "1 2 3." in bot_text(page)
