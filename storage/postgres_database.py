@@ -102,6 +102,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX running_turn_text_by_turn ON running_turn_text (turn_id, id);
         """,
     ),
+    (
+        "003 live servers",
+        """
+        -- When each server last took its liveness lock, as the start time of the PostgreSQL server it took it
+        -- on: a restart drops every lock, and a server that has not taken its lock since is not yet known gone.
+        CREATE TABLE live_servers (server_id text PRIMARY KEY, since timestamptz NOT NULL);
+        """,
+    ),
 ]
 """Append-only: never edit one that has shipped, add the next."""
 

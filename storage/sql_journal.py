@@ -1,8 +1,8 @@
 """The turn journal (storage/turn_journal.py) on a SQL database, written once for SQLite and PostgreSQL: one
 row when a turn starts, one append-only row per checkpoint, both deleted when the turn is saved.
 
-A backend says only how it tells that a server is gone (`server_gone`), and what marks its own server as
-running (`mark_alive`).
+A backend says only how it tells that a server is gone (`server_gone`), what marks its own server as
+running (`mark_alive`), and whether it is itself marked so now (`judges_others`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,17 @@ class SQLTurnJournal(TurnJournal):
     def mark_alive(self) -> None:
         """Before this server writes a turn or claims another's: whatever lets other servers see it runs."""
 
+    def judges_others(self, statements: Statements) -> bool:
+        """Whether this server is marked as running now, as its peers see it: until it is (again), it judges
+        no other server gone."""
+        return True
+
     @abstractmethod
     def server_gone(self, statements: Statements, server_id: str) -> bool:
         """Whether the server that wrote a turn has stopped, so its turns are for this one to put back."""
+
+    def forget_server(self, statements: Statements, server_id: str) -> None:
+        """A server found gone: whatever marked it as running can go too."""
 
     @off_the_event_loop
     def begin(self, scope: str, conversation_id: str, prompt: str, model: str) -> str:
@@ -66,8 +74,15 @@ class SQLTurnJournal(TurnJournal):
                 " WHERE server_id != ? ORDER BY started_at",
                 [self.server_id],
             ).fetchall()
+            if turns and not self.judges_others(statements):
+                return []  # this server is not (again) seen running yet: it judges nobody before it is
+            judged: dict[str, bool] = {}
             for turn_id, scope, conversation_id, prompt, model, server_id in turns:
-                if not self.server_gone(statements, server_id):
+                if server_id not in judged:
+                    judged[server_id] = self.server_gone(statements, server_id)
+                    if judged[server_id]:
+                        self.forget_server(statements, server_id)
+                if not judged[server_id]:
                     continue  # that server still runs: its turns are its own
                 claimed = statements.execute(
                     "UPDATE running_turns SET server_id = ? WHERE turn_id = ? AND server_id = ?",
