@@ -124,7 +124,7 @@ def chat_wings(
         wings.append(mcp_servers)
     wings += [Approvals(), context] if approvals else [context]
     if journal is not None:
-        wings.append(JournalledTurns(journal))
+        wings.append(JournalledTurns(journal, store))
     return wings
 
 

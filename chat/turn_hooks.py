@@ -93,6 +93,10 @@ class TurnHooks:
     def check(self, turn: Turn) -> None:
         """Refuse the turn before it starts (raise `chat.errors.PromptRejected`); nothing is stored then."""
 
+    async def opening(self, owner: str, conversation_id: str) -> None:
+        """A turn is about to read this conversation, or a client asks whether it is there: bring it up to date
+        first (the journal puts back a turn a server that died left in it)."""
+
     async def for_turn(self, turn: Turn) -> TurnHooks:
         """The turn starts (admitted, before its conversation is loaded)."""
         return self

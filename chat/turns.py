@@ -96,6 +96,12 @@ class ChatService(RunService):
         for wing in self.wings:
             wing.check(turn)
 
+    async def open_conversation(self, owner: str, conversation_id: str) -> None:
+        """Before a turn reads this conversation, or the caller is told whether it is there: each wing brings
+        it up to date (`TurnHooks.opening`)."""
+        for wing in self.wings:
+            await wing.opening(owner, conversation_id)
+
     async def run_turn(
         self,
         owner: str | None,
@@ -125,6 +131,7 @@ class ChatService(RunService):
             await self.active.settle(owner, conversation_id)  # a stopped answer still saving: wait for it
             # `admit` checks again; this is before `keep_shown` writes.
             await self.active.check_can_start(owner, conversation_id, address)
+            await self.open_conversation(owner, conversation_id)
             if shown_prompts is not None:
                 await self.edits.keep_shown(owner, conversation_id, shown_prompts)
         except _REFUSED as error:  # before anything is stored or any model asked

@@ -65,15 +65,16 @@ class SQLTurnJournal(TurnJournal):
             end_turn_in(statements, turn_id)
 
     @off_the_event_loop
-    def left_by_earlier_servers(self) -> list[UnfinishedTurn]:
+    def left_by_earlier_servers(self, only: tuple[str, str] | None = None) -> list[UnfinishedTurn]:
         self.mark_alive()
         unfinished = []
+        sql = "SELECT turn_id, scope, conversation_id, prompt, model, server_id FROM running_turns WHERE server_id != ?"
+        params = [self.server_id]
+        if only is not None:
+            sql += " AND scope = ? AND conversation_id = ?"
+            params += list(only)
         with self.database.connection() as statements:
-            turns = statements.execute(
-                "SELECT turn_id, scope, conversation_id, prompt, model, server_id FROM running_turns"
-                " WHERE server_id != ? ORDER BY started_at",
-                [self.server_id],
-            ).fetchall()
+            turns = statements.execute(sql + " ORDER BY started_at", params).fetchall()
             if turns and not self.judges_others(statements):
                 return []  # this server is not (again) seen running yet: it judges nobody before it is
             judged: dict[str, bool] = {}

@@ -49,9 +49,10 @@ class TurnJournal(ABC):
         """The turn is saved (or was put back): nothing of it to keep."""
 
     @abstractmethod
-    async def left_by_earlier_servers(self) -> list[UnfinishedTurn]:
-        """Turns of server processes that are gone, each claimed for this server (so that of two replicas
-        looking at once, one puts it back); a server still running keeps its own."""
+    async def left_by_earlier_servers(self, only: tuple[str, str] | None = None) -> list[UnfinishedTurn]:
+        """Turns of server processes that are gone (`only` those of one (scope, conversation id)), each claimed
+        for this server (so that of two replicas looking at once, one puts it back); a server still running
+        keeps its own."""
 
     @abstractmethod
     async def running(self, scope: str, conversation_id: str) -> bool:

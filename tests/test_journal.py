@@ -103,6 +103,25 @@ async def test_a_prompt_written_before_the_model_answers_survives_a_crash(store)
     assert "server restarted" in to_bubbles(messages)[-1]["content"]
 
 
+async def test_a_message_in_a_chat_whose_server_died_puts_its_turn_back_first_without_waiting_for_a_look(store):
+    """The visitor of a server that died writes again at once, through another server, in a chat whose first
+    turn was running there: it is put back before the new turn reads the conversation, not at the next look."""
+    dead = store.turn_journal(gone_server_id())
+    turn = await dead.begin("lea", "c-new", "Compte jusqu'à mille.", "demo")
+    await dead.append(turn, "1 2 3 4")
+    dead.close()
+    service = make_service(store, journal=store.turn_journal())
+    updates = await collect(service, "Qu'est-ce que je t'ai demandé ?", owner="lea", conversation="c-new")
+    assert updates[-1].status.value == "completed"
+    bubbles = to_bubbles((await store.load("c-new", scope="lea")).messages)
+    assert [bubble["content"] for bubble in bubbles[::2]] == [
+        "Compte jusqu'à mille.",
+        "Qu'est-ce que je t'ai demandé ?",
+    ]
+    assert bubbles[1]["content"].startswith("1 2 3 4") and "server restarted" in bubbles[1]["content"]
+    assert query(store, "SELECT count(*) FROM running_turns")[0][0] == 0
+
+
 async def test_recovery_appends_the_partial_answer_after_the_earlier_turns_labelled(store):
     service = make_service(store)
     await collect(service, "My name is Odile.", owner="odile", conversation="c-9")

@@ -178,6 +178,8 @@ async def start_turn(
     over_limit = await limits_refusal(service.active, owner, conversation_id, address)
     if over_limit is not None:  # before the 404: a new chat's first answer is not stored yet (busy)
         return over_limit
+    if named:  # a turn its replica left when it died is put back now, not at the next look
+        await service.open_conversation(owner, conversation_id)
     if named and not client_names_new and not await service.edits.has_conversation(owner, conversation_id):
         return Refusal(404, NO_SUCH_CONVERSATION)
     updates = service.run_turn(

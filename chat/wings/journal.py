@@ -102,10 +102,17 @@ class Checkpoints:
 
 class JournalledTurns(TurnHooks):
     """A wing: every chat turn's prompt is on disk before the model is asked, and its answer every few
-    seconds after, until the turn is saved (its entry ends in the save's own transaction)."""
+    seconds after, until the turn is saved (its entry ends in the save's own transaction). A turn a dead
+    server left in a conversation is put back before that conversation is read for a turn."""
 
-    def __init__(self, journal: TurnJournal) -> None:
+    def __init__(self, journal: TurnJournal, store: CataloguedStore) -> None:
         self.journal = journal
+        self.store = store
+
+    async def opening(self, owner: str, conversation_id: str) -> None:
+        # The periodic look (`keep_recovering`) comes every few seconds; the visitor of a replica that died, sent
+        # to another one, writes again at once, to a chat whose first turn is not saved yet.
+        await recover_unfinished_turns(self.journal, self.store, only=(owner, conversation_id))
 
     async def for_turn(self, turn: Turn) -> TurnHooks:
         checkpoints = await Checkpoints.begin(
@@ -141,15 +148,18 @@ def _best_effort(step: str) -> Iterator[None]:
         log.warning("turn journal: %s skipped, the database is not reachable", step)
 
 
-async def recover_unfinished_turns(journal: TurnJournal, store: CataloguedStore) -> int:
-    """Save every turn a server that is gone left unfinished; returns how many. Run before serving, and
-    then every so often (`keep_recovering`): with replicas, the one that died may never start again. First,
-    end the entries of this server's turns that ended while the database was away."""
+async def recover_unfinished_turns(
+    journal: TurnJournal, store: CataloguedStore, *, only: tuple[str, str] | None = None
+) -> int:
+    """Save every turn a server that is gone left unfinished (`only` in one owner's conversation); returns how
+    many. Run before serving, then every so often (`keep_recovering`): with replicas, the one that died may
+    never start again; and before a turn reads its conversation (`JournalledTurns.opening`). First, end the
+    entries of this server's turns that ended while the database was away."""
     for turn_id in list(journal.ends_owed):  # this server's turns that ended while the database was away
         await journal.finish(turn_id)
         journal.ends_owed.discard(turn_id)
     recovered = 0
-    for turn in await journal.left_by_earlier_servers():
+    for turn in await journal.left_by_earlier_servers(only):
         conversation = await store.load(turn.conversation_id, scope=turn.scope)
         if conversation is None and await store.read_record(turn.conversation_id) is not None:
             await journal.finish(turn.turn_id)  # deleted meanwhile, or not this owner's: nothing to put back
