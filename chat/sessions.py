@@ -16,6 +16,7 @@ from pydantic_ai.conversation import Conversation, ConversationTypeAdapter
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
 
 from chat.errors import ConversationUnavailable, NoSuchConversation, StorageFull, VisitorMissing
+from chat.imported import inert_history
 from chat.quota import StoredDataQuota, readable_size
 from chat.render import to_bubbles, to_markdown
 from chat.text import join_surrogates, title_from_prompt
@@ -49,6 +50,19 @@ class OpenedConversation:
     @property
     def bubbles(self) -> list[dict[str, str]]:
         return to_bubbles(self.messages, self.image_hosts)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A file stored as a new conversation, and what of it was left out (a sentence each)."""
+
+    conversation_id: str
+    messages: int
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def notice(self) -> str:
+        return " ".join([f"Imported {self.messages} messages.", *self.left_out])
 
 
 @dataclass(frozen=True)
@@ -157,24 +171,32 @@ class Sessions:
                 f"{readable_size(self.max_import_bytes)}. Nothing was imported."
             )
 
-    async def import_json(self, owner: str, payload: bytes | str) -> str:
-        """Store an exported conversation (or a bare pydantic-ai message list) as a new one; returns its id."""
+    async def import_json(self, owner: str, payload: bytes | str) -> Imported:
+        """Store an exported conversation (or a bare pydantic-ai message list) as a new one.
+
+        Only what was said and done comes in (chat/imported.py): an action the file left waiting for approval
+        or unanswered, and anything else a run would act on, is left out and named in `Imported.left_out`.
+        """
         owner = _owner(owner)
         self.check_import_size(len(payload))
         conversation = _parse_conversation(payload)
+        inert = inert_history(conversation.messages)
+        if not inert.messages:
+            raise ImportRejected(
+                " ".join(["This file holds no answered message.", *inert.left_out, "Nothing was imported."])
+            )
         try:
             await self.quota.check(owner, adding=len(payload))
         except StorageFull as full:
             raise ImportRejected(f"{full} Nothing was imported.") from None
-        imported = Conversation(
-            messages=list(conversation.messages), usage=conversation.usage, conversation_id=str(uuid.uuid4())
-        )
+        # Messages and usage, never the file's `deferred_tool_requests`: the calls it waited on are not imported.
+        imported = Conversation(messages=inert.messages, usage=conversation.usage, conversation_id=str(uuid.uuid4()))
         await self.store.save(imported, scope=owner)
         first_prompt = _first_prompt(imported.messages)
         # Named by the app, as a first prompt names a chat: the record's title stays the user's to set.
         title = "Imported: " + title_from_prompt(first_prompt or "chat")
         await self.store.describe(imported.conversation_id, owner, TurnEnd(title=title))
-        return imported.conversation_id
+        return Imported(imported.conversation_id, len(imported.messages), inert.left_out)
 
 
 def kept_as_typed(typed: str, kept: str) -> bool:

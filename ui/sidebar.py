@@ -240,12 +240,12 @@ class SessionHandlers:
         path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
         try:
             self.sessions.check_import_size(path.stat().st_size)  # before reading it whole
-            conversation_id = await self.sessions.import_json(owner, path.read_bytes())
+            imported = await self.sessions.import_json(owner, path.read_bytes())
         except ImportRejected as problem:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {problem}"
-        opened = await self.sessions.open(owner, conversation_id)
-        choices = gr.update(choices=await self.session_choices(owner), value=conversation_id)
-        return opened.bubbles, conversation_id, choices, opened.title, f"Imported {len(opened.messages)} messages."
+        opened = await self.sessions.open(owner, imported.conversation_id)
+        choices = gr.update(choices=await self.session_choices(owner), value=imported.conversation_id)
+        return opened.bubbles, imported.conversation_id, choices, opened.title, imported.notice
 
 
 def session_label(summary: SessionSummary) -> str:
