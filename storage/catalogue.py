@@ -56,12 +56,12 @@ class SearchHit:
 
 
 class CorruptConversation(LookupError):
-    """A stored message could not be read back; the conversation is damaged, the others are not."""
+    """A stored message or record could not be read back; the conversation is damaged, the others are not."""
 
     def __init__(self, conversation_id: str | None, detail: str) -> None:
         self.conversation_id = conversation_id
         super().__init__(
-            "This conversation could not be read: a stored message is damaged "
+            "This conversation could not be read: some of its stored data is damaged "
             f"({detail}). Other conversations are not affected; you can delete this one."
         )
 

@@ -51,7 +51,7 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
     def read_record(self, conversation_id: str) -> ConversationRecord | None:
         with self.connection() as statements:
             row = statements.execute("SELECT record_json FROM conversations WHERE id = ?", [conversation_id]).fetchone()
-        return None if row is None else _RECORDS.validate_json(row[0])
+        return None if row is None else record_from(row[0], conversation_id)
 
     @off_the_event_loop
     def read_records(self, *, scope: str | None = None, limit: int | None = None) -> Sequence[ConversationRecord]:
@@ -66,7 +66,7 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
             params.append(limit)
         with self.connection() as statements:
             rows = statements.execute(sql, params).fetchall()
-        return [_RECORDS.validate_json(row[0]) for row in rows]
+        return [record_from(row[0]) for row in rows]
 
     @off_the_event_loop
     def write_record(
@@ -136,7 +136,7 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
                 f"SELECT record_json FROM conversations WHERE id = ? AND revision = ?{self.dialect.lock_to_update}",
                 [conversation_id, expected_revision],
             ).fetchone()
-            record = None if row is None else _RECORDS.validate_json(row[0])
+            record = None if row is None else record_from(row[0], conversation_id)
             if record is None or any(getattr(record, key) != value for key, value in (expected or {}).items()):
                 raise ConversationConflict(conversation_id)
             record = dataclasses.replace(record, **details)
@@ -147,6 +147,26 @@ class SQLConversationStore(SQLCatalogue, ServerStore):
                 [_RECORDS.dump_json(record).decode(), record.title or "", conversation_id],
             )
         return record
+
+    async def delete(self, conversation_id: str, *, scope: str | None = None) -> None:
+        """pydantic-ai's `delete` (the revision compared, another owner's left as it is), reading the owner and
+        revision from their own columns instead of the record: a conversation whose record is damaged can still
+        be deleted by its owner."""
+        while (revision := await self._revision(conversation_id, scope)) is not None:
+            try:
+                await self.delete_record(conversation_id, expected_revision=revision)
+            except ConversationConflict:
+                continue  # saved or replaced since it was read: check its owner again
+            return
+
+    @off_the_event_loop
+    def _revision(self, conversation_id: str, scope: str | None) -> str | None:
+        sql, params = "SELECT revision FROM conversations WHERE id = ?", [conversation_id]
+        if scope is not None:
+            sql, params = sql + " AND scope = ?", [*params, scope]
+        with self.connection() as statements:
+            row = statements.execute(sql, params).fetchone()
+        return None if row is None else row[0]
 
     @off_the_event_loop
     def delete_record(self, conversation_id: str, *, expected_revision: str) -> None:
@@ -222,6 +242,14 @@ def entry_row(entry: ConversationEntry, record: ConversationRecord, written_at: 
         "text": message_text(entry.message),
         "created_at": written_at,
     }
+
+
+def record_from(record_json: str, conversation_id: str | None = None) -> ConversationRecord:
+    """A stored record, or `CorruptConversation` when it cannot be read (the conversation's owner can delete it)."""
+    try:
+        return _RECORDS.validate_json(record_json)
+    except (pydantic.ValidationError, ValueError) as error:
+        raise CorruptConversation(conversation_id, f"its record: {type(error).__name__}") from error
 
 
 def entry_from_row(row: tuple) -> ConversationEntry:

@@ -154,6 +154,33 @@ async def test_a_corrupt_conversation_opens_with_a_clear_message_and_others_stil
     assert refused.status is RunStatus.FAILED and "could not be read" in refused.error
 
 
+DAMAGE = {
+    "a message": "UPDATE entries SET message_json = '{\"kind\": \"respo' WHERE conversation_id = 'harmed'",
+    "its record": "UPDATE conversations SET record_json = '{\"conversation_id\": 7' WHERE id = 'harmed'",
+}
+
+
+@pytest.mark.parametrize("any_store", ["sqlite"], indirect=True)  # damages a stored row with SQL
+@pytest.mark.parametrize("damaged", list(DAMAGE))
+async def test_a_damaged_conversation_is_deleted_by_its_owner_and_nothing_else_goes(service, sessions, store, damaged):
+    await say(service, "Notizen über Käse", conversation="harmed")
+    await say(service, "Und Brot?", conversation="harmed")
+    await say(service, "Rezepte für Brot", conversation="kept")
+    await say(service, "Rezepte für Brot", conversation="theirs", owner="mallory")
+    before = {owner: await store.load(c, scope=owner) for owner, c in (("alice", "kept"), ("mallory", "theirs"))}
+    store.db.execute(DAMAGE[damaged])
+    with pytest.raises(ConversationUnavailable, match="could not be read.*you can delete this one"):
+        await sessions.open("alice", "harmed")
+    with pytest.raises(ConversationUnavailable):
+        await sessions.delete("mallory", "harmed")  # damaged or not, only its owner can
+    await sessions.delete("alice", "harmed")
+    assert [summary.conversation_id for summary in await sessions.list("alice")] == ["kept"]
+    assert store.db.execute("SELECT count(*) FROM entries WHERE conversation_id = 'harmed'").fetchone()[0] == 0
+    for owner, conversation_id in (("alice", "kept"), ("mallory", "theirs")):
+        assert (await store.load(conversation_id, scope=owner)).messages == before[owner].messages
+    assert (await say(service, "Noch da?", conversation="kept")).status is RunStatus.COMPLETED
+
+
 def test_titles_are_cut_on_word_boundaries():
     assert title_from_prompt("  hello\n world ") == "hello world"
     assert title_from_prompt("") == "New chat"

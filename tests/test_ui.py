@@ -258,6 +258,18 @@ async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side
     assert len(await side.sessions.list(BOB)) == 1
 
 
+async def test_a_damaged_chat_is_deleted_from_the_sidebar_which_says_so_and_keeps_the_others(tab, side, store):
+    await answered(tab, "Tagebuch", ALICE, "harmed")
+    await answered(tab, "Einkaufsliste", ALICE, "kept")
+    store.db.execute("UPDATE conversations SET record_json = 'not json' WHERE id = 'harmed'")
+    chat, _id, _title, _usage, notice, *_ = await side.switch(ALICE, "harmed", page())
+    assert "could not be read" in notice and "you can delete this one" in notice
+    chat, shown, listed, _title, _confirm, _results, _search, notice = await side.delete(ALICE, "harmed", page())
+    assert notice == "Deleted." and chat == [] and shown is None
+    assert [value for _, value in listed["choices"]] == ["kept"]
+    assert (await side.sessions.open(ALICE, "kept")).bubbles[0]["content"] == "Einkaufsliste"
+
+
 async def test_an_import_says_in_the_notice_what_it_left_out(side, tmp_path):
     call = {
         "part_kind": "tool-call",
