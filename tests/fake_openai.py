@@ -10,8 +10,9 @@ The last user message picks the script:
   "slow"             streams 200 words, one every 50 ms (for Stop)
   with an output tool (`final_result…`) in the request: the recipe below as tool-call argument deltas,
   in OpenAI's format ("fault:badjson": arguments that do not fit the schema)
-  "tool:calculate"   with `calculate` offered: a streamed call of it; once its result comes back (a
-                     `tool` message last), an answer quoting the result
+  "tool:NAME"        with NAME offered: a streamed call of it (`calculate` with an expression, any other
+                     with {"asked": the prompt}); once its result comes back (a `tool` message last),
+                     an answer quoting the result
   anything else      streams "word0 word1 ... word9" and a final usage chunk
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -87,9 +89,9 @@ def build_app(log: ServerLog) -> Starlette:
         last = payload["messages"][-1]
         if last["role"] == "tool":
             return StreamingResponse(_words(f"The tool said {last['content']} .", log), media_type="text/event-stream")
-        if "tool:calculate" in prompt and "calculate" in offered:
-            calculation = json.dumps({"expression": "6 * 7"})
-            return StreamingResponse(_tool_call_stream("calculate", calculation, log), media_type="text/event-stream")
+        if (named := re.search(r"tool:(\w+)", prompt)) and named.group(1) in offered:
+            arguments = json.dumps({"expression": "6 * 7"} if named.group(1) == "calculate" else {"asked": prompt})
+            return StreamingResponse(_tool_call_stream(named.group(1), arguments, log), media_type="text/event-stream")
 
         async def stream() -> AsyncIterator[str]:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 
@@ -106,7 +107,7 @@ def test_openai_messages_become_pydantic_ai_requests_and_responses_in_order():
 
     from chat.wings.completions import BadCompletionRequest, ChatMessageIn, to_model_messages
 
-    history, prompt = to_model_messages(
+    asked = to_model_messages(
         [
             ChatMessageIn("system", "Sé breve."),
             ChatMessageIn("user", "Hola, soy Íñigo."),
@@ -115,7 +116,8 @@ def test_openai_messages_become_pydantic_ai_requests_and_responses_in_order():
             ChatMessageIn("user", "¿Cómo me llamo?"),
         ]
     )
-    assert prompt == "¿Cómo me llamo?"
+    history, prompt = asked.history, asked.prompt
+    assert prompt == "¿Cómo me llamo?" and asked.tool_results is None
     assert [type(m) for m in history] == [ModelRequest, ModelResponse, ModelRequest]
     assert [type(p) for p in history[0].parts] == [SystemPromptPart, UserPromptPart]
     assert history[1].parts[0].content == "¡Hola, Íñigo!"
@@ -176,7 +178,7 @@ def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(ap
 
     from chat.wings.completions import ChatMessageIn, ToolCallIn, to_model_messages
 
-    history, prompt = to_model_messages(
+    asked = to_model_messages(
         [
             ChatMessageIn("user", "Quel temps fait-il à Lyon ?"),
             ChatMessageIn("assistant", "", (ToolCallIn("call_7", "weather", '{"city": "Lyon"}'),)),
@@ -185,6 +187,7 @@ def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(ap
             ChatMessageIn("user", "Et demain ?"),
         ]
     )
+    history, prompt = asked.history, asked.prompt
     assert prompt == "Et demain ?"
     assert [type(m) for m in history] == [ModelRequest, ModelResponse, ModelRequest, ModelResponse]
     [call] = history[1].parts
@@ -219,3 +222,104 @@ def test_a_clients_own_tool_round_trip_reaches_the_model_as_calls_and_returns(ap
             messages=[{"role": "tool", "tool_call_id": "nope", "content": "1"}, {"role": "user", "content": "hi"}],
         )
     assert "tool call" in str(orphan.value)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "weer_opvragen",
+        "description": "Het weer in een stad",
+        "parameters": {"type": "object", "properties": {"stad": {"type": "string"}}, "required": ["stad"]},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_client_declares_a_tool_gets_its_call_sends_the_result_and_gets_the_answer(app, stream):
+    """The whole round trip with the official client on the demo model: the client's tool is called, the
+    answer ends with `tool_calls` for the client to run, and its `tool` message carries the run on."""
+    client = client_of(app)
+    asked = [{"role": "user", "content": 'Kun je even run weer_opvragen with {"stad": "Utrecht"}'}]
+
+    def ask(messages: list, **options):
+        if not stream:
+            choice = client.chat.completions.create(
+                model="demo", messages=messages, tools=[WEATHER_TOOL], **options
+            ).choices[0]
+            return choice.finish_reason, choice.message.content, choice.message.tool_calls or []
+        chunks = list(
+            client.chat.completions.create(
+                model="demo", messages=messages, tools=[WEATHER_TOOL], stream=True, **options
+            )
+        )
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+        return finish[-1], text, calls
+
+    finish, _, calls = ask(asked)
+    assert finish == "tool_calls" and len(calls) == 1
+    (call,) = calls
+    assert call.function.name == "weer_opvragen" and json.loads(call.function.arguments) == {"stad": "Utrecht"}
+    called = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call.id, "type": "function", "function": call.function.model_dump()}],
+    }
+    result = {"role": "tool", "tool_call_id": call.id, "content": "12 °C, motregen"}
+    finish, answer, calls = ask([*asked, called, result])
+    assert finish == "stop" and not calls and "12 °C, motregen" in answer
+    # tool_choice "none": the tool is not offered, the model answers in words.
+    finish, answer, calls = ask(asked, tool_choice="none")
+    assert finish == "stop" and not calls and answer
+
+
+def test_client_tools_that_cannot_be_met_are_refused_in_a_sentence(app):
+    client = client_of(app)
+    hello = [{"role": "user", "content": "hallo"}]
+    named = {"type": "function", "function": {"name": "ander_gereedschap"}}
+    with pytest.raises(openai.BadRequestError, match="not in 'tools'"):
+        client.chat.completions.create(model="demo", messages=hello, tools=[WEATHER_TOOL], tool_choice=named)
+    with pytest.raises(openai.BadRequestError, match="needs at least one tool"):
+        client.chat.completions.create(model="demo", messages=hello, tool_choice="required")
+    with pytest.raises(openai.BadRequestError, match="follow the assistant message"):
+        client.chat.completions.create(
+            model="demo", messages=[*hello, {"role": "tool", "tool_call_id": "x1", "content": "?"}]
+        )
+    with pytest.raises(openai.BadRequestError, match="without x-conversation-id"):
+        client.chat.completions.create(
+            model="demo", messages=hello, tools=[WEATHER_TOOL], extra_headers={"X-Conversation-Id": "werk"}
+        )
+
+
+def test_an_upstream_model_receives_the_clients_tools_and_its_call_comes_back_to_the_client(monkeypatch):
+    """Through the app to a fake OpenAI-compatible provider: the tools arrive there as declared, a forced
+    tool_choice too, and the provider's call of the client's tool reaches the client."""
+    from pydantic_ai import models
+
+    from tests.fake_openai import FakeOpenAIServer
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
+
+    with FakeOpenAIServer() as upstream, demo_app(model="fake-model", base_url=upstream.base_url) as served:
+        client = client_of(served)
+        asked = [{"role": "user", "content": "tool:weer_opvragen voor Gent"}]
+        forced = {"type": "function", "function": {"name": "weer_opvragen"}}
+        choice = client.chat.completions.create(
+            model="compatible:fake-model", messages=asked, tools=[WEATHER_TOOL], tool_choice=forced
+        ).choices[0]
+        sent = upstream.log.requests[-1]
+        assert [tool["function"]["name"] for tool in sent["tools"]] == ["weer_opvragen"]
+        assert sent["tools"][0]["function"]["parameters"]["required"] == ["stad"]
+        # Forced: pydantic-ai asks for a call ("required") among the named tool alone, or names it.
+        assert sent["tool_choice"] in ("required", {"type": "function", "function": {"name": "weer_opvragen"}})
+        assert choice.finish_reason == "tool_calls"
+        (call,) = choice.message.tool_calls
+        assert call.function.name == "weer_opvragen" and "Gent" in call.function.arguments
+        called = {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]}
+        result = {"role": "tool", "tool_call_id": call.id, "content": "9 graden"}
+        answer = client.chat.completions.create(
+            model="compatible:fake-model", messages=[*asked, called, result], tools=[WEATHER_TOOL]
+        )
+        assert "9 graden" in answer.choices[0].message.content
+        assert upstream.log.requests[-1]["messages"][-1]["role"] == "tool"

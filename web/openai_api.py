@@ -27,6 +27,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_ai.settings import ToolChoice
 from pydantic_ai.usage import RunUsage
 
 from chat.errors import describe_failure
@@ -34,7 +35,14 @@ from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
-from chat.wings.completions import BadCompletionRequest, ChatMessageIn, Completions, CompletionUpdate, ToolCallIn
+from chat.wings.completions import (
+    BadCompletionRequest,
+    ChatMessageIn,
+    ClientTool,
+    Completions,
+    CompletionUpdate,
+    ToolCallIn,
+)
 from web.request_json import UnreadableJSON, read_json
 from web.turn_start import OWNER_HEADER, Refusal, limits_refusal, start_shown
 
@@ -77,6 +85,25 @@ class MessageIn(BaseModel):
         return self.content or ""
 
 
+class OpenAIFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class OpenAITool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: OpenAIFunction
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: OpenAIFunctionCall
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
@@ -91,6 +118,21 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    tools: list[OpenAITool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+
+    def client_tools(self) -> tuple[list[ClientTool], ToolChoice]:
+        """The tools the client runs itself, and its `tool_choice` as pydantic-ai takes it;
+        `BadCompletionRequest` for a choice the tools cannot meet."""
+        tools = [ClientTool(t.function.name, t.function.description, t.function.parameters) for t in self.tools or ()]
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice):
+            if choice.function.name not in {tool.name for tool in tools}:
+                raise BadCompletionRequest(f"tool_choice names {choice.function.name!r}, which is not in 'tools'.")
+            return tools, [choice.function.name]
+        if choice == "required" and not tools:
+            raise BadCompletionRequest("tool_choice 'required' needs at least one tool in 'tools'.")
+        return tools, choice
 
 
 def openai_error(
@@ -159,6 +201,13 @@ class OpenAICompatibleAPI:
                 404, describe_failure(not_offered, body.model), kind="invalid_request_error", code="model_not_found"
             )
         conversation_id = request.headers.get(CONVERSATION_HEADER)
+        if conversation_id is not None and body.tools:
+            return openai_error(
+                400,
+                f"Tools of your own are run without {CONVERSATION_HEADER}: send the conversation in 'messages'.",
+                kind="invalid_request_error",
+                code="unsupported_parameter",
+            )
         if conversation_id is not None:
             stored = await self._stored_turn(request, owner, conversation_id, body)
             if isinstance(stored, JSONResponse):
@@ -169,6 +218,7 @@ class OpenAICompatibleAPI:
         if refusal is not None:
             return _refused(refusal)
         try:
+            tools, tool_choice = body.client_tools()
             updates = self.completions.complete(
                 owner,
                 body.model,
@@ -176,6 +226,8 @@ class OpenAICompatibleAPI:
                 max_tokens=body.max_completion_tokens or body.max_tokens,
                 temperature=body.temperature,
                 address=address,
+                tools=tools,
+                tool_choice=tool_choice,
             )
         except BadCompletionRequest as bad:
             return openai_error(400, str(bad), kind="invalid_request_error")
@@ -219,13 +271,7 @@ class OpenAICompatibleAPI:
                 "object": "chat.completion",
                 "created": created,
                 "model": body.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": last.text},
-                        "finish_reason": _finish_reason(last),
-                    }
-                ],
+                "choices": [{"index": 0, "message": _message(last), "finish_reason": _finish_reason(last)}],
                 "usage": _usage(last),
             }
         )
@@ -252,6 +298,8 @@ async def _chunks(
             yield f"data: {json.dumps({'error': error})}\n\n"
             return
         if update.final:
+            if update.tool_calls:
+                yield chunk({"tool_calls": _tool_calls(update, indexed=True)})
             yield chunk({}, _finish_reason(update))
             if include_usage:
                 body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -260,7 +308,28 @@ async def _chunks(
 
 
 def _finish_reason(update: CompletionUpdate) -> str:
+    if update.tool_calls:
+        return "tool_calls"
     return "length" if update.status is RunStatus.CUT else "stop"
+
+
+def _message(update: CompletionUpdate) -> dict[str, Any]:
+    if not update.tool_calls:
+        return {"role": "assistant", "content": update.text}
+    return {"role": "assistant", "content": update.text or None, "tool_calls": _tool_calls(update)}
+
+
+def _tool_calls(update: CompletionUpdate, *, indexed: bool = False) -> list[dict[str, Any]]:
+    """The calls of the client's tools, as OpenAI writes them (with their `index` in a stream's delta)."""
+    return [
+        {
+            **({"index": index} if indexed else {}),
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for index, call in enumerate(update.tool_calls)
+    ]
 
 
 async def _as_completion(updates: AsyncIterator[TurnUpdate]) -> AsyncIterator[CompletionUpdate]:

@@ -5,8 +5,13 @@ The request's messages become pydantic-ai messages (system, user, assistant and 
 `ModelRequest`s and `ModelResponse`s with their tool calls and returns), never one prompt glued together;
 the last user message is the prompt. The run is
 one of the app's runs: the same limits per caller (`ActiveTurns`), the same time-out, and a client that
-goes away stops it. Nothing is stored yet, and the agent is the chat agent without its tools (their
+goes away stops it. Nothing is stored, and the agent is the chat agent without the app's tools (their
 results would need steps the protocol cannot show).
+
+Tools the client declares are its own: the model may call them, and a call ends the answer with the calls
+for the client to run (pydantic-ai's `ExternalToolset`, whose calls end the run as `DeferredToolRequests`).
+The client's next request carries the results as `tool` messages after those calls, and the run goes on
+from them (`DeferredToolResults`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic_ai import Agent, CancellationToken
+from pydantic_ai import Agent, CancellationToken, DeferredToolRequests, DeferredToolResults
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import (
     ModelMessage,
@@ -29,6 +36,9 @@ from pydantic_ai.messages import (
     ToolReturnPart,
     UserPromptPart,
 )
+from pydantic_ai.settings import ToolChoice
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import ExternalToolset
 from pydantic_ai.usage import RunUsage
 
 from chat.errors import describe_failure
@@ -65,29 +75,67 @@ class ChatMessageIn:
 
 
 @dataclass(frozen=True)
+class ClientTool:
+    """A tool the client declares and runs itself."""
+
+    name: str
+    description: str | None
+    parameters: dict[str, object]
+    """Its arguments' JSON schema."""
+
+
+@dataclass(frozen=True)
 class CompletionUpdate:
     text: str
     """The whole answer so far."""
     status: RunStatus | None = None
     usage: RunUsage | None = None
     error: str | None = None
+    tool_calls: tuple[ToolCallIn, ...] = ()
+    """The client's tools the model called: the answer ends here, for the client to run them."""
 
     @property
     def final(self) -> bool:
         return self.status is not None
 
 
-def to_model_messages(messages: Sequence[ChatMessageIn]) -> tuple[list[ModelMessage], str]:
-    """The history as pydantic-ai messages, and the prompt (the last message, which must be the user's).
+@dataclass(frozen=True)
+class CompletionInput:
+    history: list[ModelMessage]
+    prompt: str | None
+    """The last message, the user's; None when the request ends with the results of the client's tools."""
+    tool_results: DeferredToolResults | None = None
+    """Those results, for the calls that ended the history."""
+
+
+def to_model_messages(messages: Sequence[ChatMessageIn]) -> CompletionInput:
+    """The history as pydantic-ai messages, and what to run on: the last message, the user's, or the results
+    of the client's tools the last assistant message called (`tool` messages after it).
 
     An assistant message's tool calls become `ToolCallPart`s and each tool message the `ToolReturnPart` of
     the call it names, so the model sees the client's tool round trips as they happened."""
-    if not messages or messages[-1].role != "user":
-        raise BadCompletionRequest("The last message must have the role 'user'.")
+    results_from = len(messages)
+    while results_from and messages[results_from - 1].role == "tool":
+        results_from -= 1
+    if results_from == len(messages):
+        if not messages or messages[-1].role != "user":
+            raise BadCompletionRequest("The last message must have the role 'user', or 'tool' after tool calls.")
+        return CompletionInput(_history(messages[:-1]), messages[-1].text)
+    called = messages[results_from - 1] if results_from else None
+    if called is None or called.role != "assistant" or not called.tool_calls:
+        raise BadCompletionRequest("Tool messages at the end must follow the assistant message that called them.")
+    calls = {call.id for call in called.tool_calls}
+    results = {message.tool_call_id: message.text for message in messages[results_from:]}
+    if set(results) != calls:
+        raise BadCompletionRequest("Send one tool message for each tool call of the last assistant message.")
+    return CompletionInput(_history(messages[:results_from]), None, DeferredToolResults(calls=dict(results)))
+
+
+def _history(messages: Sequence[ChatMessageIn]) -> list[ModelMessage]:
     history: list[ModelMessage] = []
     request_parts: list[ModelRequestPart] = []
     tool_names: dict[str, str] = {}
-    for message in messages[:-1]:
+    for message in messages:
         if message.role in ("system", "developer"):
             request_parts.append(SystemPromptPart(message.text))
         elif message.role == "user":
@@ -108,7 +156,18 @@ def to_model_messages(messages: Sequence[ChatMessageIn]) -> tuple[list[ModelMess
             raise BadCompletionRequest(f"Messages with the role {message.role!r} are not supported.")
     if request_parts:
         history.append(ModelRequest(parts=request_parts))
-    return history, messages[-1].text
+    return history
+
+
+@dataclass
+class ClientToolChoice(AbstractCapability[object]):
+    """The client's `tool_choice` for its tools. Given per step (a callable), as pydantic-ai asks for a choice
+    that forces a call: a forced call of a client's tool ends the run, so it never forces a second step."""
+
+    choice: ToolChoice
+
+    def get_model_settings(self) -> Any:
+        return lambda _: {"tool_choice": self.choice}
 
 
 class Completions(RunService):
@@ -125,9 +184,15 @@ class Completions(RunService):
         max_tokens: int | None = None,
         temperature: float | None = None,
         address: str | None = None,
+        tools: Sequence[ClientTool] = (),
+        tool_choice: ToolChoice = None,
     ) -> AsyncIterator[CompletionUpdate]:
-        """The answer's updates, the last one final; `BadCompletionRequest` at once for unusable messages."""
-        history, prompt = to_model_messages(messages)
+        """The answer's updates, the last one final; `BadCompletionRequest` at once for unusable messages.
+
+        `tools`: the client's own, which the model may call (`tool_choice` as pydantic-ai takes it)."""
+        asked = to_model_messages(messages)
+        client_tools = _client_toolsets(tools, tool_choice)
+        choosing = [ClientToolChoice(tool_choice)] if client_tools and tool_choice not in (None, "auto") else []
         settings: dict[str, object] = {}
         if max_tokens is not None:
             settings["max_tokens"] = max_tokens
@@ -141,12 +206,21 @@ class Completions(RunService):
             try:
                 model = self.models.resolve(model_name)
                 async with self.agent.run_stream(
-                    prompt, message_history=history, model=model, deps=ChatDeps(owner, self.store), **options
+                    asked.prompt,
+                    message_history=asked.history,
+                    deferred_tool_results=asked.tool_results,
+                    toolsets=client_tools,
+                    capabilities=choosing,
+                    model=model,
+                    deps=ChatDeps(owner, self.store),
+                    **options,
                 ) as run:
                     async for delta in run.stream_text(delta=True, debounce_by=None):
                         text += delta
                         report(CompletionUpdate(text))
-                report(CompletionUpdate(text, RunStatus.COMPLETED, run.usage))
+                assert run.result is not None
+                calls = _calls_for_the_client(run.result.output)
+                report(CompletionUpdate(text, RunStatus.COMPLETED, run.usage, tool_calls=calls))
             except RunCancelled as stopped:
                 report(CompletionUpdate(text, RunStatus.STOPPED, stopped.usage))
             except Exception as error:
@@ -165,3 +239,19 @@ class Completions(RunService):
             kind=COMPLETION_KIND,
             address=address,
         )
+
+
+def _client_toolsets(tools: Sequence[ClientTool], tool_choice: ToolChoice) -> list[ExternalToolset[object]]:
+    if not tools or tool_choice == "none":
+        return []
+    definitions = [
+        ToolDefinition(name=tool.name, description=tool.description, parameters_json_schema=tool.parameters)
+        for tool in tools
+    ]
+    return [ExternalToolset(definitions)]
+
+
+def _calls_for_the_client(output: object) -> tuple[ToolCallIn, ...]:
+    if not isinstance(output, DeferredToolRequests):
+        return ()
+    return tuple(ToolCallIn(call.tool_call_id, call.tool_name, call.args_as_json_str()) for call in output.calls)
