@@ -20,13 +20,13 @@ from pydantic_ai import FunctionToolset
 from pydantic_ai.conversation import Conversation
 from starlette.middleware import Middleware
 
+from chat.address_limits import AddressLimits
 from chat.agents import build_chat_agent
 from chat.config import Settings
 from chat.demo_model import DemoModel, DemoPace
 from chat.errors import StoreUnavailable
 from chat.identity import VisitorCookie
 from chat.models import ModelResolver
-from chat.options import space_proxies
 from chat.quota import StoredDataQuota
 from chat.recipe_runs import RecipeService
 from chat.runs import ActiveTurns
@@ -139,6 +139,11 @@ def build_runtime(settings: Settings) -> Runtime:
         starts_per_minute=settings.max_messages_per_minute or None,
         quota=StoredDataQuota(store, settings.max_stored_bytes_per_visitor),
         max_per_address=settings.max_running_per_address or None,
+        addresses=AddressLimits(
+            visitors_per_hour=settings.max_visitors_per_address or None,
+            messages_per_minute=settings.max_messages_per_minute_per_address or None,
+            tokens_per_day=settings.max_tokens_per_day_per_address or None,
+        ),
     )
     mcp_servers = McpServers.load(settings.mcp_config)
     context = context_policies(settings, store, models)
@@ -231,6 +236,9 @@ def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) 
     ]
     if settings.gradio_armour:
         middleware.append(Middleware(NoteStopsBeforeJoin, stops=runtime.stops_before_join))
+    # Gradio makes uvicorn's config without `forwarded_allow_ips`, so uvicorn reads this variable, and trusts
+    # 127.0.0.1 when it is unset: any client on this machine could then name any address it liked.
+    os.environ["FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
     demo.launch(
         prevent_thread_lock=True,
         app_kwargs={"routes": routes, "middleware": middleware, "exception_handlers": {StoreUnavailable: store_away}},
@@ -244,9 +252,6 @@ def serve(demo: gr.Blocks, runtime: Runtime, settings: Settings, **launch: Any) 
 def run(settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: running answers are stopped and saved before the exit."""
     demo, runtime = build_app(settings)
-    proxies = space_proxies(os.environ)
-    if proxies is not None:  # uvicorn reads it when Gradio's launch makes its config
-        os.environ["FORWARDED_ALLOW_IPS"] = proxies
     serve(demo, runtime, settings, server_name=settings.host, server_port=settings.port)
     if settings.gradio_armour:
         tune_for_many_streams()

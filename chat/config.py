@@ -39,12 +39,26 @@ class Settings:
     max_concurrent_streams: int = 200
     max_running_per_visitor: int = 3
     """Answers one visitor may have running at once (0: no limit), so no one visitor takes every slot."""
-    max_running_per_address: int = 0
-    """Answers one network address may have running at once (0: no limit). For a public server where a
-    script can make a new visitor id per request; not behind one NAT (a workshop room is one address).
-    On a Space it is on by default (chat/options.py)."""
     max_messages_per_minute: int = 20
     """Answers one visitor may start in any minute (0: no limit): a script cannot fill the disk."""
+    max_running_per_address: int = 0
+    """Answers one network address may have running at once (0: no limit): a script can make a new visitor
+    id per request, and is still one address. This and the three below are the per-address limits: 0 here,
+    a server only this machine reaches; on by default once others can reach it (chat/options.py)."""
+    max_visitors_per_address: int = 0
+    """Different visitors (browsers, API owner tokens, `/v1` keys) one address may bring in any hour, and
+    owner tokens `POST /api/session` hands it (0: no limit)."""
+    max_messages_per_minute_per_address: int = 0
+    """Answers one address may start in any minute, whichever visitors send them (0: no limit)."""
+    max_tokens_per_day_per_address: int = 0
+    """Tokens the answers for one address may use in any 24 hours on models that cost money
+    (`ModelResolver.costs_money`; 0: no limit)."""
+    per_address_limits: bool | None = None
+    """Read by chat/options.py only: on, the per-address limits not set one by one get their defaults; off,
+    none (a workshop room behind one address); None, on when others can reach the server."""
+    forwarded_allow_ips: str = ""
+    """The proxies whose `X-Forwarded-For` names the visitor's address (uvicorn's setting, which the app
+    sets itself): empty, none, so a client cannot write its own address into the header."""
     max_stored_mb_per_visitor: float = 25.0
     """What one visitor's conversations may hold (0: no limit); at the limit they delete some before sending
     more. 25 MB is thousands of ordinary turns, or about 300 of the longest."""

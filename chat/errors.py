@@ -43,7 +43,14 @@ class ConversationBusy(PromptRejected):
         )
 
 
-class TooManyRunning(PromptRejected):
+class OverLimit(PromptRejected):
+    """A limit of the visitor's or of their network address: waiting `retry_after_seconds` helps
+    (`429` with `Retry-After` on the APIs, the sentence in the page)."""
+
+    retry_after_seconds: int
+
+
+class TooManyRunning(OverLimit):
     """The visitor already has as many answers running as one visitor may."""
 
     retry_after_seconds = 5
@@ -69,7 +76,7 @@ class TooManyFromAddress(TooManyRunning):
         )
 
 
-class TooManyStarts(PromptRejected):
+class TooManyStarts(OverLimit):
     """The visitor started as many answers in the last minute as one visitor may."""
 
     def __init__(self, per_minute: int, retry_after: float) -> None:
@@ -78,6 +85,51 @@ class TooManyStarts(PromptRejected):
             f"You have sent {per_minute} messages in the last minute, the most this server takes from one "
             f"visitor. Send again in {self.retry_after_seconds} s."
         )
+
+
+class TooManyVisitors(OverLimit):
+    """As many different visitors came from this network address in the last hour as one address may bring:
+    a script making a new owner token, session or `/v1` key for every request is still one address."""
+
+    def __init__(self, per_hour: int, retry_after: float) -> None:
+        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"{per_hour} different visitors have used this server from your network address in the last hour, "
+            "the most it takes from one address. Keep using the visitor id, owner token or key you already have, "
+            f"or try a new one in {_minutes(self.retry_after_seconds)}."
+        )
+
+
+class TooManyFromAddressPerMinute(OverLimit):
+    """As many answers started from this network address in the last minute as one address may start,
+    whichever visitors sent them."""
+
+    def __init__(self, per_minute: int, retry_after: float) -> None:
+        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"{per_minute} messages were sent from your network address in the last minute, the most this server "
+            f"takes from one address. Send again in {self.retry_after_seconds} s."
+        )
+
+
+class TokenBudgetSpent(OverLimit):
+    """The answers for this network address spent its day's tokens on models that cost money."""
+
+    def __init__(self, per_day: int, retry_after: float) -> None:
+        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        super().__init__(
+            f"Answers for your network address have used {per_day:,} tokens of this server's paid models in the "
+            "last 24 hours, the most it gives one address. The demo model still answers (Model menu), or send "
+            f"again in {_minutes(self.retry_after_seconds)}."
+        )
+
+
+def _minutes(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{math.ceil(seconds / 60)} min"
+    return f"{math.ceil(seconds / 3600)} h"
 
 
 class StorageFull(PromptRejected):

@@ -39,7 +39,8 @@ class MalformedOwner(ValueError):
 def client_address(request: object) -> str | None:
     """The network address a request (Gradio's or Starlette's) came from, for the per-address limit.
 
-    Behind a proxy it is the one uvicorn trusts the proxy to forward (`FORWARDED_ALLOW_IPS`)."""
+    Behind a proxy it is the one the proxy forwards, when uvicorn is told to trust that proxy
+    (`Settings.forwarded_allow_ips`, which `server.serve` hands to uvicorn); else the connection's own."""
     client = getattr(request, "client", None)
     return getattr(client, "host", None)
 

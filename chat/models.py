@@ -85,6 +85,17 @@ class ModelResolver:
         if name and name not in offered and not self._settings.allow_any_model:
             raise ModelNotOffered(name, offered)  # before any provider request: visitors spend the operator's keys
 
+    def costs_money(self, name: str) -> bool:
+        """Whether a run of `name` is paid for by someone (the per-address token budget counts it): every
+        provider's model string is, and the `--base-url` server's model when it has a key (`CHAT_API_KEY`);
+        the demo model and a keyless server (Ollama, llama.cpp, vLLM on your machine) are not."""
+        name = (name or "").strip()
+        if name == DEMO_MODEL:
+            return False
+        if name == self._settings.compatible_model_label:
+            return bool(self._settings.api_key)
+        return True
+
     def check(self, name: str) -> str | None:
         """The reason `name` cannot be used, or None when it can."""
         try:

@@ -23,9 +23,16 @@ EPHEMERAL_SPACE_NOTICE = (
     "This Space has no persistent storage: conversations are lost when it restarts. "
     "Its owner can enable persistent storage in the Space settings."
 )
-SPACE_MAX_RUNNING_PER_ADDRESS = 10
-"""On a public Space a script can make a new visitor id per request: one network address may have this many
-answers running. A workshop on a Space, whose room is often one address, sets 0."""
+PER_ADDRESS_DEFAULTS = {
+    "max_running_per_address": 10,
+    "max_visitors_per_address": 20,
+    "max_messages_per_minute_per_address": 30,
+    "max_tokens_per_day_per_address": 200_000,
+}
+"""On a server others can reach, a script can make a new visitor id per request: what one network address
+may do, whoever it claims to be. A household or an office sharing an address stays well inside them; a
+workshop room behind one address sets --per-address-limits off."""
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 PRIVATE_NETWORKS = "127.0.0.1,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 """A Space's own proxies: the visitor's address is the last one in X-Forwarded-For that is not among these, so
 an address a client writes into the header itself is never the one counted."""
@@ -110,19 +117,61 @@ OPTIONS = (
         int,
     ),
     Option(
-        "--max-running-per-address",
-        "CHAT_MAX_RUNNING_PER_ADDRESS",
-        "max_running_per_address",
-        "answers one network address may have running at once; 0: no limit (a workshop behind one NAT is one "
-        f"address); on a Space {SPACE_MAX_RUNNING_PER_ADDRESS} by default",
-        int,
-    ),
-    Option(
         "--max-messages-per-minute",
         "CHAT_MAX_MESSAGES_PER_MINUTE",
         "max_messages_per_minute",
         "answers (chats, recipes, hand-offs) one visitor may start in any minute; 0: no limit",
         int,
+    ),
+    Option(
+        "--per-address-limits",
+        "CHAT_PER_ADDRESS_LIMITS",
+        "per_address_limits",
+        "what one network address may do, whatever visitor ids it sends (the four options below); off: none, "
+        "for a workshop room behind one address; by default on once others can reach the server (a Space, "
+        "--host other than 127.0.0.1, or --forwarded-allow-ips set)",
+        _switch,
+    ),
+    Option(
+        "--max-running-per-address",
+        "CHAT_MAX_RUNNING_PER_ADDRESS",
+        "max_running_per_address",
+        f"answers one address may have running at once; 0: no limit [with per-address limits on: "
+        f"{PER_ADDRESS_DEFAULTS['max_running_per_address']}]",
+        int,
+    ),
+    Option(
+        "--max-visitors-per-address",
+        "CHAT_MAX_VISITORS_PER_ADDRESS",
+        "max_visitors_per_address",
+        "different visitors (browsers, API owner tokens, /v1 keys, POST /api/session) one address may bring in "
+        f"any hour; 0: no limit [with per-address limits on: {PER_ADDRESS_DEFAULTS['max_visitors_per_address']}]",
+        int,
+    ),
+    Option(
+        "--max-messages-per-minute-per-address",
+        "CHAT_MAX_MESSAGES_PER_MINUTE_PER_ADDRESS",
+        "max_messages_per_minute_per_address",
+        "answers one address may start in any minute, whoever sends them; 0: no limit [with per-address limits "
+        f"on: {PER_ADDRESS_DEFAULTS['max_messages_per_minute_per_address']}]",
+        int,
+    ),
+    Option(
+        "--max-tokens-per-day-per-address",
+        "CHAT_MAX_TOKENS_PER_DAY_PER_ADDRESS",
+        "max_tokens_per_day_per_address",
+        "tokens the answers for one address may use in any 24 hours on models that cost money (not demo, not a "
+        "--base-url server without CHAT_API_KEY); 0: no limit [with per-address limits on: "
+        f"{PER_ADDRESS_DEFAULTS['max_tokens_per_day_per_address']}]",
+        int,
+    ),
+    Option(
+        "--forwarded-allow-ips",
+        "FORWARDED_ALLOW_IPS",
+        "forwarded_allow_ips",
+        "comma-separated addresses or networks of your proxies, whose X-Forwarded-For names the visitor's "
+        "address (uvicorn's setting); none by default, so a client cannot forge its address; on a Space the "
+        "private networks of its proxies",
     ),
     Option(
         "--max-stored-mb-per-visitor",
@@ -227,22 +276,30 @@ def default_db_path(environ: Mapping[str, str], space_storage: Path = SPACE_STOR
     return Settings.db_path, EPHEMERAL_SPACE_NOTICE
 
 
-def space_proxies(environ: Mapping[str, str]) -> str | None:
-    """What uvicorn should trust to forward the visitor's address (its `FORWARDED_ALLOW_IPS`), when it must be set.
+def reached_by_others(settings: Settings, environ: Mapping[str, str]) -> bool:
+    """A Space, a server listening beyond this machine, or one behind a proxy: then strangers can reach it, and
+    a script among them can make a new visitor id per request. A server on 127.0.0.1 alone is one person's."""
+    return on_a_space(environ) or settings.host not in LOOPBACK or bool(settings.forwarded_allow_ips)
 
-    On a Space every request comes through Hugging Face's proxies, from a private address: trusting only
-    127.0.0.1 (uvicorn's default), every visitor would be that proxy's address, one for the whole Space."""
-    if not on_a_space(environ) or environ.get("FORWARDED_ALLOW_IPS"):
-        return None
-    return PRIVATE_NETWORKS
+
+def with_per_address_limits(settings: Settings, given: set[str], environ: Mapping[str, str]) -> Settings:
+    """The per-address limits not `given` one by one: their defaults when per-address limits are on (by default
+    once others can reach the server), 0 when off."""
+    on = settings.per_address_limits
+    if on is None:
+        on = reached_by_others(settings, environ)
+    limits = {field: value if on else 0 for field, value in PER_ADDRESS_DEFAULTS.items() if field not in given}
+    return dataclasses.replace(settings, per_address_limits=on, **limits)
 
 
 def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
     """The settings from `argv` and `environ`; `--help` and a bad value exit here (argparse's usage error)."""
     default_db, storage_notice = default_db_path(environ)
     defaults = dataclasses.replace(Settings(), db_path=default_db)
-    if on_a_space(environ):  # public by default: see SPACE_MAX_RUNNING_PER_ADDRESS
-        defaults = dataclasses.replace(defaults, max_running_per_address=SPACE_MAX_RUNNING_PER_ADDRESS)
+    if on_a_space(environ):
+        # Every request comes through Hugging Face's proxies, from a private address: the visitor's address is
+        # the last one in X-Forwarded-For that is not among them, never one the client wrote into the header.
+        defaults = dataclasses.replace(defaults, forwarded_allow_ips=PRIVATE_NETWORKS)
     parser = OneLineErrors(
         description="Streaming multi-turn chat with pydantic-ai in Gradio. Each flag's environment variable "
         "sets it when the flag is not given.",
@@ -274,7 +331,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         except ValueError as wrong:
             expected = EXPECTED.get(option.read, str(wrong))
             parser.error(f"{source}={text}: expected {expected}")
-    settings = dataclasses.replace(defaults, **values)
+    settings = with_per_address_limits(dataclasses.replace(defaults, **values), set(values), environ)
     return dataclasses.replace(
         settings,
         base_url=settings.base_url or None,

@@ -95,7 +95,10 @@ class RecipeService(RunService):
         def crashed(error: BaseException) -> RecipeUpdate:
             return RecipeUpdate(run_id, None, RunStatus.FAILED, error=describe_failure(error, model_name))
 
-        return stream_from_own_task(self.active, owner, run_id, produce, crashed, kind=RECIPE_KIND, address=address)
+        paid = self.models.costs_money(model_name)
+        return stream_from_own_task(
+            self.active, owner, run_id, produce, crashed, kind=RECIPE_KIND, address=address, paid=paid
+        )
 
     async def _produce(
         self,

@@ -22,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic_ai import CancellationToken
 
+from chat.address_limits import AddressLimits
 from chat.endings import SERVER_RESTARTED, STOPPED
 from chat.errors import (
     ConversationBusy,
@@ -61,6 +62,11 @@ class RunUpdate:
     @property
     def final(self) -> bool:
         return self.status is not RunStatus.STREAMING
+
+    @property
+    def spent_tokens(self) -> int:
+        """The tokens the run has used, as far as this kind of update says (0: it does not say)."""
+        return 0
 
 
 class Update(Protocol):
@@ -104,6 +110,8 @@ class ActiveTurns:
       `starts_per_minute` started in any minute (`TooManyStarts`), and optionally at most
       `max_per_address` from one network address (`TooManyFromAddress`): one visitor cannot take every slot
       of a shared server, nor fill its disk with a script; `quota` bounds what each may keep stored.
+    - What one network address may do whoever it claims to be (`addresses`, chat/address_limits.py): how many
+      visitors it brings in an hour, answers it starts in a minute, tokens of paid models (`paid`) in a day.
     - A Stop never gets lost: pressed before its run has started (the answer still queued), it waits
       for that run and ends it as it starts; pressed just after the run ended (the page had not caught up),
       it is ignored, so it cannot stop the next one.
@@ -127,6 +135,7 @@ class ActiveTurns:
         clock: Callable[[], float] = time.monotonic,
         quota: StoredDataQuota | None = None,
         max_per_address: int | None = None,
+        addresses: AddressLimits | None = None,
     ) -> None:
         self.max_per_owner = max_per_owner
         self.max_per_address = max_per_address
@@ -138,6 +147,9 @@ class ActiveTurns:
         self._per_owner: Counter[str] = Counter()
         self._per_address: Counter[str] = Counter()
         self._address_of: dict[tuple[str, str], str] = {}
+        self.addresses = addresses if addresses is not None else AddressLimits()
+        self._billed: dict[tuple[str, str], str] = {}
+        """Runs on a model that costs money, and the address their tokens are counted for when they end."""
         self._tags: dict[tuple[str, str], str | None] = {}
         self._stops_waiting: dict[tuple[str, str], tuple[float, str | None]] = {}
         """Stops pressed before their run started: when, and the tag of the run they name (None: the next)."""
@@ -149,35 +161,41 @@ class ActiveTurns:
         self.closing = False
         """The server is shutting down: new runs are refused, running ones were stopped (`close`)."""
 
-    async def check_can_start(self, owner: str, run_id: str, address: str | None = None) -> None:
+    async def check_can_start(self, owner: str, run_id: str, address: str | None = None, *, paid: bool = False) -> None:
         """The refusal `admit` would raise now (`PromptRejected`), for callers that answer before streaming."""
         if self.quota is not None:
             await self.quota.check(owner)
         with self._lock:
-            self._refusal(owner, run_id, address)
+            self._refusal(owner, run_id, address, paid)
 
     async def admit(
-        self, owner: str, run_id: str, address: str | None = None, tag: str | None = None
+        self, owner: str, run_id: str, address: str | None = None, tag: str | None = None, *, paid: bool = False
     ) -> CancellationToken:
         """`start`, after checking what the owner keeps stored (`StorageFull`)."""
         if self.quota is not None:
             await self.quota.check(owner)
-        return self.start(owner, run_id, address, tag)
+        return self.start(owner, run_id, address, tag, paid=paid)
 
-    def start(self, owner: str, run_id: str, address: str | None = None, tag: str | None = None) -> CancellationToken:
+    def start(
+        self, owner: str, run_id: str, address: str | None = None, tag: str | None = None, *, paid: bool = False
+    ) -> CancellationToken:
         """Register a run; `PromptRejected` (busy, too many, closing) when it must not start.
 
-        `address`: the client's network address, for `max_per_address` (None: not counted). `tag`: the run's
-        `LiveRun.tag`, which a Stop sent before the run started may name."""
+        `address`: the client's network address, for `max_per_address` and `addresses` (None: not counted).
+        `tag`: the run's `LiveRun.tag`, which a Stop sent before the run started may name. `paid`: the run's
+        model costs money, so its tokens count against the address's daily budget (`finish` counts them)."""
         key = (owner, run_id)
         token = CancellationToken()
         with self._lock:
-            self._refusal(owner, run_id, address)
+            self._refusal(owner, run_id, address, paid)
             self._tokens[key] = token
             self._per_owner[owner] += 1
             if address is not None:
                 self._address_of[key] = address
                 self._per_address[address] += 1
+                self.addresses.started(address, owner)
+                if paid:
+                    self._billed[key] = address
             if self.starts_per_minute is not None:
                 self._starts.setdefault(owner, deque()).append(self._clock())
             self._tags[key] = tag
@@ -191,7 +209,7 @@ class ActiveTurns:
             token.cancel()  # Stop came first: the run ends at once and saves the prompt, labelled stopped
         return token
 
-    def _refusal(self, owner: str, run_id: str, address: str | None) -> None:
+    def _refusal(self, owner: str, run_id: str, address: str | None, paid: bool = False) -> None:
         if self.closing:
             raise ServerClosing()
         if (owner, run_id) in self._tokens:
@@ -208,6 +226,8 @@ class ActiveTurns:
             starts = self._recent_starts(owner)
             if len(starts) >= self.starts_per_minute:
                 raise TooManyStarts(self.starts_per_minute, retry_after=starts[0] + 60 - self._clock())
+        if address is not None:
+            self.addresses.check(address, owner, paid=paid)
 
     def _recent_starts(self, owner: str) -> deque[float]:
         starts = self._starts.get(owner, deque())
@@ -276,11 +296,15 @@ class ActiveTurns:
             ended_at, finished = self._finished.get(key, (0.0, None))
         return finished if finished is not None and self._clock() - ended_at <= self.RESUME_SECONDS else None
 
-    def finish(self, owner: str, run_id: str, token: CancellationToken) -> None:
+    def finish(self, owner: str, run_id: str, token: CancellationToken, spent_tokens: int = 0) -> None:
+        """The run has ended; `spent_tokens` (what its final update says it used) count for a paid run's address."""
         key = (owner, run_id)
         with self._lock:
             if self._tokens.get(key) is token:
                 del self._tokens[key]
+                billed = self._billed.pop(key, None)
+                if billed is not None:
+                    self.addresses.spend(billed, spent_tokens)
                 del self._tags[key]
                 run = self._runs.pop(key, None)
                 if run is not None:
@@ -424,20 +448,22 @@ async def stream_from_own_task(
     subject: str = "",
     tag: str | None = None,
     address: str | None = None,
+    paid: bool = False,
     keep_running_when_left: bool = False,
     min_update_interval: float | Callable[[], float] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> AsyncIterator[U]:
     """Run `produce(token, report)` in its own task and yield what it reports; the last update is final.
 
-    `kind`, `subject` and `tag` describe the run to later readers (`LiveRun`); `crashed(error)` makes the
+    `kind`, `subject` and `tag` describe the run to later readers (`LiveRun`); `address` and `paid` are what
+    `ActiveTurns.start` counts (a final update's `spent_tokens` is what a paid run spent); `crashed(error)` makes the
     final update when `produce` ends without reporting one. Updates are paced
     as `LiveRun.read` says. A consumer that leaves early (cancelled or closed from any task) stops the
     run, which saves its partial result, unless `keep_running_when_left`: then the run goes on to its
     end, and `ActiveTurns.live` finds it for a reader who comes back.
     """
     try:
-        token = await active.admit(owner, run_id, address, tag)
+        token = await active.admit(owner, run_id, address, tag, paid=paid)
     except PromptRejected as refusal:  # draining for a restart, busy elsewhere, or too many at once
         yield crashed(refusal)
         return
@@ -454,7 +480,7 @@ async def stream_from_own_task(
                 run.publish(crashed(error))
             raise
         finally:
-            active.finish(owner, run_id, token)
+            active.finish(owner, run_id, token, spent_tokens=getattr(run.latest, "spent_tokens", 0))
 
     run.task = asyncio.create_task(guarded())
     active.track(owner, run_id, run)

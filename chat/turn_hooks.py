@@ -85,6 +85,10 @@ class TurnUpdate(RunUpdate):
     steps: tuple[Step, ...] = ()
     """What the agent did before this answer (thinking, tool calls), as far as it got."""
 
+    @property
+    def spent_tokens(self) -> int:
+        return self.stats.input_tokens + self.stats.output_tokens if self.stats else 0
+
 
 class TurnHooks:
     """A wing's part in every chat turn. `for_turn` gives what follows one turn: itself, if it keeps no

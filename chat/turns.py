@@ -128,9 +128,10 @@ class ChatService(RunService):
             turn = Turn(owner, conversation_id, self.check_prompt(prompt), model_name, policy, time_zone)
             self.check_options(turn)
             self.models.check_offered(model_name)
+            paid = self.models.costs_money(model_name)
             await self.active.settle(owner, conversation_id)  # a stopped answer still saving: wait for it
             # `admit` checks again; this is before `keep_shown` writes.
-            await self.active.check_can_start(owner, conversation_id, address)
+            await self.active.check_can_start(owner, conversation_id, address, paid=paid)
             await self.open_conversation(owner, conversation_id)
             if shown_prompts is not None:
                 await self.edits.keep_shown(owner, conversation_id, shown_prompts)
@@ -156,6 +157,7 @@ class ChatService(RunService):
             subject=turn.prompt,
             tag=tag,
             address=address,
+            paid=paid,
             keep_running_when_left=keep_running_when_left,
             min_update_interval=self.update_interval,
             clock=self._clock,

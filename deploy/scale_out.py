@@ -69,6 +69,9 @@ STDERR = 2
 def replica(database_url: str, port: int, environment: dict[str, str]) -> Iterator[subprocess.Popen]:
     """One `python app.py` on 127.0.0.1:`port`; on leaving, SIGTERM (it drains) and wait."""
     env = {**environment, "CHAT_DB": database_url, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    # nginx, on this machine, forwards each visitor's address (deploy/nginx.conf sets X-Forwarded-For to the
+    # address it was reached from, whatever a client wrote there): the replicas believe it from 127.0.0.1 only.
+    env["FORWARDED_ALLOW_IPS"] = "127.0.0.1"
     # The replica writes to this process's stderr: its stdout carries only the runner's own lines ("replica
     # pid", "serving"), which a script can read without a replica's log splitting them.
     process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT, env=env, stdout=STDERR)

@@ -13,7 +13,9 @@ import httpx
 from gradio_client import Client
 
 from chat.config import Settings
-from chat.options import PRIVATE_NETWORKS, SPACE_MAX_RUNNING_PER_ADDRESS, parse_settings, space_proxies
+from chat.options import PER_ADDRESS_DEFAULTS, PRIVATE_NETWORKS, parse_settings
+
+SPACE_MAX_RUNNING_PER_ADDRESS = PER_ADDRESS_DEFAULTS["max_running_per_address"]
 from tests.apps import app_process
 
 
@@ -23,9 +25,9 @@ def test_on_a_space_one_address_may_run_a_few_answers_unless_the_owner_says_othe
     assert parse_settings(on_a_space).max_running_per_address == SPACE_MAX_RUNNING_PER_ADDRESS > 0
     assert parse_settings(on_a_space | {"CHAT_MAX_RUNNING_PER_ADDRESS": "0"}).max_running_per_address == 0
     assert parse_settings(on_a_space, ["--max-running-per-address", "4"]).max_running_per_address == 4
-    assert space_proxies({}) is None  # off a Space, uvicorn's own default (127.0.0.1) stands
-    assert space_proxies(on_a_space) == PRIVATE_NETWORKS
-    assert space_proxies(on_a_space | {"FORWARDED_ALLOW_IPS": "10.9.8.7"}) is None  # the owner's choice stands
+    assert parse_settings({}).forwarded_allow_ips == ""  # off a Space no proxy is believed, not even 127.0.0.1
+    assert parse_settings(on_a_space).forwarded_allow_ips == PRIVATE_NETWORKS
+    assert parse_settings(on_a_space | {"FORWARDED_ALLOW_IPS": "10.9.8.7"}).forwarded_allow_ips == "10.9.8.7"
 
 
 def _new_visitor_from(http: httpx.Client, address: str) -> dict[str, str]:

@@ -214,7 +214,8 @@ class OpenAICompatibleAPI:
                 return stored
             return await self._respond(body, stored)
         address = client_address(request)
-        refusal = await limits_refusal(self.completions.active, owner, f"check-{uuid.uuid4().hex}", address)
+        paid = self.completions.models.costs_money(body.model)
+        refusal = await limits_refusal(self.completions.active, owner, f"check-{uuid.uuid4().hex}", address, paid=paid)
         if refusal is not None:
             return _refused(refusal)
         try:

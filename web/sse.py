@@ -21,16 +21,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from chat.identity import (
-    VisitorCookie,
-    new_visitor_id,
-)
+from chat.errors import TooManyVisitors
+from chat.identity import VisitorCookie, client_address, new_visitor_id
 from chat.runs import RunStatus
 from chat.steps import Step
 from chat.turns import ChatService
 from chat.wings.relay import AnswerRelay
 from chat.wings.stop_everywhere import StopEverywhere
-from web.route_base import ChatRoutes
+from web.route_base import ChatRoutes, Refused
 from web.turn_events import step_changes, usage_summary, with_keep_alive
 from web.turn_start import OWNER_HEADER, Refusal, TurnAsk, json_refusal
 
@@ -125,9 +123,17 @@ class ChatStreamAPI(ChatRoutes):
             return JSONResponse({"stopped": self.service.stop(owner, conversation_id)})
         return JSONResponse({"stopped": await self.stops.stop(owner, conversation_id)})
 
-    async def new_session(self) -> JSONResponse:
-        """An owner token of the server's making for an API client: keep it, it is your key to your chats."""
-        return JSONResponse({"owner": new_visitor_id(), "header": OWNER_HEADER})
+    async def new_session(self, request: Request) -> JSONResponse:
+        """An owner token of the server's making for an API client: keep it, it is your key to your chats.
+
+        Each is one of the visitors its network address may bring in an hour (`AddressLimits`)."""
+        owner, address = new_visitor_id(), client_address(request)
+        if address is not None:
+            try:
+                self.service.active.addresses.hand_out(address, owner)
+            except TooManyVisitors as too_many:
+                raise Refused(Refusal(429, str(too_many), retry_after=too_many.retry_after_seconds)) from None
+        return JSONResponse({"owner": owner, "header": OWNER_HEADER})
 
     async def demo_page(self) -> HTMLResponse:
         return HTMLResponse(DEMO_PAGE.read_text(encoding="utf-8"))

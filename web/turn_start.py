@@ -19,12 +19,11 @@ from fastapi.responses import JSONResponse
 
 from chat.errors import (
     ConversationBusy,
+    OverLimit,
     PromptRejected,
     ServerClosing,
     StorageFull,
     StoreUnavailable,
-    TooManyRunning,
-    TooManyStarts,
     describe_failure,
 )
 from chat.identity import (
@@ -119,14 +118,16 @@ def json_refusal(refusal: Refusal) -> JSONResponse:
     return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
-async def limits_refusal(active: ActiveTurns, owner: str, run_id: str, address: str | None) -> Refusal | None:
-    """Why a run may not start now (the visitor's limits, a busy conversation, a server closing), with the
-    status a client can act on; None when it may. The run checks again as it starts."""
+async def limits_refusal(
+    active: ActiveTurns, owner: str, run_id: str, address: str | None, *, paid: bool = False
+) -> Refusal | None:
+    """Why a run may not start now (the visitor's or the address's limits, a busy conversation, a server
+    closing), with the status a client can act on; None when it may. The run checks again as it starts."""
     try:
-        await active.check_can_start(owner, run_id, address)
+        await active.check_can_start(owner, run_id, address, paid=paid)
     except ServerClosing as closing:  # draining for a restart: come back in a moment
         return Refusal(503, str(closing), retry_after=10)
-    except (TooManyRunning, TooManyStarts) as too_many:
+    except OverLimit as too_many:
         return Refusal(429, str(too_many), retry_after=too_many.retry_after_seconds)
     except ConversationBusy as busy:
         return Refusal(409, str(busy))
@@ -175,7 +176,8 @@ async def start_turn(
     address = client_address(request)
     # Right after a Stop its answer is saving; a client whose Stop is leaving may be here before it was seen leave.
     await service.active.settle(owner, conversation_id, asked_by_a_leaver=stop_when_left)
-    over_limit = await limits_refusal(service.active, owner, conversation_id, address)
+    paid = service.models.costs_money(model_name)
+    over_limit = await limits_refusal(service.active, owner, conversation_id, address, paid=paid)
     if over_limit is not None:  # before the 404: a new chat's first answer is not stored yet (busy)
         return over_limit
     if named:  # a turn its replica left when it died is put back now, not at the next look
@@ -234,7 +236,8 @@ async def start_recipe(
     except ModelNotOffered as not_offered:
         return Refusal(400, describe_failure(not_offered, model_name))
     run_id, address = str(uuid.uuid4()), client_address(request)
-    over_limit = await limits_refusal(recipes.active, owner, run_id, address)
+    paid = recipes.models.costs_money(model_name)
+    over_limit = await limits_refusal(recipes.active, owner, run_id, address, paid=paid)
     if over_limit is not None:
         return over_limit
     return run_id, recipes.run(owner, run_id, dish, model_name, address=address)

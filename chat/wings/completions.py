@@ -98,6 +98,10 @@ class CompletionUpdate:
     def final(self) -> bool:
         return self.status is not None
 
+    @property
+    def spent_tokens(self) -> int:
+        return self.usage.input_tokens + self.usage.output_tokens if self.usage else 0
+
 
 @dataclass(frozen=True)
 class CompletionInput:
@@ -238,6 +242,7 @@ class Completions(RunService):
             crashed,
             kind=COMPLETION_KIND,
             address=address,
+            paid=self.models.costs_money(model_name),
         )
 
 

@@ -71,7 +71,10 @@ class HandoffService(RunService):
         def crashed(error: BaseException) -> HandoffUpdate:
             return HandoffUpdate(Stage.ANALYST, "", "", RunStatus.FAILED, describe_failure(error, model_name))
 
-        return stream_from_own_task(self.active, owner, run_id, produce, crashed, kind=HANDOFF_KIND, address=address)
+        paid = self.models.costs_money(model_name)
+        return stream_from_own_task(
+            self.active, owner, run_id, produce, crashed, kind=HANDOFF_KIND, address=address, paid=paid
+        )
 
     async def _produce(
         self,
