@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from pydantic_ai.exceptions import (
     ModelAPIError,
@@ -158,6 +159,38 @@ class VisitorMissing(ConversationUnavailable):
 
     def __init__(self) -> None:
         super().__init__("Your visitor id is missing: reload the page.")
+
+
+@dataclass(frozen=True)
+class FailureStatus:
+    """What an HTTP client that retries on its own (an OpenAI client) should make of a failed answer."""
+
+    status: int
+    retry_after: int | None = None
+    """Seconds the provider asked to wait, when it said."""
+    retry: bool = True
+    """False when trying again cannot help (a key or package missing here, a request the provider refuses)."""
+
+
+def failure_status(error: BaseException) -> FailureStatus:
+    """The status a failed answer is sent with, beside `describe_failure`'s sentence: a rate limit is a 429 with
+    the provider's Retry-After, what the server's set-up lacks is not worth retrying, and a provider that
+    failed or was not reached is a 502 (503 when it said it was unavailable, 504 when it was too slow)."""
+    if isinstance(error, ModelRateLimitError):
+        return FailureStatus(429, math.ceil(error.retry_after) if error.retry_after else None)
+    if isinstance(error, ModelUnavailable):  # no key, no package, an unknown name: the operator must act
+        return FailureStatus(503, retry=False)
+    if isinstance(error, (ModelTimeoutError, RunTimedOut)):
+        return FailureStatus(504)
+    if isinstance(error, ModelServerError):
+        return FailureStatus(503 if error.status_code == 503 else 502)
+    if isinstance(error, (ModelAuthenticationError, ModelNotFoundError)) or (
+        isinstance(error, ModelHTTPError) and error.status_code < 500
+    ):
+        return FailureStatus(502, retry=False)  # the server's key, or a request the provider will not take
+    if isinstance(error, (ModelAPIError, UnexpectedModelBehavior)):
+        return FailureStatus(502)
+    return FailureStatus(500)
 
 
 def describe_failure(error: BaseException, model_name: str, *, mid_stream: bool = False) -> str:

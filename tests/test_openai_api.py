@@ -323,3 +323,35 @@ def test_an_upstream_model_receives_the_clients_tools_and_its_call_comes_back_to
         )
         assert "9 graden" in answer.choices[0].message.content
         assert upstream.log.requests[-1]["messages"][-1]["role"] == "tool"
+
+
+def test_a_provider_failure_reaches_the_client_as_a_status_it_can_act_on_without_hidden_retries(monkeypatch):
+    """A fake provider's faults, through /v1 with a client that does not retry (so each call is one request
+    of the client's): the provider is asked once per call, and the status says what to do."""
+    from pydantic_ai import models
+
+    from tests.fake_openai import FakeOpenAIServer
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
+    settings = {"model": "fake-model", "extra_models": ("openai:gpt-4o-mini",)}
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeOpenAIServer() as upstream, demo_app(base_url=upstream.base_url, **settings) as served:
+        key = f"sk-{secrets.token_urlsafe(16)}"
+
+        def ask(prompt: str, model: str = "compatible:fake-model") -> httpx.Response:
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+            headers = {"Authorization": f"Bearer {key}"}
+            return httpx.post(f"{served.url}v1/chat/completions", json=body, headers=headers, timeout=60)
+
+        before = len(upstream.log.requests)
+        limited = ask("fault:429 bitte")
+        assert len(upstream.log.requests) == before + 1  # the app's own retries would have asked three times
+        assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
+        assert limited.json()["error"]["code"] == "rate_limit_exceeded" and "org-Zq81x" not in limited.text
+        failed = ask("fault:500 bitte")
+        assert failed.status_code == 502 and "x-should-retry" not in failed.headers  # worth another try
+        refused = ask("fault:401 bitte")
+        assert refused.status_code == 502 and refused.headers["x-should-retry"] == "false"
+        no_key = ask("hallo", model="openai:gpt-4o-mini")
+        assert no_key.status_code == 503 and no_key.headers["x-should-retry"] == "false"
+        assert "API key" in no_key.json()["error"]["message"]

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_ai.settings import ToolChoice
 from pydantic_ai.usage import RunUsage
 
-from chat.errors import describe_failure
+from chat.errors import FailureStatus, describe_failure
 from chat.identity import MalformedOwner, checked_owner, client_address
 from chat.models import ModelNotOffered
 from chat.runs import RunStatus
@@ -265,7 +265,7 @@ class OpenAICompatibleAPI:
         async for last in updates:
             pass
         if last.status is RunStatus.FAILED:
-            return openai_error(502, last.error or "The model failed.", kind="api_error")
+            return _failed(last)
         return JSONResponse(
             {
                 "id": completion_id,
@@ -359,6 +359,17 @@ def _refused(refusal: Refusal) -> JSONResponse:
         # free storage (the visitor deletes some conversations first).
         headers["x-should-retry"] = "false"
     return openai_error(refusal.status, refusal.message, kind=kind, code=code, headers=headers or None)
+
+
+def _failed(update: CompletionUpdate) -> JSONResponse:
+    """A failed answer with a status an OpenAI client acts on: a provider's rate limit is a 429 with its
+    Retry-After, and what retrying cannot fix says so (`x-should-retry: false`, which OpenAI's clients obey)."""
+    failure = update.failure or FailureStatus(502)
+    headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+    if not failure.retry:
+        headers["x-should-retry"] = "false"
+    kind, code = ("rate_limit_error", "rate_limit_exceeded") if failure.status == 429 else ("api_error", None)
+    return openai_error(failure.status, update.error or "The model failed.", kind=kind, code=code, headers=headers)
 
 
 def _usage(update: CompletionUpdate) -> dict[str, int]:

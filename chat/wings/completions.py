@@ -41,7 +41,7 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import ExternalToolset
 from pydantic_ai.usage import RunUsage
 
-from chat.errors import describe_failure
+from chat.errors import FailureStatus, describe_failure, failure_status
 from chat.runs import Report, RunStatus, stream_from_own_task
 from chat.services import RunService
 from chat.wings.tools import ChatDeps
@@ -93,6 +93,8 @@ class CompletionUpdate:
     error: str | None = None
     tool_calls: tuple[ToolCallIn, ...] = ()
     """The client's tools the model called: the answer ends here, for the client to run them."""
+    failure: FailureStatus | None = None
+    """How a client should take a failure (`error`): its HTTP status, and whether and when to retry."""
 
     @property
     def final(self) -> bool:
@@ -208,7 +210,7 @@ class Completions(RunService):
             options = self.run_options(token)
             options["model_settings"] = {**options["model_settings"], **settings}
             try:
-                model = self.models.resolve(model_name)
+                model = self.models.resolve(model_name, caller_retries=True)  # OpenAI clients retry themselves
                 async with self.agent.run_stream(
                     asked.prompt,
                     message_history=asked.history,
@@ -229,10 +231,13 @@ class Completions(RunService):
                 report(CompletionUpdate(text, RunStatus.STOPPED, stopped.usage))
             except Exception as error:
                 log.warning("completion failed", exc_info=True)
-                report(CompletionUpdate(text, RunStatus.FAILED, error=describe_failure(error, model_name)))
+                failed = describe_failure(error, model_name)
+                report(CompletionUpdate(text, RunStatus.FAILED, error=failed, failure=failure_status(error)))
 
         def crashed(error: BaseException) -> CompletionUpdate:
-            return CompletionUpdate("", RunStatus.FAILED, error=describe_failure(error, model_name))
+            return CompletionUpdate(
+                "", RunStatus.FAILED, error=describe_failure(error, model_name), failure=failure_status(error)
+            )
 
         return stream_from_own_task(
             self.active,
