@@ -58,7 +58,7 @@ class ModelResolver:
             first_token_delay=settings.demo_first_token_delay,
             tokens_per_second=settings.demo_tokens_per_second,
         )
-        self._models: dict[tuple[str, bool], Model] = {}
+        self._models: dict[str, Model] = {}
         self._lock = threading.Lock()
         self._logged: set[str] = set()
 
@@ -66,17 +66,13 @@ class ModelResolver:
     def settings(self) -> Settings:
         return self._settings
 
-    def resolve(self, name: str, *, caller_retries: bool = False) -> Model:
-        """`caller_retries`: the caller retries a failed request itself (an OpenAI client on `/v1` does, twice
-        by default), so the model asks its provider once per call: the app's own retries
-        (`--provider-retries`) would multiply the client's (3 x 3 requests for one rate-limited call)."""
+    def resolve(self, name: str) -> Model:
         self.check_offered(name)
         name = (name or "").strip()
-        key = (name, caller_retries)
         with self._lock:
-            if key not in self._models:
-                self._models[key] = self._build(name, retries=0 if caller_retries else self._settings.provider_retries)
-            return self._models[key]
+            if name not in self._models:
+                self._models[name] = self._build(name)
+            return self._models[name]
 
     def offered(self) -> list[str]:
         """The models this server runs, as a client names them."""
@@ -119,7 +115,7 @@ class ModelResolver:
             return error.for_visitor
         return None
 
-    def _build(self, name: str, retries: int) -> Model:
+    def _build(self, name: str) -> Model:
         if not name:
             raise ModelUnavailable(
                 f"No model selected. Choose one in the Model menu, e.g. {MODEL_STRING_EXAMPLES}.",
@@ -137,7 +133,7 @@ class ModelResolver:
                 base_url=self._settings.base_url,
                 # Local servers (Ollama, llama.cpp) accept any key, but the OpenAI client insists on one.
                 api_key=self._settings.api_key or "not-needed",
-                max_retries=retries,
+                max_retries=self._settings.provider_retries,
                 timeout=self._settings.request_timeout,
             )
             provider = OpenAICompatibleProvider("compatible", openai_client=client)

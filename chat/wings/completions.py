@@ -208,9 +208,11 @@ class Completions(RunService):
         async def produce(token: CancellationToken, report: Report[CompletionUpdate]) -> None:
             text = ""
             options = self.run_options(token)
-            options["model_settings"] = {**options["model_settings"], **settings}
+            # One request to the provider per request of the client's: OpenAI clients retry on their own (twice
+            # by default), and the provider SDK's retries (`--provider-retries`, for the page) would multiply them.
+            options["model_settings"] = {**options["model_settings"], **settings, "max_retries": 0}
             try:
-                model = self.models.resolve(model_name, caller_retries=True)  # OpenAI clients retry themselves
+                model = self.models.resolve(model_name)
                 async with self.agent.run_stream(
                     asked.prompt,
                     message_history=asked.history,
