@@ -355,3 +355,56 @@ def test_a_provider_failure_reaches_the_client_as_a_status_it_can_act_on_without
         no_key = ask("hallo", model="openai:gpt-4o-mini")
         assert no_key.status_code == 503 and no_key.headers["x-should-retry"] == "false"
         assert "API key" in no_key.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_answer_ends_before_a_stop_sequence(app, stream):
+    client = client_of(app)
+    counting = [{"role": "user", "content": "count to 30"}]
+    if stream:
+        chunks = list(client.chat.completions.create(model="demo", messages=counting, stop=["12 ", "7 8"], stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason][-1]
+    else:
+        choice = client.chat.completions.create(model="demo", messages=counting, stop="7 8").choices[0]
+        text, finish = choice.message.content, choice.finish_reason
+    assert finish == "stop" and text.startswith("1 2 3") and text.rstrip().endswith("6") and "7" not in text
+
+
+def test_what_the_server_cannot_give_is_refused_and_the_common_settings_reach_the_model(app):
+    client = client_of(app)
+    hello = [{"role": "user", "content": "bonjour"}]
+    with pytest.raises(openai.BadRequestError, match="n above 1"):
+        client.chat.completions.create(model="demo", messages=hello, n=3)
+    with pytest.raises(openai.BadRequestError, match="logprobs"):
+        client.chat.completions.create(model="demo", messages=hello, logprobs=True)
+    answer = client.chat.completions.create(
+        model="demo", messages=hello, n=1, seed=11, top_p=0.5, presence_penalty=0.3, frequency_penalty=-0.2
+    )
+    assert answer.choices[0].message.content
+
+
+def test_the_common_settings_arrive_at_an_upstream_model(monkeypatch):
+    from pydantic_ai import models
+
+    from tests.fake_openai import FakeOpenAIServer
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
+    with FakeOpenAIServer() as upstream, demo_app(model="fake-model", base_url=upstream.base_url) as served:
+        client_of(served).chat.completions.create(
+            model="compatible:fake-model",
+            messages=[{"role": "user", "content": "hoi"}],
+            seed=5,
+            top_p=0.25,
+            presence_penalty=0.5,
+            frequency_penalty=0.75,
+            stop=["END"],
+        )
+        sent = upstream.log.requests[-1]
+        assert (sent["seed"], sent["top_p"], sent["presence_penalty"], sent["frequency_penalty"]) == (
+            5,
+            0.25,
+            0.5,
+            0.75,
+        )
+        assert sent["stop"] == ["END"]

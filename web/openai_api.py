@@ -39,6 +39,7 @@ from chat.wings.completions import (
     BadCompletionRequest,
     ChatMessageIn,
     ClientTool,
+    CompletionOptions,
     Completions,
     CompletionUpdate,
     ToolCallIn,
@@ -47,6 +48,8 @@ from web.request_json import UnreadableJSON, read_json
 from web.turn_start import OWNER_HEADER, Refusal, limits_refusal, start_shown
 
 MAX_KEY_LENGTH = 512
+MAX_STOP_SEQUENCES = 4
+"""As OpenAI allows."""
 CONVERSATION_HEADER = "x-conversation-id"
 SEND_JSON = "Send a JSON body with 'model' and 'messages'."
 
@@ -120,6 +123,38 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     tools: list[OpenAITool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    stop: str | list[str] | None = None
+    n: int | None = Field(None, ge=1)
+    logprobs: bool | None = None
+    top_p: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+
+    def completion_options(self) -> CompletionOptions:
+        """What the request asks of its answer; `BadCompletionRequest` for what this server cannot give."""
+        if self.n is not None and self.n > 1:
+            raise BadCompletionRequest("n above 1 is not supported here: send the request n times.")
+        if self.logprobs:
+            raise BadCompletionRequest("logprobs are not available from this server.")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        if len(stop) > MAX_STOP_SEQUENCES or not all(stop):
+            raise BadCompletionRequest(f"stop is 1 to {MAX_STOP_SEQUENCES} sequences, none empty.")
+        passed = {
+            "max_tokens": self.max_completion_tokens or self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+        }
+        tools, tool_choice = self.client_tools()
+        return CompletionOptions(
+            model_settings={name: value for name, value in passed.items() if value is not None},
+            stop=stop,
+            tools=tuple(tools),
+            tool_choice=tool_choice,
+        )
 
     def client_tools(self) -> tuple[list[ClientTool], ToolChoice]:
         """The tools the client runs itself, and its `tool_choice` as pydantic-ai takes it;
@@ -200,6 +235,10 @@ class OpenAICompatibleAPI:
             return openai_error(
                 404, describe_failure(not_offered, body.model), kind="invalid_request_error", code="model_not_found"
             )
+        try:
+            asked_for = body.completion_options()
+        except BadCompletionRequest as bad:
+            return openai_error(400, str(bad), kind="invalid_request_error")
         conversation_id = request.headers.get(CONVERSATION_HEADER)
         if conversation_id is not None and body.tools:
             return openai_error(
@@ -219,17 +258,8 @@ class OpenAICompatibleAPI:
         if refusal is not None:
             return _refused(refusal)
         try:
-            tools, tool_choice = body.client_tools()
-            updates = self.completions.complete(
-                owner,
-                body.model,
-                [m.to_chat_message() for m in body.messages],
-                max_tokens=body.max_completion_tokens or body.max_tokens,
-                temperature=body.temperature,
-                address=address,
-                tools=tools,
-                tool_choice=tool_choice,
-            )
+            messages = [m.to_chat_message() for m in body.messages]
+            updates = self.completions.complete(owner, body.model, messages, asked_for, address=address)
         except BadCompletionRequest as bad:
             return openai_error(400, str(bad), kind="invalid_request_error")
         return await self._respond(body, updates)

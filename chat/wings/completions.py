@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent, CancellationToken, DeferredToolRequests, DeferredToolResults
@@ -176,6 +176,40 @@ class ClientToolChoice(AbstractCapability[object]):
         return lambda _: {"tool_choice": self.choice}
 
 
+@dataclass(frozen=True)
+class CompletionOptions:
+    """What a request asks of its answer beside the messages."""
+
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    """Passed to the model as pydantic-ai's `ModelSettings`: max_tokens, temperature, top_p, seed, penalties."""
+    stop: tuple[str, ...] = ()
+    """The answer ends before the first of these."""
+    tools: tuple[ClientTool, ...] = ()
+    tool_choice: ToolChoice = None
+
+
+@dataclass(frozen=True)
+class StopSequences:
+    """OpenAI's `stop`, for every model: the answer ends before the first sequence it reaches, and while it
+    streams, an end that may be the start of one is held back until the next text shows whether it is."""
+
+    sequences: tuple[str, ...]
+
+    def reached(self, text: str) -> bool:
+        return any(sequence in text for sequence in self.sequences)
+
+    def cut(self, text: str) -> str:
+        ends = [text.find(sequence) for sequence in self.sequences if sequence in text]
+        return text[: min(ends)] if ends else text
+
+    def safe_to_show(self, text: str) -> str:
+        held = max(
+            (n for sequence in self.sequences for n in range(1, len(sequence)) if text.endswith(sequence[:n])),
+            default=0,
+        )
+        return text[: len(text) - held]
+
+
 class Completions(RunService):
     def __init__(self, agent: Agent[ChatDeps, object], *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -186,31 +220,26 @@ class Completions(RunService):
         owner: str,
         model_name: str,
         messages: Sequence[ChatMessageIn],
+        asked_for: CompletionOptions | None = None,
         *,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
         address: str | None = None,
-        tools: Sequence[ClientTool] = (),
-        tool_choice: ToolChoice = None,
     ) -> AsyncIterator[CompletionUpdate]:
-        """The answer's updates, the last one final; `BadCompletionRequest` at once for unusable messages.
-
-        `tools`: the client's own, which the model may call (`tool_choice` as pydantic-ai takes it)."""
+        """The answer's updates, the last one final; `BadCompletionRequest` at once for unusable messages."""
         asked = to_model_messages(messages)
-        client_tools = _client_toolsets(tools, tool_choice)
-        choosing = [ClientToolChoice(tool_choice)] if client_tools and tool_choice not in (None, "auto") else []
-        settings: dict[str, object] = {}
-        if max_tokens is not None:
-            settings["max_tokens"] = max_tokens
-        if temperature is not None:
-            settings["temperature"] = temperature
+        asked_for = asked_for or CompletionOptions()
+        client_tools = _client_toolsets(asked_for.tools, asked_for.tool_choice)
+        choice = asked_for.tool_choice
+        choosing = [ClientToolChoice(choice)] if client_tools and choice not in (None, "auto") else []
+        stops = StopSequences(asked_for.stop)
 
         async def produce(token: CancellationToken, report: Report[CompletionUpdate]) -> None:
             text = ""
             options = self.run_options(token)
             # One request to the provider per request of the client's: OpenAI clients retry on their own (twice
             # by default), and the provider SDK's retries (`--provider-retries`, for the page) would multiply them.
-            options["model_settings"] = {**options["model_settings"], **settings, "max_retries": 0}
+            options["model_settings"] = {**options["model_settings"], **asked_for.model_settings, "max_retries": 0}
+            if asked_for.stop:  # providers that can stop there save the tokens; every answer is cut here anyway
+                options["model_settings"]["stop_sequences"] = list(asked_for.stop)
             try:
                 model = self.models.resolve(model_name)
                 async with self.agent.run_stream(
@@ -225,12 +254,16 @@ class Completions(RunService):
                 ) as run:
                     async for delta in run.stream_text(delta=True, debounce_by=None):
                         text += delta
-                        report(CompletionUpdate(text))
-                assert run.result is not None
+                        if stops.reached(text):
+                            break  # leaving the stream ends the model's request
+                        report(CompletionUpdate(stops.safe_to_show(text)))
+                if stops.reached(text) or run.result is None:
+                    report(CompletionUpdate(stops.cut(text), RunStatus.COMPLETED, run.usage))
+                    return
                 calls = _calls_for_the_client(run.result.output)
                 report(CompletionUpdate(text, RunStatus.COMPLETED, run.usage, tool_calls=calls))
             except RunCancelled as stopped:
-                report(CompletionUpdate(text, RunStatus.STOPPED, stopped.usage))
+                report(CompletionUpdate(stops.cut(text), RunStatus.STOPPED, stopped.usage))
             except Exception as error:
                 log.warning("completion failed", exc_info=True)
                 failed = describe_failure(error, model_name)
