@@ -33,6 +33,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
 from chat.cookbook import compose_recipe
+from chat.demo_json import example_for
 from chat.demo_tools import PlannedCall, answer_from, plan_tool_call, tool_results
 from chat.tokens import CJK, estimate_message_tokens, estimate_tokens
 
@@ -250,7 +251,32 @@ def _last_prompt(messages: Sequence[ModelMessage]) -> str:
 
 
 def _wants_recipe(info: AgentInfo) -> bool:
+    """Whether the run asks for structured output (the Recipe tab's, or any other schema)."""
     return bool(info.output_tools) or info.model_request_parameters.output_mode in ("native", "prompted")
+
+
+def _forced_call(info: AgentInfo, prompt: str) -> PlannedCall | None:
+    """The call a `tool_choice` that forces one asks for when the prompt names none: an output tool the
+    client's agent declared if there is one (`final_result...`: pydantic-ai's), else the first tool allowed,
+    with arguments that fit its schema (chat/demo_json.py)."""
+    choice = (info.model_settings or {}).get("tool_choice")
+    if choice != "required" and not isinstance(choice, list):
+        return None
+    allowed = [tool for tool in info.function_tools if choice == "required" or tool.name in choice]
+    if not allowed:
+        return None
+    tool = next((tool for tool in allowed if tool.name.startswith("final_result")), allowed[0])
+    return PlannedCall(tool.name, example_for(tool.parameters_json_schema, prompt))
+
+
+def _structured_answer(info: AgentInfo, prompt: str) -> str:
+    """The JSON a structured request gets: a recipe for the Recipe tab's schema, else a value that fits the
+    schema asked for (an API client's `response_format` or output type: chat/demo_json.py)."""
+    output = info.model_request_parameters.output_object
+    schema = info.output_tools[0].parameters_json_schema if info.output_tools else output and output.json_schema
+    if not schema or {"name", "steps"} <= set(schema.get("properties") or {}):  # a recipe, of any strictness
+        return json.dumps(compose_recipe(prompt), ensure_ascii=False)
+    return json.dumps(example_for(schema, prompt), ensure_ascii=False)
 
 
 SUMMARY_MARKER = "Summarize the conversation transcript"
@@ -378,7 +404,7 @@ class DemoModel(FunctionModel):
             text = compose_summary(_last_prompt(messages))
             part: TextPart | ToolCallPart = TextPart(text)
         elif _wants_recipe(info):
-            text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False)
+            text = _structured_answer(info, _last_prompt(messages))
             part = ToolCallPart(info.output_tools[0].name, text) if info.output_tools else TextPart(text)
         else:
             text = compose_reply(messages, info.instructions)
@@ -393,11 +419,12 @@ class DemoModel(FunctionModel):
         wants_recipe = _wants_recipe(info)
         tools = {tool.name for tool in info.function_tools}
         planned = None if wants_recipe or tool_results(messages) else plan_tool_call(_last_prompt(messages), tools)
+        planned = planned or (None if wants_recipe else _forced_call(info, _last_prompt(messages)))
         if planned is not None:
             async for delta in self._stream_call(planned):
                 yield delta
             return
-        text = json.dumps(compose_recipe(_last_prompt(messages)), ensure_ascii=False) if wants_recipe else None
+        text = _structured_answer(info, _last_prompt(messages)) if wants_recipe else None
         await asyncio.sleep(self.pace.first_token_delay)
         if wants_recipe and info.output_tools:
             yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}

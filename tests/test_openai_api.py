@@ -408,3 +408,65 @@ def test_the_common_settings_arrive_at_an_upstream_model(monkeypatch):
             0.75,
         )
         assert sent["stop"] == ["END"]
+
+
+def test_a_response_format_is_answered_with_json_of_that_shape_by_the_demo_model(app):
+    client = client_of(app)
+    asked = [{"role": "user", "content": "Drei Städte an der Donau, bitte"}]
+    schema = {
+        "type": "object",
+        "properties": {
+            "städte": {"type": "array", "items": {"$ref": "#/$defs/Stadt"}, "minItems": 3},
+            "fluss": {"type": "string", "enum": ["Donau", "Rhein"]},
+        },
+        "required": ["städte", "fluss"],
+        "$defs": {
+            "Stadt": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "einwohner": {"type": "integer", "minimum": 1000}},
+            }
+        },
+    }
+    shaped = {"type": "json_schema", "json_schema": {"name": "staedte", "schema": schema, "strict": True}}
+    answer = json.loads(
+        client.chat.completions.create(model="demo", messages=asked, response_format=shaped).choices[0].message.content
+    )
+    assert answer["fluss"] == "Donau" and len(answer["städte"]) >= 3
+    assert all(isinstance(city["name"], str) and city["einwohner"] >= 1000 for city in answer["städte"])
+    streamed = client.chat.completions.create(
+        model="demo", messages=asked, response_format={"type": "json_object"}, stream=True
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert isinstance(json.loads(text), dict)
+    with pytest.raises(openai.BadRequestError, match="json_schema"):
+        client.chat.completions.create(model="demo", messages=asked, response_format={"type": "json_schema"})
+
+
+def test_pydantic_ai_as_a_client_of_v1_calls_its_own_tool_and_gets_its_output_type(app, monkeypatch):
+    """An agent of pydantic-ai's own, on an OpenAI model pointed at this server: its tool runs on its side,
+    and its output type (an output tool it declares) comes back validated."""
+    from pydantic import BaseModel
+    from pydantic_ai import Agent, models
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # the model is this test's own server
+
+    class Forecast(BaseModel):
+        city: str
+        celsius: float
+        dry: bool
+
+    provider = OpenAIProvider(base_url=f"{app.url}v1", api_key=f"sk-{secrets.token_urlsafe(16)}")
+    agent = Agent(OpenAIChatModel("demo", provider=provider), output_type=Forecast)
+    asked: list[str] = []
+
+    @agent.tool_plain
+    def sky_over(city: str) -> str:
+        """The sky over a city."""
+        asked.append(city)
+        return "clear, 21 °C"
+
+    result = agent.run_sync('run sky_over with {"city": "Valparaíso"}')
+    assert asked == ["Valparaíso"]  # the client's own tool ran on the client's side
+    assert isinstance(result.output, Forecast) and result.output.city

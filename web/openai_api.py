@@ -107,6 +107,22 @@ class NamedToolChoice(BaseModel):
     function: OpenAIFunctionCall
 
 
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    name: str = Field("response", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    json_schema: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+ANY_JSON_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
@@ -130,6 +146,7 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    response_format: ResponseFormat | None = None
 
     def completion_options(self) -> CompletionOptions:
         """What the request asks of its answer; `BadCompletionRequest` for what this server cannot give."""
@@ -154,7 +171,19 @@ class ChatCompletionRequest(BaseModel):
             stop=stop,
             tools=tuple(tools),
             tool_choice=tool_choice,
+            **self._json_output(),
         )
+
+    def _json_output(self) -> dict[str, Any]:
+        asked = self.response_format
+        if asked is None or asked.type == "text":
+            return {}
+        if asked.type == "json_object":
+            return {"json_schema": ANY_JSON_OBJECT}
+        if asked.json_schema is None or asked.json_schema.json_schema.get("type", "object") != "object":
+            raise BadCompletionRequest("response_format json_schema needs a 'json_schema' whose 'schema' is an object.")
+        shape = asked.json_schema
+        return {"json_schema": shape.json_schema, "json_name": shape.name, "json_strict": shape.strict}
 
     def client_tools(self) -> tuple[list[ClientTool], ToolChoice]:
         """The tools the client runs itself, and its `tool_choice` as pydantic-ai takes it;

@@ -16,13 +16,21 @@ from them (`DeferredToolResults`).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_ai import Agent, CancellationToken, DeferredToolRequests, DeferredToolResults
+from pydantic_ai import (
+    Agent,
+    CancellationToken,
+    DeferredToolRequests,
+    DeferredToolResults,
+    NativeOutput,
+    StructuredDict,
+)
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import RunCancelled
 from pydantic_ai.messages import (
@@ -186,6 +194,10 @@ class CompletionOptions:
     """The answer ends before the first of these."""
     tools: tuple[ClientTool, ...] = ()
     tool_choice: ToolChoice = None
+    json_schema: dict[str, Any] | None = None
+    """`response_format`: the answer is JSON of this schema, through pydantic-ai's native structured output."""
+    json_name: str = "response"
+    json_strict: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +242,8 @@ class Completions(RunService):
         client_tools = _client_toolsets(asked_for.tools, asked_for.tool_choice)
         choice = asked_for.tool_choice
         choosing = [ClientToolChoice(choice)] if client_tools and choice not in (None, "auto") else []
-        stops = StopSequences(asked_for.stop)
+        structured = _structured_output(asked_for)
+        stops = StopSequences(() if structured else asked_for.stop)  # a JSON document is never cut short
 
         async def produce(token: CancellationToken, report: Report[CompletionUpdate]) -> None:
             text = ""
@@ -250,13 +263,20 @@ class Completions(RunService):
                     capabilities=choosing,
                     model=model,
                     deps=ChatDeps(owner, self.store),
+                    **({"output_type": structured} if structured else {}),
                     **options,
                 ) as run:
-                    async for delta in run.stream_text(delta=True, debounce_by=None):
-                        text += delta
-                        if stops.reached(text):
-                            break  # leaving the stream ends the model's request
-                        report(CompletionUpdate(stops.safe_to_show(text)))
+                    if structured:  # one JSON document: partial ones are not prefixes of the whole
+                        output = await run.get_output()
+                        text = (
+                            "" if isinstance(output, DeferredToolRequests) else json.dumps(output, ensure_ascii=False)
+                        )
+                    else:
+                        async for delta in run.stream_text(delta=True, debounce_by=None):
+                            text += delta
+                            if stops.reached(text):
+                                break  # leaving the stream ends the model's request
+                            report(CompletionUpdate(stops.safe_to_show(text)))
                 if stops.reached(text) or run.result is None:
                     report(CompletionUpdate(stops.cut(text), RunStatus.COMPLETED, run.usage))
                     return
@@ -300,3 +320,11 @@ def _calls_for_the_client(output: object) -> tuple[ToolCallIn, ...]:
     if not isinstance(output, DeferredToolRequests):
         return ()
     return tuple(ToolCallIn(call.tool_call_id, call.tool_name, call.args_as_json_str()) for call in output.calls)
+
+
+def _structured_output(asked_for: CompletionOptions) -> Any:
+    """The run's output type for a `response_format` (None: text), with the client's tool calls beside it."""
+    if asked_for.json_schema is None:
+        return None
+    schema = StructuredDict(asked_for.json_schema, name=asked_for.json_name)
+    return [NativeOutput(schema, strict=asked_for.json_strict), DeferredToolRequests]
