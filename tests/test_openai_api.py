@@ -29,6 +29,13 @@ def test_the_models_are_the_ones_this_server_offers(app):
     assert "demo" in app.service.models.offered()
 
 
+def test_a_model_offered_without_its_key_is_not_listed(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with demo_app(extra_models=("anthropic:claude-sonnet-4-5",)) as served:
+        assert "anthropic:claude-sonnet-4-5" in served.service.models.offered()  # in the page's menu, marked
+        assert [model.id for model in client_of(served).models.list()] == ["demo"]
+
+
 def test_the_messages_arrive_as_a_conversation_and_the_answer_counts_its_usage(app):
     answer = client_of(app).chat.completions.create(
         model="demo",

@@ -237,7 +237,8 @@ class OpenAICompatibleAPI:
                 return _no_key()
         except MalformedOwner as malformed:
             return openai_error(400, str(malformed), kind="invalid_request_error")
-        names = self.completions.models.offered()
+        models = self.completions.models
+        names = [name for name in models.offered() if models.visitor_problem(name) is None]  # only what runs here
         return JSONResponse(
             {
                 "object": "list",
