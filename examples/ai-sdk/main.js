@@ -11,10 +11,12 @@ const prompt = document.getElementById("prompt");
 const button = document.getElementById("send");
 
 const api = new URL("../../api/vercel-ai", location.href).href;
-const chatId = new URLSearchParams(location.search).get("chat") ?? crypto.randomUUID();
+const named = new URLSearchParams(location.search).get("chat");
+const chatId = named ?? crypto.randomUUID();
 
 // A chat of yours that exists (started here, in the app's page or over any route) opens where it is:
 // the messages sent with the next turn are what this page shows, so it must show them all first.
+// Only when the address names one: a fresh id has nothing stored, and asking would only log a 404.
 async function storedMessages(id) {
   const response = await fetch(`${api}/${encodeURIComponent(id)}`);
   return response.ok ? await response.json() : [];
@@ -22,7 +24,7 @@ async function storedMessages(id) {
 
 const chat = new Chat({
   id: chatId,
-  messages: await storedMessages(chatId),
+  messages: named ? await storedMessages(named) : [],
   transport: new DefaultChatTransport({ api }),
   onChange: render,
 });
