@@ -96,6 +96,9 @@ def test_a_tool_call_arrives_as_tool_call_events_before_the_answer(app):
     assert result.tool_call_id == call.tool_call_id and result.content == "222"
     assert kinds.index(EventType.TOOL_CALL_RESULT) < kinds.index(EventType.TEXT_MESSAGE_START)
     assert "222" in text_of(events)
+    # The call is a message of its own, before the answer's: an in-order client shows call, result, answer.
+    answer = next(event for event in events if event.type == EventType.TEXT_MESSAGE_START)
+    assert call.parent_message_id and call.parent_message_id != answer.message_id
 
 
 def test_a_thread_goes_on_over_the_vercel_ai_route(app):

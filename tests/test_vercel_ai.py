@@ -336,7 +336,10 @@ def test_the_example_page_chats_on_desktop_and_phone_into_the_visitors_sidebar(a
             context = browser.new_context(viewport=dict(zip(("width", "height"), viewport)), color_scheme=scheme)
             page = context.new_page()
             failed: list[str] = []
-            page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+            page.on(
+                "response",
+                lambda response, failed=failed: failed.append(response.url) if response.status >= 400 else None,
+            )
             page.goto(f"{app.url}examples/ai-sdk/")  # a fresh chat asks for nothing stored, so nothing fails
             page.wait_for_function("() => document.querySelector('#send').textContent === 'Send'")
             assert failed == []

@@ -133,7 +133,7 @@ async def ag_ui_events(
                 yield None
                 continue
             for name, data in step_changes(update.steps, steps_sent):
-                for event in _step_events(name, data, reasoning_open, message_id):
+                for event in _step_events(name, data, reasoning_open):
                     yield event
             fresh = update.text[offset:]
             if fresh:
@@ -187,7 +187,7 @@ async def recipe_events(
             return
 
 
-def _step_events(name: str, data: dict[str, Any], reasoning_open: set[str], message_id: str) -> list[BaseEvent]:
+def _step_events(name: str, data: dict[str, Any], reasoning_open: set[str]) -> list[BaseEvent]:
     step_id = data["id"]
     if name == "thinking":
         opened: list[BaseEvent] = []
@@ -197,8 +197,10 @@ def _step_events(name: str, data: dict[str, Any], reasoning_open: set[str], mess
         return [*opened, ReasoningMessageContentEvent(message_id=step_id, delta=data["delta"])]
     if name == "tool_call":
         arguments = data["arguments"] if isinstance(data["arguments"], str) else json.dumps(data["arguments"])
+        # Each call in an assistant message of its own, before its result: an in-order client shows the
+        # call, its result, then the answer (a call inside the answer's message showed the answer first).
         return [
-            ToolCallStartEvent(tool_call_id=step_id, tool_call_name=data["tool"], parent_message_id=message_id),
+            ToolCallStartEvent(tool_call_id=step_id, tool_call_name=data["tool"], parent_message_id=f"call-{step_id}"),
             *([ToolCallArgsEvent(tool_call_id=step_id, delta=arguments)] if arguments else []),
             ToolCallEndEvent(tool_call_id=step_id),
         ]
