@@ -22,6 +22,7 @@ from pydantic_ai.conversation import Conversation
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.toolsets import AbstractToolset
 
+from chat.errors import FailureStatus
 from chat.runs import RunStatus, RunUpdate
 from chat.steps import Step, StepLog
 from chat.turn_stats import TurnStats
@@ -80,6 +81,8 @@ class TurnUpdate(RunUpdate):
     status: RunStatus = RunStatus.STREAMING
     stats: TurnStats | None = None
     error: str | None = None
+    failure: FailureStatus | None = None
+    """With `error`: the status an HTTP client that retries on its own should get."""
     context: ContextReport | None = None
     """On the final update: what the model was sent (when a hook kept track)."""
     steps: tuple[Step, ...] = ()

@@ -25,7 +25,7 @@ from pydantic_ai.usage import RunUsage, UsageLimits
 
 from chat.conversation_edits import ConversationEdits, last_prompt, required_owner
 from chat.endings import LENGTH_LIMIT, answered_messages, stopped_messages
-from chat.errors import ConversationUnavailable, PromptRejected, describe_failure
+from chat.errors import ConversationUnavailable, PromptRejected, describe_failure, failure_status
 from chat.models import ModelNotOffered, ModelResolver, ModelUnavailable
 from chat.runs import ActiveTurns, Report, RunStatus, stream_from_own_task
 from chat.services import RunService
@@ -305,4 +305,5 @@ class ChatService(RunService):
             visible_prefix(text),
             RunStatus.FAILED,
             error=describe_failure(error, model_name, mid_stream=bool(text)),
+            failure=failure_status(error),
         )

@@ -340,7 +340,8 @@ def test_a_provider_failure_reaches_the_client_as_a_status_it_can_act_on_without
     from tests.fake_openai import FakeOpenAIServer
 
     monkeypatch.setattr(models, "ALLOW_MODEL_REQUESTS", True)  # only this loopback server is ever reached
-    settings = {"model": "fake-model", "extra_models": ("openai:gpt-4o-mini",)}
+    # No retries of the page's own either (the stored conversation's turn is the page's).
+    settings = {"model": "fake-model", "extra_models": ("openai:gpt-4o-mini",), "provider_retries": 0}
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with FakeOpenAIServer() as upstream, demo_app(base_url=upstream.base_url, **settings) as served:
         key = f"sk-{secrets.token_urlsafe(16)}"
@@ -362,6 +363,11 @@ def test_a_provider_failure_reaches_the_client_as_a_status_it_can_act_on_without
         no_key = ask("hallo", model="openai:gpt-4o-mini")
         assert no_key.status_code == 503 and no_key.headers["x-should-retry"] == "false"
         assert "API key" in no_key.json()["error"]["message"]
+        # The same statuses for a stored conversation (the page's turn behind X-Conversation-Id).
+        body = {"model": "compatible:fake-model", "messages": [{"role": "user", "content": "fault:429 erneut"}]}
+        headers = {"Authorization": f"Bearer {key}", "X-Conversation-Id": "gespeichert"}
+        stored_limit = httpx.post(f"{served.url}v1/chat/completions", json=body, headers=headers, timeout=60)
+        assert stored_limit.status_code == 429 and stored_limit.headers["retry-after"] == "7"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])

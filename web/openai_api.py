@@ -398,7 +398,8 @@ async def _as_completion(updates: AsyncIterator[TurnUpdate]) -> AsyncIterator[Co
         async for update in updates:
             stats = update.stats
             usage = RunUsage(input_tokens=stats.input_tokens, output_tokens=stats.output_tokens) if stats else None
-            yield CompletionUpdate(update.text, update.status if update.final else None, usage, update.error)
+            status = update.status if update.final else None
+            yield CompletionUpdate(update.text, status, usage, update.error, failure=update.failure)
 
 
 _REFUSAL_KINDS = {
