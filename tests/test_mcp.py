@@ -197,6 +197,9 @@ async def test_the_page_says_which_tools_ask_first(mcp_chat):
     listed = dict(await servers.available_tools())
     assert "approval" in listed["letters_erase"] and "approval" in listed["letters_write"]
     assert "approval" not in listed["letters_shout"]
+    # What each does is the server's own description, as the model is told.
+    assert listed["letters_shout"] == "Say a text in capital letters."
+    assert listed["letters_erase"].startswith("Delete a file for good.")
 
 
 async def test_the_sse_api_announces_the_approval_and_runs_the_tool_once_approved(mcp_chat, tmp_path):

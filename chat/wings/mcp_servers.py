@@ -148,24 +148,28 @@ class McpServers(TurnHooks):
     async def available_tools(self) -> list[tuple[str, str]]:
         """The tools a turn offers the model, each with what it does: the chat's own and the MCP servers'."""
         mcp = [
-            (name, "from an MCP server; asks your approval before it runs" if asks else "from an MCP server")
-            for name, asks in await self.tool_names()
+            (name, f"{described}; asks your approval before it runs" if asks else described)
+            for name, described, asks in await self.tools()
             if self.ask_approval or not asks
         ]
         return [*chat_tool_descriptions(), *mcp]
 
-    async def tool_names(self) -> list[tuple[str, bool]]:
-        """The MCP tools the model can call, as it sees their names (`server_tool`), and whether each asks the
+    async def tools(self) -> list[tuple[str, str, bool]]:
+        """The MCP tools the model can call: each as it sees its name (`server_tool`), what it does (the
+        first line of the server's description, else which server it comes from), and whether it asks the
         visitor's approval."""
-        names = []
+        found = []
         for toolset in await self.ready():
             rules = self.approvals.get(_name(toolset), ServerApprovals())
             wrapped = getattr(toolset, "wrapped", toolset)
             prefix = getattr(toolset, "prefix", None)
             for tool in await wrapped.list_tools():
                 annotations = tool.annotations.model_dump(by_alias=True) if tool.annotations else None
-                names.append((f"{prefix}_{tool.name}" if prefix else tool.name, rules.asks(tool.name, annotations)))
-        return names
+                described = (tool.description or "").strip().splitlines()
+                what = described[0] if described else f"from the MCP server {_name(toolset)}"
+                name = f"{prefix}_{tool.name}" if prefix else tool.name
+                found.append((name, what, rules.asks(tool.name, annotations)))
+        return found
 
     async def stop(self) -> None:
         if self._started:
