@@ -182,11 +182,10 @@ def failure_status(error: BaseException) -> FailureStatus:
         return FailureStatus(503, retry=False)
     if isinstance(error, (ModelTimeoutError, RunTimedOut)):
         return FailureStatus(504)
-    if isinstance(error, ModelServerError):
-        return FailureStatus(503 if error.status_code == 503 else 502)
-    if isinstance(error, (ModelAuthenticationError, ModelNotFoundError)) or (
-        isinstance(error, ModelHTTPError) and error.status_code < 500
-    ):
+    status = getattr(error, "status_code", None)  # a ModelServerError is not always an HTTP one
+    if isinstance(error, ModelServerError) or (isinstance(error, ModelHTTPError) and error.status_code >= 500):
+        return FailureStatus(503 if status == 503 else 502)
+    if isinstance(error, (ModelAuthenticationError, ModelNotFoundError, ModelHTTPError)):
         return FailureStatus(502, retry=False)  # the server's key, or a request the provider will not take
     if isinstance(error, (ModelAPIError, UnexpectedModelBehavior)):
         return FailureStatus(502)
