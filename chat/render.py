@@ -17,7 +17,18 @@ from pydantic_ai.messages import (
 
 from chat.endings import CONNECTION_LOST, END_KEY, LENGTH_LIMIT, SERVER_RESTARTED, STOPPED
 from chat.runs import RunStatus
-from chat.steps import APPROVE, DENIED, DENY, THINKING, Step, steps_of, thinking_key
+from chat.steps import (
+    APPROVE,
+    APPROVED,
+    DENIED,
+    DENIED_VERDICT,
+    DENY,
+    PASSED_OVER_VERDICT,
+    THINKING,
+    Step,
+    steps_of,
+    thinking_key,
+)
 from chat.turn_hooks import ContextReport
 from chat.turn_stats import TurnStats
 from chat.turns import TurnUpdate
@@ -91,9 +102,58 @@ def approval_bubble(steps: Sequence[Step]) -> Bubble | None:
     names = ", ".join(f"`{step.tool}`" for step in waiting)
     return {
         "role": "assistant",
-        "content": f"⏸ The model wants to run {names} (open the step above to see exactly what). Allow it?",
+        "content": f"{QUESTION_MARK} The model wants to run {names} (open the step above to see exactly what). Allow it?",
         "options": [{"value": APPROVE, "label": f"✅ {APPROVE}"}, {"value": DENY, "label": f"✋ {DENY}"}],
     }
+
+
+QUESTION_MARK = "⏸"
+WAITING = "⏸ waiting for you"
+VERDICT_MARKS = {APPROVED: "✅", DENIED_VERDICT: "✋", PASSED_OVER_VERDICT: "↪"}
+SETTLED_QUESTIONS = {
+    APPROVED: "✅ **Approved**: the model may run {names}.",
+    DENIED_VERDICT: "✋ **Denied**: {names} was not run.",
+    PASSED_OVER_VERDICT: "↪ **Passed over**: you wrote something else, so {names} was not run.",
+}
+
+
+def verdict_of(prompt: str) -> str:
+    """How a message sent while a call waits settles it: the page's Approve and Deny buttons send these
+    words (chat/wings/approvals.py `decision` reads them the same way); anything else passes it over."""
+    said = prompt.strip().casefold()
+    return (
+        APPROVED if said == APPROVE.casefold() else DENIED_VERDICT if said == DENY.casefold() else PASSED_OVER_VERDICT
+    )
+
+
+def settle_shown(chat: list[Bubble], prompt: str) -> bool:
+    """Settle, in place, the question a chat still shows as waiting, now that `prompt` answers it: its steps
+    lose "waiting for you" for the verdict and its question becomes a settled card without buttons.
+
+    Only a question after the chat's last user message is open; True when one was settled. (Gradio's
+    ChatInterface shows a message its fn edits in place in the history it was given.)"""
+    last_user = max((i for i, bubble in enumerate(chat) if bubble.get("role") == "user"), default=-1)
+    verdict = verdict_of(prompt)
+    tools = []
+    for bubble in chat[last_user + 1 :]:
+        metadata = bubble.get("metadata") or {}
+        title = metadata.get("title") or ""
+        if title.endswith(WAITING):
+            tools.append(title.removesuffix(f" · {WAITING}").removeprefix("🛠️ "))
+            metadata.update(title=f"{title.removesuffix(WAITING)}{VERDICT_MARKS[verdict]} {verdict}", status="done")
+            bubble["metadata"] = metadata
+        elif _text_of(bubble.get("content")).startswith(f"{QUESTION_MARK} The model wants to run"):
+            names = ", ".join(f"`{tool}`" for tool in tools) or "it"
+            bubble["content"] = SETTLED_QUESTIONS[verdict].format(names=names)
+            bubble.pop("options", None)
+    return bool(tools)
+
+
+def _text_of(content: Any) -> str:
+    """A message's text, whether Gradio gives it as a string or as `{"type": "text", "text": ...}` parts."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
 
 
 def step_bubble(step: Step) -> Bubble:
@@ -101,17 +161,28 @@ def step_bubble(step: Step) -> Bubble:
     if step.kind == THINKING:
         title, body = "💭 Thinking", step.text
     else:
-        outcome = " · denied" if step.error == DENIED else " · failed" if step.error is not None else ""
-        title = f"🛠️ {step.tool}" + (" · waiting for you" if step.awaiting_approval else outcome)
+        title = f"🛠️ {step.tool}" + _state_shown(step)
         body = f"**Arguments**\n\n{_code(step.text)}"
         if step.result is not None:
             body += f"\n\n**Result**\n\n{_code(step.result)}"
         if step.error is not None:
             body += f"\n\n**Error** (the model was told)\n\n{_code(step.error)}"
-    metadata: dict[str, Any] = {"title": title, "id": step.id, "status": "done" if step.done else "pending"}
+    # A call waiting for the visitor is not running: no spinner ("pending"), as for any settled step.
+    pending = not step.done and not step.awaiting_approval
+    metadata: dict[str, Any] = {"title": title, "id": step.id, "status": "pending" if pending else "done"}
     if step.seconds is not None:
         metadata["duration"] = round(step.seconds, 3)
     return {"role": "assistant", "content": body, "metadata": metadata}
+
+
+def _state_shown(step: Step) -> str:
+    """What a tool step's title says after its name: waiting, the visitor's verdict, or how it failed."""
+    if step.awaiting_approval:
+        return f" · {WAITING}"
+    if step.verdict is not None:
+        failed = " · failed" if step.verdict == APPROVED and step.error is not None else ""
+        return f" · {VERDICT_MARKS[step.verdict]} {step.verdict}{failed}"
+    return " · denied" if step.error == DENIED else " · failed" if step.error is not None else ""
 
 
 def _code(text: str) -> str:

@@ -36,6 +36,9 @@ APPROVAL_KEY = "awaiting_approval"
 APPROVE = "Approve"
 DENY = "Deny"
 DENIED = "The visitor denied this; do not try it again unless they ask."
+PASSED_OVER = "The visitor wrote something else instead of answering; this was not run."
+APPROVED, DENIED_VERDICT, PASSED_OVER_VERDICT = "Approved", "Denied", "Passed over"
+"""How a call that asked the visitor was settled (`Step.verdict`)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,20 @@ class Step:
     done: bool = False
     awaiting_approval: bool = False
     """A call that waits for the visitor's Approve or Deny (chat/wings/approvals.py)."""
+    asked: bool = False
+    """A call that waited for the visitor and was answered since (`verdict` says how)."""
     seconds: float | None = None
     """How long a tool ran, once it is done (not stored: None for steps shown from the store)."""
+
+    @property
+    def verdict(self) -> str | None:
+        """`APPROVED`, `DENIED_VERDICT` or `PASSED_OVER_VERDICT` for a call the visitor was asked about and
+        answered; None for any other step (one that still waits included)."""
+        if not self.asked or self.awaiting_approval:
+            return None
+        if self.error == DENIED:
+            return DENIED_VERDICT
+        return PASSED_OVER_VERDICT if self.error == PASSED_OVER else APPROVED
 
 
 @dataclass
@@ -92,10 +107,15 @@ class StepLog:
         if text.strip():
             self._steps[key] = Step(key, THINKING, text, done=True)
 
-    def call(self, part: ToolCallPart) -> None:
+    def call(self, part: ToolCallPart, *, asked: bool = False) -> None:
+        """A tool call starts; `asked`: one the visitor was asked about and has answered (it runs now, or
+        its refusal comes as its result)."""
         if self.clock is not None:
             self._started.setdefault(part.tool_call_id, self.clock())
-        self._steps[part.tool_call_id] = Step(part.tool_call_id, TOOL, _arguments(part), tool=part.tool_name)
+        earlier = self._steps.get(part.tool_call_id)
+        asked = asked or (earlier is not None and earlier.asked)  # the run's own event for it comes next
+        step = Step(part.tool_call_id, TOOL, _arguments(part), tool=part.tool_name, asked=asked)
+        self._steps[part.tool_call_id] = step
 
     def result(self, part: ToolReturnPart | RetryPromptPart) -> None:
         step = self._steps.get(part.tool_call_id)
@@ -145,11 +165,12 @@ def steps_of(messages: Sequence[ModelMessage]) -> tuple[Step, ...]:
     """The steps stored messages hold, as the live run showed them (durations are not stored)."""
     log = StepLog(clock=None)
     for index, message in enumerate(messages):
+        asked = set((message.metadata or {}).get(APPROVAL_KEY) or ()) if isinstance(message, ModelResponse) else ()
         for part_index, part in enumerate(message.parts):
             if isinstance(message, ModelResponse) and isinstance(part, ThinkingPart):
                 log.think(thinking_key(index, part_index), part.content)
             elif isinstance(message, ModelResponse) and isinstance(part, ToolCallPart):
-                log.call(part)
+                log.call(part, asked=part.tool_call_id in asked)
             elif isinstance(message, ModelRequest) and isinstance(part, (ToolReturnPart, RetryPromptPart)):
                 log.result(part)
     log.await_approval(pending_approvals(messages))

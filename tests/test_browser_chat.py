@@ -436,7 +436,7 @@ def test_a_tool_that_needs_approval_asks_with_buttons_and_runs_once_approved(app
     approve = page.get_by_role("button", name="✅ Approve")
     approve.wait_for()
     page.locator("#prompt .submit-button").wait_for()  # the asking turn has ended
-    assert page.get_by_text("delete_my_conversation · waiting for you").is_visible()
+    assert page.get_by_text("delete_my_conversation · ⏸ waiting for you").is_visible()
     page.screenshot(path=str(ARTIFACTS / f"tool-approval-{page.size}.png"))
     approve.click()
     page.wait_for_function("() => document.body.innerText.includes('Done: Deleted the chat')")

@@ -24,7 +24,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from chat.agents import CHAT_INSTRUCTIONS
 from chat.demo_tools import plan_tool_call
-from chat.render import answer_messages, to_bubbles, to_markdown
+from chat.render import answer_messages, settle_shown, to_bubbles, to_markdown
 from chat.runs import RunStatus
 from chat.steps import NOT_FINISHED, TOOL, StepLog
 from chat.turns import ChatService
@@ -277,6 +277,36 @@ async def test_deleting_a_chat_waits_for_approve_and_deny_leaves_it(store):
     assert approved.steps[0].result == "Deleted the chat 'Recetas de paella valenciana'."
     assert "Recetas de paella valenciana" not in await titles(store)
     assert await titles(store, "mallory") == ["Recetas de paella valenciana"]  # only the visitor's own
+
+
+@pytest.mark.parametrize(
+    ("answer", "settled"),
+    [("Approve", "✅ Approved"), ("deny", "✋ Denied"), ("What is 2 * 3?", "↪ Passed over")],
+)
+async def test_an_answered_question_is_a_settled_card_live_and_when_shown_again(store, answer, settled):
+    service = service_on(store)
+    await turn(service, "Notes on Tbilisi", conversation="notes")
+    asked = (await turn(service, "Delete my chat called Notes on Tbilisi"))[-1]
+    page = [{"role": "user", "content": [{"type": "text", "text": "Delete my chat called Notes on Tbilisi"}]}]
+    page += answer_messages(asked)
+    step, question = page[1], page[-1]
+    assert "waiting for you" in step["metadata"]["title"] and step["metadata"]["status"] == "done"  # no spinner
+    assert settle_shown(page, answer)  # what the page shows as the answer starts
+    assert (step["metadata"]["title"], step["metadata"]["status"]) == (f"🛠️ delete_my_conversation · {settled}", "done")
+    assert "options" not in question and question["content"].startswith(settled.replace(" ", " **", 1))
+    assert not settle_shown([*page, {"role": "user", "content": answer}], answer)  # nothing waits any more
+
+    answered = (await turn(service, answer))[-1]
+    stored = to_bubbles(await service.edits.load_messages("amara", "t1"))
+    steps = [bubble["metadata"] for bubble in stored if "metadata" in bubble]
+    assert (steps[0]["title"], steps[0]["status"]) == (f"🛠️ delete_my_conversation · {settled}", "done")
+    assert "waiting for you" not in to_markdown("t", await service.edits.load_messages("amara", "t1"))
+    if answer != "What is 2 * 3?":  # the answer's own step says the same as the reloaded one
+        assert step_bubble_title(answered) == f"🛠️ delete_my_conversation · {settled}"
+
+
+def step_bubble_title(update) -> str:
+    return next(bubble["metadata"]["title"] for bubble in answer_messages(update) if "metadata" in bubble)
 
 
 async def test_an_ordinary_message_while_a_call_waits_leaves_it_unanswered_and_the_chat_goes_on(store):

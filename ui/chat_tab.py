@@ -17,7 +17,15 @@ from typing import Any
 import gradio as gr
 
 from chat.identity import TIME_ZONE_COOKIE, client_address
-from chat.render import ENDED_LABELS, answer_messages, format_context, format_stats, format_tools, prompts_in
+from chat.render import (
+    ENDED_LABELS,
+    answer_messages,
+    format_context,
+    format_stats,
+    format_tools,
+    prompts_in,
+    settle_shown,
+)
 from chat.runs import RunStatus
 from chat.turns import ChatService, TurnUpdate
 from chat.wings.mcp_servers import McpServers
@@ -181,6 +189,7 @@ class ChatTab(RunHandlers):
         scope = self.visitors.owner(owner, request, profile)
         conversation_id = conversation_id or new_conversation_id()
         shown = prompts_in(history)  # fewer than stored after an edit, a retry or an undo
+        settle_shown(history, message)  # a question this message answers stops saying "waiting for you"
         chat_of_this_answer: Any = conversation_id
         run_tag = secrets.token_hex(8)
         how_to_stop: Any = stop_request(conversation_id, run_tag)

@@ -13,12 +13,10 @@ from collections.abc import Sequence
 from pydantic_ai import DeferredToolRequests, DeferredToolResults, ToolDenied
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 
-from chat.steps import APPROVAL_KEY, APPROVE, DENIED, DENY, pending_approvals
+from chat.steps import APPROVAL_KEY, APPROVE, DENIED, DENY, PASSED_OVER, pending_approvals
 from chat.turn_hooks import Turn, TurnHooks
 
 __all__ = ["APPROVE", "DENIED", "DENY", "Approvals", "decision", "mark_awaiting", "passed_over", "pending_approvals"]
-
-PASSED_OVER = "The visitor wrote something else instead of answering; this was not run."
 
 
 def mark_awaiting(messages: list[ModelMessage], requests: DeferredToolRequests) -> None:
@@ -59,7 +57,7 @@ class Approvals(TurnHooks):
         if decided is not None:
             turn.user_prompt, turn.deferred_tool_results = None, decided
             for call in waiting:
-                turn.steps.call(call)
+                turn.steps.call(call, asked=True)
         elif waiting:
             turn.conversation.messages.append(passed_over(waiting))  # saved with this turn
 

@@ -1,0 +1,66 @@
+"""The chat's last rough edges, in Chromium at desktop (1280x800) and phone (390x844) sizes: an answered
+approval settles, the usage line is on screen, and the recipe tab has one Generate/Stop control."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.test_browser import ARTIFACTS, app, browser, goto, send  # noqa: F401 (fixtures)
+from tests.test_browser_chat import SIZES, page, stored_prompts, wait_idle  # noqa: F401 (fixtures)
+
+SPINNER = "#chat .loading-spinner"  # Gradio's spinner on a step whose metadata status is 'pending'
+SETTLED = {"Approve": "✅ Approved", "Deny": "✋ Denied", "something else": "↪ Passed over"}
+
+
+def chat_text(shown) -> str:
+    return shown.locator("#chat").inner_text()
+
+
+def ask_to_delete(page, url: str) -> str:  # noqa: F811
+    """A chat to delete, then a new chat that asks for it: returns once the question waits."""
+    title = f"Ideas for a garden {secrets.token_hex(3)}"
+    goto(page, url)
+    send(page, title)
+    wait_idle(page, 1)
+    goto(page, url)  # a new chat
+    send(page, f"Delete my chat called {title}")
+    page.get_by_role("button", name="✅ Approve").wait_for(timeout=60_000)
+    page.locator("#prompt .submit-button").wait_for(timeout=60_000)  # the asking turn has ended
+    return title
+
+
+def wait_for_text(page, text: str) -> None:  # noqa: F811
+    page.wait_for_function("(t) => document.querySelector('#chat')?.innerText.includes(t)", arg=text, timeout=60_000)
+
+
+@pytest.mark.parametrize("answer", ["Approve", "Deny", "something else"])
+def test_an_answered_approval_becomes_a_settled_card_with_no_spinner(app, page, answer):  # noqa: F811
+    title = ask_to_delete(page, app.url)
+    assert "waiting for you" in chat_text(page)
+    assert page.locator(SPINNER).count() == 0  # waiting for the visitor is not running
+    page.reload()  # a reload asks the same question, still without a spinner
+    page.get_by_role("button", name="✅ Approve").wait_for(timeout=60_000)
+    assert page.locator(SPINNER).count() == 0 and "waiting for you" in chat_text(page)
+
+    if answer == "something else":
+        send(page, "What is 6 * 7?")
+    else:
+        page.get_by_role("button", name=f"{'✅' if answer == 'Approve' else '✋'} {answer}").click()
+    wait_for_text(page, f"delete_my_conversation · {SETTLED[answer]}")
+    page.locator("#prompt .submit-button").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')", timeout=60_000)
+    for shown in ("live", "reloaded"):
+        text = chat_text(page)
+        assert "waiting for you" not in text, shown
+        assert f"delete_my_conversation · {SETTLED[answer]}" in text, shown
+        assert page.locator(SPINNER).count() == 0, shown
+        assert page.get_by_role("button", name="✅ Approve", exact=True).count() == 0, shown
+        if shown == "live" and answer == "Approve" or shown == "reloaded" and answer != "something else":
+            page.wait_for_timeout(300)  # a step's folding animation, for the screenshot only
+            name = f"approval-{answer.lower()}-{page.size}-{shown}.png"
+            page.screenshot(path=str(ARTIFACTS / name))
+        page.reload()
+        wait_for_text(page, SETTLED[answer])
+    assert ([title] in stored_prompts(app, title)) == (answer != "Approve")  # deleted only once approved
