@@ -64,3 +64,18 @@ def test_an_answered_approval_becomes_a_settled_card_with_no_spinner(app, page, 
         page.reload()
         wait_for_text(page, SETTLED[answer])
     assert ([title] in stored_prompts(app, title)) == (answer != "Approve")  # deleted only once approved
+
+
+def test_the_usage_line_is_on_screen_under_the_box_after_an_answer_at_1280x800(app, browser):  # noqa: F811
+    context = browser.new_context(viewport=SIZES["desktop"])
+    shown = context.new_page()
+    goto(shown, app.url)
+    send(shown, "What is 12 * 12?")
+    shown.wait_for_function("() => document.querySelector('#usage').innerText.includes('total')", timeout=60_000)
+    usage = shown.locator("#usage").bounding_box()
+    box = shown.locator("#prompt").bounding_box()
+    assert usage is not None and box is not None
+    assert usage["y"] + usage["height"] <= SIZES["desktop"]["height"]  # no scrolling to see what it cost
+    assert usage["y"] >= box["y"] + box["height"]  # under the box it describes the answer above
+    assert shown.evaluate("() => window.scrollY") == 0
+    context.close()

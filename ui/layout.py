@@ -27,6 +27,11 @@ CSS = """
 #download td.filename { width: 100%; }
 #download td.download { width: auto; min-width: 0; padding-left: 8px; }
 #usage { font-size: 0.85em; min-height: 1.2em; }
+/* The usage line sits right under the message box, above the ChatInterface's Context accordion: below it, it
+   was under the fold at 1280x800 (y=817). The ChatInterface's column lends its children to the tab's column,
+   where the panels under the box come after the usage line. */
+#chat-tab .column:has(> #context) { display: contents; }
+#context, #inspector-box, #tools-box { order: 1; }
 .sidebar .toggle-button, .sidebar-toggle, button[aria-label='Toggle Sidebar'] {
     min-width: 44px !important; min-height: 44px !important;
 }
