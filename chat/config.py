@@ -90,6 +90,9 @@ class Settings:
     image_hosts: tuple[str, ...] = ()
     """Hosts whose images an answer may show; any other image shows as a link and the browser is told not to
     fetch it, so a prompt-injected model cannot carry a conversation out in an image URL."""
+    on_a_space: bool = False
+    """Served as a Hugging Face Space: its visitors are not its operator, so the demo model's answers never
+    tell them to run `python app.py` or set an API key."""
     hf_login: bool = False
     """Offer "Sign in with Hugging Face" (on a Space with `hf_oauth: true`); a signed-in visitor's
     conversations follow their account instead of their browser."""

@@ -34,7 +34,7 @@ from pydantic_ai.usage import RequestUsage
 
 from chat.cookbook import compose_recipe
 from chat.demo_json import example_for
-from chat.demo_tools import PlannedCall, answer_from, plan_tool_call, tool_results
+from chat.demo_tools import PlannedCall, answer_from, plan_tool_call, reminded_of_steps, tool_results
 from chat.tokens import CJK, estimate_message_tokens, estimate_tokens
 
 _CHUNK_PATTERN = re.compile(rf"\s*(?:[{CJK}]{{1,2}}|[^\s{CJK}]+)|\s+")
@@ -222,26 +222,54 @@ def _isolated(quoted: str) -> str:
     return f"\u2068{quoted}\u2069"
 
 
-def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False) -> str:
+@dataclass(frozen=True)
+class Audience:
+    """Who reads the demo model's answers, so its hints name only what that reader can do."""
+
+    operator: bool = True
+    """The person running the app reads them (a laptop, a workshop's machine): how to start it on a real
+    model is theirs to use. False on a public Space, whose visitors cannot run `python app.py`."""
+    other_models: bool = True
+    """The Model menu offers a real model besides the demo."""
+
+
+def _real_model_hint(audience: Audience, chinese: bool) -> str:
+    """How to talk to a real model, as far as this reader can do it; empty when they cannot."""
+    if chinese:
+        menu = "在 Model 菜单里选择" if audience.other_models else ""
+        start = (
+            "运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`" if audience.operator else ""
+        )
+        return f"想用真正的模型:{'，或'.join(way for way in (menu, start) if way)}。" if menu or start else ""
+    ways = ["pick one in the **Model** menu"] if audience.other_models else []
+    if audience.operator:
+        ways.append(
+            "start the app with `python app.py --model openai-chat:gpt-4o-mini` and `OPENAI_API_KEY` set "
+            "(Anthropic, Ollama and any OpenAI-compatible server work too; see the README)"
+        )
+    return f"To talk to a real model, {', or '.join(ways)}." if ways else ""
+
+
+def _demo_explainer(prompt: str, earlier_turns: int, summarized: bool = False, audience: Audience = Audience()) -> str:
     if _has_cjk(prompt):
+        what = "演示模型**(离线,无需 API key)" if audience.operator else "演示模型**(内置,就在这里运行)"
         return (
-            f"**演示模型**(离线,无需 API key)。你说的是:「{_isolated(prompt[:80])}」。"
+            f"**{what}。你说的是:「{_isolated(prompt[:80])}」。"
             f"这段对话里我能看到之前的 {earlier_turns} 轮{'(更早的部分是摘要)' if summarized else ''}:试试先说「我叫小王，今年28岁。」再问「我多大了？」。"
             "这里的回答是逐字流式输出的,按 Stop 可以随时停止,已经生成的部分会保留。"
-            "想用真正的模型:在 Model 菜单里选择,或运行 `python app.py --model openai-chat:gpt-4o-mini` 并设置 `OPENAI_API_KEY`。"
+            + _real_model_hint(audience, chinese=True)
         )
     excerpt = prompt if len(prompt) <= 80 else prompt[:77] + "..."
+    what = "offline, no API key needed" if audience.operator else "built in, it runs right here"
+    hint = _real_model_hint(audience, chinese=False)
     return (
-        f"**Demo model** (offline, no API key needed). You said: \u201c{_isolated(excerpt)}\u201d. "
+        f"**Demo model** ({what}). You said: \u201c{_isolated(excerpt)}\u201d. "
         f"I can see {earlier_turns} earlier turn{'s' if earlier_turns != 1 else ''} of this conversation"
         + (" plus a summary of the older ones" if summarized else "")
         + ", "
         "so memory works: tell me \u201cMy name is Sam and I am 28\u201d, then ask \u201chow old am I?\u201d. "
         "This answer streams word by word, like a real model; press **Stop** at any moment and the part "
-        "already written is kept. Ask me to \u201ccount to 500\u201d for a long answer. "
-        "To talk to a real model, pick one in the **Model** menu, or start the app with "
-        "`python app.py --model openai-chat:gpt-4o-mini` and `OPENAI_API_KEY` set "
-        "(Anthropic, Ollama and any OpenAI-compatible server work too; see the README)."
+        "already written is kept. Ask me to \u201ccount to 500\u201d for a long answer." + (f" {hint}" if hint else "")
     )
 
 
@@ -361,7 +389,9 @@ _ANALYST = "You are the ANALYST"
 _WRITER = "You are the WRITER"
 
 
-def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = None) -> str:
+def compose_reply(
+    messages: Sequence[ModelMessage], instructions: str | None = None, audience: Audience = Audience()
+) -> str:
     """The demo model's whole answer to the last user prompt, given the conversation it was sent."""
     if instructions and _ANALYST in instructions:
         return compose_analysis(_last_prompt(messages))
@@ -376,12 +406,17 @@ def compose_reply(messages: Sequence[ModelMessage], instructions: str | None = N
         _counting(prompt)
         or _answer_from_memory(prompt, facts, told_now)
         or _demo_explainer(
-            prompt, earlier_turns=len(earlier), summarized=any("Summary" in t for t in _system_texts(messages))
+            prompt,
+            earlier_turns=len(earlier),
+            summarized=any("Summary" in t for t in _system_texts(messages)),
+            audience=audience,
         )
     )
 
 
-def reply_chunks(messages: Sequence[ModelMessage], instructions: str | None = None) -> Iterator[str]:
+def reply_chunks(
+    messages: Sequence[ModelMessage], instructions: str | None = None, audience: Audience = Audience()
+) -> Iterator[str]:
     """`compose_reply`'s answer in streamed chunks, each made as it is sent: "count to 999999" (7 MB of
     text, a million chunks) costs no more memory than "count to 10" and never blocks the event loop."""
     if not instructions or not (_ANALYST in instructions or _WRITER in instructions):
@@ -389,14 +424,16 @@ def reply_chunks(messages: Sequence[ModelMessage], instructions: str | None = No
         limit = _count_limit(texts[-1] if texts else "")
         if limit is not None:
             return _counting_chunks(limit)
-    return (match.group() for match in _CHUNK_PATTERN.finditer(compose_reply(messages, instructions)))
+    return (match.group() for match in _CHUNK_PATTERN.finditer(compose_reply(messages, instructions, audience)))
 
 
 class DemoModel(FunctionModel):
-    """The offline default model. `DemoModel(pace=DemoPace.instant())` streams with no delay, for tests."""
+    """The offline default model. `DemoModel(pace=DemoPace.instant())` streams with no delay, for tests;
+    `audience` says who reads its hints (a Space's visitors are not its operator)."""
 
-    def __init__(self, pace: DemoPace | None = None) -> None:
+    def __init__(self, pace: DemoPace | None = None, audience: Audience | None = None) -> None:
         self.pace = pace or DemoPace()
+        self.audience = audience or Audience()
         super().__init__(function=self._reply, stream_function=self._stream_reply, model_name="demo")
 
     def _reply(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -407,7 +444,7 @@ class DemoModel(FunctionModel):
             text = _structured_answer(info, _last_prompt(messages))
             part = ToolCallPart(info.output_tools[0].name, text) if info.output_tools else TextPart(text)
         else:
-            text = compose_reply(messages, info.instructions)
+            text = compose_reply(messages, info.instructions, self.audience)
             part = TextPart(text)
         usage = RequestUsage(input_tokens=estimate_message_tokens(messages), output_tokens=estimate_tokens(text))
         return ModelResponse(parts=[part], usage=usage)
@@ -430,8 +467,10 @@ class DemoModel(FunctionModel):
             yield {0: DeltaToolCall(name=info.output_tools[0].name, json_args="", tool_call_id="demo_recipe")}
         gap = 1 / self.pace.tokens_per_second if self.pace.tokens_per_second else 0.0
         if text is None and (results := tool_results(messages)):
-            text = answer_from(results)
-        chunks = split_into_chunks(text) if text is not None else reply_chunks(messages, info.instructions)
+            text = answer_from(results, remind=not reminded_of_steps(messages))
+        chunks = (
+            split_into_chunks(text) if text is not None else reply_chunks(messages, info.instructions, self.audience)
+        )
         for index, chunk in enumerate(chunks):
             if index:
                 await asyncio.sleep(gap)

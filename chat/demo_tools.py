@@ -12,7 +12,15 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, RetryPromptPart, ToolReturnPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
 from chat.steps import tool_problem
 
@@ -113,8 +121,22 @@ def tool_results(messages: Sequence[ModelMessage]) -> list[ToolReturnPart | Retr
     return [part for part in last.parts if isinstance(part, (ToolReturnPart, RetryPromptPart)) and part.tool_name]
 
 
-def answer_from(results: Sequence[ToolReturnPart | RetryPromptPart]) -> str:
-    """The demo model's answer once its tools have answered it."""
+STEP_REMINDER = "*(The demo model used a tool for this: open the step above to see it.)*"
+"""Said under the first answer from a tool in a conversation, not under every one."""
+
+
+def reminded_of_steps(messages: Sequence[ModelMessage]) -> bool:
+    """Whether an earlier answer in these messages already pointed at the tool steps."""
+    return any(
+        isinstance(message, ModelResponse)
+        and any(isinstance(part, TextPart) and STEP_REMINDER in part.content for part in message.parts)
+        for message in messages
+    )
+
+
+def answer_from(results: Sequence[ToolReturnPart | RetryPromptPart], *, remind: bool = True) -> str:
+    """The demo model's answer once its tools have answered it; `remind`: point at the steps above it (the
+    first time in a conversation)."""
     sentences = []
     for result in results:
         problem = tool_problem(result)
@@ -134,4 +156,4 @@ def answer_from(results: Sequence[ToolReturnPart | RetryPromptPart]) -> str:
             sentences.append(f"Here is what I found in your chats:\n\n{result.model_response_str()}")
         else:
             sentences.append(f"`{result.tool_name}` returned: {result.model_response_str()}")
-    return "\n\n".join(sentences) + "\n\n*(The demo model used a tool for this: open the step above to see it.)*"
+    return "\n\n".join([*sentences, STEP_REMINDER] if remind else sentences)

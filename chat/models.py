@@ -13,7 +13,7 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
 
 from chat.config import DEMO_MODEL, Settings
-from chat.demo_model import DemoModel, DemoPace
+from chat.demo_model import Audience, DemoModel, DemoPace
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,8 @@ class ModelResolver:
                 "no model is selected.",
             )
         if name == DEMO_MODEL:
-            return DemoModel(pace=self._demo_pace)
+            audience = Audience(operator=not self._settings.on_a_space, other_models=len(self.offered()) > 1)
+            return DemoModel(pace=self._demo_pace, audience=audience)
         if name == self._settings.compatible_model_label:
             # Imported here: the openai package costs about 0.6 s of start-up, which the demo model never needs.
             from openai import AsyncOpenAI

@@ -339,6 +339,7 @@ def parse_settings(environ: Mapping[str, str], argv: Sequence[str] = ()) -> Sett
         cookie_secret=environ.get("CHAT_SECRET") or None,
         context_choices=_offered_policies(settings.context_choices, settings.context_policy, parser),
         summary_keep_recent=max(settings.summary_threshold // 3, 2),
+        on_a_space=on_a_space(environ),
         hf_login=on_a_space(environ) and "OAUTH_CLIENT_ID" in environ,
         storage_notice=storage_notice if settings.db_path == default_db else None,
     )

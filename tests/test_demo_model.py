@@ -142,3 +142,41 @@ async def test_recalls_names_and_ages_told_with_full_width_punctuation(
     assert name in by_name.output and name + "，" not in by_name.output and "？" not in by_name.output
     assert by_name.output.count("。") == 1
     assert age in by_age.output and name not in by_age.output
+
+
+# -- who the demo model speaks to -------------------------------------------------------------------
+
+
+async def first_answer(settings_environ: dict[str, str], argv: list[str], prompt: str) -> str:
+    """The demo model's answer to a first message, as the app built from this environment gives it."""
+    from chat.models import ModelResolver
+    from chat.options import parse_settings
+
+    model = ModelResolver(parse_settings(settings_environ, argv), DemoPace.instant()).resolve("demo")
+    async with Agent(model).run_stream(prompt) as run:
+        return await run.get_output()
+
+
+@pytest.mark.parametrize("prompt", ["What can you do offline?", "你能离线做什么？"])
+async def test_on_a_space_the_demo_never_tells_a_visitor_to_run_the_app_or_set_a_key(prompt):
+    space = {"SPACE_ID": "someone/chat"}
+    for argv in ([], ["--extra-models", "openai-chat:gpt-4o-mini"]):
+        said = await first_answer(space, argv, prompt)
+        assert "python app.py" not in said and "API_KEY" not in said and "API key" not in said, said
+    assert "Model" in await first_answer(space, ["--extra-models", "openai-chat:gpt-4o-mini"], prompt)
+    on_a_laptop = await first_answer({}, [], prompt)  # the operator reads it: how to start a real model
+    assert "python app.py --model" in on_a_laptop and "OPENAI_API_KEY" in on_a_laptop
+
+
+async def test_only_the_first_tool_answer_of_a_chat_points_at_the_step_above():
+    from chat.demo_tools import STEP_REMINDER
+    from chat.wings.tools import chat_tools
+
+    agent = Agent(DemoModel(DemoPace.instant()), toolsets=[chat_tools()])
+    conversation = Conversation()
+    answers = []
+    for prompt in ("What is 17 * 23?", "Convert 5 km to miles", "What is 2 * 512?"):
+        _, conversation, result = await ask(agent, prompt, conversation)
+        answers.append(result.output)
+    assert "391" in answers[0] and "1024" in answers[2] and "mi" in answers[1]
+    assert [STEP_REMINDER in answer for answer in answers] == [True, False, False]
