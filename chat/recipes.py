@@ -106,3 +106,25 @@ def render_card(recipe: Recipe | None, *, incomplete: bool = False) -> str:
 
 def recipe_json(recipe: Recipe | None) -> str:
     return json.dumps(recipe.model_dump() if recipe else {}, ensure_ascii=False, indent=2)
+
+
+def progress_line(status: str, snapshots: int, drawn: int, elapsed: float) -> str:
+    """The recipe tab's status line in plain words: how far the run is, and how many of the partial recipes
+    pydantic-ai validated on the way (`snapshots`) the card drew (`drawn`: fewer when updates were merged).
+
+    `status` is a `RunStatus` value ("streaming", "completed", "stopped", ...)."""
+    partials = f"{snapshots} partial recipe{'s' if snapshots != 1 else ''}"
+    if drawn != snapshots:
+        partials += f", {drawn} of them drawn"
+    if status == "streaming":
+        return f"Writing… {partials} so far · {elapsed:.1f} s"
+    if status == "completed":
+        return f"✅ Completed in {elapsed:.1f} s, after {partials}."
+    if status == "stopped":
+        return f"⏹ Stopped after {elapsed:.1f} s, at {partials}: the card is incomplete."
+    return f"Ended ({status.replace('_', ' ')}) after {elapsed:.1f} s, at {partials}."
+
+
+def reopened_line(incomplete: bool) -> str:
+    """The status line of a recipe opened from *Your recipes*."""
+    return "Reopened: stopped before the end, so the card is incomplete." if incomplete else "Reopened: completed."

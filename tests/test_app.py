@@ -476,7 +476,7 @@ def test_recipe_endpoint_streams_partial_json(app):
         partial_names.append(json.loads(recipe).get("name", ""))
     final = json.loads(job.outputs()[-1][1])
     assert final["name"] == "麻婆豆腐" and len(final["ingredients"]) == 9
-    assert len(partial_names) >= 3 and "completed" in job.outputs()[-1][2]
+    assert len(partial_names) >= 3 and "Completed" in job.outputs()[-1][2]
 
 
 def test_an_idle_connection_stays_open_longer_than_clients_keep_theirs():

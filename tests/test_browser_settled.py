@@ -79,3 +79,50 @@ def test_the_usage_line_is_on_screen_under_the_box_after_an_answer_at_1280x800(a
     assert usage["y"] >= box["y"] + box["height"]  # under the box it describes the answer above
     assert shown.evaluate("() => window.scrollY") == 0
     context.close()
+
+
+def open_recipe_tab(page) -> None:  # noqa: F811
+    tab = page.get_by_role("tab", name="Recipe")
+    if tab.count():
+        tab.click()
+    else:  # on a phone the later tabs sit in Gradio's "More tabs" menu
+        page.get_by_label("More tabs").click()
+        page.locator(".overflow-dropdown button", has_text="Recipe").click()
+
+
+def visible_controls(page) -> list[str]:  # noqa: F811
+    return [name for name in ("Generate", "Stop") if page.get_by_role("button", name=name, exact=True).is_visible()]
+
+
+def test_the_recipe_tab_has_one_generate_or_stop_control_and_its_knobs_under_advanced(app, page):  # noqa: F811
+    goto(page, app.url)
+    open_recipe_tab(page)
+    page.locator("#generate").wait_for()
+    assert visible_controls(page) == ["Generate"]
+    assert not page.get_by_text("Output mode").is_visible() and not page.get_by_text("Debounce (s)").is_visible()
+    page.screenshot(path=str(ARTIFACTS / f"recipe-idle-{page.size}.png"))
+    page.get_by_text("Advanced", exact=True).click()  # the knobs are one click away
+    page.get_by_text("Debounce (s)").wait_for()
+    assert page.get_by_text("Output mode").is_visible()
+    page.get_by_text("Advanced", exact=True).click()
+
+    page.locator("#dish textarea, #dish input").first.fill("pancakes")
+    page.locator("#generate").click()
+    page.locator("#stop-recipe").wait_for(timeout=60_000)  # Stop takes Generate's place while it runs
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('Writing')")
+    assert visible_controls(page) == ["Stop"]
+    page.screenshot(path=str(ARTIFACTS / f"recipe-running-{page.size}.png"))
+    page.locator("#stop-recipe").click()
+    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('Stopped')")
+    page.locator("#generate").wait_for(timeout=60_000)
+    assert visible_controls(page) == ["Generate"]
+    words = page.locator("#recipe-counters").inner_text()
+    assert "partial recipe" in words and "snapshots" not in words and "rendered" not in words and "·" not in words
+
+    page.locator("#generate").click()
+    page.wait_for_function(
+        "() => document.querySelector('#recipe-counters').innerText.includes('Completed')", timeout=60_000
+    )
+    page.locator("#generate").wait_for(timeout=60_000)
+    assert visible_controls(page) == ["Generate"]
+    page.screenshot(path=str(ARTIFACTS / f"recipe-done-{page.size}.png"))

@@ -147,3 +147,15 @@ async def test_a_failure_while_saving_a_stopped_recipe_still_ends_the_run(store,
     assert updates[-1].status is RunStatus.FAILED and "send it again" in updates[-1].error
     assert "disk full" not in updates[-1].error  # the internal error stays in the server's log
     assert "disk full" in caplog.text
+
+
+def test_the_status_line_says_in_words_how_far_the_recipe_is():
+    from chat.recipes import progress_line, reopened_line
+
+    assert progress_line("streaming", 12, 12, 0.42) == "Writing… 12 partial recipes so far · 0.4 s"
+    assert (
+        progress_line("completed", 59, 40, 1.234)
+        == "✅ Completed in 1.2 s, after 59 partial recipes, 40 of them drawn."
+    )
+    assert progress_line("stopped", 1, 1, 0.3) == "⏹ Stopped after 0.3 s, at 1 partial recipe: the card is incomplete."
+    assert reopened_line(True).startswith("Reopened: stopped") and reopened_line(False) == "Reopened: completed."

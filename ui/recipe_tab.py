@@ -10,7 +10,7 @@ import gradio as gr
 from chat.errors import ConversationUnavailable
 from chat.identity import client_address
 from chat.recipe_runs import RecipeService
-from chat.recipes import recipe_json, render_card
+from chat.recipes import progress_line, recipe_json, render_card, reopened_line
 from chat.runs import RunStatus
 from ui.events import PRIVATE
 from ui.sidebar import session_label
@@ -49,10 +49,7 @@ class RecipeHandlers(RunHandlers):
             if not update.final:  # the final update is the validated recipe, not one more snapshot
                 rendered += 1
             card = render_card(update.recipe, incomplete=update.status is RunStatus.STOPPED)
-            counters = (
-                f"{update.snapshots} partial snapshots received · {rendered} rendered · "
-                f"{update.elapsed:.2f} s · **{update.status.value}**"
-            )
+            counters = progress_line(update.status.value, update.snapshots, rendered, update.elapsed)
             if update.error:  # like every tab: the reason, on the tab's status line
                 counters = f"⚠️ {update.error}"
             yield card, recipe_json(update.recipe), counters
@@ -74,11 +71,10 @@ class RecipeHandlers(RunHandlers):
             stored = await self.recipes.open(owner or "", run_id)
         except ConversationUnavailable as problem:
             return gr.skip(), gr.skip(), f"⚠️ {problem}"
-        status = "stopped" if stored.incomplete else "completed"
         return (
             render_card(stored.recipe, incomplete=stored.incomplete),
             recipe_json(stored.recipe),
-            f"reopened · **{status}**",
+            reopened_line(stored.incomplete),
         )
 
 
@@ -92,9 +88,14 @@ def recipe_tab(
     )
     with gr.Row(equal_height=True):
         dish = gr.Textbox(placeholder="A dish, e.g. 麻婆豆腐 or pancakes", show_label=False, scale=6, elem_id="dish")
+        # One control, as in the chat: Generate while idle, Stop (in its place) while a recipe is written.
         generate = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
-        stop_recipe = gr.Button("Stop", variant="stop", scale=1, elem_id="stop-recipe")
+        stop_recipe = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop-recipe")
+    counters = gr.Markdown(elem_id="recipe-counters")
     with gr.Row():
+        card = gr.Markdown("*Your recipe appears here as it streams.*", elem_id="recipe-card")
+        recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
+    with gr.Accordion("Advanced", open=False, elem_id="recipe-advanced"):
         output_mode = gr.Radio(
             ["tool", "native", "prompted"],
             value="tool",
@@ -104,23 +105,29 @@ def recipe_tab(
         debounce = gr.Slider(
             0, 0.5, value=0.05, step=0.01, label="Debounce (s)", info="how long pydantic-ai merges chunks"
         )
-    counters = gr.Markdown(elem_id="recipe-counters")
-    with gr.Row():
-        card = gr.Markdown("*Your recipe appears here as it streams.*", elem_id="recipe-card")
-        recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
     saved_recipes = gr.Dropdown([], label="Your recipes", elem_id="saved-recipes")
     recipe_run = gr.State(None)
 
     # The run is named first, so Stop reaches it from its first moment; bad input fails in the run itself.
     # The list of recipes is refreshed once the recipe ends, not an output of its stream: Gradio builds an
     # output's component anew on every update that skips it (benchmarks/ANALYSIS.md).
-    gr.on([dish.submit, generate.click], new_conversation_id, None, recipe_run, **PRIVATE).success(
+    gr.on([dish.submit, generate.click], starting, None, [recipe_run, generate, stop_recipe], **PRIVATE).success(
         handlers.generate,
         [dish, model, output_mode, debounce, owner, recipe_run],
         [card, recipe_view, counters],
         api_name="recipe",
         concurrency_limit=concurrency_limit,
-    ).then(handlers.refresh, owner, saved_recipes, **PRIVATE)
+    ).then(idle, None, [generate, stop_recipe], **PRIVATE).then(handlers.refresh, owner, saved_recipes, **PRIVATE)
     stop_recipe.click(handlers.stop, [owner, recipe_run], None, **PRIVATE)
     saved_recipes.input(handlers.reopen, [owner, saved_recipes], [card, recipe_view, counters], **PRIVATE)
     page.load(handlers.refresh, owner, saved_recipes, **PRIVATE)
+
+
+def starting() -> tuple[Any, ...]:
+    """A recipe starts: its run's name, and Stop in Generate's place."""
+    return new_conversation_id(), gr.update(visible=False), gr.update(visible=True)
+
+
+def idle() -> tuple[Any, ...]:
+    """The recipe ended (completed, stopped or failed): Generate again."""
+    return gr.update(visible=True), gr.update(visible=False)
