@@ -81,22 +81,6 @@ def test_the_running_app_offers_an_mcp_tool_through_the_gradio_api(tmp_path):
         assert "2 requests" in usage
 
 
-def test_the_page_lists_the_tools_and_names_a_server_that_did_not_start(tmp_path, browser):  # noqa: F811
-    servers = config(tmp_path, letters=letters(), missing={"command": str(tmp_path / "gone")})
-    with running_app(Settings(warm_up=False, mcp_config=servers)) as app:
-        page = browser.new_page(viewport={"width": 390, "height": 844})
-        goto(page, app.url)
-        page.get_by_text("Tools the model can call").click()
-        page.wait_for_function("() => document.querySelector('#tools-list')?.innerText.includes('letters_shout')")
-        listed = page.locator("#tools-list").inner_text()
-        assert "calculate" in listed and "letters_count_letters" in listed
-        assert "'missing' did not start" in listed and "gone" not in listed  # no internal detail on the page
-        page.close()
-
-
-# -- tools that are not read-only wait for the visitor ----------------------------------------------
-
-
 def call(tool: str, **arguments: str) -> str:
     """A prompt the demo model answers by calling `tool` (offline, as in the docs)."""
     return f"Call {tool} with {json.dumps(arguments)}"
@@ -219,3 +203,21 @@ async def test_the_sse_api_announces_the_approval_and_runs_the_tool_once_approve
         chat = {"message": APPROVE, "conversation_id": json.loads(asked[0][1])["conversation_id"]}
         answered = parse((await http.post("/api/chat", json=chat, headers=headers)).text)
     assert json.loads(dict(answered)["tool_result"])["id"] == approval["id"] and not kept.exists()
+
+
+# Last in the module: Playwright's sync API keeps an event loop running in this thread while its browser
+# (a module fixture) is open, and an async test after it could not start its own.
+def test_the_page_lists_the_tools_and_names_a_server_that_did_not_start(tmp_path, browser):  # noqa: F811
+    servers = config(tmp_path, letters=letters(), missing={"command": str(tmp_path / "gone")})
+    with running_app(Settings(warm_up=False, mcp_config=servers)) as app:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        goto(page, app.url)
+        page.get_by_text("Tools the model can call").click()
+        page.wait_for_function("() => document.querySelector('#tools-list')?.innerText.includes('letters_shout')")
+        listed = page.locator("#tools-list").inner_text()
+        assert "calculate" in listed and "letters_count_letters" in listed
+        assert "'missing' did not start" in listed and "gone" not in listed  # no internal detail on the page
+        page.close()
+
+
+# -- tools that are not read-only wait for the visitor ----------------------------------------------
