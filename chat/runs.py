@@ -327,6 +327,15 @@ class ActiveTurns:
         with self._lock:
             return (owner, run_id) in self._tokens
 
+    def running_of(self, owner: str, kind: str) -> dict[str, str]:
+        """The owner's runs of this kind running now, by run id: what each answers (`LiveRun.subject`)."""
+        with self._lock:
+            return {
+                run_id: run.subject
+                for (run_owner, run_id), run in self._runs.items()
+                if run_owner == owner and run.kind == kind and (run_owner, run_id) in self._tokens
+            }
+
     def running_for(self, owner: str) -> int:
         with self._lock:
             return self._per_owner[owner]

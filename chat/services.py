@@ -43,6 +43,13 @@ class RunService:
         """Stop the owner's run of this id (True when one was running); the run saves what it has."""
         return bool(owner) and self.active.stop(owner, run_id)
 
+    async def stop_and_wait(self, owner: str, run_id: str) -> None:
+        """Stop the owner's run of this id if one is running, and wait (a few seconds at most) while it saves:
+        a conversation about to be deleted must not be written again by its own answer's save."""
+        if owner and self.active.is_running(owner, run_id):
+            self.active.stop(owner, run_id)
+            await self.active.settle(owner, run_id)
+
     def run_options(self, token: CancellationToken) -> dict[str, Any]:
         """What every run passes to `run_stream`: Stop's token and the provider's timeout."""
         return {"cancellation_token": token, "model_settings": {"timeout": self.request_timeout}}
@@ -64,6 +71,11 @@ class RunService:
         client that lost the end of it); None for anyone else's."""
         run = self.active.live(owner, conversation_id) if owner else None
         return run if run is not None and run.kind == self.kind else None
+
+    def answering(self, owner: str | None) -> dict[str, str]:
+        """This owner's conversations answering now (on this server), each with the prompt it answers: a chat
+        whose first answer is still being written is in no store yet."""
+        return self.active.running_of(owner, self.kind) if owner else {}
 
     def follow(self, run: LiveRun[Any]) -> AsyncIterator[Any]:
         """The run's updates from the latest on, paced like the turn's own (its final update ends them)."""

@@ -6,10 +6,11 @@ import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
 from pydantic_ai.conversation import Conversation, ConversationTypeAdapter
@@ -30,6 +31,55 @@ EXPORT_KINDS = {"json": "application/json", "md": "text/markdown"}
 
 class ImportRejected(ValueError):
     """A file that is not a pydantic-ai conversation; nothing was stored."""
+
+
+DATE_GROUPS = ("Today", "Yesterday", "Previous 7 days", "Previous 30 days", "Older")
+"""The headings the sidebar lists chats under, newest first, as the common chat apps do."""
+
+
+def zone_or_utc(name: str | None) -> tzinfo:
+    """The visitor's time zone by its IANA name (the page sends its browser's), else UTC."""
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def date_group(moment: datetime, now: datetime, zone: tzinfo) -> str:
+    """Under which heading a chat last changed at `moment` is listed, by calendar days in the visitor's zone."""
+    days = (now.astimezone(zone).date() - moment.astimezone(zone).date()).days
+    if days <= 0:
+        return "Today"
+    if days == 1:
+        return "Yesterday"
+    if days <= 7:
+        return "Previous 7 days"
+    if days <= 30:
+        return "Previous 30 days"
+    return "Older"
+
+
+def by_date(summaries: Sequence[SessionSummary], now: datetime, zone: tzinfo) -> list[tuple[str, list[SessionSummary]]]:
+    """The chats under their date headings, in `DATE_GROUPS` order, newest first in each; no empty heading."""
+    groups: dict[str, list[SessionSummary]] = {heading: [] for heading in DATE_GROUPS}
+    for summary in sorted(summaries, key=lambda s: s.updated_at, reverse=True):
+        groups[date_group(summary.updated_at, now, zone)].append(summary)
+    return [(heading, listed) for heading, listed in groups.items() if listed]
+
+
+def with_answering(
+    stored: Sequence[SessionSummary], answering: Mapping[str, str], now: datetime
+) -> list[SessionSummary]:
+    """The stored chats with those answering now first, as sending a message moves a chat up: a chat whose first
+    answer is still being written is stored nowhere yet, and is listed under its prompt, as it will be named."""
+    known = {summary.conversation_id: summary for summary in stored}
+    first = [
+        replace(known[conversation_id], updated_at=now)
+        if conversation_id in known
+        else SessionSummary(conversation_id, title_from_prompt(prompt), now, now, None)
+        for conversation_id, prompt in answering.items()
+    ]
+    return first + [summary for summary in stored if summary.conversation_id not in answering]
 
 
 def relative_time(moment: datetime, now: datetime | None = None) -> str:

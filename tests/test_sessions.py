@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic_ai import DeferredToolRequests
@@ -24,10 +25,11 @@ from chat.errors import ConversationUnavailable
 from chat.imported import inert_history
 from chat.models import ModelResolver
 from chat.runs import RunStatus
-from chat.sessions import ImportRejected, Sessions
+from chat.sessions import ImportRejected, Sessions, by_date, with_answering, zone_or_utc
 from chat.steps import APPROVAL_KEY
 from chat.text import title_from_prompt
 from chat.turns import ChatService
+from storage.catalogue import SessionSummary
 from tests.scripted import chat_service
 
 pytestmark = pytest.mark.anyio
@@ -358,3 +360,56 @@ def test_import_keeps_text_and_completed_tool_steps_and_nothing_in_the_system_vo
         "Not imported: 1 tool result with no call before it.",
         "Not imported: the file's system prompt (only this app sets one).",
     )
+
+
+def _summary(conversation_id: str, updated_at: datetime, title: str = "") -> SessionSummary:
+    return SessionSummary(conversation_id, title or conversation_id, updated_at, updated_at, None)
+
+
+def test_chats_are_grouped_by_calendar_day_in_the_visitors_time_zone():
+    # 23:30 on 10 March in Tokyo is still 14:30 UTC on the 10th; 00:30 on the 11th in Tokyo is 15:30 UTC.
+    now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)  # 00:30 on 11 March in Tokyo, 11:30 on 10 March in New York
+    chats = [
+        _summary("just-now", now),
+        _summary("tokyo-yesterday-evening", datetime(2026, 3, 10, 14, 30, tzinfo=UTC)),
+        _summary("three-days", now - timedelta(days=3)),
+        _summary("two-weeks", now - timedelta(days=14)),
+        _summary("last-year", now - timedelta(days=400)),
+    ]
+    tokyo = by_date(chats, now, zone_or_utc("Asia/Tokyo"))
+    assert [(heading, [chat.conversation_id for chat in listed]) for heading, listed in tokyo] == [
+        ("Today", ["just-now"]),
+        ("Yesterday", ["tokyo-yesterday-evening"]),
+        ("Previous 7 days", ["three-days"]),
+        ("Previous 30 days", ["two-weeks"]),
+        ("Older", ["last-year"]),
+    ]
+    new_york = by_date(chats, now, zone_or_utc("America/New_York"))
+    assert new_york[0] == ("Today", chats[:2])  # the same hour is still today there
+    assert [heading for heading, _ in new_york] == ["Today", "Previous 7 days", "Previous 30 days", "Older"]
+    assert zone_or_utc("Not/AZone") is UTC and zone_or_utc(None) is UTC
+    assert by_date([], now, UTC) == []
+
+
+def test_a_chat_answering_now_is_listed_first_even_before_anything_of_it_is_stored():
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    stored = [_summary("a", now - timedelta(hours=1), "Alpha"), _summary("b", now - timedelta(days=2), "Beta")]
+    listed = with_answering(stored, {"new": "count to 200, please, and slowly", "b": "more"}, now)
+    assert [(chat.conversation_id, chat.title) for chat in listed] == [
+        ("new", "count to 200, please, and slowly"),
+        ("b", "Beta"),  # moved up, keeping its title
+        ("a", "Alpha"),
+    ]
+    assert listed[0].updated_at == listed[1].updated_at == now
+    assert by_date(listed, now, UTC)[0][0] == "Today" and with_answering(stored, {}, now) == stored
+
+
+async def test_the_chat_service_names_a_visitors_chats_answering_now_and_nobody_elses(service):
+    first = service.run_turn("alice", "c-running", "count to 4000", "demo")
+    await anext(first)  # streaming
+    assert service.answering("alice") == {"c-running": "count to 4000"}
+    assert service.answering("mallory") == {} and service.answering(None) == {}
+    await service.stop_and_wait("alice", "c-running")
+    async for _ in first:
+        pass
+    assert service.answering("alice") == {}
