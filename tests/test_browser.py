@@ -235,7 +235,7 @@ def _wait_answered(page, answers: int) -> None:
 
 
 def _session_labels(page) -> list[str]:
-    return [label.inner_text() for label in page.locator("#sessions label").all()]
+    return [row.inner_text() for row in page.locator("#sessions .chat-open").all()]
 
 
 def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
@@ -254,30 +254,28 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
         page.wait_for_function("() => document.querySelectorAll(\"[data-testid='bot']\").length == 0")
         send(page, "My name is Sam and I am 41.")
         _wait_answered(page, 1)
-        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+        page.wait_for_function("() => document.querySelectorAll('#sessions .chat-row').length == 2")
 
-        page.locator("#sessions label", has_text="麻婆豆腐").click()
+        page.locator("#sessions .chat-open", has_text="麻婆豆腐").click()
         page.wait_for_function("() => document.querySelector('#chat').innerText.includes('我想做麻婆豆腐')")
         assert "Sam" not in page.locator("#chat").inner_text()
 
-        page.locator("#conversation-tools").get_by_text("This conversation").click()
-        title_box = page.locator("#title input, #title textarea").first
-        # Type only once the switch has filled in this conversation's title, so no late update overwrites it.
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('#title input, #title textarea')].some(e => e.value.includes('麻婆豆腐'))"
-        )
+        from tests.test_browser_chat import row_menu
+
+        row_menu(page, "麻婆豆腐", "rename")
+        title_box = page.locator("#sessions input.chat-title-input")
         title_box.fill("")
         title_box.press_sequentially("Tofu night <img src=x onerror=window.__pwned=1>", delay=5)  # as people type
-        page.locator("#rename").click()
+        title_box.press("Enter")
         page.wait_for_function("() => document.querySelector('#sidebar-notice').innerText.includes('Renamed')")
         page.wait_for_function("() => document.querySelector('#sessions').innerText.includes('Tofu night')")
         assert page.evaluate("() => window.__pwned") is None  # the title is shown as text, never run
 
         page.reload()
-        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+        page.wait_for_function("() => document.querySelectorAll('#sessions .chat-row').length == 2")
     with running_app(settings, port=port) as app:
         page.reload()
-        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
+        page.wait_for_function("() => document.querySelectorAll('#sessions .chat-row').length == 2")
         assert any("Tofu night <img" in label for label in _session_labels(page))
 
         page.locator("#search textarea, #search input").first.fill("豆腐")
@@ -285,10 +283,9 @@ def test_sessions_journey_survives_reload_and_restart(browser, tmp_path):
         page.locator("#search-results label").first.click()
         page.wait_for_function("() => document.querySelector('#chat').innerText.includes('我想做麻婆豆腐')")
 
-        page.locator("#conversation-tools").get_by_text("This conversation").click()
-        page.locator("#delete").click()
-        page.locator("#confirm-delete").click()
-        page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 1")
+        row_menu(page, "Tofu night", "delete")
+        page.locator("#sessions .chat-row", has_text="Tofu night").locator("[data-action='confirm-delete']").click()
+        page.wait_for_function("() => document.querySelectorAll('#sessions .chat-row').length == 1")
         assert "Sam" in _session_labels(page)[0]
         assert "Tofu night" not in page.locator("body").inner_text()  # gone from the search results too
         ARTIFACTS.mkdir(exist_ok=True)

@@ -61,6 +61,21 @@ def open_sidebar_on_phone(page) -> None:
         page.wait_for_function("() => document.querySelector('.sidebar').classList.contains('open')")
 
 
+def new_chat(page) -> None:
+    """Press New chat (on a phone, open the sidebar first) and wait for the empty pane."""
+    open_sidebar_on_phone(page)
+    page.locator("#new-chat").click()
+    page.wait_for_function("() => document.querySelectorAll(\"[data-testid='user']\").length == 0")
+
+
+def row_menu(page, text: str, action: str) -> None:
+    """Open the ⋯ menu of the sidebar row whose title holds `text` and pick `action` in it."""
+    row = page.locator("#sessions .chat-row", has_text=text)
+    row.hover()
+    row.locator(".chat-menu-button").click()
+    row.locator(f".chat-menu [data-action='{action}']").click()
+
+
 def open_tab(page, name: str) -> None:
     """A tab by its name; on a phone the later ones sit in Gradio's "More tabs" menu."""
     tab = page.get_by_role("tab", name=name)
@@ -128,19 +143,16 @@ def test_switching_chats_during_an_answer_keeps_pane_highlight_and_next_message_
     goto(page, app.url)
     send(page, f"Mein Name ist Ines, I am 30 ({page.size}). My name is Ines.")
     wait_idle(page, 1)
-    open_sidebar_on_phone(page)
-    page.locator("#new-chat").click()
-    page.wait_for_function("() => document.querySelectorAll(\"[data-testid='user']\").length == 0")
+    new_chat(page)
     send(page, "count to 3000")
     page.wait_for_function("() => (document.querySelector(\"[data-testid='bot']\")?.innerText || '').includes('9')")
     open_sidebar_on_phone(page)
-    page.locator("#sessions label", has_text="Ines").click()
+    page.locator("#sessions .chat-open", has_text="Ines").click()
     page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('Ines')")
     shown = page.locator("#chat").inner_text()
     page.wait_for_timeout(600)
     assert page.locator("#chat").inner_text() == shown and "count to 3000" not in shown  # nothing else streams in
-    checked = page.locator("#sessions input:checked").evaluate("e => e.closest('label').innerText")
-    assert "Ines" in checked
+    assert "Ines" in page.locator("#sessions .chat-row[aria-current='page']").inner_text()
     if page.size == "phone":
         assert not page.evaluate("() => document.querySelector('.sidebar').classList.contains('open')")
     send(page, "How old am I?")
@@ -260,9 +272,8 @@ def test_an_export_of_a_chinese_titled_chat_downloads_under_its_name(app, page):
     wait_idle(page, 1)
     open_sidebar_on_phone(page)
     page.wait_for_function("() => document.querySelector('#sessions')?.innerText.includes('小林')")
-    page.locator("#conversation-tools").click()
     with page.expect_download() as download:
-        page.locator("#export-json").click()
+        row_menu(page, "小林", "export-json")
     name = download.value.suggested_filename
     assert name.startswith("我叫小林-今年35岁") and name.endswith(".json")
     assert name in page.locator("#sidebar-notice").inner_text()  # the page says what it saved
@@ -288,9 +299,9 @@ def test_a_file_over_the_import_limit_is_refused_with_a_sentence_and_nothing_sto
     send(page, f"Olá, tudo bem? ({page.size})")
     wait_idle(page, 1)
     open_sidebar_on_phone(page)
-    page.locator("#conversation-tools").click()
+    page.wait_for_function("(t) => document.querySelector('#sessions')?.innerText.includes(t)", arg="Olá, tudo bem?")
     with page.expect_download() as download:
-        page.locator("#export-json").click()
+        row_menu(page, "Olá, tudo bem?", "export-json")
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     padded = tmp_path / "padded.json"
     padded.write_text(exported + " " * 30_000, encoding="utf-8")
@@ -303,38 +314,6 @@ def test_a_file_over_the_import_limit_is_refused_with_a_sentence_and_nothing_sto
     choose_file(page, kept)
     page.wait_for_function("() => document.querySelector('#sidebar-notice')?.innerText.includes('Imported 2 messages')")
     assert stored_prompts(small_imports, f"({page.size})") == [[f"Olá, tudo bem? ({page.size})"]] * 2
-
-
-def test_delete_asks_beside_its_button_and_never_for_another_chat(app, page):  # noqa: F811
-    goto(page, app.url)
-    for name in ("Olga", "Piet"):
-        open_sidebar_on_phone(page)
-        page.locator("#new-chat").click()
-        page.wait_for_function("() => document.querySelectorAll(\"[data-testid='user']\").length == 0")
-        send(page, f"I am {name} ({page.size})")
-        wait_idle(page, 1)
-    open_sidebar_on_phone(page)
-    page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 2")
-    page.locator("#conversation-tools").click()
-    ask, confirm = page.locator("#delete"), page.locator("#confirm-delete")
-    ask.click()
-    confirm.wait_for()
-    asked, shown = ask.bounding_box(), confirm.bounding_box()
-    assert 0 <= shown["y"] - (asked["y"] + asked["height"]) <= 24  # right under the button pressed
-    assert ask.inner_text() == "Keep it"
-    ask.click()  # changed my mind
-    confirm.wait_for(state="hidden")
-    ask.click()
-    confirm.wait_for()
-    page.locator("#sessions label", has_text="Olga").click()  # another chat: the question is withdrawn
-    page.wait_for_function("() => document.querySelector('#chat')?.innerText.includes('Olga')")
-    confirm.wait_for(state="hidden")
-    open_sidebar_on_phone(page)
-    assert page.locator("#sessions label").count() == 2
-    ask.click()
-    confirm.click()
-    page.wait_for_function("() => document.querySelectorAll('#sessions label').length == 1")
-    assert "Piet" in page.locator("#sessions").inner_text() and ask.inner_text() == "Delete…"
 
 
 def test_every_tab_says_what_is_wrong_the_same_way_on_its_status_line(app, page):  # noqa: F811

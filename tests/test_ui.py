@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import tempfile
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import gradio as gr
@@ -17,7 +18,7 @@ from chat.identity import VisitorCookie
 from chat.models import ModelResolver
 from chat.recipe_runs import RecipeService
 from chat.render import to_bubbles
-from chat.sessions import Sessions
+from chat.sessions import Sessions, SessionSummary
 from chat.wings.handoff import HandoffService
 from chat.wings.mcp_servers import McpServers
 from chat.wings.stream_inspector import StreamInspector
@@ -25,6 +26,7 @@ from tests.apps import visitor_token
 from tests.scripted import chat_service, context_of
 from ui import ChatTab, ServicesShown, SessionHandlers, Visitors, build_demo, launch_options
 from ui.chat_tab import composer_script
+from ui.sidebar import chat_list_html
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +77,7 @@ def test_the_chat_is_a_chat_interface_streaming_many_visitors_at_once(demo):
     assert any(isinstance(bound.__self__, gr.ChatInterface) for bound in owners)
 
 
-def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_answer(demo):
+def test_no_answer_disables_or_clears_the_box_and_switching_chats_stops_the_answer_first(demo):
     textbox = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "prompt")
     for fn in demo.fns.values():
         if fn.outputs == [textbox] and not fn.inputs and fn.fn is not None and not inspect.iscoroutinefunction(fn.fn):
@@ -87,8 +89,13 @@ def test_no_answer_disables_or_clears_the_box_and_switching_chats_cancels_every_
     answers = {fn._id for fn in demo.fns.values() if fn.name == "_submit_fn"}
     assert len(answers) >= 4  # send, example, retry, edit
     sidebar = {b._id for b in demo.blocks.values() if getattr(b, "elem_id", None) in ("sessions", "new-chat")}
-    cancelling = [fn for fn in demo.fns.values() if fn.cancels and {t for t, _ in fn.targets} & sidebar]
-    assert len(cancelling) == 2 and all(set(fn.cancels) >= answers for fn in cancelling)
+    switching = [fn for fn in demo.fns.values() if fn.js and {t for t, _ in fn.targets} & sidebar and fn.fn]
+    # New chat, a row, deleting the chat shown: each stops the answer by its Stop and waits for its last update
+    # before the chat picked is shown (ui/layout.py), and a followed answer (after a reload) is cancelled.
+    assert len(switching) == 3 and all("stop-button" in fn.js for fn in switching)
+    cancelling = [fn for fn in demo.fns.values() if fn.is_cancel_function and {t for t, _ in fn.targets} & sidebar]
+    followed = {fn._id for fn in demo.fns.values() if fn.name == "follow_answer"}
+    assert cancelling and all(set(fn.cancels) == followed for fn in cancelling)
 
 
 def test_the_model_menu_marks_models_that_cannot_run_in_one_sentence(tab, monkeypatch):
@@ -217,16 +224,17 @@ async def test_a_page_that_leaves_without_a_cancel_lets_the_answer_run_on_to_its
 async def test_the_address_reopens_only_the_owners_chat(tab):
     side = SessionHandlers(Sessions(tab.service.store), tab.service, tab.visitors, context_of(tab.service))
     await answered(tab, "Ein Geheimnis", ALICE, "c1")
-    shown, conversation_id, title, _policy, _ = await side.open_from_url(
+    shown, conversation_id, _policy, listed = await side.open_from_url(
         ALICE, SimpleNamespace(session_hash="s", query_params={"c": "c1"})
     )
-    assert conversation_id == "c1" and shown[0]["content"] == "Ein Geheimnis" and title == "Ein Geheimnis"
+    assert conversation_id == "c1" and shown[0]["content"] == "Ein Geheimnis" and 'aria-current="page"' in listed
     for token, wanted in ((MALLORY, "c1"), (ALICE, "no-such-chat"), (ALICE, None)):
         query = {"c": wanted} if wanted else {}
-        shown, conversation_id, title, *_ = await side.open_from_url(
+        shown, conversation_id, _policy, listed = await side.open_from_url(
             token, SimpleNamespace(session_hash="s", query_params=query)
         )
-        assert shown == [] and conversation_id not in ("c1", None) and title == ""
+        assert shown == [] and conversation_id not in ("c1", None)
+        assert ("Ein Geheimnis" in listed) is (token == ALICE) and "aria-current" not in listed.split("</template>")[1]
 
 
 @pytest.fixture
@@ -236,10 +244,11 @@ def side(tab):
 
 async def test_switching_to_someone_elses_conversation_shows_nothing(tab, side):
     await answered(tab, "secret", ALICE, "c1")
-    chat, conversation_id, title, _usage, notice, _policy, listed = await side.switch(MALLORY, "c1", page())
-    assert chat == [] and conversation_id != "c1" and "does not exist" in notice and listed == gr.skip()
-    chat, conversation_id, title, *_ = await side.switch(ALICE, "c1", page())
-    assert conversation_id == "c1" and title == "secret" and chat[0]["content"] == "secret"
+    chat, _state, conversation_id, _usage, notice, _policy, listed = await side.switch(MALLORY, "c1", page())
+    assert chat == [] and conversation_id != "c1" and "does not exist" in notice and "secret" not in listed
+    chat, state, conversation_id, *_, listed = await side.switch(ALICE, "c1", page())
+    assert conversation_id == "c1" and chat[0]["content"] == "secret" and chat == state
+    assert "secret" in listed
 
 
 async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side, tmp_path):
@@ -249,7 +258,7 @@ async def test_an_export_goes_to_the_browser_and_its_import_reads_back(tab, side
     assert notice == "Downloading Remember-42.json"
     saved = tmp_path / payload["filename"]
     saved.write_text(payload["text"], encoding="utf-8")
-    chat, new_id, _choices, _title, notice = await side.import_file(BOB, str(saved), page())
+    chat, _state, new_id, _listed, notice = await side.import_file(BOB, str(saved), page())
     assert new_id != "c1" and chat[0]["content"] == "Remember 42" and "Imported 2 messages" in notice
     bad = tmp_path / "bad.json"
     bad.write_text('{"messages": "nope"}')
@@ -262,11 +271,13 @@ async def test_a_damaged_chat_is_deleted_from_the_sidebar_which_says_so_and_keep
     await answered(tab, "Tagebuch", ALICE, "harmed")
     await answered(tab, "Einkaufsliste", ALICE, "kept")
     store.db.execute("UPDATE conversations SET record_json = 'not json' WHERE id = 'harmed'")
-    chat, _id, _title, _usage, notice, *_ = await side.switch(ALICE, "harmed", page())
+    chat, _state, _id, _usage, notice, *_ = await side.switch(ALICE, "harmed", page())
     assert "could not be read" in notice and "you can delete this one" in notice
-    chat, shown, listed, _title, _confirm, _results, _search, notice = await side.delete(ALICE, "harmed", page())
-    assert notice == "Deleted." and chat == [] and shown is None
-    assert [value for _, value in listed["choices"]] == ["kept"]
+    chat, _state, shown, _usage, listed, _results, _search, notice = await side.delete(
+        ALICE, "harmed", picked({"id": "harmed"}), page()
+    )
+    assert notice == "Deleted." and chat == [] and shown not in (None, "harmed")  # it was shown: a new chat
+    assert 'data-id="kept"' in listed and 'data-id="harmed"' not in listed
     assert (await side.sessions.open(ALICE, "kept")).bubbles[0]["content"] == "Einkaufsliste"
 
 
@@ -321,12 +332,16 @@ async def test_an_import_bigger_than_the_limit_is_refused_before_it_is_read(tab,
 
 async def test_a_rename_that_had_to_be_shortened_or_cleaned_says_so(tab, side):
     await answered(tab, "Reiseplan", ALICE, "c1")
-    _, kept, notice = await side.rename(ALICE, "c1", "  Reise   nach Köln  ", page())
-    assert kept == "Reise nach Köln" and notice == "Renamed."
+
+    async def rename(title: str) -> tuple[str, str]:
+        _, notice = await side.rename(ALICE, "c2", picked({"id": "c1", "title": title}), page())
+        return (await side.sessions.summary(ALICE, "c1")).title, notice
+
+    assert await rename("  Reise   nach Köln  ") == ("Reise nach Köln", "Renamed.")
     long_title = "Ein sehr langer Titel über die Reise nach Köln, Bonn und Düsseldorf im Frühling mit Freunden"
-    _, kept, notice = await side.rename(ALICE, "c1", long_title, page())
+    kept, notice = await rename(long_title)
     assert len(kept) == 80 and kept.endswith("…") and "at most 80" in notice
-    _, kept, notice = await side.rename(ALICE, "c1", "Budget\u202e2027", page())
+    kept, notice = await rename("Budget\u202e2027")
     assert kept == "Budget2027" and "shortened to fit" in notice
     assert [session.title for session in await side.sessions.list(ALICE)] == ["Budget2027"]
 
@@ -390,10 +405,22 @@ async def test_a_picked_context_policy_is_remembered_for_that_conversation_only(
     assert policy == "summary"
 
 
-async def test_a_refresh_after_a_turn_names_a_new_chat_but_never_overwrites_a_title_or_another_chat(tab, side):
+async def test_a_refresh_after_a_turn_names_a_new_chat_and_marks_the_chat_shown(tab, side):
     await answered(tab, "Koch mir was", ALICE, "c1")
-    listed, title = await side.refresh(ALICE, "c1", "c1", "", page())
-    assert title == "Koch mir was" and listed["value"] == "c1"
-    assert (await side.refresh(ALICE, "c1", "c1", "Mein Titel, halb getippt", page()))[1] == gr.skip()
-    listed, title = await side.refresh(ALICE, "c1", "c2", "", page())  # landed after a switch to another chat
-    assert title == gr.skip() and listed["value"] is None
+    listed = await side.refresh(ALICE, "c1", page())
+    assert "Koch mir was" in listed and 'data-id="c1" aria-current="page"' in listed
+    listed = await side.refresh(ALICE, "c2", page())  # landed after a switch to another chat
+    assert "Koch mir was" in listed and "aria-current" not in listed.split("</template>")[1]
+
+
+def test_the_chat_list_is_text_under_date_headings_never_markup():
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    sneaky = SessionSummary('c"1', "<img src=x onerror=alert(1)> & co", now, now, None)
+    listed = chat_list_html([("Today", [sneaky])], 'c"1')
+    assert "<img" not in listed and "&lt;img src=x onerror=alert(1)&gt; &amp; co" in listed
+    assert 'data-id="c&quot;1" aria-current="page"' in listed and '<h3 class="chat-group">Today</h3>' in listed
+
+
+def picked(data: dict) -> gr.EventData:
+    """What the chat list's page script sends with an event."""
+    return gr.EventData(None, data)

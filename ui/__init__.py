@@ -27,7 +27,7 @@ from ui.layout import (
     SAVE_EXPORT,
     SEND_TIME_ZONE,
     SHOW_CONVERSATION_IN_URL,
-    SHOW_PICKED_CHAT,
+    STOP_AND_WAIT_THEN_SHOW_PICKED_CHAT,
     STOP_THEN_SHOW_PICKED_CHAT,
 )
 from ui.recipe_tab import RecipeHandlers, recipe_tab
@@ -105,8 +105,7 @@ def build_demo(
                 elem_id="model",
             )
         model_notice = gr.Markdown(side.model_notice(settings.default_model), elem_id="model-notice")
-        # The address is read in the page as the event starts, the State on the server as it runs.
-        refresh_sidebar = (side.refresh, [owner, address, conversation_id, bar.title], [bar.sessions, bar.title])
+        refresh_sidebar = (side.refresh, [owner, conversation_id], [bar.sessions])
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
@@ -156,6 +155,11 @@ def build_demo(
                 inspector_tab(stream_probe, model=model)
         interface, armour = pane.interface, pane.armour
         chat_shown = interface.chatbot_value  # writing it shows a conversation in the ChatInterface
+        # A chat the sidebar shows is written to the chatbot and to ChatInterface's copy of it (the next Send's
+        # history) directly. Through `chatbot_value` alone nothing changed when it already held the same list (an
+        # answer left by New chat never wrote it: the old chat stayed), and its change event put a progress timer
+        # over the chat on every switch.
+        pane_shown = [interface.chatbot, interface.chatbot_state]
 
         def show_in_url(event: Any) -> Any:
             return event.then(copy_id, conversation_id, address, **PRIVATE).then(
@@ -167,16 +171,15 @@ def build_demo(
             for answer in armour.answers():
                 # Not after a cancelled answer: the chat the visitor switched to refreshes the sidebar itself.
                 show_in_url(answer.success(*refresh_sidebar, **PRIVATE))
-            switching = {"cancels": armour.cancel_answers(), "js": SHOW_PICKED_CHAT, **PRIVATE}
+            # The answer is stopped by its own Stop before the switch goes out (see the script), not cancelled.
+            switching = {"cancels": [], "js": STOP_AND_WAIT_THEN_SHOW_PICKED_CHAT, **PRIVATE}
         else:
             # A stock ChatInterface keeps its answer events to itself. Only an answer writes the context panel
             # (as it starts and as it ends), so its change refreshes the sidebar; switching presses Stop first.
             show_in_url(inspector.change(*refresh_sidebar, **PRIVATE))
             switching = {"cancels": [], "js": STOP_THEN_SHOW_PICKED_CHAT, **PRIVATE}
 
-        opened = demo.load(
-            side.open_from_url, owner, [chat_shown, conversation_id, bar.title, policy, bar.sessions], **PRIVATE
-        )
+        opened = demo.load(side.open_from_url, owner, [chat_shown, conversation_id, policy, bar.sessions], **PRIVATE)
         show_in_url(opened)
         following = opened.then(
             chat.follow_answer,
@@ -194,12 +197,10 @@ def build_demo(
         policy.input(side.remember_policy, [owner, conversation_id, policy], None, **PRIVATE)
         interface.chatbot.undo(chat.undo, [owner, conversation_id, interface.chatbot], None, **PRIVATE)
 
-        fresh_chat = [chat_shown, conversation_id, bar.title, usage, bar.sessions, bar.notice]
-        show_in_url(bar.new_chat.click(side.new_chat, None, fresh_chat, **switching))
-        # The chat's own trash button starts a new chat too; the cleared one stays in the sidebar.
-        show_in_url(interface.chatbot.clear(side.new_chat, None, fresh_chat, **switching))
-        switch_outputs = [chat_shown, conversation_id, bar.title, usage, bar.notice, policy, bar.sessions]
-        show_in_url(bar.sessions.input(side.switch, [owner, bar.sessions], switch_outputs, **switching))
+        fresh_chat = [*pane_shown, conversation_id, usage, bar.sessions, bar.notice]
+        show_in_url(bar.new_chat.click(side.new_chat, owner, fresh_chat, **switching))
+        switch_outputs = [*pane_shown, conversation_id, usage, bar.notice, policy, bar.sessions]
+        show_in_url(bar.sessions.select(side.open_picked, owner, switch_outputs, **switching))
         show_in_url(bar.results.input(side.switch, [owner, bar.results], switch_outputs, **switching))
         gr.on(
             [bar.search.submit, bar.search.change],
@@ -209,37 +210,13 @@ def build_demo(
             **PRIVATE,
             trigger_mode="always_last",
         )
-        gr.on(
-            [bar.rename.click, bar.title.submit],
-            side.rename,
-            [owner, conversation_id, bar.title],
-            [bar.sessions, bar.title, bar.notice],
-            **PRIVATE,
-        )
-        bar.delete.click(
-            side.ask_to_delete, [conversation_id, bar.delete], [bar.delete, bar.confirm_delete, bar.notice], **PRIVATE
-        )
-        gr.on(
-            [
-                bar.new_chat.click,
-                interface.chatbot.clear,
-                bar.sessions.input,
-                bar.results.input,
-                bar.import_button.upload,
-                bar.confirm_delete.click,
-            ],
-            side.put_delete_away,
-            None,
-            [bar.delete, bar.confirm_delete],
-            queue=False,
-            **PRIVATE,
-        )
+        bar.sessions.submit(side.rename, [owner, conversation_id], [bar.sessions, bar.notice], **PRIVATE)
         if armour is not None:
             gr.on(  # whatever answer the page was showing is cancelled or left running unread: Send, not Stop
                 [
                     bar.new_chat.click,
-                    interface.chatbot.clear,
-                    bar.sessions.input,
+                    bar.sessions.select,
+                    bar.sessions.clear,
                     bar.results.input,
                     bar.import_button.upload,
                 ],
@@ -249,29 +226,18 @@ def build_demo(
                 queue=False,
                 **PRIVATE,
             )
-        bar.confirm_delete.click(
-            side.delete,
-            [owner, conversation_id],
-            [
-                chat_shown,
-                conversation_id,
-                bar.sessions,
-                bar.title,
-                bar.confirm_delete,
-                bar.results,
-                bar.search,
-                bar.notice,
-            ],
-            **switching,
+        deleted = [*pane_shown, conversation_id, usage, bar.sessions, bar.results, bar.search, bar.notice]
+        # Another row's chat: the pane and its answer are left alone. The chat shown (`clear`): its answer is
+        # stopped as for any switch, and the pane becomes a new chat.
+        bar.sessions.delete(side.delete, [owner, conversation_id], deleted, **PRIVATE)
+        show_in_url(bar.sessions.clear(side.delete, [owner, conversation_id], deleted, **switching))
+        bar.sessions.download(side.export_picked, owner, [bar.export_payload, bar.notice], **PRIVATE).success(
+            None, [bar.export_payload], None, js=SAVE_EXPORT, **PRIVATE
         )
-        for export_button, export in ((bar.export_json, side.export_json), (bar.export_markdown, side.export_markdown)):
-            export_button.click(export, [owner, conversation_id], [bar.export_payload, bar.notice], **PRIVATE).success(
-                None, [bar.export_payload], None, js=SAVE_EXPORT, **PRIVATE
-            )
         imported = bar.import_button.upload(
             side.import_file,
             [owner, bar.import_button],
-            [chat_shown, conversation_id, bar.sessions, bar.title, bar.notice],
+            [*pane_shown, conversation_id, bar.sessions, bar.notice],
             **switching,
         )
         show_in_url(imported)  # a reload reopens the imported chat, as after any switch

@@ -1,8 +1,15 @@
-"""The sidebar: a visitor's conversations. Each handler passes the owner down; an id alone opens nothing."""
+"""The sidebar: a visitor's conversations under date headings, each row with its own menu (rename, export, delete).
+
+The list is one `gr.HTML` drawn here from plain data (`chat.sessions.by_date`); a small page script
+(ui/layout.py, `CHAT_LIST_SCRIPT`) opens a row's menu, asks before a delete, and sends each action as an event of
+that component with the row's id. Each handler passes the owner down; an id alone opens nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -10,18 +17,25 @@ import gradio as gr
 
 from chat.config import Settings
 from chat.errors import ConversationUnavailable
+from chat.identity import TIME_ZONE_COOKIE
 from chat.models import model_choices
-from chat.render import Bubble
-from chat.sessions import MAX_TITLE_CHARS, ImportRejected, Sessions, SessionSummary, kept_as_typed, relative_time
+from chat.sessions import (
+    MAX_TITLE_CHARS,
+    ImportRejected,
+    Sessions,
+    SessionSummary,
+    by_date,
+    kept_as_typed,
+    relative_time,
+    with_answering,
+    zone_or_utc,
+)
 from chat.turns import ChatService
 from chat.wings.context_policies import ContextPolicies
+from ui.layout import CHAT_LIST_SCRIPT
 from ui.visitors import Visitors, new_conversation_id
 
 Choices = list[tuple[str, str]]
-
-ASK_TO_DELETE = "Delete…"
-KEEP_IT = "Keep it"
-CONFIRM_DELETE = "Delete this conversation for good"
 
 
 class SessionHandlers:
@@ -31,32 +45,25 @@ class SessionHandlers:
         self.visitors = visitors
         self.context = context
 
-    async def session_choices(self, owner: str | None) -> Choices:
+    async def listing(self, owner: str | None, current_id: str | None, request: gr.Request | None = None) -> str:
+        """The chat list as the page shows it: the chats answering now and the stored ones, newest first under
+        their date headings in the visitor's time zone, `current_id` marked as the one shown."""
         if not owner:
-            return []
-        return [(session_label(summary), summary.conversation_id) for summary in await self.sessions.list(owner)]
+            return chat_list_html([], None)
+        now = datetime.now(UTC)
+        listed = with_answering(await self.sessions.list(owner), self.service.answering(owner), now)
+        zone = zone_or_utc((getattr(request, "cookies", None) or {}).get(TIME_ZONE_COOKIE))
+        return chat_list_html(by_date(listed, now, zone), current_id)
 
     async def refresh(
         self,
         owner: str | None,
-        answered_id: str | None,
         current_id: str | None,
-        shown_title: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
-    ) -> tuple[Any, Any]:
-        """The sidebar after a turn: the list (newest first, the current chat selected), and the title a
-        chat's first turn just gave it. `answered_id` is the chat the page showed when the turn ended,
-        `current_id` the one it shows now: a refresh that lands after a switch, or into a title being
-        typed, leaves the title box alone."""
-        listed, title = await self._listing(self.visitors.owner(owner, request, profile), current_id)
-        return listed, title if answered_id == current_id and not shown_title else gr.skip()
-
-    async def _listing(self, owner: str | None, conversation_id: str | None) -> tuple[Any, Any]:
-        choices = await self.session_choices(owner)
-        current = conversation_id if conversation_id in {value for _, value in choices} else None
-        summary = await self.sessions.summary(owner, current) if current else None
-        return gr.update(choices=choices, value=current), summary.title if summary else ""
+    ) -> str:
+        """The list after a turn: a new chat gets the title its first prompt gave it."""
+        return await self.listing(self.visitors.owner(owner, request, profile), current_id, request)
 
     async def switch(
         self,
@@ -65,21 +72,30 @@ class SessionHandlers:
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, ...]:
-        """Open a conversation from the list: the chat is re-read from the store, and it is the one highlighted."""
+        """Open a conversation (a row, a search result): it is re-read from the store, shown in the pane (the
+        chatbot, ChatInterface's copy of it and its value alike) and marked in the list."""
         owner = self.visitors.owner(owner, request, profile)
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip(), gr.skip()
+            return *shown(gr.skip()), gr.skip(), gr.skip(), "", gr.skip(), gr.skip()
         try:
             opened = await self.sessions.open(owner or "", conversation_id)
         except ConversationUnavailable as problem:
             damaged = await self.sessions.summary(owner, conversation_id)
             if damaged is None:
-                return [], new_conversation_id(), "", "", f"⚠️ {problem}", gr.skip(), gr.skip()
-            # Damaged but still this visitor's: it stays the current chat, so Delete and Export reach it.
-            return [], conversation_id, damaged.title, "", f"⚠️ {problem}", gr.skip(), gr.update(value=conversation_id)
+                fresh = new_conversation_id()
+                return *shown([]), fresh, "", f"⚠️ {problem}", gr.skip(), await self.listing(owner, fresh, request)
+            # Damaged but still this visitor's: it stays the current chat, so its menu's Delete and Export reach it.
+            listed = await self.listing(owner, conversation_id, request)
+            return *shown([]), conversation_id, "", f"⚠️ {problem}", gr.skip(), listed
         policy = (await self.context.policy_for(owner or "", conversation_id)).kind
-        listed = gr.update(choices=await self.session_choices(owner), value=conversation_id)
-        return opened.bubbles, opened.conversation_id, opened.title, "", "", policy, listed
+        listed = await self.listing(owner, conversation_id, request)
+        return *shown(opened.bubbles), opened.conversation_id, "", "", policy, listed
+
+    async def open_picked(
+        self, owner: str | None, picked: gr.EventData, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
+        """A row of the list was clicked."""
+        return await self.switch(owner, _picked(picked, "id"), request, profile)
 
     async def remember_policy(
         self,
@@ -94,9 +110,12 @@ class SessionHandlers:
         if owner and conversation_id:
             await self.context.remember(owner, conversation_id, policy)
 
-    def new_chat(self) -> tuple[list[Bubble], str, str, str, Any, str]:
+    async def new_chat(
+        self, owner: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, ...]:
         """An empty chat with its id already chosen, so a Stop pressed during its first answer finds it."""
-        return [], new_conversation_id(), "", "", gr.update(value=None), ""
+        owner = self.visitors.owner(owner, request, profile)
+        return *shown([]), new_conversation_id(), "", await self.listing(owner, None, request), ""
 
     async def open_from_url(
         self, token: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None
@@ -107,20 +126,23 @@ class SessionHandlers:
         """
         owner = self.visitors.owner(token, request, profile)
         wanted = dict(getattr(request, "query_params", None) or {}).get("c")
-        choices = await self.session_choices(owner)
-        listed = wanted in {value for _, value in choices}
-        if owner and wanted and not listed and self.service.live_turn(owner, wanted):
+        if (
+            owner
+            and wanted
+            and self.service.live_turn(owner, wanted)
+            and not await self.sessions.summary(owner, wanted)
+        ):
             # A new chat whose first answer is still being written: nothing is stored yet, it streams in next.
-            return [], wanted, "", gr.skip(), gr.update(choices=choices, value=None)
-        if owner and wanted and listed:
+            return [], wanted, gr.skip(), await self.listing(owner, wanted, request)
+        if owner and wanted:
             try:
                 opened = await self.sessions.open(owner, wanted)
             except ConversationUnavailable:
                 pass
             else:
                 policy = (await self.context.policy_for(owner, wanted)).kind
-                return opened.bubbles, wanted, opened.title, policy, gr.update(choices=choices, value=wanted)
-        return [], new_conversation_id(), "", gr.skip(), gr.update(choices=choices, value=None)
+                return opened.bubbles, wanted, policy, await self.listing(owner, wanted, request)
+        return [], new_conversation_id(), gr.skip(), await self.listing(owner, None, request)
 
     def model_menu(self) -> list[tuple[str, str]]:
         """The models the operator offers; one that cannot run says so in its label."""
@@ -137,58 +159,55 @@ class SessionHandlers:
     async def rename(
         self,
         owner: str | None,
-        conversation_id: str | None,
-        title: str,
+        current_id: str | None,
+        picked: gr.EventData,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
-    ) -> tuple[Any, str, str]:
+    ) -> tuple[Any, str]:
+        """A row's Rename: the title as kept, in the list, and a sentence when it had to be cut or cleaned."""
         owner = self.visitors.owner(owner, request, profile)
+        conversation_id, title = _picked(picked, "id"), _picked(picked, "title") or ""
         if not conversation_id:
-            return gr.skip(), "", "Send a message first: a new chat is named after it."
+            return gr.skip(), ""
         try:
             kept = await self.sessions.rename(owner or "", conversation_id, title)
         except ConversationUnavailable as problem:
-            return gr.skip(), gr.skip(), f"⚠️ {problem}"
-        choices, _ = await self._listing(owner, conversation_id)
+            return await self.listing(owner, current_id, request), f"⚠️ {problem}"
+        listed = await self.listing(owner, current_id, request)
         if kept_as_typed(title, kept):
-            return choices, kept, "Renamed."
+            return listed, "Renamed."
         return (
-            choices,
-            kept,
+            listed,
             f"Renamed, shortened to fit: a title is one line of at most {MAX_TITLE_CHARS} visible characters.",
         )
-
-    def ask_to_delete(self, conversation_id: str | None, asked: str | None) -> tuple[Any, Any, str]:
-        """Delete… turns into "Keep it" and the confirmation appears right under it; a second press keeps it."""
-        if not conversation_id:
-            return gr.skip(), gr.update(visible=False), "Nothing to delete yet."
-        if asked == KEEP_IT:
-            return gr.update(value=ASK_TO_DELETE), gr.update(visible=False), ""
-        return gr.update(value=KEEP_IT), gr.update(visible=True), ""
-
-    def put_delete_away(self) -> tuple[Any, Any]:
-        """Another chat shown: a confirmation asked for the previous one must not delete this one."""
-        return gr.update(value=ASK_TO_DELETE), gr.update(visible=False)
 
     async def delete(
         self,
         owner: str | None,
-        conversation_id: str | None,
+        current_id: str | None,
+        picked: gr.EventData,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ) -> tuple[Any, ...]:
-        """Delete for good; the search results are cleared too, so the deleted chat is not offered again."""
+        """A row's Delete, once confirmed in the row: that row's chat goes for good. Deleting the chat shown
+        empties the pane into a new chat; deleting another leaves the pane as it is. The search results are
+        cleared too, so the deleted chat is not offered again."""
         owner = self.visitors.owner(owner, request, profile)
-        hidden = gr.update(visible=False)
+        conversation_id = _picked(picked, "id")
+        unchanged = (*shown(gr.skip()), gr.skip(), gr.skip())
         if not conversation_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), ""
+            return *unchanged, gr.skip(), gr.skip(), gr.skip(), "Nothing to delete."
         try:
+            await self.service.stop_and_wait(owner or "", conversation_id)  # its answer's save must not bring it back
             await self.sessions.delete(owner or "", conversation_id)
         except ConversationUnavailable as problem:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), hidden, gr.skip(), gr.skip(), f"⚠️ {problem}"
+            listed = await self.listing(owner, current_id, request)
+            return *unchanged, listed, gr.skip(), gr.skip(), f"⚠️ {problem}"
         no_results = gr.update(choices=[], value=None, visible=False)
-        sessions = gr.update(choices=await self.session_choices(owner), value=None)
-        return [], None, sessions, "", hidden, no_results, "", "Deleted."
+        if conversation_id == current_id:
+            fresh = new_conversation_id()
+            return *shown([]), fresh, "", await self.listing(owner, fresh, request), no_results, "", "Deleted."
+        return *unchanged, await self.listing(owner, current_id, request), no_results, "", "Deleted."
 
     async def search(
         self, owner: str | None, query: str, request: gr.Request, profile: gr.OAuthProfile | None = None
@@ -200,6 +219,13 @@ class SessionHandlers:
         choices = [(f"{hit.title} — {hit.snippet}", hit.conversation_id) for hit in hits]
         label = f"{len(hits)} conversation{'s' if len(hits) != 1 else ''} found"
         return gr.update(choices=choices, value=None, visible=True, label=label)
+
+    async def export_picked(
+        self, owner: str | None, picked: gr.EventData, request: gr.Request, profile: gr.OAuthProfile | None = None
+    ) -> tuple[Any, str]:
+        """A row's Export JSON or Export Markdown."""
+        kind = "md" if _picked(picked, "kind") == "md" else "json"
+        return await self._export(self.visitors.owner(owner, request, profile), _picked(picked, "id"), kind)
 
     async def export_json(
         self,
@@ -236,21 +262,74 @@ class SessionHandlers:
     ) -> tuple[Any, ...]:
         owner = self.visitors.owner(owner, request, profile)
         if not owner or upload is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), "Nothing was imported."
+            return *shown(gr.skip()), gr.skip(), gr.skip(), "Nothing was imported."
         path = Path(upload if isinstance(upload, str) else getattr(upload, "name", ""))
         try:
             self.sessions.check_import_size(path.stat().st_size)  # before reading it whole
             imported = await self.sessions.import_json(owner, path.read_bytes())
         except ImportRejected as problem:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"⚠️ {problem}"
+            return *shown(gr.skip()), gr.skip(), gr.skip(), f"⚠️ {problem}"
         opened = await self.sessions.open(owner, imported.conversation_id)
-        choices = gr.update(choices=await self.session_choices(owner), value=imported.conversation_id)
-        return opened.bubbles, imported.conversation_id, choices, opened.title, imported.notice
+        listed = await self.listing(owner, imported.conversation_id, request)
+        return *shown(opened.bubbles), imported.conversation_id, listed, imported.notice
+
+
+def shown(bubbles: Any) -> tuple[Any, Any]:
+    """A chat shown in the pane: the chatbot, and ChatInterface's copy of it (the next Send's history)."""
+    return bubbles, bubbles
+
+
+def _picked(picked: gr.EventData | None, key: str) -> str | None:
+    """A string the page's list script sent with its event (anyone can send anything: checked, never trusted)."""
+    data = getattr(picked, "_data", None)
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def session_label(summary: SessionSummary) -> str:
-    """How a stored conversation or recipe is listed: its title and how long ago it changed."""
+    """How a stored recipe is listed: its title and how long ago it changed."""
     return f"{summary.title} · {relative_time(summary.updated_at)}"
+
+
+def chat_list_html(groups: list[tuple[str, list[SessionSummary]]], current_id: str | None) -> str:
+    """The chat list: a heading per date group, a row per chat (its link, its ⋯ menu, its delete question).
+
+    Titles are the visitor's own text (or a model's, or an imported file's): always escaped, never markup."""
+    # The row the page script copies for a chat whose first message was just sent (listed before the server's next
+    # list arrives, as the common chat apps do).
+    now = datetime.now(UTC)
+    blank = f'<template class="chat-row-template">{_chat_row(SessionSummary("", "", now, now, None), True)}</template>'
+    parts = ['<nav class="chat-list" aria-label="Your chats">', blank]
+    if not groups:
+        parts.append('<p class="chat-list-empty">Your chats will be listed here.</p>')
+    for heading, summaries in groups:
+        parts.append(f'<h3 class="chat-group">{escape(heading)}</h3><ul class="chat-rows">')
+        parts.extend(_chat_row(summary, summary.conversation_id == current_id) for summary in summaries)
+        parts.append("</ul>")
+    parts.append("</nav>")
+    return "".join(parts)
+
+
+def _chat_row(summary: SessionSummary, current: bool) -> str:
+    chat_id, title = escape(summary.conversation_id, quote=True), escape(summary.title, quote=True)
+    marked = ' aria-current="page"' if current else ""
+    return (
+        f'<li class="chat-row" data-id="{chat_id}"{marked}>'
+        f'<a class="chat-open" href="?c={chat_id}" title="{title}">{title}</a>'
+        f'<button type="button" class="chat-menu-button" aria-label="Options for {title}"'
+        ' aria-haspopup="menu" aria-expanded="false">⋯</button>'
+        '<div class="chat-menu" role="menu" hidden>'
+        '<button type="button" role="menuitem" data-action="rename">Rename</button>'
+        '<button type="button" role="menuitem" data-action="export-json">Export JSON</button>'
+        '<button type="button" role="menuitem" data-action="export-md">Export Markdown</button>'
+        '<button type="button" role="menuitem" data-action="delete" class="chat-danger">Delete…</button>'
+        "</div>"
+        '<div class="chat-confirm" role="group" hidden>'
+        f'<span class="chat-confirm-text">Delete “{title}” for good?</span>'
+        '<button type="button" data-action="confirm-delete" class="chat-danger">Delete</button>'
+        '<button type="button" data-action="cancel-delete">Cancel</button>'
+        "</div></li>"
+    )
 
 
 @dataclass(frozen=True)
@@ -260,20 +339,16 @@ class SidebarParts:
     new_chat: gr.Button
     search: gr.Textbox
     results: gr.Radio
-    sessions: gr.Radio
-    title: gr.Textbox
-    rename: gr.Button
-    export_json: gr.Button
-    export_markdown: gr.Button
+    sessions: gr.HTML
+    """The chat list: `select` opens a row's chat, `submit` renames it, `download` exports it, `delete` deletes it
+    (each event's data names the row: `{"id": ...}`)."""
     export_payload: gr.JSON
-    delete: gr.Button
-    confirm_delete: gr.Button
     import_button: gr.UploadButton
     notice: gr.Markdown
 
 
 def sidebar(settings: Settings) -> SidebarParts:
-    """Conversations, newest first, with search, and the tools for the one shown (rename, export, delete)."""
+    """New chat, search, what the last action did, the chats (newest first under date headings), import."""
     with gr.Sidebar(label="Conversations", width=300, elem_id="sidebar"):
         if settings.storage_notice:
             gr.Markdown(f"⚠️ {settings.storage_notice}", elem_id="storage-notice")
@@ -282,32 +357,8 @@ def sidebar(settings: Settings) -> SidebarParts:
         new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
         search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
         results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
-        session_list = gr.Radio([], label="Your conversations", elem_id="sessions")
-        with gr.Accordion("This conversation", open=False, elem_id="conversation-tools"):
-            title = gr.Textbox(label="Title", max_lines=1, elem_id="title")
-            rename = gr.Button("Rename", size="sm", elem_id="rename")
-            with gr.Row():
-                export_json = gr.Button("Export JSON", size="sm", elem_id="export-json")
-                export_markdown = gr.Button("Export Markdown", size="sm", elem_id="export-md")
-            export_payload = gr.JSON(visible=False, elem_id="export-payload")
-            delete = gr.Button(ASK_TO_DELETE, variant="stop", size="sm", elem_id="delete")
-            confirm_delete = gr.Button(
-                CONFIRM_DELETE, variant="stop", size="sm", visible=False, elem_id="confirm-delete"
-            )
-        import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
         sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
-    return SidebarParts(
-        new_chat,
-        search,
-        results,
-        session_list,
-        title,
-        rename,
-        export_json,
-        export_markdown,
-        export_payload,
-        delete,
-        confirm_delete,
-        import_button,
-        sidebar_notice,
-    )
+        session_list = gr.HTML(chat_list_html([], None), js_on_load=CHAT_LIST_SCRIPT, elem_id="sessions")
+        export_payload = gr.JSON(visible=False, elem_id="export-payload")
+        import_button = gr.UploadButton("Import JSON", file_types=[".json"], size="sm", elem_id="import")
+    return SidebarParts(new_chat, search, results, session_list, export_payload, import_button, sidebar_notice)
