@@ -109,7 +109,9 @@ class ChatArmour:
       against 3 ms through Gradio's `/run/predict`: with 200 answers stopped together most of the wait
       (ANALYSIS.md "Stop under load") (`_route_stop`).
     - An answer's progress shows in the chat, not on the usage line beside it.
-    - Switching chats still cancels the answer events (`cancel_answers`), which Gradio does not expose.
+    - Switching chats stops the answer by this Stop and waits for its last update before the chat picked is
+      shown (ui/layout.py `STOP_AND_WAIT_THEN_SHOW_PICKED_CHAT`): a cancel of the answer event reached the
+      server late under load, and the updates sent meanwhile put the old chat back over the new one.
     """
 
     def __init__(self, interface: gr.ChatInterface, page: gr.Blocks) -> None:
@@ -203,10 +205,6 @@ class ChatArmour:
     def answers(self) -> list[Dependency]:
         """Every event that streams an answer (send, example, retry, edit), to chain more after it."""
         return [dependency_of(block_fn) for block_fn in self.answer_events]
-
-    def cancel_answers(self) -> list[dict[str, Any]]:
-        """For `cancels=`: every event that streams an answer (Gradio keeps them to itself)."""
-        return [block_fn.get_config() for block_fn in self.answer_events]
 
 
 def events_of(page: gr.Blocks, interface: gr.ChatInterface) -> Iterator[Any]:
