@@ -23,6 +23,7 @@ from ui.handoff_tab import HandoffHandlers, handoff_tab
 from ui.inspector_tab import InspectorHandlers, inspector_tab
 from ui.layout import (
     CSS,
+    NAME_GRADIO_CONTROLS,
     PHONE_SIDEBAR,
     SAVE_EXPORT,
     SEND_TIME_ZONE,
@@ -99,6 +100,7 @@ def build_demo(
             model = gr.Dropdown(
                 choices=side.model_menu(),
                 value=settings.default_model,
+                label="Model",
                 show_label=False,
                 container=False,
                 min_width=160,
@@ -106,7 +108,7 @@ def build_demo(
             )
         model_notice = gr.Markdown(side.model_notice(settings.default_model), elem_id="model-notice")
         refresh_sidebar = (side.refresh, [owner, conversation_id], [bar.sessions])
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab's name, on two rows, not a bare "⋯"
             with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 usage = gr.Markdown(elem_id="usage", label="usage", render=False)
                 policy_labels = {
@@ -190,6 +192,7 @@ def build_demo(
         following.then(*refresh_sidebar, **PRIVATE)  # a new chat's title, once its first answer is saved
         switching["cancels"].append(following)  # opening another chat leaves the answer running, unread
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
+        demo.load(None, None, None, js=NAME_GRADIO_CONTROLS, **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
         demo.load(None, None, None, js=SEND_TIME_ZONE, **PRIVATE)
         demo.load(None, None, None, js=copy_script(), **PRIVATE)

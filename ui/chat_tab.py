@@ -337,6 +337,8 @@ def chat_pane(
         ),
         textbox=gr.Textbox(
             placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
+            label="Message",  # what a screen reader announces; the placeholder says it on screen
+            show_label=False,
             elem_id="prompt",
             lines=1,
             max_lines=8,

@@ -105,8 +105,34 @@ CSS = """
     #sessions .chat-menu-button { opacity: 1; width: 44px; height: 44px; }  /* no hover on a phone */
     #sessions .chat-open { padding-top: 12px; padding-bottom: 12px; }
 }
+/* Contrast of at least 4.5:1 (WCAG AA, checked by axe-core in tests/test_browser_a11y.py): Gradio's default
+   theme writes white on orange-500 (2.8:1) and red-500 (3.8:1), and hints in neutral-400 on white (1.9:1). */
+:root {
+    --button-primary-background-fill: var(--primary-700);
+    --button-primary-background-fill-hover: var(--primary-800);
+    --button-cancel-background-fill: #b91c1c;
+    --button-cancel-background-fill-hover: #991b1b;
+    --body-text-color-subdued: var(--neutral-600);
+}
+:root.dark, :root .dark {
+    --button-primary-background-fill: var(--primary-700);
+    --button-primary-background-fill-hover: var(--primary-800);
+}
+:root:not(.dark) [role='tab'].selected { color: var(--primary-700); }
+/* Gradio's code highlighting on white is 2-2.8:1: in the light theme the live JSON is in the text colour. */
+:root:not(.dark) #recipe-json .cm-content span { color: var(--body-text-color); }
+/* A step's arguments and results wrap rather than scroll sideways: a region that scrolls needs a keyboard stop. */
+#chat pre, #chat pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
+#chat pre code { color: var(--body-text-color); }
+/* Touch targets of at least 44 px on a phone (Gradio draws a message's actions 18 px square). */
+@media (max-width: 767px), (pointer: coarse) {
+    #chat button, #prompt button, #chat .thought-group .title[role='button'], [role='tab'] {
+        min-width: 44px; min-height: 44px;
+    }
+}
 @media (max-width: 767px) {
-    #chat { height: calc(100dvh - 230px) !important; }
+    #chat { height: calc(100dvh - 300px) !important; }  /* under two rows of tabs */
+    [role='tablist'] { background: none !important; }  /* Gradio's row lines are drawn for 32 px tabs */
     #header { padding-left: 40px; }  /* clear of the sidebar toggle */
     #queued-note.visible, #prompt-note.visible { bottom: 96px; right: 12px; }
     .gradio-container { padding-left: 4px !important; padding-right: 4px !important; }
@@ -326,4 +352,37 @@ SAVE_EXPORT = """(file) => {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}"""
+
+# Gradio 6.31 draws some controls with no name a screen reader can announce, or in markup axe-core rejects,
+# and has no parameter for it: Send and Stop in the message box are bare icons; a tool step's fold arrow is a
+# button with an empty label nested inside the step's own button (whose text already names it); the examples
+# are buttons in a `role=list` without list items; a message being edited is an unlabelled box. This one
+# script names them as Gradio draws them (a MutationObserver: Send and Stop swap, steps and edits come and go).
+# tests/test_browser_a11y.py has a canary for the markup it reads.
+NAME_GRADIO_CONTROLS = """() => {
+    if (window.__namedControls) return;
+    window.__namedControls = true;
+    const name = (selector, label) => {
+        for (const el of document.querySelectorAll(selector))
+            if (el.getAttribute('aria-label') !== label) el.setAttribute('aria-label', label);
+    };
+    const fix = () => {
+        name('#prompt .submit-button', 'Send');
+        name('#prompt .stop-button', 'Stop');
+        name('#chat textarea.edit-textarea', 'Edit your message');
+        // The step's own button is the one to press: inert, the arrow is neither focused nor announced,
+        // and a click on it lands on the step.
+        for (const arrow of document.querySelectorAll('#chat .thought-group .title .arrow:not([inert])')) arrow.inert = true;
+        for (const step of document.querySelectorAll('#chat .thought-group .title[role="button"]')) {
+            const open = String(step.classList.contains('expanded'));
+            if (step.getAttribute('aria-expanded') !== open) step.setAttribute('aria-expanded', open);
+        }
+        for (const examples of document.querySelectorAll('#chat .examples[role="list"]')) {
+            examples.setAttribute('role', 'group');
+            examples.setAttribute('aria-label', 'Examples');
+        }
+    };
+    fix();
+    new MutationObserver(fix).observe(document.body, {subtree: true, childList: true, attributeFilter: ['class']});
 }"""

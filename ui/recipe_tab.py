@@ -87,14 +87,17 @@ def recipe_tab(
         "object as it streams (name first, then ingredients one by one, then steps)."
     )
     with gr.Row(equal_height=True):
-        dish = gr.Textbox(placeholder="A dish, e.g. 麻婆豆腐 or pancakes", show_label=False, scale=6, elem_id="dish")
+        dish = gr.Textbox(
+            placeholder="A dish, e.g. 麻婆豆腐 or pancakes", label="Dish", show_label=False, scale=6, elem_id="dish"
+        )
         # One control, as in the chat: Generate while idle, Stop (in its place) while a recipe is written.
         generate = gr.Button("Generate", variant="primary", scale=1, elem_id="generate")
         stop_recipe = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop-recipe")
     counters = gr.Markdown(elem_id="recipe-counters")
     with gr.Row():
         card = gr.Markdown("*Your recipe appears here as it streams.*", elem_id="recipe-card")
-        recipe_view = gr.Code("{}", language="json", label="Live JSON", elem_id="recipe-json")
+        # Wrapped: a box that scrolls sideways is a region a keyboard cannot reach (axe-core's scrollable-region-focusable).
+        recipe_view = gr.Code("{}", language="json", label="Live JSON", wrap_lines=True, elem_id="recipe-json")
     with gr.Accordion("Advanced", open=False, elem_id="recipe-advanced"):
         output_mode = gr.Radio(
             ["tool", "native", "prompted"],

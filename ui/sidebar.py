@@ -355,7 +355,12 @@ def sidebar(settings: Settings) -> SidebarParts:
         if settings.hf_login:
             gr.LoginButton(size="sm")
         new_chat = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
-        search = gr.Textbox(placeholder="Search your conversations", show_label=False, elem_id="search")
+        search = gr.Textbox(
+            placeholder="Search your conversations",
+            label="Search your conversations",
+            show_label=False,
+            elem_id="search",
+        )
         results = gr.Radio([], label="Found", visible=False, elem_id="search-results")
         sidebar_notice = gr.Markdown(elem_id="sidebar-notice")
         session_list = gr.HTML(chat_list_html([], None), js_on_load=CHAT_LIST_SCRIPT, elem_id="sessions")
