@@ -175,6 +175,52 @@ def test_gradio_still_draws_the_controls_the_naming_script_names_as_it_reads_the
     page.context.close()
 
 
+def focused(page) -> str:
+    return page.evaluate("() => document.activeElement?.closest('#prompt') ? 'box' : document.activeElement?.outerHTML")
+
+
+def test_the_box_has_the_focus_on_load_and_again_after_each_answer(app, page):  # noqa: F811
+    goto(page, app.url)
+    page.wait_for_function("() => document.activeElement === document.querySelector('#prompt textarea')")
+    page.keyboard.type("count to 3")
+    page.keyboard.press("Enter")
+    wait_idle(page, 1)
+    page.wait_for_function("() => document.activeElement === document.querySelector('#prompt textarea')")
+    page.locator("#prompt textarea").fill("count to 4")
+    page.get_by_role("button", name="Send").click()  # the pressed button is gone once the answer ends
+    wait_idle(page, 2)
+    page.wait_for_function("() => document.activeElement === document.querySelector('#prompt textarea')")
+    assert focused(page) == "box"
+
+
+def test_escape_stops_the_answer_and_the_partial_answer_is_labelled_stopped(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, "count to 3000")
+    wait_streaming(page)
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b[b.length-1].innerText.includes('stopped'); }"
+    )
+    page.locator("#prompt .submit-button").wait_for()
+    assert "3000." not in bot_text(page)
+    assert "stopped" in page.locator("#usage").inner_text()
+
+
+def test_enter_saves_an_edit_and_shift_enter_makes_a_new_line(app, page):  # noqa: F811
+    goto(page, app.url)
+    send(page, "count to 3")
+    wait_idle(page, 1)
+    page.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("textbox", name="Edit your message")
+    edit.fill("count to 5")
+    edit.press("Shift+Enter")
+    edit.press_sequentially("please")
+    assert edit.input_value() == "count to 5\nplease"
+    edit.press("Enter")
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('1 2 3 4 5.')")
+    assert page.locator("[data-testid='user']").last.inner_text().split() == ["count", "to", "5", "please"]
+
+
 def touch_targets(page) -> dict[str, tuple[int, int]]:
     """The size of every button of the chat and every tab shown, by name."""
     measured = {}

@@ -55,3 +55,19 @@ def test_a_stock_chat_answers_and_gradios_stop_freezes_it_and_the_label_shows_on
             assert attempt < 4, "the stopped answer never showed its label on reopening"
     assert bot_text(page).startswith(frozen.strip()[:10])
     page.close()
+
+
+def test_escape_stops_a_stock_chats_answer_as_gradios_stop_does(stock_app, browser):  # noqa: F811
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    goto(page, stock_app.url)
+    send(page, "count to 3000")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll(\"[data-testid='bot']\"); return b.length && b[b.length-1].innerText.includes('9'); }"
+    )
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#prompt .submit-button")  # Gradio's Stop: the answer event is cancelled
+    page.wait_for_timeout(500)
+    frozen = bot_text(page)
+    page.wait_for_timeout(500)
+    assert bot_text(page) == frozen and "3000." not in frozen
+    page.close()

@@ -16,7 +16,7 @@ from chat.wings.context_policies import ContextPolicies
 from chat.wings.handoff import HandoffService
 from chat.wings.mcp_servers import McpServers
 from chat.wings.stream_inspector import StreamInspector
-from ui.chat_tab import ChatTab, chat_pane, composer_script, copy_script
+from ui.chat_tab import CHAT_KEYS, ChatTab, chat_pane, composer_script, copy_script
 from ui.events import PRIVATE
 from ui.gradio_armour import StopsBeforeJoin, queue_without_dashboard
 from ui.handoff_tab import HandoffHandlers, handoff_tab
@@ -192,6 +192,7 @@ def build_demo(
         following.then(*refresh_sidebar, **PRIVATE)  # a new chat's title, once its first answer is saved
         switching["cancels"].append(following)  # opening another chat leaves the answer running, unread
         demo.load(None, None, None, js=composer_script(service.max_prompt_chars), **PRIVATE)
+        demo.load(None, None, None, js=CHAT_KEYS, **PRIVATE)
         demo.load(None, None, None, js=NAME_GRADIO_CONTROLS, **PRIVATE)
         demo.load(None, None, None, js=PHONE_SIDEBAR, **PRIVATE)
         demo.load(None, None, None, js=SEND_TIME_ZONE, **PRIVATE)

@@ -127,6 +127,46 @@ COMPOSER = """() => {
 }"""
 
 
+# The chat's keys, with the armour on and off (they press Gradio's own buttons, so each does what its button does):
+# - the box has the focus again after each answer (Send, the last control pressed, is gone by then), unless
+#   the visitor has moved to another field meanwhile (the search, a title); on load Gradio's `autofocus` puts it there;
+# - Escape stops the answer, wherever the focus is, except in an open menu (whose Escape closes it) or an edit;
+# - in a message being edited, Enter saves it (as the ✓ button does), Shift+Enter makes a new line, Escape cancels.
+CHAT_KEYS = """() => {
+    if (window.__chatKeys) return;
+    window.__chatKeys = true;
+    const box = () => document.querySelector('#prompt textarea');
+    const answering = () => document.querySelector('#prompt .stop-button') !== null;
+    const press = (selector) => document.querySelector(selector)?.click();
+    const elsewhere = () => {
+        const active = document.activeElement;
+        return active && active !== document.body && !active.closest('#prompt, #chat');
+    };
+    let answered = false;
+    setInterval(() => {
+        if (answering()) { answered = true; return; }
+        const el = box();
+        if (!answered || !el || el.disabled) return;  // a stock ChatInterface enables the box a moment later
+        answered = false;
+        if (!elsewhere()) el.focus({preventScroll: true});
+    }, 150);
+    document.addEventListener('keydown', (event) => {
+        if (event.isComposing || event.defaultPrevented) return;
+        const editing = event.target.closest && event.target.closest('#chat textarea.edit-textarea');
+        if (editing && event.key === 'Enter' && !event.shiftKey) {
+            event.preventDefault();
+            press("#chat button[aria-label='Submit']");
+        } else if (editing && event.key === 'Escape') {
+            event.preventDefault();
+            press("#chat button[aria-label='Cancel']");
+        } else if (event.key === 'Escape' && answering() && event.target.getAttribute?.('aria-expanded') !== 'true') {
+            event.preventDefault();
+            press('#prompt .stop-button');
+        }
+    }, true);
+}"""
+
+
 def stop_request(conversation_id: str, run_tag: str) -> str:
     """The body of `POST /api/chat/stop` that stops this run and no other (the armour's Stop sends it)."""
     return json.dumps({"conversation_id": conversation_id, "run": run_tag})
@@ -339,6 +379,7 @@ def chat_pane(
             placeholder="Message the model (Enter to send, Shift+Enter for a new line)",
             label="Message",  # what a screen reader announces; the placeholder says it on screen
             show_label=False,
+            autofocus=True,  # the first Tab on a new page would otherwise be the 15th
             elem_id="prompt",
             lines=1,
             max_lines=8,
