@@ -118,9 +118,9 @@ CSS = """
     --button-primary-background-fill: var(--primary-700);
     --button-primary-background-fill-hover: var(--primary-800);
 }
-:root:not(.dark) [role='tab'].selected { color: var(--primary-700); }
+body:not(.dark) [role='tab'].selected { color: var(--primary-700); }
 /* Gradio's code highlighting on white is 2-2.8:1: in the light theme the live JSON is in the text colour. */
-:root:not(.dark) #recipe-json .cm-content span { color: var(--body-text-color); }
+body:not(.dark) #recipe-json .cm-content span { color: var(--body-text-color); }
 /* A step's arguments and results wrap rather than scroll sideways: a region that scrolls needs a keyboard stop. */
 #chat pre, #chat pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
 #chat pre code { color: var(--body-text-color); }
