@@ -47,15 +47,17 @@ def running_app(settings: Settings, port: int | None = None) -> Iterator[Running
         demo.close()
 
 
-def queue_call(url: str, handler: str, data: list, session_hash: str) -> list:
-    """Run any event the way a raw `POST /gradio_api/queue/join` does, hidden or not; return its last output."""
+def queue_call(url: str, handler: str, data: list, session_hash: str, event_data: dict | None = None) -> list:
+    """Run any event the way a raw `POST /gradio_api/queue/join` does, hidden or not; return its last output.
+
+    `event_data`: what a page script sends with its event (the sidebar's rows send the chat they act on)."""
     import json
 
     import httpx
 
     config = httpx.get(f"{url}config").json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == handler)
-    payload = {"data": data, "fn_index": fn_index, "session_hash": session_hash}
+    payload = {"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": event_data}
     with httpx.Client(base_url=url, timeout=60) as client:
         client.post("gradio_api/queue/join", json=payload).raise_for_status()
         last: list = []

@@ -409,9 +409,14 @@ def test_another_visitor_reaches_nothing_through_any_endpoint(app):
     assert switched == [] or (switched[0] == [] and "does not exist" in switched[4])
     found = queue_call(app.url, "search", [attacker, "4321"], session)[0]
     assert found.get("choices") == []
-    queue_call(app.url, "rename", [attacker, None, "pwned"], session)
-    queue_call(app.url, "export_json", [attacker, None], session)
-    queue_call(app.url, "delete", [attacker, None], session)
+    # The sidebar's rows send the chat they act on with their event: anyone can send any id there.
+    opened = queue_call(app.url, "open_picked", [attacker], session, {"id": stolen_id})
+    assert "4321" not in str(opened)
+    queue_call(app.url, "rename", [attacker, None], session, {"id": stolen_id, "title": "pwned"})
+    exported = queue_call(app.url, "export_picked", [attacker], session, {"id": stolen_id, "kind": "json"})
+    assert "4321" not in str(exported)
+    for delete in ("delete", "delete_1"):
+        queue_call(app.url, delete, [attacker, None], session, {"id": stolen_id})
     queue_call(app.url, "stop", [attacker, stolen_id], session)
     queue_call(app.url, "refresh", [attacker, stolen_id, stolen_id, ""], session)
     queue_call(app.url, "open_from_url", [attacker], session)

@@ -87,7 +87,7 @@ def test_axe_finds_nothing_serious_on_the_chat_the_sidebar_and_the_recipe_tab(ap
     send(page, "Delete my chat called Ideas for a vegetable garden")
     page.get_by_role("button", name="✅ Approve").wait_for()
     page.locator("#prompt .submit-button").wait_for()
-    page.get_by_text("delete_my_conversation · waiting for you").click()  # the step opened: its arguments shown
+    page.get_by_text("delete_my_conversation · ⏸ waiting for you").click()  # the step opened: its arguments shown
     page.locator("pre", has_text="vegetable garden").wait_for()
     found += serious_violations(page, axe_script, "an approval waiting")
     page.screenshot(path=str(ARTIFACTS / f"a11y-approval-{size}-{scheme}.png"))
@@ -107,7 +107,9 @@ def test_axe_finds_nothing_serious_on_the_chat_the_sidebar_and_the_recipe_tab(ap
     page.get_by_role("tab", name="Recipe").click()
     page.locator("#dish textarea, #dish input").first.fill("pancakes")
     page.locator("#generate").click()
-    page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('completed')")
+    page.wait_for_function(
+        "() => document.querySelector('#recipe-counters').innerText.toLowerCase().includes('completed')"
+    )
     found += serious_violations(page, axe_script, "a recipe")
     page.screenshot(path=str(ARTIFACTS / f"a11y-recipe-{size}-{scheme}.png"))
     page.context.close()

@@ -483,3 +483,20 @@ def test_pydantic_ai_as_a_client_of_v1_calls_its_own_tool_and_gets_its_output_ty
     result = agent.run_sync('run sky_over with {"city": "Valparaíso"}')
     assert asked == ["Valparaíso"]  # the client's own tool ran on the client's side
     assert isinstance(result.output, Forecast) and result.output.city
+
+
+def test_a_client_that_leaves_before_the_first_chunk_leaves_nothing_running(app):
+    """/v1's Stop is leaving: twenty clients that close the stream as soon as it answers, before any text,
+    leave no answer running (each would go on holding one of its key's slots)."""
+    keys = [f"sk-{secrets.token_urlsafe(16)}" for _ in range(20)]
+    body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": "count to 5000"}]}
+    with httpx.Client(base_url=app.url, timeout=30) as http:
+        for key in keys:
+            headers = {"Authorization": f"Bearer {key}"}
+            with http.stream("POST", "v1/chat/completions", json=body, headers=headers) as response:
+                assert response.status_code == 200, response.read()  # closed here, before reading the answer
+    owners = ["key:" + hashlib.sha256(key.encode()).hexdigest() for key in keys]
+    deadline = time.monotonic() + 20  # each answer alone would take over a minute
+    while any(app.service.active.running_for(owner) for owner in owners):
+        assert time.monotonic() < deadline, "an answer went on after its client left"
+        time.sleep(0.05)
