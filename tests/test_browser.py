@@ -496,7 +496,14 @@ def test_an_earlier_recipe_can_be_reopened_from_your_recipes(app, wide):
         "() => document.querySelector('#recipe-card').innerText.includes('即可')"
         " && document.querySelector('#recipe-counters').innerText.includes('Completed')"
     )
-    page.locator("#saved-recipes input").click()
+    # The list is refreshed after a recipe ends: opened before that, it shows the old choices, and a click
+    # picks by position among the new ones. Open it once it lists the newest recipe.
+    for _ in range(20):
+        page.locator("#saved-recipes input").click()
+        if page.get_by_role("option", name="麻婆豆腐").count():
+            break
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
     page.get_by_role("option", name="Fluffy pancakes").first.click()
     page.wait_for_function("() => document.querySelector('#recipe-counters').innerText.includes('Reopened')")
     assert "Fluffy pancakes" in page.locator("#recipe-card").inner_text()
