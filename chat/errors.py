@@ -51,6 +51,11 @@ class OverLimit(PromptRejected):
     retry_after_seconds: int
 
 
+def whole_seconds(wait: float) -> int:
+    """A wait as `Retry-After` gives it: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(wait))
+
+
 class TooManyRunning(OverLimit):
     """The visitor already has as many answers running as one visitor may."""
 
@@ -81,7 +86,7 @@ class TooManyStarts(OverLimit):
     """The visitor started as many answers in the last minute as one visitor may."""
 
     def __init__(self, per_minute: int, retry_after: float) -> None:
-        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        self.retry_after_seconds = whole_seconds(retry_after)
         super().__init__(
             f"You have sent {per_minute} messages in the last minute, the most this server takes from one "
             f"visitor. Send again in {self.retry_after_seconds} s."
@@ -93,7 +98,7 @@ class TooManyVisitors(OverLimit):
     a script making a new owner token, session or `/v1` key for every request is still one address."""
 
     def __init__(self, per_hour: int, retry_after: float) -> None:
-        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        self.retry_after_seconds = whole_seconds(retry_after)
         super().__init__(
             f"{per_hour} different visitors have used this server from your network address in the last hour, "
             "the most it takes from one address. Keep using the visitor id, owner token or key you already have, "
@@ -106,7 +111,7 @@ class TooManyFromAddressPerMinute(OverLimit):
     whichever visitors sent them."""
 
     def __init__(self, per_minute: int, retry_after: float) -> None:
-        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        self.retry_after_seconds = whole_seconds(retry_after)
         super().__init__(
             f"{per_minute} messages were sent from your network address in the last minute, the most this server "
             f"takes from one address. Send again in {self.retry_after_seconds} s."
@@ -117,7 +122,7 @@ class TokenBudgetSpent(OverLimit):
     """The answers for this network address spent its day's tokens on models that cost money."""
 
     def __init__(self, per_day: int, retry_after: float) -> None:
-        self.retry_after_seconds = max(1, math.ceil(retry_after))
+        self.retry_after_seconds = whole_seconds(retry_after)
         super().__init__(
             f"Answers for your network address have used {per_day:,} tokens of this server's paid models in the "
             "last 24 hours, the most it gives one address. The demo model still answers (Model menu), or send "
@@ -177,7 +182,7 @@ def failure_status(error: BaseException) -> FailureStatus:
     the provider's Retry-After, what the server's set-up lacks is not worth retrying, and a provider that
     failed or was not reached is a 502 (503 when it said it was unavailable, 504 when it was too slow)."""
     if isinstance(error, ModelRateLimitError):
-        return FailureStatus(429, math.ceil(error.retry_after) if error.retry_after else None)
+        return FailureStatus(429, whole_seconds(error.retry_after) if error.retry_after else None)
     if isinstance(error, ModelUnavailable):  # no key, no package, an unknown name: the operator must act
         return FailureStatus(503, retry=False)
     if isinstance(error, (ModelTimeoutError, RunTimedOut)):

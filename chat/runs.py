@@ -330,6 +330,8 @@ class ActiveTurns:
     def running_of(self, owner: str, kind: str) -> dict[str, str]:
         """The owner's runs of this kind running now, by run id: what each answers (`LiveRun.subject`)."""
         with self._lock:
+            if not self._per_owner[owner]:  # most visitors at most moments: no walk over every run
+                return {}
             return {
                 run_id: run.subject
                 for (run_owner, run_id), run in self._runs.items()

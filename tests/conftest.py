@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import uuid
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from pydantic_ai import models
+
+from tests.databases import throwaway_postgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,15 +53,13 @@ def sqlite_on_this_thread(monkeypatch):
 def postgres_server():
     """A real PostgreSQL of the tests' own (initdb in /tmp), for the whole run; skipped where none can run."""
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
-    from deploy.local_postgres import LocalPostgres, missing_reason
+    from deploy.local_postgres import missing_reason
 
     reason = missing_reason()
     if reason:
         pytest.skip(reason)
-    server = LocalPostgres.start()
-    yield server
-    server.stop("immediate")
-    shutil.rmtree(server.folder, ignore_errors=True)
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_browser import ARTIFACTS, app, bot_text, browser, goto, send  # noqa: F401 (fixtures)
+from tests.test_browser_chat import wait_idle
 
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 AXE_FOLDER = Path(__file__).resolve().parent / "axe"
@@ -42,16 +43,6 @@ def page(request, browser):  # noqa: F811
     opened = new_page(browser, request.param)
     yield opened
     opened.context.close()
-
-
-def wait_idle(page, answers: int) -> None:
-    """Until `answers` answers are shown and none is streaming (Send is back)."""
-    page.wait_for_function(
-        "(n) => document.querySelectorAll(\"[data-testid='bot']\").length >= n"
-        " && document.querySelector('#prompt .submit-button') && !document.querySelector('#prompt .stop-button')"
-        " && document.querySelector('#usage').innerText.includes('total')",
-        arg=answers,
-    )
 
 
 def wait_streaming(page) -> None:

@@ -25,7 +25,7 @@ from deploy.local_postgres import LocalPostgres, free_port, missing_reason
 from deploy.scale_out import nginx_program, scaled_out
 from storage.catalogue import StoreUnavailable
 from tests.apps import visitor_token
-from tests.databases import query
+from tests.databases import query, throwaway_postgres
 from tests.test_replicas import AnswerInBackground, chat, stored_bubbles
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
@@ -35,10 +35,8 @@ pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing
 def cluster():
     """A PostgreSQL of this module's own, which its tests stop and start again."""
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary,pool]')")
-    server = LocalPostgres.start()
-    yield server
-    server.stop("immediate")
-    shutil.rmtree(server.folder, ignore_errors=True)
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture
